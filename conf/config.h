@@ -1,0 +1,62 @@
+// ringproxy's configuration: plain structs, filled and validated by loader.h.
+// toml++ types never leave conf/.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "routing/hash.h"
+#include "routing/ring.h"
+
+namespace ringproxy::conf {
+
+// A numeric IPv4/IPv6 address (or "localhost", stored as 127.0.0.1) and a port.
+struct Address {
+  std::string host;  // numeric, without brackets for IPv6
+  uint16_t port = 0;
+
+  std::string to_string() const;  // "127.0.0.1:7001", "[::1]:7001"
+  bool operator==(const Address&) const = default;
+};
+
+struct ProxyConfig {
+  Address listen{"127.0.0.1", 7000};
+  uint32_t max_clients = 10000;                   // more are answered -ERR and closed
+  uint64_t max_request_bytes = 64ull << 20;       // one request, all of it
+  uint32_t max_arguments = 1u << 20;              // arguments in one request
+  uint32_t max_pending_per_client = 1024;         // pipelined requests in flight; then reads pause
+  uint32_t client_idle_timeout_ms = 0;            // 0: never close idle clients
+  bool allow_admin_commands = false;              // FLUSHALL / FLUSHDB
+};
+
+struct MetricsConfig {
+  std::optional<Address> listen = Address{"127.0.0.1", 9121};  // nullopt: no endpoint
+};
+
+struct ShardConfig {
+  std::string name;  // the ring is built from this name (twemproxy's server "name")
+  uint32_t weight = 1;
+  std::vector<Address> servers;
+};
+
+struct PoolConfig {
+  routing::HashFunction hash = routing::HashFunction::fnv1a_64;
+  routing::Distribution distribution = routing::Distribution::ketama;
+  std::string hash_tag;                 // "" (none) or two characters, e.g. "{}"
+  uint32_t connect_timeout_ms = 1000;
+  uint32_t request_timeout_ms = 2000;
+  uint32_t failure_limit = 3;           // consecutive failures before a server is marked down
+  uint32_t retry_interval_ms = 1000;    // how long a down server is left alone
+  uint32_t backend_connections = 1;     // persistent connections per server
+  std::vector<ShardConfig> shards;
+};
+
+struct Config {
+  ProxyConfig proxy;
+  MetricsConfig metrics;
+  PoolConfig pool;
+};
+
+}  // namespace ringproxy::conf

@@ -1,0 +1,116 @@
+// The one command table: every command redis-server 7.0 knows, with its metadata taken
+// from redis-server's own COMMAND INFO (arity, flags, key specs; generated into
+// command_table_data.cc by scripts/gen_command_table), plus how ringproxy treats it:
+// class, fan-out and merge. Unknown names are rejected by the caller.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace ringproxy::routing {
+
+// What the proxy does with a command.
+enum class CommandClass : uint8_t {
+  read,         // routed by key, does not modify data
+  write,        // routed by key, modifies data (replicated by the replication layer)
+  admin,        // fanned out to all shards only when [proxy] allow_admin_commands = true
+  local,        // answered by the proxy itself (PING, ECHO, HELLO, INFO, PROXY ...)
+  unsupported,  // rejected with CommandInfo::reason
+};
+
+// How a keyed command is spread over shards.
+enum class Fanout : uint8_t {
+  single_shard,  // all keys must map to one shard (or the command has no key at all)
+  split_keys,    // one sub-command per shard with that shard's keys: MGET DEL UNLINK EXISTS TOUCH
+  split_pairs,   // MSET: key/value pairs split by key
+  all_shards,    // sent unchanged to every shard: DBSIZE, FLUSHALL, FLUSHDB
+};
+
+// How the replies of a fanned-out command become one reply.
+enum class Merge : uint8_t {
+  forward,            // the one reply, unchanged
+  array_by_position,  // MGET: elements put back in the order of the client's keys
+  sum_integers,       // DEL UNLINK EXISTS TOUCH DBSIZE
+  all_ok,             // MSET FLUSHALL FLUSHDB: +OK when every part said +OK
+};
+
+// Redis command flags (the strings of COMMAND INFO's flags field).
+enum RedisFlag : uint32_t {
+  kFlagWrite = 1u << 0,
+  kFlagReadonly = 1u << 1,
+  kFlagDenyoom = 1u << 2,
+  kFlagModule = 1u << 3,
+  kFlagAdmin = 1u << 4,
+  kFlagPubsub = 1u << 5,
+  kFlagNoscript = 1u << 6,
+  kFlagBlocking = 1u << 7,
+  kFlagLoading = 1u << 8,
+  kFlagStale = 1u << 9,
+  kFlagSkipMonitor = 1u << 10,
+  kFlagSkipSlowlog = 1u << 11,
+  kFlagFast = 1u << 12,
+  kFlagNoAuth = 1u << 13,
+  kFlagMayReplicate = 1u << 14,
+  kFlagNoMandatoryKeys = 1u << 15,
+  kFlagNoAsyncLoading = 1u << 16,
+  kFlagNoMulti = 1u << 17,
+  kFlagMovableKeys = 1u << 18,
+  kFlagAllowBusy = 1u << 19,
+};
+
+// One key specification, as redis-server 7 describes it (see "Command key specifications"
+// in the Redis docs). begin_search finds the first key; find_keys finds the rest.
+struct KeySpec {
+  enum class Begin : uint8_t { index, keyword, unknown };
+  enum class Find : uint8_t { range, keynum, unknown };
+
+  Begin begin = Begin::unknown;
+  int16_t begin_index = 0;        // Begin::index: argv position of the first key
+  std::string_view keyword;       // Begin::keyword: the token that precedes the keys
+  int16_t keyword_startfrom = 0;  // Begin::keyword: where to start looking (negative: from the end)
+
+  Find find = Find::unknown;
+  int16_t lastkey = 0;   // Find::range: last key relative to the first (-1: last argument)
+  int16_t keystep = 1;   // both: step between keys
+  int16_t limit = 0;     // Find::range: with lastkey -1, 0 = all, N = 1/N of the remaining
+  int16_t keynumidx = 0; // Find::keynum: position of the key count, relative to begin
+  int16_t firstkey = 0;  // Find::keynum: first key, relative to begin
+
+  bool write = false;    // RW/OW/RM key spec flags: the key is modified
+};
+
+struct CommandInfo {
+  std::string_view name;  // lower case; subcommands as "container|sub" e.g. "object|encoding"
+  int16_t arity = 0;      // Redis semantics: N exact argc, -N at least N
+  uint32_t redis_flags = 0;
+  int16_t first_key = 0, last_key = 0, key_step = 0;  // legacy COMMAND fields
+  std::span<const KeySpec> key_specs;
+  std::span<const CommandInfo> subcommands;           // for containers (CLIENT, OBJECT, ...)
+
+  CommandClass cls = CommandClass::unsupported;
+  Fanout fanout = Fanout::single_shard;
+  Merge merge = Merge::forward;
+  std::string_view reason;  // unsupported: why a sharding proxy cannot do it, for the error
+
+  bool has_flag(RedisFlag f) const { return (redis_flags & f) != 0; }
+  bool is_container() const { return !subcommands.empty(); }
+};
+
+// Case-insensitive lookup of a top-level command; nullptr when unknown.
+const CommandInfo* find_command(std::string_view name);
+// Case-insensitive lookup of a subcommand of a container; nullptr when unknown.
+const CommandInfo* find_subcommand(const CommandInfo& container, std::string_view sub);
+
+// Every top-level command, in table order.
+std::span<const CommandInfo> all_commands();
+
+// Arity check with Redis semantics.
+inline bool arity_ok(const CommandInfo& c, size_t argc) {
+  return c.arity >= 0 ? argc == static_cast<size_t>(c.arity)
+                      : argc >= static_cast<size_t>(-c.arity);
+}
+
+std::string_view command_class_name(CommandClass c);
+
+}  // namespace ringproxy::routing

@@ -1,0 +1,90 @@
+#include "proxy/resp/reply_scanner.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "proxy/resp/writer.h"
+
+namespace ringproxy::resp {
+namespace {
+
+const std::vector<std::string> kReplies = {
+    "+OK\r\n",
+    "-ERR wrong\r\n",
+    ":12345\r\n",
+    ":-1\r\n",
+    "$5\r\nhello\r\n",
+    "$0\r\n\r\n",
+    "$-1\r\n",
+    "*-1\r\n",
+    "*0\r\n",
+    "*3\r\n$1\r\na\r\n$-1\r\n:7\r\n",
+    "*2\r\n*2\r\n+a\r\n*1\r\n:1\r\n*0\r\n",
+    "$4\r\n\r\n\r\n\r\n",
+};
+
+TEST(ReplyScanner, FramesEveryReplyAtEverySplit) {
+  for (const std::string& r : kReplies) {
+    std::string stream = r + "+NEXT\r\n";
+    for (size_t split = 0; split <= r.size(); ++split) {
+      ReplyScanner s;
+      ParseStatus st = s.scan(stream.data(), split);
+      if (split < r.size()) {
+        ASSERT_EQ(st, ParseStatus::incomplete) << r << " split " << split;
+      }
+      if (st == ParseStatus::incomplete) st = s.scan(stream.data(), stream.size());
+      ASSERT_EQ(st, ParseStatus::complete) << r;
+      EXPECT_EQ(s.reply_bytes(), r.size()) << r;
+    }
+  }
+}
+
+TEST(ReplyScanner, RejectsGarbage) {
+  for (std::string bad : {"?x\r\n", ":12a\r\n", "$-2\r\n", "*x\r\n", "$1\r\nab\r\n"}) {
+    ReplyScanner s;
+    EXPECT_EQ(s.scan(bad.data(), bad.size()), ParseStatus::error) << bad;
+  }
+}
+
+TEST(ReplyScanner, DepthIsBounded) {
+  std::string deep;
+  for (int i = 0; i < ReplyScanner::kMaxDepth + 1; ++i) deep += "*1\r\n";
+  deep += ":1\r\n";
+  ReplyScanner s;
+  EXPECT_EQ(s.scan(deep.data(), deep.size()), ParseStatus::error);
+}
+
+TEST(ReplyHelpers, IntegerOkErrorSplit) {
+  EXPECT_EQ(integer_reply(":42\r\n"), 42);
+  EXPECT_EQ(integer_reply(":-3\r\n"), -3);
+  EXPECT_EQ(integer_reply("+OK\r\n"), std::nullopt);
+  EXPECT_TRUE(is_ok_reply("+OK\r\n"));
+  EXPECT_TRUE(is_error_reply("-ERR x\r\n"));
+  std::vector<std::string_view> elements;
+  ASSERT_TRUE(split_array_reply("*3\r\n$1\r\na\r\n$-1\r\n*1\r\n:1\r\n", elements));
+  ASSERT_EQ(elements.size(), 3u);
+  EXPECT_EQ(elements[0], "$1\r\na\r\n");
+  EXPECT_EQ(elements[1], "$-1\r\n");
+  EXPECT_EQ(elements[2], "*1\r\n:1\r\n");
+  EXPECT_FALSE(split_array_reply("+OK\r\n", elements));
+}
+
+TEST(Writer, ProducesRedisBytes) {
+  std::string out;
+  append_simple(out, "OK");
+  append_error(out, "ERR bad\r\nthing");
+  append_integer(out, -5);
+  append_bulk(out, "hi");
+  append_null_bulk(out);
+  append_array_header(out, 2);
+  EXPECT_EQ(out, "+OK\r\n-ERR bad  thing\r\n:-5\r\n$2\r\nhi\r\n$-1\r\n*2\r\n");
+  std::string cmd;
+  std::string_view args[] = {"GET", "k"};
+  append_command(cmd, args);
+  EXPECT_EQ(cmd, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+}
+
+}  // namespace
+}  // namespace ringproxy::resp
