@@ -1,0 +1,56 @@
+// Prometheus metrics. Every family and label set is resolved once (at start-up, or when
+// a server is added), so the data path only does atomic increments: prometheus-cpp's
+// Family::Add takes a mutex and must never run per request.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <string>
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace ringproxy::metrics {
+
+struct ServerMetrics {
+  prometheus::Counter* requests = nullptr;
+  prometheus::Counter* errors = nullptr;    // connection failures, timeouts, protocol errors
+  prometheus::Counter* timeouts = nullptr;
+  prometheus::Gauge* up = nullptr;          // 1 up, 0 down
+};
+
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+
+  // Serves /metrics on `address` ("127.0.0.1:9121"); false with `error` on failure.
+  bool listen(const std::string& address, std::string* error);
+  int bound_port() const;
+
+  ServerMetrics server(const std::string& server, const std::string& shard);
+
+  prometheus::Gauge* client_connections;
+  prometheus::Counter* client_connections_accepted;
+  prometheus::Counter* client_connections_rejected;
+  prometheus::Counter* requests_read;
+  prometheus::Counter* requests_write;
+  prometheus::Counter* requests_local;
+  prometheus::Counter* requests_other;
+  prometheus::Counter* error_replies;
+  prometheus::Counter* protocol_errors;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  prometheus::Family<prometheus::Counter>* server_requests_;
+  prometheus::Family<prometheus::Counter>* server_errors_;
+  prometheus::Family<prometheus::Counter>* server_timeouts_;
+  prometheus::Family<prometheus::Gauge>* server_up_;
+};
+
+}  // namespace ringproxy::metrics

@@ -1,0 +1,283 @@
+#include "proxy/backend.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "proxy/probe.h"
+#include "proxy/proxy.h"
+
+namespace ringproxy::proxy {
+
+std::string_view server_state_name(ServerState state) {
+  switch (state) {
+    case ServerState::up: return "up";
+    case ServerState::down: return "down";
+  }
+  return "unknown";
+}
+
+// ---------------------------------------------------------------- BackendConnection --
+
+// One writev of queued fragments. Holds a reference to every block it points into until
+// libuv is done with them (the requests may complete, and be freed, before that).
+struct BackendConnection::WriteBatch {
+  uv_write_t req;
+  std::vector<uv_buf_t> bufs;
+  std::vector<BlockRef> blocks;
+};
+
+BackendConnection::BackendConnection(BackendServer& server, uint32_t index) : server_(server), index_(index) {}
+
+BackendConnection::~BackendConnection() { close_handle(); }
+
+void BackendConnection::enqueue(Fragment* fragment) {
+  fragment->sent_at_ms = server_.proxy().now_ms();
+  queue_.push_back(fragment);
+  ++unsent_;
+  if (state_ == State::disconnected) connect();
+  if (state_ == State::connected && !dirty) server_.proxy().mark_dirty(this);
+}
+
+void BackendConnection::connect() {
+  if (state_ != State::disconnected) return;
+  Proxy& proxy = server_.proxy();
+  const conf::Address& address = server_.address();
+  sockaddr_storage addr{};
+  int rc = address.host.find(':') == std::string::npos
+               ? uv_ip4_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in*>(&addr))
+               : uv_ip6_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in6*>(&addr));
+  if (rc != 0) return fail(std::string("bad address: ") + uv_strerror(rc), Failure::counted);
+
+  handle_ = new uv_tcp_t;
+  uv_tcp_init(proxy.loop(), handle_);
+  handle_->data = this;
+  uv_tcp_nodelay(handle_, 1);
+  uv_tcp_keepalive(handle_, 1, 60);
+  auto* req = new uv_connect_t;
+  state_ = State::connecting;
+  connect_started_ms_ = proxy.now_ms();
+  rc = uv_tcp_connect(req, handle_, reinterpret_cast<const sockaddr*>(&addr), on_connect);
+  if (rc != 0) {
+    delete req;
+    fail(std::string("connect: ") + uv_strerror(rc), Failure::counted);
+  }
+}
+
+void BackendConnection::on_connect(uv_connect_t* req, int status) {
+  auto* self = static_cast<BackendConnection*>(req->handle->data);
+  delete req;
+  if (self == nullptr) return;  // closed meanwhile
+  if (status != 0) return self->fail(std::string("connect: ") + uv_strerror(status), Failure::counted);
+  self->state_ = State::connected;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_), on_alloc, on_read);
+  if (self->unsent_ > 0 && !self->dirty) self->server_.proxy().mark_dirty(self);
+}
+
+void BackendConnection::flush() {
+  dirty = false;
+  if (state_ != State::connected || unsent_ == 0) return;
+  auto* batch = new WriteBatch;
+  batch->bufs.reserve(unsent_);
+  batch->blocks.reserve(unsent_);
+  for (size_t i = queue_.size() - unsent_; i < queue_.size(); ++i) {
+    Fragment* f = queue_[i];
+    batch->bufs.push_back(uv_buf_init(const_cast<char*>(f->bytes.data()), static_cast<unsigned>(f->bytes.size())));
+    batch->blocks.push_back(f->bytes_block);
+  }
+  unsent_ = 0;
+  batch->req.data = batch;
+  int rc = uv_write(&batch->req, reinterpret_cast<uv_stream_t*>(handle_), batch->bufs.data(),
+                    static_cast<unsigned>(batch->bufs.size()), on_write);
+  if (rc != 0) {
+    delete batch;
+    fail(std::string("write: ") + uv_strerror(rc), Failure::counted);
+  }
+}
+
+void BackendConnection::on_write(uv_write_t* req, int status) {
+  auto* batch = static_cast<WriteBatch*>(req->data);
+  auto* self = static_cast<BackendConnection*>(req->handle->data);
+  delete batch;
+  if (status < 0 && status != UV_ECANCELED && self != nullptr) {
+    self->fail(std::string("write: ") + uv_strerror(status), Failure::counted);
+  }
+}
+
+void BackendConnection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<BackendConnection*>(handle->data);
+  auto [data, size] = self->input_.prepare(self->scanner_.bytes_needed());
+  *buf = uv_buf_init(data, static_cast<unsigned>(size));
+}
+
+void BackendConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+  auto* self = static_cast<BackendConnection*>(stream->data);
+  if (self == nullptr || nread == 0) return;  // 0: nothing to read now, not EOF
+  if (nread < 0) {
+    return self->fail(nread == UV_EOF ? "connection closed by the server" : uv_strerror(static_cast<int>(nread)),
+                      Failure::counted);
+  }
+  self->input_.commit(static_cast<size_t>(nread));
+  self->handle_replies();
+}
+
+void BackendConnection::handle_replies() {
+  while (true) {
+    resp::ParseStatus status = scanner_.scan(input_.unconsumed(), input_.unconsumed_size());
+    if (status == resp::ParseStatus::incomplete) return;
+    if (status == resp::ParseStatus::error) {
+      return fail(std::string("protocol error in reply: ") + std::string(scanner_.error()), Failure::counted);
+    }
+    if (queue_.size() == unsent_) return fail("reply without a request", Failure::counted);
+    Fragment* fragment = queue_.front();
+    queue_.pop_front();
+    size_t n = scanner_.reply_bytes();
+    fragment->reply = std::string_view(input_.unconsumed(), n);
+    fragment->reply_block = input_.block();
+    input_.consume(n);
+    scanner_.reset();
+    server_.on_success();
+    server_.proxy().on_fragment_done(*fragment);
+  }
+}
+
+void BackendConnection::check_timeouts(uint64_t now_ms) {
+  const conf::PoolConfig& pool = server_.proxy().config().pool;
+  if (state_ == State::connecting && now_ms - connect_started_ms_ >= pool.connect_timeout_ms) {
+    return fail("connect timed out after " + std::to_string(pool.connect_timeout_ms) + " ms", Failure::timeout);
+  }
+  if (state_ == State::connected && queue_.size() > unsent_ &&
+      now_ms - queue_.front()->sent_at_ms >= pool.request_timeout_ms) {
+    fail("timed out after " + std::to_string(pool.request_timeout_ms) + " ms", Failure::timeout);
+  }
+}
+
+void BackendConnection::fail(std::string_view why, Failure kind) {
+  bool had_work = state_ != State::disconnected || !queue_.empty();
+  close_handle();
+  state_ = State::disconnected;
+  input_ = ReadBuffer();
+  scanner_.reset();
+  std::deque<Fragment*> failed;
+  failed.swap(queue_);
+  unsent_ = 0;
+  if (!had_work) return;
+  if (kind != Failure::not_counted) server_.on_failure(why, kind == Failure::timeout);
+
+  std::string error = "-ERR shard '" + server_.shard_name() + "' server " + server_.name() + ": " +
+                      std::string(why) + "\r\n";
+  for (Fragment* fragment : failed) {
+    fragment->owned_reply = error;
+    fragment->reply = fragment->owned_reply;
+    server_.proxy().on_fragment_done(*fragment);
+  }
+}
+
+void BackendConnection::close_handle() {
+  if (handle_ == nullptr) return;
+  handle_->data = nullptr;  // late callbacks (connect, write) see the connection is gone
+  uv_close(reinterpret_cast<uv_handle_t*>(handle_), on_close);
+  handle_ = nullptr;
+}
+
+void BackendConnection::on_close(uv_handle_t* handle) { delete reinterpret_cast<uv_tcp_t*>(handle); }
+
+// -------------------------------------------------------------------- BackendServer --
+
+BackendServer::BackendServer(Proxy& proxy, uint32_t index, const routing::ServerEntry& entry, std::string shard_name)
+    : proxy_(proxy),
+      index_(index),
+      name_(entry.name),
+      shard_name_(std::move(shard_name)),
+      address_(entry.address),
+      metrics_(proxy.metrics()->server(entry.name, shard_name_)) {
+  uint32_t count = proxy.config().pool.backend_connections;
+  for (uint32_t i = 0; i < count; ++i) connections_.push_back(std::make_unique<BackendConnection>(*this, i));
+  metrics_.up->Set(1);
+}
+
+BackendServer::~BackendServer() { stop(); }
+
+void BackendServer::start() {
+  for (auto& connection : connections_) connection->connect();
+}
+
+void BackendServer::stop() {
+  if (probe_ != nullptr) std::exchange(probe_, nullptr)->cancel();
+  for (auto& connection : connections_) connection->fail("proxy is shutting down", BackendConnection::Failure::not_counted);
+}
+
+size_t BackendServer::pending() const {
+  size_t total = 0;
+  for (const auto& connection : connections_) total += connection->pending();
+  return total;
+}
+
+void BackendServer::send(Fragment& fragment, uint64_t client_id) {
+  fragment.server = this;
+  ++requests_;
+  metrics_.requests->Increment();
+  connections_[client_id % connections_.size()]->enqueue(&fragment);
+}
+
+void BackendServer::on_success() { consecutive_failures_ = 0; }
+
+void BackendServer::on_failure(std::string_view why, bool timeout) {
+  ++failures_;
+  metrics_.errors->Increment();
+  if (timeout) metrics_.timeouts->Increment();
+  last_error_ = std::string(why);
+  ++consecutive_failures_;
+  const conf::PoolConfig& pool = proxy_.config().pool;
+  uint64_t backoff = std::min<uint64_t>(pool.retry_interval_ms, 50ull << std::min(consecutive_failures_, 10u));
+  reconnect_after_ms_ = proxy_.now_ms() + backoff;
+  spdlog::warn("server {} (shard {}): {} (failure {} of {})", name_, shard_name_, why, consecutive_failures_,
+               pool.failure_limit);
+  if (state_ == ServerState::up && consecutive_failures_ >= pool.failure_limit) mark_down(why);
+}
+
+void BackendServer::mark_down(std::string_view why) {
+  state_ = ServerState::down;
+  down_until_ms_ = proxy_.now_ms() + proxy_.config().pool.retry_interval_ms;
+  proxy_.set_server_usable(index_, false);
+  metrics_.up->Set(0);
+  spdlog::error("server {} (shard {}) is down: {}; requests for its keys fail until it answers again", name_,
+                shard_name_, why);
+  for (auto& connection : connections_) connection->fail("server is down", BackendConnection::Failure::not_counted);
+}
+
+void BackendServer::mark_up() {
+  state_ = ServerState::up;
+  consecutive_failures_ = 0;
+  proxy_.set_server_usable(index_, true);
+  metrics_.up->Set(1);
+  spdlog::info("server {} (shard {}) is up again", name_, shard_name_);
+  start();
+}
+
+void BackendServer::on_probe_result(bool ok, std::string_view why) {
+  probe_ = nullptr;
+  if (ok) return mark_up();
+  last_error_ = std::string(why);
+  down_until_ms_ = proxy_.now_ms() + proxy_.config().pool.retry_interval_ms;
+}
+
+void BackendServer::sweep(uint64_t now_ms) {
+  if (state_ == ServerState::down) {
+    if (probe_ == nullptr && now_ms >= down_until_ms_) {
+      const conf::PoolConfig& pool = proxy_.config().pool;
+      probe_ = new ServerProbe(*this, pool.connect_timeout_ms + pool.request_timeout_ms);
+      probe_->start();
+    }
+    return;
+  }
+  for (auto& connection : connections_) {
+    connection->check_timeouts(now_ms);
+    // Keep idle connections warm after a failure, with backoff.
+    if (state_ == ServerState::up && connection->disconnected() && now_ms >= reconnect_after_ms_) {
+      connection->connect();
+    }
+  }
+}
+
+}  // namespace ringproxy::proxy

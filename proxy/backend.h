@@ -1,0 +1,126 @@
+// A backend redis-server and the few persistent connections the proxy keeps to it.
+//
+// Requests from many clients are pipelined onto a connection: each connection keeps a
+// FIFO of fragments; replies come back in that order. A client always uses the same
+// connection of a server (client id modulo the connection count), so a client reads its
+// own writes. Writes are batched: fragments are queued and flushed once per loop
+// iteration with one writev.
+//
+// Health: every refused/lost connection and every timeout is a failure. After
+// `failure_limit` consecutive failures the server is down: the planner stops routing to
+// it (requests for its shard fail fast), its connections close, and after
+// `retry_interval` a probe (hiredis, PING) decides whether it is back.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "metrics/metrics.h"
+#include "proxy/buffer.h"
+#include "proxy/request.h"
+#include "proxy/resp/reply_scanner.h"
+#include "routing/routing_table.h"
+
+namespace ringproxy::proxy {
+
+class Proxy;
+class BackendServer;
+class ServerProbe;
+
+enum class ServerState : uint8_t { up, down };
+std::string_view server_state_name(ServerState state);
+
+class BackendConnection {
+ public:
+  BackendConnection(BackendServer& server, uint32_t index);
+  ~BackendConnection();
+
+  void enqueue(Fragment* fragment);
+  void connect();
+  void flush();                                   // writes queued fragments (once per iteration)
+  void check_timeouts(uint64_t now_ms);
+  enum class Failure : uint8_t { counted, timeout, not_counted };
+  void fail(std::string_view why, Failure kind);  // closes; fails every queued fragment
+  bool connected() const { return state_ == State::connected; }
+  bool disconnected() const { return state_ == State::disconnected; }
+  size_t pending() const { return queue_.size(); }
+  bool dirty = false;                             // in the proxy's flush list
+
+ private:
+  enum class State : uint8_t { disconnected, connecting, connected };
+  struct WriteBatch;
+
+  static void on_connect(uv_connect_t* req, int status);
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  static void on_close(uv_handle_t* handle);
+
+  void handle_replies();
+  void close_handle();
+
+  BackendServer& server_;
+  uint32_t index_;
+  State state_ = State::disconnected;
+  uv_tcp_t* handle_ = nullptr;       // heap: it outlives us until its close callback
+  uint64_t connect_started_ms_ = 0;
+  ReadBuffer input_;
+  resp::ReplyScanner scanner_;
+  std::deque<Fragment*> queue_;      // sent first, then `unsent_` not yet written
+  size_t unsent_ = 0;
+};
+
+class BackendServer {
+ public:
+  BackendServer(Proxy& proxy, uint32_t index, const routing::ServerEntry& entry, std::string shard_name);
+  ~BackendServer();
+
+  void start();                                   // connects (preconnect)
+  void stop();
+  void send(Fragment& fragment, uint64_t client_id);
+  void sweep(uint64_t now_ms);                    // timeouts, reconnects, probes
+
+  void on_failure(std::string_view why, bool timeout);
+  void on_success();
+  void on_probe_result(bool ok, std::string_view why);
+
+  Proxy& proxy() const { return proxy_; }
+  uint32_t index() const { return index_; }
+  const std::string& name() const { return name_; }
+  const std::string& shard_name() const { return shard_name_; }
+  const conf::Address& address() const { return address_; }
+  ServerState state() const { return state_; }
+  const std::string& last_error() const { return last_error_; }
+  size_t pending() const;
+  const metrics::ServerMetrics& metrics() const { return metrics_; }
+  uint64_t requests() const { return requests_; }
+  uint64_t failures() const { return failures_; }
+
+ private:
+  void mark_down(std::string_view why);
+  void mark_up();
+
+  Proxy& proxy_;
+  uint32_t index_;
+  std::string name_;
+  std::string shard_name_;
+  conf::Address address_;
+  ServerState state_ = ServerState::up;
+  uint32_t consecutive_failures_ = 0;
+  uint64_t down_until_ms_ = 0;
+  std::string last_error_;
+  uint64_t requests_ = 0;
+  uint64_t failures_ = 0;
+  uint64_t reconnect_after_ms_ = 0;              // backoff after a failure
+  metrics::ServerMetrics metrics_;
+  std::vector<std::unique_ptr<BackendConnection>> connections_;
+  ServerProbe* probe_ = nullptr;                 // owned: deleted by its own close callback
+};
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,29 @@
+#include "proxy/buffer.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace ringproxy::proxy {
+
+std::pair<char*, size_t> ReadBuffer::prepare(size_t min_total) {
+  size_t pending = end_ - start_;
+  if (block_ && pending == 0 && block_.get()->refs() == 1) {
+    start_ = end_ = 0;  // nothing points into the block: reuse it from the start
+  }
+  // A minimum free space keeps reads large; a request or reply that will not fit in what
+  // is left moves, with the partial bytes, to a block big enough for it.
+  constexpr size_t kMinFree = 1024;
+  size_t want_total = std::max(min_total, pending + kMinFree);
+  if (!block_ || start_ + want_total > block_.get()->capacity()) {
+    size_t capacity = std::max(kBlockSize, want_total);
+    if (capacity > kBlockSize) capacity = std::max(capacity, pending * 2);
+    Block* fresh = Block::create(capacity);
+    if (pending > 0) std::memcpy(fresh->data(), block_.get()->data() + start_, pending);
+    block_ = BlockRef::adopt(fresh);
+    start_ = 0;
+    end_ = pending;
+  }
+  return {block_.get()->data() + end_, block_.get()->capacity() - end_};
+}
+
+}  // namespace ringproxy::proxy

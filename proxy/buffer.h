@@ -1,0 +1,85 @@
+// Byte blocks shared by reference: the proxy's only buffer type.
+//
+// A connection reads into a Block. Parsed requests and replies are views into it, and
+// each view's owner (a Request, a Fragment, a pending write) holds a BlockRef, so bytes
+// travel client -> backend -> client without being copied. A block is freed when its
+// last reference goes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <string_view>
+#include <utility>
+
+namespace ringproxy::proxy {
+
+class Block {
+ public:
+  static Block* create(size_t capacity) {
+    void* memory = std::malloc(sizeof(Block) + capacity);
+    if (memory == nullptr) throw std::bad_alloc();
+    return new (memory) Block(capacity);
+  }
+  void ref() { ++refs_; }
+  void unref() {
+    if (--refs_ == 0) std::free(this);
+  }
+  uint32_t refs() const { return refs_; }
+  char* data() { return reinterpret_cast<char*>(this + 1); }
+  size_t capacity() const { return capacity_; }
+
+ private:
+  explicit Block(size_t capacity) : capacity_(capacity) {}
+  size_t capacity_;
+  uint32_t refs_ = 1;
+};
+
+// An owning reference to a Block (nullable, copyable, movable).
+class BlockRef {
+ public:
+  BlockRef() = default;
+  static BlockRef adopt(Block* block) { return BlockRef(block); }  // takes the creator's ref
+  BlockRef(const BlockRef& other) : block_(other.block_) {
+    if (block_) block_->ref();
+  }
+  BlockRef(BlockRef&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+  BlockRef& operator=(BlockRef other) noexcept {
+    std::swap(block_, other.block_);
+    return *this;
+  }
+  ~BlockRef() { reset(); }
+  void reset() {
+    if (block_) std::exchange(block_, nullptr)->unref();
+  }
+  Block* get() const { return block_; }
+  explicit operator bool() const { return block_ != nullptr; }
+
+ private:
+  explicit BlockRef(Block* block) : block_(block) {}
+  Block* block_ = nullptr;
+};
+
+// A connection's input: bytes [start, end) of `block` are received but not yet consumed.
+class ReadBuffer {
+ public:
+  static constexpr size_t kBlockSize = 16 * 1024;
+
+  // Space for the next read. Moves the unconsumed bytes to a new block when the current
+  // one is full or shared, sized for at least `min_total` bytes of unconsumed data.
+  std::pair<char*, size_t> prepare(size_t min_total = 0);
+  void commit(size_t n) { end_ += n; }
+
+  char* unconsumed() { return block_.get()->data() + start_; }
+  size_t unconsumed_size() const { return end_ - start_; }
+  void consume(size_t n) { start_ += n; }
+  const BlockRef& block() const { return block_; }
+
+ private:
+  BlockRef block_;
+  size_t start_ = 0;
+  size_t end_ = 0;
+};
+
+}  // namespace ringproxy::proxy

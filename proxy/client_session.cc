@@ -1,0 +1,208 @@
+#include "proxy/client_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include "proxy/proxy.h"
+#include "proxy/resp/writer.h"
+
+namespace ringproxy::proxy {
+
+// One writev of completed replies; owns the requests until libuv is done with their bytes.
+struct ClientSession::WriteBatch {
+  uv_write_t req;
+  ClientSession* session;
+  std::vector<uv_buf_t> bufs;
+  std::vector<Request*> requests;
+  bool close_after = false;
+};
+
+ClientSession::ClientSession(Proxy& proxy, uint64_t id)
+    : proxy_(proxy),
+      id_(id),
+      parser_({proxy.config().proxy.max_request_bytes, proxy.config().proxy.max_arguments}) {
+  uv_tcp_init(proxy.loop(), &handle_);
+  handle_.data = this;
+}
+
+void ClientSession::start() {
+  uv_tcp_nodelay(&handle_, 1);
+  last_active_ms_ = proxy_.now_ms();
+  resume_reading();
+}
+
+std::string ClientSession::peer() const {
+  sockaddr_storage addr{};
+  int len = sizeof(addr);
+  if (uv_tcp_getpeername(&handle_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
+  char host[64] = "?";
+  int port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    uv_ip4_name(in, host, sizeof(host));
+    port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    uv_ip6_name(in6, host, sizeof(host));
+    port = ntohs(in6->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+void ClientSession::resume_reading() {
+  if (reading_ || closing_ || stop_parsing_) return;
+  reading_ = true;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&handle_), on_alloc, on_read);
+}
+
+void ClientSession::pause_reading() {
+  if (!reading_) return;
+  reading_ = false;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&handle_));
+}
+
+void ClientSession::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<ClientSession*>(handle->data);
+  auto [data, size] = self->input_.prepare(self->parser_.bytes_needed());
+  *buf = uv_buf_init(data, static_cast<unsigned>(size));
+}
+
+void ClientSession::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+  auto* self = static_cast<ClientSession*>(stream->data);
+  if (nread == 0) return;  // nothing to read now, not EOF
+  if (nread < 0) return self->close();
+  self->input_.commit(static_cast<size_t>(nread));
+  self->last_active_ms_ = self->proxy_.now_ms();
+  self->parse_requests();
+}
+
+// parse: every complete request in the buffer goes to the data path, until the client has
+// max_pending_per_client requests in flight; then reading pauses (backpressure) until
+// replies have been written.
+void ClientSession::parse_requests() {
+  const uint32_t max_pending = proxy_.config().proxy.max_pending_per_client;
+  while (!stop_parsing_ && pending_ < max_pending && input_.unconsumed_size() > 0) {
+    char* start = input_.unconsumed();
+    resp::ParseStatus status = parser_.parse(start, input_.unconsumed_size());
+    if (status == resp::ParseStatus::incomplete) break;
+    if (status == resp::ParseStatus::error) return enqueue_protocol_error(parser_.error());
+
+    size_t size = parser_.request_bytes();
+    if (parser_.args().empty()) {  // empty line or "*0": nothing to answer
+      input_.consume(size);
+      parser_.reset();
+      continue;
+    }
+    Request* request = proxy_.new_request();
+    request->client = this;
+    request->request_block = input_.block();
+    request->raw = std::string_view(start, size);
+    request->args.reserve(parser_.args().size());
+    for (resp::ArgRef arg : parser_.args()) request->args.emplace_back(start + arg.offset, arg.length);
+    bool inline_request = parser_.is_inline();
+    input_.consume(size);
+    parser_.reset();
+
+    if (tail_ != nullptr) tail_->next = request; else head_ = request;
+    tail_ = request;
+    ++pending_;
+    if (inline_request) request->raw = {};  // servers get a multibulk rebuilt from args
+    proxy_.dispatch(*this, *request);
+  }
+  if (pending_ >= max_pending) pause_reading();
+}
+
+void ClientSession::enqueue_protocol_error(std::string_view why) {
+  ++proxy_.stats().protocol_errors;
+  proxy_.metrics()->protocol_errors->Increment();
+  spdlog::info("client {} ({}): protocol error: {}; closing", id_, peer(), why);
+  Request* request = proxy_.new_request();
+  request->client = this;
+  resp::append_error(request->owned_reply, "ERR Protocol error: " + std::string(why));
+  request->reply = request->owned_reply;
+  request->done = true;
+  request->close_after_reply = true;
+  if (tail_ != nullptr) tail_->next = request; else head_ = request;
+  tail_ = request;
+  ++pending_;
+  stop_parsing_ = true;
+  pause_reading();
+  on_request_done(*request);
+}
+
+void ClientSession::on_request_done(Request& request) {
+  if (request.close_after_reply) stop_parsing_ = true;
+  if (&request == head_ && !dirty && !closing_) proxy_.mark_dirty(this);
+}
+
+// reply: the completed prefix of the queue goes out in one writev.
+void ClientSession::flush() {
+  dirty = false;
+  if (closing_ || head_ == nullptr || !head_->done) return;
+  auto* batch = new WriteBatch;
+  batch->session = this;
+  while (head_ != nullptr && head_->done) {
+    Request* request = head_;
+    head_ = request->next;
+    if (head_ == nullptr) tail_ = nullptr;
+    batch->bufs.push_back(uv_buf_init(const_cast<char*>(request->reply.data()),
+                                      static_cast<unsigned>(request->reply.size())));
+    batch->requests.push_back(request);
+    if (request->close_after_reply) {
+      batch->close_after = true;
+      break;
+    }
+  }
+  ++writes_in_flight_;
+  batch->req.data = batch;
+  int rc = uv_write(&batch->req, reinterpret_cast<uv_stream_t*>(&handle_), batch->bufs.data(),
+                    static_cast<unsigned>(batch->bufs.size()), on_write);
+  if (rc != 0) {
+    on_write(&batch->req, rc);
+  }
+}
+
+void ClientSession::on_write(uv_write_t* req, int status) {
+  auto* batch = static_cast<WriteBatch*>(req->data);
+  ClientSession* self = batch->session;
+  --self->writes_in_flight_;
+  self->pending_ -= batch->requests.size();
+  for (Request* request : batch->requests) self->proxy_.free_request(request);
+  bool close_after = batch->close_after;
+  delete batch;
+  if (self->closing_) return;
+  if (status < 0 || close_after) return self->close();
+  // Backpressure released: take the requests already buffered, then read again.
+  if (self->pending_ < self->proxy_.config().proxy.max_pending_per_client / 2 + 1 && !self->stop_parsing_) {
+    self->parse_requests();
+    if (self->pending_ < self->proxy_.config().proxy.max_pending_per_client) self->resume_reading();
+  }
+  if (self->head_ != nullptr && self->head_->done && !self->dirty) self->proxy_.mark_dirty(self);
+}
+
+void ClientSession::close() {
+  if (closing_) return;
+  closing_ = true;
+  reading_ = false;
+  proxy_.forget_dirty(this);
+  // Requests still waiting for servers are orphaned; the others are freed now.
+  for (Request* request = head_; request != nullptr;) {
+    Request* next = request->next;
+    request->next = nullptr;
+    if (request->fragments_pending > 0) {
+      request->client = nullptr;
+    } else {
+      proxy_.free_request(request);
+    }
+    request = next;
+  }
+  head_ = tail_ = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&handle_), on_close);
+}
+
+void ClientSession::on_close(uv_handle_t* handle) {
+  auto* self = static_cast<ClientSession*>(handle->data);
+  self->proxy_.on_client_closed(self);
+  delete self;
+}
+
+}  // namespace ringproxy::proxy

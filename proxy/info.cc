@@ -1,0 +1,102 @@
+#include "proxy/info.h"
+
+#include <unistd.h>
+
+#include <cstring>
+
+#include "proxy/backend.h"
+#include "proxy/client_session.h"
+#include "proxy/proxy.h"
+#include "ringproxy_version.h"
+
+namespace ringproxy::proxy {
+namespace {
+
+// INFO values are one token: no CR/LF, and no ',' inside the a=b,c=d lists.
+std::string sanitize(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c == '\r' || c == '\n' || c == ',') c = ' ';
+  }
+  return out;
+}
+
+bool wanted(std::string_view section, std::string_view name) {
+  if (section.empty()) return true;
+  for (std::string_view all : {"all", "everything", "default"}) {
+    if (section.size() == all.size() && strncasecmp(section.data(), all.data(), all.size()) == 0) return true;
+  }
+  return section.size() == name.size() && strncasecmp(section.data(), name.data(), name.size()) == 0;
+}
+
+}  // namespace
+
+std::string info_text(Proxy& proxy, std::string_view section) {
+  std::string out;
+  auto line = [&out](std::string_view key, const std::string& value) {
+    out.append(key).append(":").append(value).append("\r\n");
+  };
+  const conf::Config& config = proxy.config();
+  const ProxyStats& stats = proxy.stats();
+  const routing::RoutingTable& table = *proxy.table();
+
+  if (wanted(section, "server")) {
+    out += "# Server\r\n";
+    line("ringproxy_version", RINGPROXY_VERSION);
+    line("redis_mode", "proxy");
+    line("process_id", std::to_string(getpid()));
+    line("tcp_port", std::to_string(config.proxy.listen.port));
+    line("uptime_in_seconds", std::to_string((proxy.now_ms() - proxy.started_at_ms()) / 1000));
+    out += "\r\n";
+  }
+  if (wanted(section, "clients")) {
+    out += "# Clients\r\n";
+    line("connected_clients", std::to_string(proxy.clients().size()));
+    line("maxclients", std::to_string(config.proxy.max_clients));
+    out += "\r\n";
+  }
+  if (wanted(section, "persistence")) {
+    out += "# Persistence\r\n";
+    line("loading", "0");  // clients such as ioredis wait for this before sending commands
+    out += "\r\n";
+  }
+  if (wanted(section, "stats")) {
+    out += "# Stats\r\n";
+    line("total_connections_received", std::to_string(stats.clients_accepted));
+    line("rejected_connections", std::to_string(stats.clients_rejected));
+    line("total_commands_processed", std::to_string(stats.requests));
+    line("total_error_replies", std::to_string(stats.error_replies));
+    line("total_protocol_errors", std::to_string(stats.protocol_errors));
+    out += "\r\n";
+  }
+  if (wanted(section, "proxy")) {
+    out += "# Proxy\r\n";
+    line("hash", std::string(routing::hash_function_name(table.hash())));
+    line("distribution", std::string(routing::distribution_name(table.ring().distribution())));
+    line("hash_tag", table.hash_tag().empty() ? "none" : std::string(table.hash_tag()));
+    line("ring_points", std::to_string(table.ring().point_count()));
+    line("shards", std::to_string(table.shards().size()));
+    line("servers", std::to_string(table.servers().size()));
+    for (size_t i = 0; i < table.shards().size(); ++i) {
+      const routing::ShardEntry& shard = table.shards()[i];
+      bool available = proxy.health().is_usable(shard.servers.front());
+      std::string servers;
+      for (uint32_t s : shard.servers) servers += (servers.empty() ? "" : " ") + table.servers()[s].name;
+      line("shard" + std::to_string(i), "name=" + sanitize(shard.name) + ",weight=" + std::to_string(shard.weight) +
+                                            ",servers=" + servers + ",state=" + (available ? "up" : "down"));
+    }
+    for (size_t i = 0; i < proxy.servers().size(); ++i) {
+      const BackendServer& server = *proxy.servers()[i];
+      line("server" + std::to_string(i),
+           "addr=" + server.name() + ",shard=" + sanitize(server.shard_name()) + ",state=" +
+               std::string(server_state_name(server.state())) + ",requests=" + std::to_string(server.requests()) +
+               ",failures=" + std::to_string(server.failures()) + ",pending=" + std::to_string(server.pending()) +
+               ",last_error=" + (server.last_error().empty() ? "none" : sanitize(server.last_error())));
+    }
+    out += "\r\n";
+  }
+  if (out.size() >= 2) out.resize(out.size() - 2);  // no blank line after the last section
+  return out;
+}
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,43 @@
+// Asks a down server whether it is back: connect, PING, expect PONG, within a deadline.
+// Uses hiredis's async context on the proxy's libuv loop (hiredis 0.14 has no timeouts,
+// so a uv_timer bounds the whole probe).
+//
+// Lifetime: created by BackendServer, reports once through on_probe_result(), then
+// deletes itself from its timer's close callback. cancel() detaches it from the server
+// (the server is going away) without a report.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+
+struct redisAsyncContext;
+
+namespace ringproxy::proxy {
+
+class BackendServer;
+
+class ServerProbe {
+ public:
+  ServerProbe(BackendServer& server, uint64_t timeout_ms);
+  void start();
+  void cancel();
+
+ private:
+  ~ServerProbe() = default;  // only from on_timer_closed
+  static void on_connect(const redisAsyncContext* ctx, int status);
+  static void on_disconnect(const redisAsyncContext* ctx, int status);
+  static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
+  static void on_timeout(uv_timer_t* timer);
+  static void on_timer_closed(uv_handle_t* handle);
+
+  void finish(bool ok, const char* why);
+
+  BackendServer* server_;
+  uint64_t timeout_ms_;
+  redisAsyncContext* ctx_ = nullptr;
+  uv_timer_t timer_{};
+  bool finished_ = false;
+};
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,215 @@
+#include "proxy/proxy.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "proxy/backend.h"
+#include "proxy/client_session.h"
+
+namespace ringproxy::proxy {
+
+void Request::recycle() {
+  client = nullptr;
+  next = nullptr;
+  request_block.reset();
+  raw = {};
+  args.clear();
+  cmd = nullptr;
+  table.reset();
+  fragments.clear();
+  fragments_pending = 0;
+  reducer.reset();
+  reply = {};
+  reply_block.reset();
+  owned_reply.clear();
+  done = false;
+  close_after_reply = false;
+}
+
+Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics)
+    : loop_(loop), config_(std::move(config)), metrics_(metrics) {}
+
+Proxy::~Proxy() {
+  for (Request* request : request_pool_) delete request;
+}
+
+bool Proxy::start(std::string* error) {
+  started_at_ms_ = uv_now(loop_);
+  table_ = routing::RoutingTable::build(config_.pool);
+  usable_.assign(table_->servers().size(), 1);
+  for (uint32_t i = 0; i < table_->servers().size(); ++i) {
+    const routing::ServerEntry& entry = table_->servers()[i];
+    servers_.push_back(std::make_unique<BackendServer>(*this, i, entry, table_->shards()[entry.shard].name));
+  }
+
+  const conf::Address& listen = config_.proxy.listen;
+  sockaddr_storage addr{};
+  int rc = listen.host.find(':') == std::string::npos
+               ? uv_ip4_addr(listen.host.c_str(), listen.port, reinterpret_cast<sockaddr_in*>(&addr))
+               : uv_ip6_addr(listen.host.c_str(), listen.port, reinterpret_cast<sockaddr_in6*>(&addr));
+  uv_tcp_init(loop_, &listener_);
+  listener_.data = this;
+  if (rc == 0) rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 511, on_connection);
+  if (rc != 0) {
+    *error = "cannot listen on " + listen.to_string() + ": " + uv_strerror(rc);
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    servers_.clear();
+    return false;
+  }
+
+  uv_prepare_init(loop_, &flusher_);
+  flusher_.data = this;
+  uv_prepare_start(&flusher_, on_prepare);
+
+  // Timeouts are checked by a sweep rather than a timer per request: no timer work on
+  // the hot path, at the cost of up to one sweep period of extra delay.
+  const conf::PoolConfig& pool = config_.pool;
+  uint64_t period = std::clamp<uint64_t>(std::min(pool.connect_timeout_ms, pool.request_timeout_ms) / 10, 5, 100);
+  uv_timer_init(loop_, &sweeper_);
+  sweeper_.data = this;
+  uv_timer_start(&sweeper_, on_sweep, period, period);
+
+  uv_signal_init(loop_, &sigint_);
+  uv_signal_init(loop_, &sigterm_);
+  sigint_.data = sigterm_.data = this;
+  uv_signal_start(&sigint_, on_signal, SIGINT);
+  uv_signal_start(&sigterm_, on_signal, SIGTERM);
+
+  for (auto& server : servers_) server->start();
+  spdlog::info("ringproxy listening on {} with {} shards, {} servers ({} / {})", listen.to_string(),
+               table_->shards().size(), table_->servers().size(), routing::hash_function_name(pool.hash),
+               routing::distribution_name(pool.distribution));
+  return true;
+}
+
+void Proxy::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  spdlog::info("ringproxy stopping");
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flusher_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  std::vector<ClientSession*> clients = clients_;
+  for (ClientSession* client : clients) client->close();
+  for (auto& server : servers_) server->stop();
+}
+
+void Proxy::on_signal(uv_signal_t* handle, int) { static_cast<Proxy*>(handle->data)->stop(); }
+
+void Proxy::on_connection(uv_stream_t* server, int status) {
+  auto* self = static_cast<Proxy*>(server->data);
+  if (status < 0) {
+    spdlog::warn("accept: {}", uv_strerror(status));
+    return;
+  }
+  self->accept_client();
+}
+
+void Proxy::accept_client() {
+  auto* client = new ClientSession(*this, next_client_id_++);
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), reinterpret_cast<uv_stream_t*>(client->handle())) != 0) {
+    client->close();
+    return;
+  }
+  clients_.push_back(client);
+  if (clients_.size() > config_.proxy.max_clients) {
+    ++stats_.clients_rejected;
+    metrics_->client_connections_rejected->Increment();
+    static const char kRefused[] = "-ERR max number of clients reached\r\n";
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(kRefused), sizeof(kRefused) - 1);
+    uv_try_write(reinterpret_cast<uv_stream_t*>(client->handle()), &buf, 1);
+    client->close();
+    return;
+  }
+  ++stats_.clients_accepted;
+  metrics_->client_connections_accepted->Increment();
+  metrics_->client_connections->Set(static_cast<double>(clients_.size()));
+  client->start();
+}
+
+void Proxy::on_client_closed(ClientSession* client) {
+  auto it = std::find(clients_.begin(), clients_.end(), client);
+  if (it == clients_.end()) return;
+  *it = clients_.back();
+  clients_.pop_back();
+  metrics_->client_connections->Set(static_cast<double>(clients_.size()));
+}
+
+Request* Proxy::new_request() {
+  if (request_pool_.empty()) return new Request;
+  Request* request = request_pool_.back();
+  request_pool_.pop_back();
+  return request;
+}
+
+void Proxy::free_request(Request* request) {
+  request->recycle();
+  if (request_pool_.size() < 4096) {
+    request_pool_.push_back(request);
+  } else {
+    delete request;
+  }
+}
+
+void Proxy::mark_dirty(ClientSession* client) {
+  client->dirty = true;
+  dirty_clients_.push_back(client);
+}
+
+void Proxy::mark_dirty(BackendConnection* connection) {
+  connection->dirty = true;
+  dirty_connections_.push_back(connection);
+}
+
+void Proxy::forget_dirty(ClientSession* client) {
+  if (!client->dirty) return;
+  client->dirty = false;
+  std::erase(dirty_clients_, client);
+}
+
+void Proxy::forget_dirty(BackendConnection* connection) {
+  if (!connection->dirty) return;
+  connection->dirty = false;
+  std::erase(dirty_connections_, connection);
+}
+
+// Once per loop iteration, before polling: requests to servers first (so they are on
+// the wire as early as possible), then replies to clients.
+void Proxy::on_prepare(uv_prepare_t* handle) { static_cast<Proxy*>(handle->data)->flush_dirty(); }
+
+void Proxy::flush_dirty() {
+  // Swapped out before use: a flush may mark other objects dirty, or close a client.
+  while (!dirty_connections_.empty() || !dirty_clients_.empty()) {
+    flushing_connections_.swap(dirty_connections_);
+    for (BackendConnection* connection : flushing_connections_) connection->flush();
+    flushing_connections_.clear();
+    flushing_clients_.swap(dirty_clients_);
+    for (ClientSession* client : flushing_clients_) client->flush();
+    flushing_clients_.clear();
+  }
+}
+
+void Proxy::on_sweep(uv_timer_t* handle) { static_cast<Proxy*>(handle->data)->sweep(); }
+
+void Proxy::sweep() {
+  uint64_t now = now_ms();
+  for (auto& server : servers_) server->sweep(now);
+  uint32_t idle_ms = config_.proxy.client_idle_timeout_ms;
+  if (idle_ms > 0) {
+    std::vector<ClientSession*> idle;
+    for (ClientSession* client : clients_) {
+      if (client->pending() == 0 && now - client->last_active_ms() >= idle_ms) idle.push_back(client);
+    }
+    for (ClientSession* client : idle) client->close();
+  }
+}
+
+void Proxy::set_server_usable(uint32_t server, bool usable) {
+  if (server < usable_.size()) usable_[server] = usable ? 1 : 0;
+}
+
+}  // namespace ringproxy::proxy

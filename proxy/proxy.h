@@ -1,0 +1,133 @@
+// The Proxy owns everything that lives for the process: the libuv loop's handles, the
+// listener, client sessions, backend servers, the routing snapshot and the counters.
+// Single-threaded: every method runs on the loop thread (the metrics exposer has its own
+// thread but only reads atomic counters).
+//
+// The data path (dispatcher.cc), top-down:
+//
+//   client bytes -> parse (resp::RequestParser, views into the read block)
+//     -> classify (routing::find_command)
+//     -> local command? answer it (local_commands.cc)
+//     -> plan (routing::plan: shard, server, split)
+//     -> send (BackendServer::send: queued, flushed once per loop iteration)
+//     -> reduce (routing::Reducer for split/broadcast; the reply itself otherwise)
+//     -> reply (ClientSession: completed prefix of the in-order queue, flushed once per
+//        loop iteration)
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "conf/config.h"
+#include "metrics/metrics.h"
+#include "proxy/request.h"
+#include "routing/planner.h"
+#include "routing/routing_table.h"
+
+namespace ringproxy::proxy {
+
+class BackendServer;
+class BackendConnection;
+class ClientSession;
+
+struct ProxyStats {
+  uint64_t clients_accepted = 0;
+  uint64_t clients_rejected = 0;
+  uint64_t requests = 0;
+  uint64_t error_replies = 0;   // replies that were errors (the proxy's or a server's)
+  uint64_t protocol_errors = 0;
+};
+
+class Proxy {
+ public:
+  Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Binds the listener and connects to the servers; false with `error` set on failure.
+  bool start(std::string* error);
+  // Stops accepting, closes every connection; the loop then runs out.
+  void stop();
+
+  // --- used by sessions and connections ---
+  uv_loop_t* loop() const { return loop_; }
+  uint64_t now_ms() const { return uv_now(loop_); }
+  const conf::Config& config() const { return config_; }
+  metrics::Metrics* metrics() const { return metrics_; }
+  ProxyStats& stats() { return stats_; }
+  const std::shared_ptr<const routing::RoutingTable>& table() const { return table_; }
+  const std::vector<std::unique_ptr<BackendServer>>& servers() const { return servers_; }
+  const std::vector<ClientSession*>& clients() const { return clients_; }
+  uint64_t started_at_ms() const { return started_at_ms_; }
+
+  // The data path.
+  void dispatch(ClientSession& client, Request& request);
+  void on_fragment_done(Fragment& fragment);
+
+  // Requests are pooled: their buffers keep their capacity between uses.
+  Request* new_request();
+  void free_request(Request* request);
+
+  // Work for the once-per-iteration flush.
+  void mark_dirty(ClientSession* client);
+  void mark_dirty(BackendConnection* connection);
+  void forget_dirty(ClientSession* client);
+  void forget_dirty(BackendConnection* connection);
+
+  // Server health, as the planner sees it.
+  void set_server_usable(uint32_t server, bool usable);
+  routing::Health health() const { return routing::Health{usable_}; }
+
+  void on_client_closed(ClientSession* client);
+
+ private:
+  static void on_connection(uv_stream_t* server, int status);
+  static void on_prepare(uv_prepare_t* handle);
+  static void on_sweep(uv_timer_t* handle);
+  static void on_signal(uv_signal_t* handle, int signum);
+
+  void accept_client();
+  void flush_dirty();
+  void sweep();
+  bool send_plan(Request& request, const routing::Plan& plan);
+  void finish_request(Request& request);
+  void answer_local(ClientSession& client, Request& request);
+  void reply_error(Request& request, std::string_view message);
+  void complete_local(Request& request);
+  BlockRef bytes_block(std::string_view bytes, std::string_view* view);
+
+  uv_loop_t* loop_;
+  conf::Config config_;
+  metrics::Metrics* metrics_;
+  ProxyStats stats_;
+  uint64_t started_at_ms_ = 0;
+  uint64_t next_client_id_ = 1;
+  bool stopping_ = false;
+
+  std::shared_ptr<const routing::RoutingTable> table_;
+  std::vector<std::unique_ptr<BackendServer>> servers_;  // indexed like table_->servers()
+  std::vector<uint8_t> usable_;
+  std::vector<ClientSession*> clients_;
+
+  uv_tcp_t listener_{};
+  uv_prepare_t flusher_{};
+  uv_timer_t sweeper_{};
+  uv_signal_t sigint_{}, sigterm_{};
+
+  std::vector<ClientSession*> dirty_clients_;
+  std::vector<BackendConnection*> dirty_connections_;
+  std::vector<ClientSession*> flushing_clients_;
+  std::vector<BackendConnection*> flushing_connections_;
+  std::vector<Request*> request_pool_;
+  std::string scratch_;           // rebuilt commands, before they get their own block
+
+  routing::Plan plan_;            // reused for every request
+  routing::PlanScratch plan_scratch_;
+};
+
+}  // namespace ringproxy::proxy

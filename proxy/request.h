@@ -1,0 +1,64 @@
+// A client request in flight and the backend fragments it was planned into.
+//
+// Ownership: a Request belongs to its ClientSession's in-order queue until its reply has
+// been written to the client; if the client goes away first, the Request is orphaned and
+// freed when its last fragment completes. Fragments live inside their Request; a backend
+// connection's queue only points at them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/buffer.h"
+#include "routing/command_table.h"
+#include "routing/reducer.h"
+#include "routing/routing_table.h"
+
+namespace ringproxy::proxy {
+
+class ClientSession;
+class BackendServer;
+struct Request;
+
+struct Fragment {
+  Request* request = nullptr;
+  uint32_t index = 0;               // in Request::fragments
+  BackendServer* server = nullptr;
+  std::string_view bytes;           // what is sent: the client's bytes, or a rebuilt
+  BlockRef bytes_block;             //   sub-command of a split; this keeps them alive
+  std::string_view reply;           // a complete RESP reply once done
+  BlockRef reply_block;             // keeps `reply` alive
+  std::string owned_reply;          // the proxy's error reply when the server failed
+  uint64_t sent_at_ms = 0;
+  bool done = false;
+};
+
+struct Request {
+  ClientSession* client = nullptr;  // null once the client has gone (orphaned)
+  Request* next = nullptr;          // the client's in-order queue
+  BlockRef request_block;           // keeps `raw` and `args` alive
+  std::string_view raw;             // the request exactly as the client sent it
+  std::vector<std::string_view> args;
+  const routing::CommandInfo* cmd = nullptr;
+  std::shared_ptr<const routing::RoutingTable> table;  // the snapshot it was planned with
+  uint64_t started_at_ms = 0;
+
+  std::vector<Fragment> fragments;  // sized once at dispatch; never reallocated after
+  uint32_t fragments_pending = 0;
+  std::unique_ptr<routing::Reducer> reducer;  // split and broadcast only
+
+  // The reply: a view into a backend block, or the proxy's own bytes.
+  std::string_view reply;
+  BlockRef reply_block;
+  std::string owned_reply;
+  bool done = false;
+  bool close_after_reply = false;   // QUIT, protocol errors
+
+  // Back to a reusable state (keeps vector/string capacity for the next request).
+  void recycle();
+};
+
+}  // namespace ringproxy::proxy

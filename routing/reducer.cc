@@ -1,0 +1,74 @@
+#include "routing/reducer.h"
+
+#include "proxy/resp/reply_scanner.h"
+#include "proxy/resp/writer.h"
+
+namespace ringproxy::routing {
+
+Reducer::Reducer(Merge merge, std::vector<std::vector<uint32_t>> fragment_slots, size_t slot_count)
+    : merge_(merge),
+      fragment_slots_(std::move(fragment_slots)),
+      slot_count_(slot_count),
+      replies_(fragment_slots_.size()),
+      have_(fragment_slots_.size(), false) {}
+
+bool Reducer::add(uint32_t fragment, std::string_view reply) {
+  if (fragment >= replies_.size() || have_[fragment]) return false;
+  have_[fragment] = true;
+  replies_[fragment] = reply;
+  return ++received_ == replies_.size();
+}
+
+void Reducer::finish(std::string& out) const {
+  for (std::string_view reply : replies_) {
+    if (resp::is_error_reply(reply)) {
+      out.append(reply);
+      return;
+    }
+  }
+  switch (merge_) {
+    case Merge::forward:
+      out.append(replies_.empty() ? std::string_view("+OK\r\n") : replies_.front());
+      return;
+    case Merge::all_ok:
+      for (std::string_view reply : replies_) {
+        if (!resp::is_ok_reply(reply)) {
+          resp::append_error(out, "ERR unexpected reply from a shard: " +
+                                      std::string(reply.substr(0, reply.find('\r'))));
+          return;
+        }
+      }
+      resp::append_simple(out, "OK");
+      return;
+    case Merge::sum_integers: {
+      int64_t sum = 0;
+      for (std::string_view reply : replies_) {
+        std::optional<int64_t> value = resp::integer_reply(reply);
+        if (!value) {
+          resp::append_error(out, "ERR unexpected non-integer reply from a shard");
+          return;
+        }
+        sum += *value;
+      }
+      resp::append_integer(out, sum);
+      return;
+    }
+    case Merge::array_by_position: {
+      std::vector<std::string_view> merged(slot_count_);
+      std::vector<std::string_view> elements;
+      for (size_t f = 0; f < replies_.size(); ++f) {
+        if (!resp::split_array_reply(replies_[f], elements) || elements.size() != fragment_slots_[f].size()) {
+          out.clear();
+          resp::append_error(out, "ERR unexpected reply shape from a shard");
+          return;
+        }
+        for (size_t i = 0; i < elements.size(); ++i) merged[fragment_slots_[f][i]] = elements[i];
+      }
+      resp::append_array_header(out, slot_count_);
+      for (std::string_view element : merged) out.append(element);
+      return;
+    }
+  }
+}
+
+}  // namespace ringproxy::routing
