@@ -16,11 +16,16 @@ struct LoadResult {
   std::string error;             // set on failure: "file:line:column: message"
 };
 
-// `source_name` is used in error messages (usually the path).
+// `source_name` is used in error messages (usually the path). Reports the first problem
+// in document order. Never throws: every failure, TOML syntax included, is in `error`.
 LoadResult parse_config(std::string_view toml_text, std::string_view source_name);
+// Reads `path` ("cannot read <path>: <strerror>" if it cannot), then parse_config(text, path).
 LoadResult load_config_file(const std::string& path);
 
-// Parses "host:port" / "[v6]:port" / "localhost:port"; nullopt with `why` on failure.
+// Parses "host:port" / "[v6]:port" / "localhost:port"; nullopt with the reason in `why`
+// (may be null) on failure. Hostnames other than localhost are refused, never resolved; the
+// host is stored canonical (inet_ntop), so equal addresses compare equal. Port 1-65535.
+// Defined in config.cc, next to Address::to_string.
 std::optional<Address> parse_address(std::string_view text, std::string* why);
 
 }  // namespace ringproxy::conf

@@ -1,0 +1,139 @@
+// Address text form, both directions. parse_address (declared in loader.h) lives here so
+// that loader.cc deals only with TOML; the CLI can use it without a config file.
+#include "conf/config.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+#include "conf/loader.h"
+
+namespace ringproxy::conf {
+
+std::string Address::to_string() const {
+  const std::string port_text = std::to_string(port);
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + port_text;
+  return host + ":" + port_text;
+}
+
+namespace {
+
+bool fail(std::string* why, std::string message) {
+  if (why) *why = std::move(message);
+  return false;
+}
+
+// Port: decimal digits only, 1-65535 (0 is never a server port and "listen on any port"
+// would leave the operator guessing where the proxy is).
+bool parse_port(std::string_view text, uint16_t* port, std::string* why) {
+  if (text.empty()) return fail(why, "missing port after ':'");
+  if (!std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    return fail(why, "port '" + std::string(text) + "' is not a number");
+  }
+  uint32_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 65535) {
+    return fail(why, "port " + std::string(text) + " is out of range 1-65535");
+  }
+  *port = static_cast<uint16_t>(value);
+  return true;
+}
+
+// Returns the canonical text of a numeric address (inet_ntop), so that "[0::1]" and "[::1]"
+// compare equal when duplicates are checked.
+bool canonical_ip(int family, const std::string& host, std::string* out) {
+  unsigned char bytes[16];
+  if (inet_pton(family, host.c_str(), bytes) != 1) return false;
+  char text[INET6_ADDRSTRLEN];
+  if (inet_ntop(family, bytes, text, sizeof text) == nullptr) return false;
+  *out = text;
+  return true;
+}
+
+bool looks_like_hostname(std::string_view host) {
+  const bool allowed = std::all_of(host.begin(), host.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '-' || c == '_';
+  });
+  const bool has_letter =
+      std::any_of(host.begin(), host.end(), [](unsigned char c) { return std::isalpha(c); });
+  return allowed && has_letter;
+}
+
+bool is_localhost(std::string_view host) {
+  constexpr std::string_view kLocalhost = "localhost";
+  return std::equal(host.begin(), host.end(), kLocalhost.begin(), kLocalhost.end(),
+                    [](unsigned char a, char b) { return std::tolower(a) == b; });
+}
+
+}  // namespace
+
+std::optional<Address> parse_address(std::string_view text, std::string* why) {
+  if (text.empty()) {
+    fail(why, "empty address (expected host:port, e.g. 127.0.0.1:7001)");
+    return std::nullopt;
+  }
+  std::string_view host;
+  std::string_view port_text;
+  const bool bracketed = text.front() == '[';
+  if (bracketed) {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos) {
+      fail(why, "missing ']' after an IPv6 address");
+      return std::nullopt;
+    }
+    if (close + 1 >= text.size() || text[close + 1] != ':') {
+      fail(why, "expected ':<port>' after ']'");
+      return std::nullopt;
+    }
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      fail(why, "missing ':<port>' (expected host:port, e.g. 127.0.0.1:7001)");
+      return std::nullopt;
+    }
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      fail(why, "IPv6 addresses need brackets, e.g. [::1]:7001");
+      return std::nullopt;
+    }
+  }
+  if (host.empty()) {
+    fail(why, "missing host before ':'");
+    return std::nullopt;
+  }
+  Address address;
+  if (!parse_port(port_text, &address.port, why)) return std::nullopt;
+
+  const std::string host_text(host);
+  if (bracketed) {
+    if (!canonical_ip(AF_INET6, host_text, &address.host)) {
+      fail(why, "'" + host_text + "' is not a valid IPv6 address");
+      return std::nullopt;
+    }
+    return address;
+  }
+  if (is_localhost(host)) {
+    address.host = "127.0.0.1";
+    return address;
+  }
+  if (canonical_ip(AF_INET, host_text, &address.host)) return address;
+
+  const bool dotted_digits = std::all_of(host.begin(), host.end(), [](unsigned char c) {
+    return std::isdigit(c) || c == '.';
+  });
+  if (dotted_digits) {
+    fail(why, "'" + host_text + "' is not a valid IPv4 address");
+  } else if (looks_like_hostname(host)) {
+    fail(why, "'" + host_text + "' is a hostname; use an IP address (hostnames are not resolved)");
+  } else {
+    fail(why, "'" + host_text + "' is not an IP address");
+  }
+  return std::nullopt;
+}
+
+}  // namespace ringproxy::conf

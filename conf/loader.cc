@@ -1,0 +1,511 @@
+// The TOML schema of config.h. Each table is a list of Fields (key + reader), so a key is
+// declared once: the same list parses it, rejects unknown keys and suggests near misses.
+//
+// The first problem ends loading. Inside this file it is thrown as a ConfigError (toml++
+// already reports syntax errors by throwing); both entry points catch everything, so no
+// exception leaves the loader.
+#include "conf/loader.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+namespace ringproxy::conf {
+namespace {
+
+constexpr uint32_t kU32Max = std::numeric_limits<uint32_t>::max();
+constexpr uint64_t kI64Max = std::numeric_limits<int64_t>::max();  // toml++ integers are int64
+// modula and jump build one slot per unit of weight: keep the ring small.
+constexpr uint32_t kMaxWeight = 65535;
+// Persistent connections per backend server; more only adds contention on the server.
+constexpr uint32_t kMaxBackendConnections = 64;
+// routing::Ring::build's limit on the sum of the weights.
+constexpr uint64_t kMaxTotalWeight = (uint64_t{1} << 31) - 1;
+// twemproxy hashes "<name>-<index>" for ketama points in an 86-byte buffer; 64 leaves room.
+constexpr size_t kMaxShardNameBytes = 64;
+
+struct ConfigError {
+  std::string message;  // complete: "file:line:column: message"
+};
+
+std::string position(std::string_view source, const toml::source_region& region) {
+  // Nodes built without a source (should not happen for parsed text) report 1:1.
+  const auto line = region.begin.line ? region.begin.line : 1;
+  const auto column = region.begin.column ? region.begin.column : 1;
+  return std::string(source) + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+// Errors are one line, but they quote the user's text, which may hold any character.
+std::string one_line(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : text) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+[[noreturn]] void fail_at(std::string_view source, const toml::source_region& region,
+                          std::string_view message) {
+  throw ConfigError{one_line(position(source, region) + ": " + std::string(message))};
+}
+
+std::string_view type_name(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a floating-point number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+// Optimal string alignment distance: Levenshtein plus adjacent transpositions, so that
+// "wieght" is one edit from "weight".
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The known name closest to `word`, if it is within two edits.
+std::optional<std::string_view> closest(std::string_view word,
+                                        std::span<const std::string_view> known) {
+  std::optional<std::string_view> best;
+  size_t best_distance = 3;
+  for (std::string_view candidate : known) {
+    const size_t distance = edit_distance(word, candidate);
+    if (distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+std::string join(std::span<const std::string_view> names) {
+  std::string out;
+  for (std::string_view name : names) {
+    if (!out.empty()) out += ", ";
+    out += name;
+  }
+  return out;
+}
+
+[[noreturn]] void unknown_key(std::string_view source, const toml::key& key,
+                              std::string_view table_name,
+                              std::span<const std::string_view> known);
+
+// One key's value, with what its error messages need.
+class Value {
+ public:
+  Value(std::string_view source, std::string_view key, const toml::node& node)
+      : source_(source), key_(key), node_(node) {}
+
+  std::string_view source() const { return source_; }
+  std::string_view key() const { return key_; }
+  const toml::node& node() const { return node_; }
+
+  [[noreturn]] void fail(std::string_view message) const {
+    fail_at(source_, node_.source(), message);
+  }
+  [[noreturn]] void expected(std::string_view what) const {
+    fail("'" + std::string(key_) + "' must be " + std::string(what) + ", not " +
+         std::string(type_name(node_)));
+  }
+
+  uint64_t integer(uint64_t min, uint64_t max) const {
+    const auto* value = node_.as_integer();
+    if (!value) expected("an integer");
+    const int64_t v = value->get();
+    const bool below = v < 0 || static_cast<uint64_t>(v) < min;
+    if (below || static_cast<uint64_t>(v) > max) {
+      // "at least 1" reads better than "between 1 and 4294967295" when the value is too low.
+      const bool no_real_max = max == kU32Max || max == kI64Max;
+      const std::string range = below && no_real_max ? "at least " + std::to_string(min)
+                                                     : "between " + std::to_string(min) +
+                                                           " and " + std::to_string(max);
+      fail("'" + std::string(key_) + "' must be " + range + ", got " + std::to_string(v));
+    }
+    return static_cast<uint64_t>(v);
+  }
+  uint32_t u32(uint32_t min, uint32_t max = kU32Max) const {
+    return static_cast<uint32_t>(integer(min, max));
+  }
+
+  bool boolean() const {
+    const auto* value = node_.as_boolean();
+    if (!value) expected("true or false");
+    return value->get();
+  }
+
+  const std::string& string() const {
+    const auto* value = node_.as_string();
+    if (!value) expected("a string");
+    return value->get();
+  }
+
+  Address address() const {
+    const std::string& text = string();
+    std::string why;
+    std::optional<Address> parsed = parse_address(text, &why);
+    if (!parsed) fail("bad address \"" + text + "\" in '" + std::string(key_) + "': " + why);
+    return *parsed;
+  }
+
+  const toml::table& table() const {
+    const auto* value = node_.as_table();
+    if (!value) expected("a table");
+    return *value;
+  }
+
+ private:
+  std::string_view source_;
+  std::string_view key_;
+  const toml::node& node_;
+};
+
+template <class T>
+struct Field {
+  std::string_view key;
+  void (*read)(const Value&, T&);
+};
+
+template <class T, size_t N>
+constexpr std::array<std::string_view, N> keys_of(const Field<T> (&fields)[N]) {
+  std::array<std::string_view, N> keys;
+  for (size_t i = 0; i < N; ++i) keys[i] = fields[i].key;
+  return keys;
+}
+
+// toml++ tables iterate in key order; visit them in document order so that the first
+// error reported is the first one in the file.
+std::vector<std::pair<const toml::key*, const toml::node*>> in_document_order(
+    const toml::table& table) {
+  std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+  for (const auto& [key, node] : table) entries.emplace_back(&key, &node);
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    const auto& pa = a.first->source().begin;
+    const auto& pb = b.first->source().begin;
+    return std::pair(pa.line, pa.column) < std::pair(pb.line, pb.column);
+  });
+  return entries;
+}
+
+template <class T, size_t N>
+void read_fields(std::string_view source, const toml::table& table, std::string_view table_name,
+                 const Field<T> (&fields)[N], T& out) {
+  for (const auto& [key, node] : in_document_order(table)) {
+    const auto* field = std::find_if(std::begin(fields), std::end(fields),
+                                     [&](const Field<T>& f) { return f.key == key->str(); });
+    if (field == std::end(fields)) unknown_key(source, *key, table_name, keys_of(fields));
+    field->read(Value(source, key->str(), *node), out);
+  }
+}
+
+template <class Enum>
+Enum read_name(const Value& v, std::optional<Enum> (*parse)(std::string_view),
+               std::span<const Enum> all, std::string_view (*name_of)(Enum)) {
+  const std::string& text = v.string();
+  if (std::optional<Enum> parsed = parse(text)) return *parsed;
+  std::vector<std::string_view> names;
+  for (Enum e : all) names.push_back(name_of(e));
+  std::string message = "'" + std::string(v.key()) + "' must be one of " + join(names) +
+                        ", got \"" + text + "\"";
+  if (auto guess = closest(text, names)) message += "; did you mean '" + std::string(*guess) + "'?";
+  v.fail(message);
+}
+
+void check_shard_name(const Value& v, const std::string& name) {
+  if (name.empty()) v.fail("shard 'name' must not be empty");
+  const bool clean = std::none_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isspace(c) || std::iscntrl(c);
+  });
+  if (!clean) {
+    v.fail("shard name \"" + name + "\" must not contain whitespace or control characters");
+  }
+  if (name.size() > kMaxShardNameBytes) {
+    v.fail("shard name is " + std::to_string(name.size()) + " bytes; at most " +
+           std::to_string(kMaxShardNameBytes) + " are allowed");
+  }
+}
+
+std::vector<Address> read_servers(const Value& v) {
+  const auto* array = v.node().as_array();
+  if (!array) v.expected("an array of addresses, e.g. [\"127.0.0.1:7001\"]");
+  if (array->empty()) v.fail("'servers' must list at least one address");
+  std::vector<Address> servers;
+  for (const toml::node& element : *array) {
+    servers.push_back(Value(v.source(), v.key(), element).address());
+  }
+  return servers;
+}
+
+constexpr Field<ShardConfig> kShardFields[] = {
+    {"name", [](const Value& v, ShardConfig& c) { check_shard_name(v, c.name = v.string()); }},
+    {"weight", [](const Value& v, ShardConfig& c) { c.weight = v.u32(1, kMaxWeight); }},
+    {"servers", [](const Value& v, ShardConfig& c) { c.servers = read_servers(v); }},
+};
+
+// Reads [[pool.shards]] and checks what spans shards: unique names and unique servers,
+// each reported at its second occurrence.
+std::vector<ShardConfig> read_shards(const Value& v) {
+  const auto* array = v.node().as_array();
+  if (array && array->empty()) v.fail("'shards' must list at least one shard");
+  if (!array || !array->is_array_of_tables()) {
+    v.expected("an array of tables ([[pool.shards]])");
+  }
+
+  std::vector<ShardConfig> shards;
+  std::map<std::string, std::string> name_seen;    // name -> where
+  std::map<std::string, std::string> server_seen;  // address -> "shard 'x' at where"
+  uint64_t total_weight = 0;
+  for (const toml::node& element : *array) {
+    const toml::table& table = *element.as_table();
+    ShardConfig shard;
+    read_fields(v.source(), table, "[[pool.shards]]", kShardFields, shard);
+
+    const toml::node* name = table.get("name");
+    if (!name) fail_at(v.source(), table.source(), "shard is missing 'name'");
+    const std::string here = position(v.source(), name->source());
+    if (auto [it, inserted] = name_seen.emplace(shard.name, here); !inserted) {
+      fail_at(v.source(), name->source(),
+              "duplicate shard name '" + shard.name + "' (first defined at " + it->second + ")");
+    }
+
+    const toml::node* servers = table.get("servers");
+    if (!servers) {
+      fail_at(v.source(), table.source(), "shard '" + shard.name + "' is missing 'servers'");
+    }
+    const toml::array& server_nodes = *servers->as_array();
+    for (size_t i = 0; i < shard.servers.size(); ++i) {
+      const std::string text = shard.servers[i].to_string();
+      const toml::source_region& at = server_nodes[i].source();
+      const std::string owner = "shard '" + shard.name + "' at " + position(v.source(), at);
+      if (auto [it, inserted] = server_seen.emplace(text, owner); !inserted) {
+        fail_at(v.source(), at,
+                "duplicate server address " + text + " (also in " + it->second + ")");
+      }
+    }
+    if (shard.servers.size() > 1) {
+      fail_at(v.source(), servers->source(),
+              "shard '" + shard.name + "' lists " + std::to_string(shard.servers.size()) +
+                  " servers; replica sets need [pool.replication], which this version does "
+                  "not support yet");
+    }
+    total_weight += shard.weight;
+    shards.push_back(std::move(shard));
+  }
+  if (total_weight > kMaxTotalWeight) {
+    v.fail("the shards' weights add up to " + std::to_string(total_weight) + "; at most " +
+           std::to_string(kMaxTotalWeight) + " are allowed");
+  }
+  return shards;
+}
+
+constexpr Field<ProxyConfig> kProxyFields[] = {
+    {"listen", [](const Value& v, ProxyConfig& c) { c.listen = v.address(); }},
+    {"max_clients", [](const Value& v, ProxyConfig& c) { c.max_clients = v.u32(1); }},
+    {"max_request_bytes",
+     [](const Value& v, ProxyConfig& c) { c.max_request_bytes = v.integer(1, kI64Max); }},
+    {"max_arguments", [](const Value& v, ProxyConfig& c) { c.max_arguments = v.u32(1); }},
+    {"max_pending_per_client",
+     [](const Value& v, ProxyConfig& c) { c.max_pending_per_client = v.u32(1); }},
+    {"client_idle_timeout_ms",
+     [](const Value& v, ProxyConfig& c) { c.client_idle_timeout_ms = v.u32(0); }},
+    {"allow_admin_commands",
+     [](const Value& v, ProxyConfig& c) { c.allow_admin_commands = v.boolean(); }},
+};
+
+constexpr Field<MetricsConfig> kMetricsFields[] = {
+    {"listen",
+     [](const Value& v, MetricsConfig& c) {
+       if (v.string().empty()) {
+         c.listen.reset();  // "" turns the endpoint off
+       } else {
+         c.listen = v.address();
+       }
+     }},
+};
+
+constexpr Field<PoolConfig> kPoolFields[] = {
+    {"hash",
+     [](const Value& v, PoolConfig& c) {
+       c.hash = read_name(v, routing::parse_hash_function, routing::all_hash_functions(),
+                          routing::hash_function_name);
+     }},
+    {"distribution",
+     [](const Value& v, PoolConfig& c) {
+       c.distribution = read_name(v, routing::parse_distribution, routing::all_distributions(),
+                                  routing::distribution_name);
+     }},
+    {"hash_tag",
+     [](const Value& v, PoolConfig& c) {
+       c.hash_tag = v.string();
+       if (!c.hash_tag.empty() && c.hash_tag.size() != 2) {
+         v.fail("'hash_tag' must be \"\" (none) or exactly 2 characters such as \"{}\", got \"" +
+                c.hash_tag + "\"");
+       }
+     }},
+    // A zero timeout, failure limit or retry interval would make every server look down.
+    {"connect_timeout_ms", [](const Value& v, PoolConfig& c) { c.connect_timeout_ms = v.u32(1); }},
+    {"request_timeout_ms", [](const Value& v, PoolConfig& c) { c.request_timeout_ms = v.u32(1); }},
+    {"failure_limit", [](const Value& v, PoolConfig& c) { c.failure_limit = v.u32(1); }},
+    {"retry_interval_ms", [](const Value& v, PoolConfig& c) { c.retry_interval_ms = v.u32(1); }},
+    {"backend_connections",
+     [](const Value& v, PoolConfig& c) {
+       c.backend_connections = v.u32(1, kMaxBackendConnections);
+     }},
+    {"shards", [](const Value& v, PoolConfig& c) { c.shards = read_shards(v); }},
+    // Named so that the refusal is explicit rather than "unknown key".
+    {"replication",
+     [](const Value& v, PoolConfig&) {
+       v.fail("[pool.replication] is not supported by this version yet");
+     }},
+};
+
+constexpr Field<Config> kConfigFields[] = {
+    {"proxy",
+     [](const Value& v, Config& c) {
+       read_fields(v.source(), v.table(), "[proxy]", kProxyFields, c.proxy);
+     }},
+    {"metrics",
+     [](const Value& v, Config& c) {
+       read_fields(v.source(), v.table(), "[metrics]", kMetricsFields, c.metrics);
+     }},
+    {"pool",
+     [](const Value& v, Config& c) {
+       read_fields(v.source(), v.table(), "[pool]", kPoolFields, c.pool);
+       if (c.pool.shards.empty()) v.fail("[pool] needs at least one [[pool.shards]]");
+     }},
+};
+
+// Every table's keys, to say where a misplaced key belongs (a key written after a
+// [[pool.shards]] header belongs to that shard, a common TOML surprise).
+struct TableKeys {
+  std::string_view table;
+  std::span<const std::string_view> keys;
+};
+constexpr auto kProxyKeys = keys_of(kProxyFields);
+constexpr auto kMetricsKeys = keys_of(kMetricsFields);
+constexpr auto kPoolKeys = keys_of(kPoolFields);
+constexpr auto kShardKeys = keys_of(kShardFields);
+constexpr TableKeys kAllTables[] = {
+    {"[proxy]", kProxyKeys}, {"[metrics]", kMetricsKeys},
+    {"[pool]", kPoolKeys},   {"[[pool.shards]]", kShardKeys},
+};
+
+void unknown_key(std::string_view source, const toml::key& key, std::string_view table_name,
+                 std::span<const std::string_view> known) {
+  const std::string name(key.str());
+  const bool top_level = table_name.empty();
+  std::string message = "unknown key '" + name + "' " +
+                        (top_level ? "at the top level" : "in " + std::string(table_name));
+  std::vector<std::string_view> homes;
+  for (const TableKeys& t : kAllTables) {
+    if (t.table != table_name && std::find(t.keys.begin(), t.keys.end(), name) != t.keys.end()) {
+      homes.push_back(t.table);
+    }
+  }
+  if (!homes.empty()) {
+    std::string where;
+    for (std::string_view home : homes) where += (where.empty() ? "" : " or ") + std::string(home);
+    message += "; '" + name + "' belongs in " + where;
+    if (!top_level) message += " (keys after a table header belong to that table)";
+  } else if (auto guess = closest(name, known)) {
+    message += "; did you mean '" + std::string(*guess) + "'?";
+  } else {
+    message += "; known keys: " + join(known);
+  }
+  fail_at(source, key.source(), message);
+}
+
+Config read_config(std::string_view source, const toml::table& root) {
+  Config config;
+  read_fields(source, root, "", kConfigFields, config);
+  if (!root.contains("pool")) {
+    fail_at(source, root.source(), "missing [pool] with at least one [[pool.shards]]");
+  }
+  return config;
+}
+
+}  // namespace
+
+LoadResult parse_config(std::string_view toml_text, std::string_view source_name) {
+  LoadResult result;
+  try {
+    const toml::table root = toml::parse(toml_text, std::string(source_name));
+    result.config = read_config(source_name, root);
+  } catch (const toml::parse_error& e) {
+    result.error =
+        one_line(position(source_name, e.source()) + ": " + std::string(e.description()));
+  } catch (const ConfigError& e) {
+    result.error = e.message;
+  } catch (const std::exception& e) {  // e.g. std::bad_alloc
+    result.error = one_line(std::string(source_name) + ":1:1: " + e.what());
+  }
+  return result;
+}
+
+LoadResult load_config_file(const std::string& path) {
+  LoadResult result;
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!file) {
+    result.error = one_line("cannot read " + path + ": " + std::strerror(errno));
+    return result;
+  }
+  std::string text;
+  try {
+    char buffer[4096];
+    size_t n;
+    while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, n);
+  } catch (const std::exception& e) {  // std::bad_alloc: a huge file is not a config
+    result.error = one_line("cannot read " + path + ": " + e.what());
+    return result;
+  }
+  // fopen succeeds on a directory; fread then fails with EISDIR.
+  if (std::ferror(file.get())) {
+    result.error = one_line("cannot read " + path + ": " + std::strerror(errno));
+    return result;
+  }
+  return parse_config(text, path);
+}
+
+}  // namespace ringproxy::conf

@@ -1,0 +1,203 @@
+"""End-to-end harness: real redis-servers and ringproxy on free loopback ports.
+
+Everything started here is stopped by PID in stop()/cleanup(); nothing is left behind.
+Run with /usr/bin/python3 (it has redis-py); ctest sets RINGPROXY_BIN.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+
+RINGPROXY_BIN = os.environ.get("RINGPROXY_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "proxy", "ringproxy")
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+_used_ports = set()
+
+
+def free_port():
+    """A port the kernel says is free now, never handed out twice by this process."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _used_ports:
+            _used_ports.add(port)
+            return port
+
+
+def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last_error = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {what}: {last_error}")
+
+
+class RedisServer:
+    def __init__(self, workdir, port=None):
+        self.port = port or free_port()
+        self.workdir = workdir
+        self.proc = None
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        log = open(os.path.join(self.workdir, f"redis-{self.port}.log"), "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", self.workdir,
+             "--protected-mode", "no"],
+            stdout=log, stderr=log)
+        wait_until(lambda: self.client().ping(), what=f"redis-server on {self.port}")
+        return self
+
+    def client(self, **kw):
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, **kw)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def toml_config(port, shards, metrics_port=None, pool=None, proxy=None):
+    """shards: list of (name, [addresses]) or (name, [addresses], weight)."""
+    lines = ["[proxy]", f'listen = "127.0.0.1:{port}"']
+    for k, v in (proxy or {}).items():
+        lines.append(f"{k} = {toml_value(v)}")
+    lines += ["", "[metrics]", f'listen = "{"127.0.0.1:%d" % metrics_port if metrics_port else ""}"', "", "[pool]"]
+    for k, v in (pool or {}).items():
+        lines.append(f"{k} = {toml_value(v)}")
+    for shard in shards:
+        name, servers = shard[0], shard[1]
+        weight = shard[2] if len(shard) > 2 else 1
+        lines += ["", "[[pool.shards]]", f'name = "{name}"', f"weight = {weight}",
+                  "servers = [" + ", ".join(f'"{s}"' for s in servers) + "]"]
+    return "\n".join(lines) + "\n"
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v + '"'
+    return str(v)
+
+
+class Proxy:
+    def __init__(self, workdir, config_text, port):
+        self.workdir = workdir
+        self.port = port
+        self.config_path = os.path.join(workdir, f"ringproxy-{port}.toml")
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+        self.log_path = os.path.join(workdir, f"ringproxy-{port}.log")
+        self.proc = None
+
+    def start(self, extra_args=()):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([RINGPROXY_BIN, "--config", self.config_path, *extra_args],
+                                     stdout=log, stderr=log)
+        wait_until(lambda: self.client().ping(), what=f"ringproxy on {self.port}")
+        return self
+
+    def client(self, **kw):
+        kw.setdefault("socket_timeout", 10)
+        return redis.Redis(host="127.0.0.1", port=self.port, **kw)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        """SIGTERM; returns the exit status (a clean shutdown is 0)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("ringproxy did not exit on SIGTERM")
+
+
+class Cluster:
+    """N single-server shards ("shard1".."shardN") behind one ringproxy."""
+
+    def __init__(self, shards=3, pool=None, proxy=None, metrics=False, weights=None):
+        self.workdir = tempfile.mkdtemp(prefix="ringproxy-e2e-")
+        self.redis = [RedisServer(self.workdir).start() for _ in range(shards)]
+        self.names = [f"shard{i + 1}" for i in range(shards)]
+        weights = weights or [1] * shards
+        self.metrics_port = free_port() if metrics else None
+        port = free_port()
+        config = toml_config(port, [(n, [r.address], w) for n, r, w in zip(self.names, self.redis, weights)],
+                             metrics_port=self.metrics_port, pool=pool, proxy=proxy)
+        self.proxy = Proxy(self.workdir, config, port).start()
+
+    def client(self, **kw):
+        return self.proxy.client(**kw)
+
+    def server_of(self, name):
+        return self.redis[self.names.index(name)]
+
+    def route(self, key):
+        reply = self.client().execute_command("PROXY", "ROUTE", key)
+        fields = dict(zip(reply[0::2], reply[1::2]))
+        return fields[b"shard"].decode()
+
+    def cleanup(self):
+        status = None
+        try:
+            status = self.proxy.stop()
+        finally:
+            for r in self.redis:
+                r.stop()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return status
+
+
+def raw_exchange(port, payload, expect_bytes=None, timeout=5.0, read_until_close=False):
+    """Sends raw bytes, returns what came back (until expect_bytes arrived, or close)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(payload)
+        data = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if expect_bytes is not None and len(data) >= expect_bytes and not read_until_close:
+                break
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
