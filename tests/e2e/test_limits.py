@@ -1,0 +1,111 @@
+"""Bad input and limits: clear errors, never a crash, a hang or unbounded memory."""
+import os
+import socket
+import time
+import unittest
+
+import redis
+
+from harness import Cluster, raw_exchange
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class LimitsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster(shards=2, proxy={"max_clients": 20, "max_request_bytes": 1048576,
+                                               "max_arguments": 1000, "max_pending_per_client": 64})
+        cls.port = cls.cluster.proxy.port
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.cluster.cleanup() == 0
+
+    def assert_alive(self):
+        self.assertTrue(self.cluster.client().ping())
+
+    def test_garbage_gets_protocol_error_and_close(self):
+        for garbage in (b"*1\r\n+PING\r\n", b"*x\r\n", b"*1\r\n$-5\r\n", b"*1\r\n$3\r\nGETxx",
+                        b'SET a "unterminated\r\n'):
+            data = raw_exchange(self.port, garbage, read_until_close=True)
+            self.assertTrue(data.startswith(b"-ERR Protocol error"), (garbage, data))
+        self.assert_alive()
+
+    def test_replies_before_a_protocol_error_are_delivered(self):
+        data = raw_exchange(self.port, b"PING\r\nECHO hi\r\n*1\r\n:1\r\n", read_until_close=True)
+        self.assertTrue(data.startswith(b"+PONG\r\n$2\r\nhi\r\n-ERR Protocol error"), data)
+
+    def test_request_and_argument_limits(self):
+        big = b"x" * (2 * 1024 * 1024)
+        data = raw_exchange(self.port, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % len(big), read_until_close=True)
+        self.assertIn(b"max_request_bytes", data)
+        data = raw_exchange(self.port, b"*5000\r\n", read_until_close=True)
+        self.assertIn(b"max_arguments", data)
+        self.assert_alive()
+
+    def test_endless_line_is_cut_off(self):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            try:
+                for _ in range(100):
+                    s.sendall(b"A" * 4096)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            data = s.recv(1000)
+        self.assertIn(b"too big inline request", data)
+        self.assert_alive()
+
+    def test_max_clients(self):
+        held = []
+        try:
+            for _ in range(20):
+                c = socket.create_connection(("127.0.0.1", self.port))
+                c.sendall(b"PING\r\n")
+                self.assertEqual(c.recv(100), b"+PONG\r\n")
+                held.append(c)
+            extra = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            self.assertIn(b"max number of clients", extra.recv(100))
+            extra.close()
+        finally:
+            for c in held:
+                c.close()
+        time.sleep(0.2)
+        self.assert_alive()
+
+    def test_pipeline_flood_without_reading_keeps_memory_bounded(self):
+        """A client that writes without reading is paused, not buffered without limit."""
+        pid = self.cluster.proxy.proc.pid
+        before = rss_kb(pid)
+        request = b"*3\r\n$3\r\nSET\r\n$5\r\nflood\r\n$1000\r\n" + b"v" * 1000 + b"\r\n"
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 5
+        chunk = request * 100
+        while time.monotonic() < deadline and sent < 500 * 1024 * 1024:
+            try:
+                sent += s.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.01)
+        grown = rss_kb(pid) - before
+        s.close()
+        self.assertLess(sent, 400 * 1024 * 1024, "the proxy stopped reading")
+        self.assertLess(grown, 64 * 1024, f"proxy RSS grew by {grown} kB")
+        self.assert_alive()
+
+    def test_client_gone_with_requests_in_flight(self):
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", self.port))
+            s.sendall(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n" * 50)
+            s.close()
+        self.assert_alive()
+
+
+if __name__ == "__main__":
+    unittest.main()
