@@ -1,0 +1,164 @@
+#include "routing/planner.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace ringproxy::routing {
+namespace {
+
+conf::PoolConfig three_shards(std::string hash_tag = "{}") {
+  conf::PoolConfig pool;
+  pool.hash_tag = std::move(hash_tag);
+  for (int i = 1; i <= 3; ++i) {
+    conf::ShardConfig shard;
+    shard.name = "shard" + std::to_string(i);
+    shard.servers.push_back({"127.0.0.1", static_cast<uint16_t>(7000 + i)});
+    pool.shards.push_back(shard);
+  }
+  return pool;
+}
+
+class PlannerTest : public ::testing::Test {
+ protected:
+  PlannerTest() : table_(RoutingTable::build(three_shards())), usable_(3, 1) {}
+
+  const Plan& run(std::vector<std::string> words, PlanSettings settings = {}) {
+    words_ = std::move(words);
+    args_.assign(words_.begin(), words_.end());
+    const CommandInfo* cmd = find_command(args_[0]);
+    EXPECT_NE(cmd, nullptr) << words_[0];
+    if (cmd->is_container()) cmd = find_subcommand(*cmd, args_[1]);
+    plan(*cmd, args_, *table_, Health{usable_}, settings, scratch_, plan_);
+    return plan_;
+  }
+
+  // A key that maps to `shard`, with a prefix so tests stay readable.
+  std::string key_on(uint32_t shard, const std::string& prefix = "k") {
+    for (int i = 0;; ++i) {
+      std::string key = prefix + std::to_string(i);
+      if (table_->shard_of(key) == shard) return key;
+    }
+  }
+
+  std::shared_ptr<const RoutingTable> table_;
+  std::vector<uint8_t> usable_;
+  std::vector<std::string> words_;
+  std::vector<std::string_view> args_;
+  PlanScratch scratch_;
+  Plan plan_;
+};
+
+TEST_F(PlannerTest, SingleKeyGoesToItsShardUnchanged) {
+  for (uint32_t shard = 0; shard < 3; ++shard) {
+    const Plan& p = run({"GET", key_on(shard)});
+    ASSERT_EQ(p.kind, PlanKind::forward);
+    ASSERT_EQ(p.fragments.size(), 1u);
+    EXPECT_EQ(p.fragments[0].shard, shard);
+    EXPECT_EQ(p.fragments[0].server, shard);
+  }
+}
+
+TEST_F(PlannerTest, SplitsMgetByShardKeepingSlots) {
+  std::string a = key_on(0, "a"), b = key_on(1, "b"), c = key_on(0, "c"), d = key_on(2, "d");
+  const Plan& p = run({"MGET", a, b, c, d});
+  ASSERT_EQ(p.kind, PlanKind::split);
+  EXPECT_EQ(p.merge, Merge::array_by_position);
+  ASSERT_EQ(p.fragments.size(), 3u);
+  // Shards in order of first appearance; keys of a shard in client order.
+  EXPECT_EQ(p.fragments[0].shard, 0u);
+  EXPECT_EQ(std::vector<uint32_t>(p.key_args.begin() + p.fragments[0].keys_begin,
+                                  p.key_args.begin() + p.fragments[0].keys_end),
+            (std::vector<uint32_t>{1, 3}));
+  EXPECT_EQ(std::vector<uint32_t>(p.key_slots.begin() + p.fragments[0].keys_begin,
+                                  p.key_slots.begin() + p.fragments[0].keys_end),
+            (std::vector<uint32_t>{0, 2}));
+  EXPECT_EQ(p.fragments[1].shard, 1u);
+  EXPECT_EQ(p.fragments[2].shard, 2u);
+}
+
+TEST_F(PlannerTest, MultiKeyOnOneShardIsForwardedWhole) {
+  const Plan& p = run({"MGET", "{u}a", "{u}b", "{u}c"});
+  EXPECT_EQ(p.kind, PlanKind::forward);
+  EXPECT_EQ(p.merge, Merge::forward);
+}
+
+TEST_F(PlannerTest, MsetSplitsPairsDelSums) {
+  const Plan& mset = run({"MSET", key_on(0), "1", key_on(1), "2"});
+  ASSERT_EQ(mset.kind, PlanKind::split);
+  EXPECT_EQ(mset.merge, Merge::all_ok);
+  EXPECT_EQ(mset.key_args, (std::vector<uint32_t>{1, 3}));
+  const Plan& del = run({"DEL", key_on(0), key_on(2)});
+  EXPECT_EQ(del.kind, PlanKind::split);
+  EXPECT_EQ(del.merge, Merge::sum_integers);
+}
+
+TEST_F(PlannerTest, CrossShardSingleShardCommandIsRejected) {
+  const Plan& p = run({"SINTER", key_on(0), key_on(1)});
+  ASSERT_EQ(p.kind, PlanKind::reject);
+  EXPECT_NE(p.error.find("different shards"), std::string::npos) << p.error;
+  EXPECT_NE(p.error.find("hash tag"), std::string::npos);
+}
+
+TEST_F(PlannerTest, DownShardFailsFastNamingIt) {
+  usable_[1] = 0;
+  const Plan& p = run({"GET", key_on(1)});
+  ASSERT_EQ(p.kind, PlanKind::reject);
+  EXPECT_NE(p.error.find("shard 'shard2' is unavailable"), std::string::npos) << p.error;
+  EXPECT_NE(p.error.find("127.0.0.1:7002"), std::string::npos);
+  // Other shards are unaffected; a split touching the down shard fails as a whole.
+  EXPECT_EQ(run({"GET", key_on(0)}).kind, PlanKind::forward);
+  EXPECT_EQ(run({"MGET", key_on(0), key_on(1)}).kind, PlanKind::reject);
+  EXPECT_EQ(run({"DBSIZE"}).kind, PlanKind::reject);
+}
+
+TEST_F(PlannerTest, BroadcastAndAdminCommands) {
+  const Plan& dbsize = run({"DBSIZE"});
+  ASSERT_EQ(dbsize.kind, PlanKind::broadcast);
+  EXPECT_EQ(dbsize.fragments.size(), 3u);
+  EXPECT_EQ(dbsize.merge, Merge::sum_integers);
+  const Plan& refused = run({"FLUSHALL"});
+  ASSERT_EQ(refused.kind, PlanKind::reject);
+  EXPECT_NE(refused.error.find("allow_admin_commands"), std::string::npos);
+  const Plan& allowed = run({"FLUSHALL"}, PlanSettings{.allow_admin_commands = true});
+  EXPECT_EQ(allowed.kind, PlanKind::broadcast);
+  EXPECT_EQ(allowed.merge, Merge::all_ok);
+}
+
+TEST_F(PlannerTest, UnsupportedAndKeylessCommands) {
+  EXPECT_EQ(run({"KEYS", "*"}).kind, PlanKind::reject);
+  EXPECT_EQ(run({"BLPOP", "l", "0"}).kind, PlanKind::reject);
+  const Plan& eval = run({"EVAL", "return 1", "0"});
+  ASSERT_EQ(eval.kind, PlanKind::reject);
+  EXPECT_NE(eval.error.find("without a key"), std::string::npos);
+  const Plan& bad_numkeys = run({"EVAL", "return 1", "5", "a"});
+  EXPECT_EQ(bad_numkeys.kind, PlanKind::reject);
+  const Plan& eval_keys = run({"EVAL", "return 1", "2", "{t}a", "{t}b"});
+  EXPECT_EQ(eval_keys.kind, PlanKind::forward);
+}
+
+TEST_F(PlannerTest, SubcommandKeysRoute) {
+  std::string key = key_on(2);
+  const Plan& p = run({"OBJECT", "ENCODING", key});
+  ASSERT_EQ(p.kind, PlanKind::forward);
+  EXPECT_EQ(p.fragments[0].shard, 2u);
+}
+
+TEST(RoutingTable, BuildsFromConfigWithNamesNotAddresses) {
+  conf::PoolConfig pool = three_shards("");
+  auto table = RoutingTable::build(pool);
+  ASSERT_EQ(table->shards().size(), 3u);
+  EXPECT_EQ(table->servers()[1].name, "127.0.0.1:7002");
+  EXPECT_EQ(table->servers()[1].shard, 1u);
+  // Same names, other addresses: the same key -> shard mapping.
+  for (auto& shard : pool.shards) shard.servers[0].port += 100;
+  auto moved = RoutingTable::build(pool);
+  for (int i = 0; i < 1000; ++i) {
+    std::string key = "key:" + std::to_string(i);
+    EXPECT_EQ(table->shard_of(key), moved->shard_of(key));
+  }
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
