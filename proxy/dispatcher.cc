@@ -9,6 +9,7 @@
 #include "proxy/proxy.h"
 #include "proxy/resp/reply_scanner.h"
 #include "proxy/resp/writer.h"
+#include "routing/keys.h"
 #include "routing/planner.h"
 
 namespace ringproxy::proxy {
@@ -28,13 +29,6 @@ std::string unknown_command_error(std::span<const std::string_view> args) {
     error.append("'").append(args[i].substr(0, 64)).append("' ");
   }
   return error;
-}
-
-// XREAD/XREADGROUP can block; only their non-blocking form is routed.
-bool has_block_option(std::span<const std::string_view> args) {
-  return std::any_of(args.begin(), args.end(), [](std::string_view a) {
-    return a.size() == 5 && strncasecmp(a.data(), "block", 5) == 0;
-  });
 }
 
 }  // namespace
@@ -75,7 +69,7 @@ void Proxy::dispatch(ClientSession& client, Request& request) {
     case routing::CommandClass::write: metrics_->requests_write->Increment(); break;
     default: metrics_->requests_other->Increment(); break;
   }
-  if (cmd->has_flag(routing::kFlagBlocking) && has_block_option(args.subspan(1))) {
+  if (routing::has_block_option(*cmd, args)) {
     return reply_error(request, "ERR blocking " + std::string(args[0]) +
                                     " is not supported by ringproxy: a blocked server connection would stall "
                                     "every client sharing it; call it without BLOCK");

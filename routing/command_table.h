@@ -1,9 +1,11 @@
 // The one command table: every command redis-server 7.0 knows, with its metadata taken
 // from redis-server's own COMMAND INFO (arity, flags, key specs; generated into
 // command_table_data.cc by scripts/gen_command_table), plus how ringproxy treats it:
-// class, fan-out and merge. Unknown names are rejected by the caller.
+// class, fan-out and merge (the policy table in that generator). Unknown names are rejected
+// by the caller. Regenerate after a redis upgrade: /usr/bin/python3 scripts/gen_command_table
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -57,6 +59,24 @@ enum RedisFlag : uint32_t {
   kFlagNoMulti = 1u << 17,
   kFlagMovableKeys = 1u << 18,
   kFlagAllowBusy = 1u << 19,
+  kFlagAsking = 1u << 20,  // RESTORE-ASKING: accepted during a cluster slot migration
+};
+
+// ringproxy's own notes on a command, for what neither the class nor the key specs say.
+enum ProxyFlag : uint8_t {
+  // XREAD, XREADGROUP: supported, but the planner must reject a request that carries the
+  // BLOCK option (has_block_option in keys.h): a blocked reply would stall every client
+  // sharing the backend connection.
+  kProxyRejectBlockOption = 1u << 0,
+};
+
+// Where the key specs fall short, find_key_positions parses the command's options by hand,
+// as redis-server does with a "getkeys_proc" for the same commands.
+enum class KeysProc : uint8_t {
+  specs,  // the key specs find every key
+  sort,   // SORT: the STORE destination (redis's spec for it is "unknown": it may be anywhere)
+  xread,  // XREAD, XREADGROUP: the keys after STREAMS; parsing the options like redis does
+          // keeps a group or consumer named "streams" from fooling the keyword search
 };
 
 // One key specification, as redis-server 7 describes it (see "Command key specifications"
@@ -67,7 +87,7 @@ struct KeySpec {
 
   Begin begin = Begin::unknown;
   int16_t begin_index = 0;        // Begin::index: argv position of the first key
-  std::string_view keyword;       // Begin::keyword: the token that precedes the keys
+  std::string_view keyword = {};  // Begin::keyword: the token that precedes the keys
   int16_t keyword_startfrom = 0;  // Begin::keyword: where to start looking (negative: from the end)
 
   Find find = Find::unknown;
@@ -77,23 +97,37 @@ struct KeySpec {
   int16_t keynumidx = 0; // Find::keynum: position of the key count, relative to begin
   int16_t firstkey = 0;  // Find::keynum: first key, relative to begin
 
-  bool write = false;    // RW/OW/RM key spec flags: the key is modified
+  bool write = false;       // RW/OW/RM key spec flags: the key is modified
+  bool not_key = false;     // not_key: a shard channel, not a key (SPUBLISH ...); skipped
+  bool incomplete = false;  // incomplete: the spec may miss some keys (MIGRATE's KEYS)
 };
 
+// (Every member has a default initializer, so GCC's -Wmissing-field-initializers accepts
+// the designated initializers of the generated table, which name only non-defaults.)
+//
+// Containers (CLIENT, OBJECT, XGROUP ...): classify a request by its subcommand's entry
+// (find_subcommand on args[1]); subcommands carry their own arity, flags and key specs,
+// with argv positions counted from the container's name (OBJECT ENCODING k: key at 2).
+// A container's own entry has no key specs; its class is the class of its supported
+// subcommands (so a check made on the container never rejects them), or the common
+// unsupported reason when none is supported. Alone it only applies to a bare COMMAND.
 struct CommandInfo {
-  std::string_view name;  // lower case; subcommands as "container|sub" e.g. "object|encoding"
+  std::string_view name = {};  // lower case; subcommands as "container|sub" e.g. "object|encoding"
   int16_t arity = 0;      // Redis semantics: N exact argc, -N at least N
   uint32_t redis_flags = 0;
   int16_t first_key = 0, last_key = 0, key_step = 0;  // legacy COMMAND fields
-  std::span<const KeySpec> key_specs;
-  std::span<const CommandInfo> subcommands;           // for containers (CLIENT, OBJECT, ...)
+  std::span<const KeySpec> key_specs = {};
+  std::span<const CommandInfo> subcommands = {};      // for containers (CLIENT, OBJECT, ...)
 
   CommandClass cls = CommandClass::unsupported;
   Fanout fanout = Fanout::single_shard;
   Merge merge = Merge::forward;
-  std::string_view reason;  // unsupported: why a sharding proxy cannot do it, for the error
+  std::string_view reason = {};  // unsupported: why a sharding proxy cannot do it, for the error
+  uint8_t proxy_flags = 0;  // ProxyFlag bits
+  KeysProc keys_proc = KeysProc::specs;
 
   bool has_flag(RedisFlag f) const { return (redis_flags & f) != 0; }
+  bool has_proxy_flag(ProxyFlag f) const { return (proxy_flags & f) != 0; }
   bool is_container() const { return !subcommands.empty(); }
 };
 
@@ -112,5 +146,14 @@ inline bool arity_ok(const CommandInfo& c, size_t argc) {
 }
 
 std::string_view command_class_name(CommandClass c);
+
+namespace detail {
+// Defined in the generated command_table_data.cc. Sorted by name (bytewise, lower case),
+// as are the subcommands of each container, so lookups can binary-search.
+extern const std::span<const CommandInfo> kCommands;
+// The longest top-level name, and the longest subcommand name (the part after '|').
+extern const size_t kMaxCommandNameLength;
+extern const size_t kMaxSubcommandNameLength;
+}  // namespace detail
 
 }  // namespace ringproxy::routing

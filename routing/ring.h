@@ -8,6 +8,15 @@
 //           buckets of later members appended after earlier ones.
 //
 // A Ring is immutable after build(); locate() is the hot path.
+//
+// Ketama details kept for twemproxy compatibility, surprising as some are:
+//   - the point count is computed in float, so equal weights do not always give 160 points
+//     (25 equal members get 156 each), and a member whose share rounds below 4 points gets
+//     none and never receives a key (weights 100 and 1: 316 and 0 points);
+//   - points with equal values stay in member order (glibc's qsort, used by twemproxy,
+//     is a stable merge sort for arrays of this size);
+//   - twemproxy formats "<name>-<i>" into an 86-byte buffer, so names longer than about 80
+//     bytes cannot match it; keep names short.
 #pragma once
 
 #include <cstdint>
@@ -37,15 +46,17 @@ class Ring {
     uint32_t member;
   };
 
-  // Members must be non-empty with weights > 0 (the config loader guarantees it).
+  // Members must be non-empty with weights > 0 and a total weight below 2^31 (the config
+  // loader guarantees it); otherwise throws std::invalid_argument. Modula and jump hold
+  // one slot per unit of weight, so keep weights small.
   static Ring build(Distribution d, std::span<const RingMember> members);
 
-  // Index into the members given to build().
+  // Index into the members given to build(). Only on a Ring made by build().
   uint32_t locate(uint32_t hash) const;
 
   Distribution distribution() const { return distribution_; }
   size_t member_count() const { return member_count_; }
-  // Ketama: continuum points; modula/jump: slots / buckets.
+  // Ketama: continuum points; modula/jump: slots / buckets (value = slot index).
   size_t point_count() const { return points_.size(); }
   std::span<const Point> points() const { return points_; }
 

@@ -22,12 +22,15 @@ CLASSES = {'read', 'write', 'admin', 'local', 'unsupported'}
 OURS = {'proxy'}  # commands ringproxy adds; redis does not know them
 
 ENTRY = re.compile(r'\{\.name = "([^"]+)", \.arity = (-?\d+),(.*?)\},\n', re.S)
-REASON = re.compile(r'constexpr std::string_view (kReason\w+) =\s*"((?:[^"\\]|\\.)*)";')
+REASON = re.compile(r'constexpr std::string_view (kReason\w+) =((?:\s*"(?:[^"\\]|\\.)*")+);')
+LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
 def parse_table(text):
     """Returns ({name: {arity, flags, cls, reason}}, version)."""
-    reasons = dict(REASON.findall(text))
+    # Reasons are adjacent literals, as C++ concatenates them.
+    reasons = {name: ''.join(LITERAL.findall(literals))
+               for name, literals in REASON.findall(text)}
     table = {}
     for name, arity, rest in ENTRY.findall(text):
         cls = re.search(r'\.cls = C::(\w+)', rest)

@@ -6,7 +6,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, raw_exchange
+from harness import Cluster, raw_exchange, wait_until
 
 
 def rss_kb(pid):
@@ -29,7 +29,9 @@ class LimitsTest(unittest.TestCase):
         assert cls.cluster.cleanup() == 0
 
     def assert_alive(self):
-        self.assertTrue(self.cluster.client().ping())
+        # Polls: clients a test just closed count against max_clients until the proxy
+        # has read their FIN.
+        wait_until(lambda: self.cluster.client().ping(), timeout=5, what="proxy answers PING")
 
     def test_garbage_gets_protocol_error_and_close(self):
         for garbage in (b"*1\r\n+PING\r\n", b"*x\r\n", b"*1\r\n$-5\r\n", b"*1\r\n$3\r\nGETxx",
@@ -79,24 +81,41 @@ class LimitsTest(unittest.TestCase):
         self.assert_alive()
 
     def test_pipeline_flood_without_reading_keeps_memory_bounded(self):
-        """A client that writes without reading is paused, not buffered without limit."""
+        """A client that sends without reading replies is paused, not buffered without limit."""
         pid = self.cluster.proxy.proc.pid
+        self.cluster.client().set("flood", b"v" * 100_000)
         before = rss_kb(pid)
-        request = b"*3\r\n$3\r\nSET\r\n$5\r\nflood\r\n$1000\r\n" + b"v" * 1000 + b"\r\n"
+        request = b"*2\r\n$3\r\nGET\r\n$5\r\nflood\r\n"
         s = socket.create_connection(("127.0.0.1", self.port))
-        s.setblocking(False)
+        s.settimeout(1.0)  # sendall blocks once the proxy stops reading
         sent = 0
-        deadline = time.monotonic() + 5
-        chunk = request * 100
-        while time.monotonic() < deadline and sent < 500 * 1024 * 1024:
+        chunk = request * 1000
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
             try:
-                sent += s.send(chunk)
-            except BlockingIOError:
-                time.sleep(0.01)
+                s.sendall(chunk)
+                sent += len(chunk)
+            except socket.timeout:
+                break
         grown = rss_kb(pid) - before
-        s.close()
-        self.assertLess(sent, 400 * 1024 * 1024, "the proxy stopped reading")
+        # Each GET asks for 100 kB: without backpressure 10 s of sending would queue GBs.
+        self.assertLess(sent, 20 * 1024 * 1024, "the proxy never stopped reading")
         self.assertLess(grown, 64 * 1024, f"proxy RSS grew by {grown} kB")
+        # Replies flow again as soon as the client reads (the first ones, in order).
+        s.settimeout(10)
+        reply = b"$100000\r\n" + b"v" * 100_000 + b"\r\n"
+        buf = b""
+        while len(buf) < 20 * len(reply):
+            chunk = s.recv(1 << 20)
+            self.assertTrue(chunk, "connection closed")
+            buf += chunk
+        got = 0
+        while len(buf) >= len(reply):
+            self.assertEqual(buf[:len(reply)], reply)
+            buf = buf[len(reply):]
+            got += 1
+        s.close()
+        self.assertGreater(got, 0)
         self.assert_alive()
 
     def test_client_gone_with_requests_in_flight(self):
