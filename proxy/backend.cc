@@ -29,7 +29,10 @@ struct BackendConnection::WriteBatch {
 
 BackendConnection::BackendConnection(BackendServer& server, uint32_t index) : server_(server), index_(index) {}
 
-BackendConnection::~BackendConnection() { close_handle(); }
+BackendConnection::~BackendConnection() {
+  close_handle();
+  for (WriteBatch* batch : spare_batches_) delete batch;
+}
 
 void BackendConnection::enqueue(Fragment* fragment) {
   fragment->sent_at_ms = server_.proxy().now_ms();
@@ -77,7 +80,13 @@ void BackendConnection::on_connect(uv_connect_t* req, int status) {
 void BackendConnection::flush() {
   dirty = false;
   if (state_ != State::connected || unsent_ == 0) return;
-  auto* batch = new WriteBatch;
+  WriteBatch* batch;
+  if (spare_batches_.empty()) {
+    batch = new WriteBatch;
+  } else {
+    batch = spare_batches_.back();
+    spare_batches_.pop_back();
+  }
   batch->bufs.reserve(unsent_);
   batch->blocks.reserve(unsent_);
   for (size_t i = queue_.size() - unsent_; i < queue_.size(); ++i) {
@@ -98,7 +107,13 @@ void BackendConnection::flush() {
 void BackendConnection::on_write(uv_write_t* req, int status) {
   auto* batch = static_cast<WriteBatch*>(req->data);
   auto* self = static_cast<BackendConnection*>(req->handle->data);
-  delete batch;
+  if (self != nullptr && self->spare_batches_.size() < 8) {
+    batch->bufs.clear();
+    batch->blocks.clear();  // releases the blocks now
+    self->spare_batches_.push_back(batch);  // reused: no malloc per flush
+  } else {
+    delete batch;  // the connection closed (or has spares enough)
+  }
   if (status < 0 && status != UV_ECANCELED && self != nullptr) {
     self->fail(std::string("write: ") + uv_strerror(status), Failure::counted);
   }

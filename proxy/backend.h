@@ -74,6 +74,7 @@ class BackendConnection {
   resp::ReplyScanner scanner_;
   std::deque<Fragment*> queue_;      // sent first, then `unsent_` not yet written
   size_t unsent_ = 0;
+  std::vector<WriteBatch*> spare_batches_;
 };
 
 class BackendServer {

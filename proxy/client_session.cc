@@ -138,8 +138,15 @@ void ClientSession::on_request_done(Request& request) {
 void ClientSession::flush() {
   dirty = false;
   if (closing_ || head_ == nullptr || !head_->done) return;
-  auto* batch = new WriteBatch;
+  WriteBatch* batch;
+  if (spare_batches_.empty()) {
+    batch = new WriteBatch;
+  } else {
+    batch = spare_batches_.back();
+    spare_batches_.pop_back();
+  }
   batch->session = this;
+  batch->close_after = false;
   while (head_ != nullptr && head_->done) {
     Request* request = head_;
     head_ = request->next;
@@ -168,7 +175,9 @@ void ClientSession::on_write(uv_write_t* req, int status) {
   self->pending_ -= batch->requests.size();
   for (Request* request : batch->requests) self->proxy_.free_request(request);
   bool close_after = batch->close_after;
-  delete batch;
+  batch->bufs.clear();
+  batch->requests.clear();
+  self->spare_batches_.push_back(batch);  // write batches are reused: no malloc per flush
   if (self->closing_) return;
   if (status < 0 || close_after) return self->close();
   // Backpressure released: take the requests already buffered, then read again.
@@ -197,6 +206,10 @@ void ClientSession::close() {
   }
   head_ = tail_ = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(&handle_), on_close);
+}
+
+ClientSession::~ClientSession() {
+  for (WriteBatch* batch : spare_batches_) delete batch;
 }
 
 void ClientSession::on_close(uv_handle_t* handle) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "proxy/buffer.h"
 #include "proxy/request.h"
@@ -40,7 +41,7 @@ class ClientSession {
   bool dirty = false;  // in the proxy's flush list
 
  private:
-  ~ClientSession() = default;  // only from on_close
+  ~ClientSession();  // only from on_close
   struct WriteBatch;
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -68,6 +69,7 @@ class ClientSession {
   bool closing_ = false;
   bool stop_parsing_ = false;  // after QUIT or a protocol error
   uint32_t writes_in_flight_ = 0;
+  std::vector<WriteBatch*> spare_batches_;  // at most one per write in flight
 };
 
 }  // namespace ringproxy::proxy

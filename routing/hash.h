@@ -33,7 +33,8 @@ std::optional<HashFunction> parse_hash_function(std::string_view name);
 std::string_view hash_function_name(HashFunction fn);
 
 // The raw hash function, byte for byte as twemproxy computes it (on x86, where its `char`
-// is signed: the FNV variants sign-extend bytes >= 0x80). Never allocates.
+// is signed: the FNV variants sign-extend bytes >= 0x80). Allocates nothing itself (OpenSSL
+// may, inside an md5 digest). Thread-safe.
 uint32_t hash_key(HashFunction fn, std::string_view key);
 
 // The 16-byte MD5 digest (used by ketama to place points). `out` must hold 16 bytes.

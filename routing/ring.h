@@ -13,8 +13,8 @@
 //   - the point count is computed in float, so equal weights do not always give 160 points
 //     (25 equal members get 156 each), and a member whose share rounds below 4 points gets
 //     none and never receives a key (weights 100 and 1: 316 and 0 points);
-//   - points with equal values stay in member order (glibc's qsort, used by twemproxy,
-//     is a stable merge sort for arrays of this size);
+//   - points with equal values stay in member order, as twemproxy's qsort leaves them on
+//     glibc <= 2.36 (a stable merge sort there; qsort itself promises no order);
 //   - twemproxy formats "<name>-<i>" into an 86-byte buffer, so names longer than about 80
 //     bytes cannot match it; keep names short.
 #pragma once

@@ -39,6 +39,22 @@ bool parse_int(const char* begin, const char* end, int64_t* out) {
   return true;
 }
 
+// Reads "<digits>\r\n" starting at data[pos] (after the type byte) in one pass.
+// Returns the position after "\r\n"; 0 when more bytes are needed; -1 when malformed.
+// Only non-negative numbers of at most 18 digits: every caller rejects the rest anyway.
+int64_t read_count_line(const char* data, size_t len, size_t pos, int64_t* out) {
+  int64_t value = 0;
+  size_t start = pos;
+  while (pos < len && data[pos] >= '0' && data[pos] <= '9') {
+    value = value * 10 + (data[pos] - '0');
+    if (++pos - start > 18) return -1;
+  }
+  if (pos + 1 >= len) return len - start > 20 ? -1 : 0;
+  if (pos == start || data[pos] != '\r' || data[pos + 1] != '\n') return -1;
+  *out = value;
+  return static_cast<int64_t>(pos + 2);
+}
+
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
 
 int hex_value(char c) {
@@ -75,6 +91,17 @@ ParseStatus RequestParser::parse(char* data, size_t len) {
 
 ParseStatus RequestParser::parse_multibulk(const char* data, size_t len) {
   if (argc_ < 0) {
+    int64_t count_fast;
+    int64_t next = read_count_line(data, len, 1, &count_fast);
+    if (next > 0 && count_fast > 0 && static_cast<uint64_t>(count_fast) <= limits_.max_arguments) {
+      argc_ = count_fast;
+      pos_ = static_cast<size_t>(next);
+      args_.reserve(static_cast<size_t>(count_fast < 1024 ? count_fast : 1024));
+    } else if (next == 0) {
+      return ParseStatus::incomplete;
+    }
+  }
+  if (argc_ < 0) {  // negative, zero, too many or malformed: the careful path says which
     size_t cr = find_crlf(data, len, 1);
     if (cr == std::string_view::npos) {
       if (len > kMaxHeaderLine) return fail("too big mbulk count string");
@@ -103,20 +130,15 @@ ParseStatus RequestParser::parse_multibulk(const char* data, size_t len) {
         error_ = "expected '$', got something else";
         return ParseStatus::error;
       }
-      size_t cr = find_crlf(data, len, pos_ + 1);
-      if (cr == std::string_view::npos) {
-        if (len - pos_ > kMaxHeaderLine) return fail("too big bulk count string");
-        return ParseStatus::incomplete;
-      }
       int64_t bulk;
-      if (!parse_int(data + pos_ + 1, data + cr, &bulk) || bulk < 0) {
-        return fail("invalid bulk length");
-      }
-      if (cr + 2 + static_cast<uint64_t>(bulk) + 2 > limits_.max_request_bytes) {
+      int64_t next = read_count_line(data, len, pos_ + 1, &bulk);
+      if (next == 0) return ParseStatus::incomplete;
+      if (next < 0) return fail("invalid bulk length");
+      if (static_cast<uint64_t>(next) + static_cast<uint64_t>(bulk) + 2 > limits_.max_request_bytes) {
         return fail("request too large (max_request_bytes)");
       }
       bulk_len_ = bulk;
-      pos_ = cr + 2;
+      pos_ = static_cast<size_t>(next);
     }
     size_t end = pos_ + static_cast<size_t>(bulk_len_);
     needed_ = end + 2;

@@ -8,6 +8,7 @@ something that shares none of its code or libraries except zlib/hashlib's CRC-32
     /usr/bin/python3 tests/unit/hashring/ketama_reference.py
 
 prints every constant the tests pin; re-run it and compare after changing anything here.
+crosscheck_nutcracker.py checks this reference against a real nutcracker 0.5.0.
 Keys are bytes; the twemproxy FNV variants sign-extend bytes >= 0x80 (its `key` is a signed
 `const char *` and it casts each byte to uint32_t/uint64_t before xor-ing it in).
 """

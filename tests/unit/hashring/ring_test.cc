@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -191,7 +190,8 @@ struct GoldenKey {
   uint32_t member;
 };
 
-// Members "shard1".."shard3", weight 1, fnv1a_64: what twemproxy maps each key to.
+// Members "shard1".."shard3", weight 1, fnv1a_64: what twemproxy maps each key to
+// (ketama_reference.py's output, which crosscheck_nutcracker.py matched against nutcracker).
 constexpr GoldenKey kKetamaFnv1a64Golden[] = {
     {"foo"sv, 0xfed9d577, 0},
     {"bar"sv, 0x1339461a, 2},
@@ -222,6 +222,14 @@ TEST(Ketama, GoldenMappingMatchesTwemproxyReference) {
     EXPECT_EQ(hash, golden.hash) << golden.key;
     EXPECT_EQ(ring.locate(hash), golden.member) << golden.key;
   }
+}
+
+// twemproxy routes the empty key by hash 0, i.e. to the first point's member, where hashing
+// "" would pick another member (checked against nutcracker 0.5.0).
+TEST(Ketama, EmptyKeyGoesWhereTwemproxySendsIt) {
+  const Ring ring = Ring::build(Distribution::ketama, equal_members(3));
+  EXPECT_EQ(ring.locate(shard_hash(HashFunction::fnv1a_64, "", "")), 1u);
+  EXPECT_EQ(ring.locate(hash_key(HashFunction::fnv1a_64, "")), 0u);
 }
 
 // Weighted members, md5 key hash.
