@@ -189,7 +189,7 @@ void answer_proxy_command(Proxy& proxy, Request& request) {
     const routing::RoutingTable& table = *proxy.table();
     std::string_view key = args[2];
     std::string_view hashed = routing::apply_hash_tag(key, table.hash_tag());
-    uint32_t hash = routing::hash_key(table.hash(), hashed);
+    uint32_t hash = routing::shard_hash(table.hash(), table.hash_tag(), key);
     uint32_t shard = table.ring().locate(hash);
     const routing::ShardEntry& entry = table.shards()[shard];
     resp::append_array_header(out, 12);

@@ -35,12 +35,26 @@ uint32_t little_endian_word(const unsigned char* bytes) {
          static_cast<uint32_t>(bytes[2]) << 16 | static_cast<uint32_t>(bytes[3]) << 24;
 }
 
+// twemproxy sorts its servers by name before building a distribution (it checks for
+// duplicate names that way), comparing lengths first, then bytes (its string_compare).
+// Modula's slot order depends on it, as does the order of tied ketama points.
+std::vector<uint32_t> twemproxy_order(std::span<const RingMember> members) {
+  std::vector<uint32_t> order(members.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    const std::string& x = members[a].name;
+    const std::string& y = members[b].name;
+    return x.size() != y.size() ? x.size() < y.size() : x < y;
+  });
+  return order;
+}
+
 std::vector<Ring::Point> ketama_continuum(std::span<const RingMember> members,
                                           uint32_t total_weight) {
   std::vector<Ring::Point> points;
   points.reserve(members.size() * kKetamaPointsPerServer);
   std::string label;  // "<name>-<digest index>", the MD5 input twemproxy uses
-  for (uint32_t member = 0; member < members.size(); ++member) {
+  for (uint32_t member : twemproxy_order(members)) {
     const RingMember& m = members[member];
     const uint32_t digests =
         ketama_points_for(m.weight, total_weight, members.size()) / kKetamaPointsPerDigest;
@@ -59,13 +73,14 @@ std::vector<Ring::Point> ketama_continuum(std::span<const RingMember> members,
   return points;
 }
 
-// `weight` consecutive slots per member, in member order (twemproxy's modula table; jump
-// uses the same layout for its buckets).
-std::vector<Ring::Point> slots_by_weight(std::span<const RingMember> members,
-                                         uint32_t total_weight) {
+// `weight` consecutive slots per member, members in `order`: twemproxy's order for modula
+// (its slot table); config order for jump, so that a shard appended to the config only
+// adds buckets at the end and moves only the keys it takes.
+std::vector<Ring::Point> slots_by_weight(std::span<const RingMember> members, uint32_t total_weight,
+                                         const std::vector<uint32_t>& order) {
   std::vector<Ring::Point> slots;
   slots.reserve(total_weight);
-  for (uint32_t member = 0; member < members.size(); ++member) {
+  for (uint32_t member : order) {
     for (uint32_t w = 0; w < members[member].weight; ++w) {
       slots.push_back({static_cast<uint32_t>(slots.size()), member});
     }
@@ -131,9 +146,14 @@ Ring Ring::build(Distribution d, std::span<const RingMember> members) {
       ring.points_ = ketama_continuum(members, total_weight);
       break;
     case Distribution::modula:
-    case Distribution::jump:
-      ring.points_ = slots_by_weight(members, total_weight);
+      ring.points_ = slots_by_weight(members, total_weight, twemproxy_order(members));
       break;
+    case Distribution::jump: {
+      std::vector<uint32_t> config_order(members.size());
+      for (uint32_t i = 0; i < config_order.size(); ++i) config_order[i] = i;
+      ring.points_ = slots_by_weight(members, total_weight, config_order);
+      break;
+    }
   }
   return ring;
 }

@@ -32,9 +32,7 @@ class RoutingTable {
   static std::shared_ptr<const RoutingTable> build(const conf::PoolConfig& pool);
 
   // The hot path: hash tag, hash, ring.
-  uint32_t shard_of(std::string_view key) const {
-    return ring_.locate(hash_key(hash_, apply_hash_tag(key, hash_tag_)));
-  }
+  uint32_t shard_of(std::string_view key) const { return ring_.locate(shard_hash(hash_, hash_tag_, key)); }
 
   const std::vector<ShardEntry>& shards() const { return shards_; }
   const std::vector<ServerEntry>& servers() const { return servers_; }

@@ -18,7 +18,7 @@ from harness import Proxy, RedisServer, free_port, toml_config, wait_until
 NUTCRACKER = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
 
 # Plain keys, binary keys (bytes >= 0x80 are sign-extended by twemproxy's FNV), hash tags.
-KEYS = ([f"user:{i}" for i in range(1500)] + [b"\xff\xfe" + str(i).encode() + b"\x80\xc3\xa9" for i in range(300)]
+KEYS = ([""] + [f"user:{i}" for i in range(1500)] + [b"\xff\xfe" + str(i).encode() + b"\x80\xc3\xa9" for i in range(300)]
         + [f"{{tag{i % 40}}}:item:{i}" for i in range(300)])
 
 

@@ -420,3 +420,37 @@ TEST(Movement, RemovingAKetamaMemberMovesOnlyItsKeys) {
 
 }  // namespace
 }  // namespace ringproxy::routing
+
+namespace ringproxy::routing {
+namespace {
+
+// twemproxy builds modula's slot table from its servers sorted by name length, then bytes;
+// the e2e test against a real nutcracker found this (alpha, beta, gamma, delta ->
+// beta, alpha, delta, gamma).
+TEST(RingModula, SlotsFollowTwemproxysServerOrder) {
+  std::vector<RingMember> members = {{"alpha", 1}, {"beta", 1}, {"gamma", 2}, {"delta", 1}};
+  Ring ring = Ring::build(Distribution::modula, members);
+  std::vector<uint32_t> slots;
+  for (uint32_t h = 0; h < 5; ++h) slots.push_back(ring.locate(h));
+  EXPECT_EQ(slots, (std::vector<uint32_t>{1, 0, 3, 2, 2}));
+}
+
+TEST(RingJump, KeepsConfigOrderSoAppendingMovesOnlyTheNewShare) {
+  std::vector<RingMember> three = {{"zeta", 1}, {"a", 1}, {"mm", 1}};
+  std::vector<RingMember> four = three;
+  four.push_back({"b", 1});
+  Ring before = Ring::build(Distribution::jump, three);
+  Ring after = Ring::build(Distribution::jump, four);
+  int moved = 0;
+  for (uint32_t i = 0; i < 20000; ++i) {
+    uint32_t h = i * 2654435761u;
+    if (before.locate(h) != after.locate(h)) {
+      ++moved;
+      EXPECT_EQ(after.locate(h), 3u);  // only to the new member
+    }
+  }
+  EXPECT_NEAR(moved / 20000.0, 0.25, 0.03);
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
