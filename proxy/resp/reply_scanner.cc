@@ -18,9 +18,10 @@ size_t find_crlf(const char* data, size_t len, size_t from) {
 }
 
 bool parse_int(const char* begin, const char* end, int64_t* out) {
-  if (begin == end || end - begin > 20) return false;
+  if (begin == end || end - begin > 19) return false;  // 18 digits and a sign: no overflow
   bool negative = *begin == '-';
   if (negative && ++begin == end) return false;
+  if (end - begin > 18) return false;
   uint64_t value = 0;
   for (const char* p = begin; p != end; ++p) {
     if (*p < '0' || *p > '9') return false;

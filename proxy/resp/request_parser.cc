@@ -23,8 +23,10 @@ size_t find_crlf(const char* data, size_t len, size_t from) {
 }
 
 // Parses a decimal integer in [begin, end); false unless the whole range is one.
+// At most 18 digits: cannot overflow, and no valid count or length is longer.
 bool parse_int(const char* begin, const char* end, int64_t* out) {
   if (begin == end || end - begin > 19) return false;
+  if (end - begin == 19 && *begin != '-') return false;
   bool negative = false;
   if (*begin == '-') {
     negative = true;
@@ -46,8 +48,9 @@ int64_t read_count_line(const char* data, size_t len, size_t pos, int64_t* out) 
   int64_t value = 0;
   size_t start = pos;
   while (pos < len && data[pos] >= '0' && data[pos] <= '9') {
+    if (pos - start == 18) return -1;  // checked first: a 19th digit could overflow
     value = value * 10 + (data[pos] - '0');
-    if (++pos - start > 18) return -1;
+    ++pos;
   }
   if (pos + 1 >= len) return len - start > 20 ? -1 : 0;
   if (pos == start || data[pos] != '\r' || data[pos + 1] != '\n') return -1;
