@@ -254,3 +254,37 @@ class AdminCommandsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SeveralBackendConnectionsTest(unittest.TestCase):
+    """With several connections per server, each client still reads its own writes in order."""
+
+    def test_read_your_writes_and_order_with_four_connections_per_server(self):
+        import threading
+        cluster = Cluster(shards=2, pool={"backend_connections": 4})
+        errors = []
+
+        def worker(n):
+            try:
+                r = cluster.client()
+                for i in range(300):
+                    pipe = r.pipeline(transaction=False)
+                    pipe.set(f"w{n}", i)
+                    pipe.get(f"w{n}")
+                    pipe.incr(f"c{n}")
+                    _, got, count = pipe.execute()
+                    if got != str(i).encode() or count != i + 1:
+                        errors.append((n, i, got, count))
+                        return
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append((n, repr(e)))
+
+        try:
+            threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            self.assertEqual(errors, [])
+        finally:
+            self.assertEqual(cluster.cleanup(), 0)

@@ -1,0 +1,56 @@
+"""The Prometheus endpoint: served on [metrics] listen, counters move with traffic."""
+import re
+import signal
+import unittest
+import urllib.request
+
+from harness import Cluster, wait_until
+
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def value(text, name, labels=""):
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$", text, re.M)
+    return float(match.group(1)) if match else None
+
+
+class MetricsEndpointTest(unittest.TestCase):
+    def test_counters_follow_requests_connections_and_server_state(self):
+        cluster = Cluster(shards=2, metrics=True, pool={"failure_limit": 1, "retry_interval_ms": 200})
+        try:
+            port = cluster.metrics_port
+            r = cluster.client()
+            for i in range(100):
+                r.set(f"m{i}", i)
+                r.get(f"m{i}")
+            r.ping()
+            text = scrape(port)
+            self.assertGreaterEqual(value(text, "ringproxy_requests_total", '{class="write"}'), 100)
+            self.assertGreaterEqual(value(text, "ringproxy_requests_total", '{class="read"}'), 100)
+            self.assertGreaterEqual(value(text, "ringproxy_requests_total", '{class="local"}'), 1)
+            self.assertGreaterEqual(value(text, "ringproxy_client_connections"), 1)
+            self.assertGreaterEqual(value(text, "ringproxy_client_connections_accepted_total"), 1)
+            sent = sum(float(v) for v in re.findall(r"^ringproxy_server_requests_total\{.*\} (\S+)$", text, re.M))
+            self.assertGreaterEqual(sent, 200)
+            server = cluster.redis[0].address
+            self.assertIn(f'ringproxy_server_up{{server="{server}",shard="shard1"}} 1', text)
+
+            cluster.redis[0].kill()
+            key = next(f"x{i}" for i in range(1000) if cluster.route(f"x{i}") == "shard1")
+            with self.assertRaises(Exception):
+                r.get(key)
+            wait_until(lambda: f'ringproxy_server_up{{server="{server}",shard="shard1"}} 0' in scrape(port),
+                       what="server_up 0 after kill")
+            text = scrape(port)
+            self.assertGreaterEqual(value(text, "ringproxy_error_replies_total"), 1)
+            errors = value(text, "ringproxy_server_errors_total", f'{{server="{server}",shard="shard1"}}')
+            self.assertGreaterEqual(errors, 1)
+        finally:
+            self.assertEqual(cluster.cleanup(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
