@@ -136,4 +136,33 @@ std::optional<Address> parse_address(std::string_view text, std::string* why) {
   return std::nullopt;
 }
 
+std::string_view strategy_name(ReplicationStrategy s) {
+  switch (s) {
+    case ReplicationStrategy::none: return "none";
+    case ReplicationStrategy::primary_replica: return "primary-replica";
+    case ReplicationStrategy::multi_primary: return "multi-primary";
+  }
+  return "?";
+}
+
+std::string_view write_ack_name(WriteAck a) {
+  switch (a) {
+    case WriteAck::primary: return "primary";
+    case WriteAck::one: return "one";
+    case WriteAck::quorum: return "quorum";
+    case WriteAck::all: return "all";
+  }
+  return "?";
+}
+
+std::string_view read_from_name(ReadFrom r) {
+  switch (r) {
+    case ReadFrom::primary: return "primary";
+    case ReadFrom::prefer_replica: return "prefer-replica";
+    case ReadFrom::replica: return "replica";
+    case ReadFrom::any: return "any";
+  }
+  return "?";
+}
+
 }  // namespace ringproxy::conf

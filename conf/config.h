@@ -35,10 +35,24 @@ struct MetricsConfig {
   std::optional<Address> listen = Address{"127.0.0.1", 9121};  // nullopt: no endpoint
 };
 
+// How a shard's servers are kept alike (see README "Replication").
+enum class ReplicationStrategy : uint8_t { none, primary_replica, multi_primary };
+enum class WriteAck : uint8_t { primary, one, quorum, all };
+enum class ReadFrom : uint8_t { primary, prefer_replica, replica, any };
+
+struct ReplicationConfig {
+  ReplicationStrategy strategy = ReplicationStrategy::none;
+  WriteAck write_ack = WriteAck::quorum;
+  ReadFrom read_from = ReadFrom::primary;
+  uint32_t replay_queue_max_writes = 100000;   // per server; beyond it the server is stale
+  uint64_t replay_queue_max_bytes = 64ull << 20;
+};
+
 struct ShardConfig {
   std::string name;  // the ring is built from this name (twemproxy's server "name")
   uint32_t weight = 1;
-  std::vector<Address> servers;
+  std::vector<Address> servers;        // servers[0] is the primary (primary-replica)
+  ReplicationConfig replication;       // [pool.replication], with this shard's overrides
 };
 
 struct PoolConfig {
@@ -50,6 +64,7 @@ struct PoolConfig {
   uint32_t failure_limit = 3;           // consecutive failures before a server is marked down
   uint32_t retry_interval_ms = 1000;    // how long a down server is left alone
   uint32_t backend_connections = 1;     // persistent connections per server
+  ReplicationConfig replication;        // the pool's default for every shard
   std::vector<ShardConfig> shards;
 };
 
@@ -58,5 +73,9 @@ struct Config {
   MetricsConfig metrics;
   PoolConfig pool;
 };
+
+std::string_view strategy_name(ReplicationStrategy s);
+std::string_view write_ack_name(WriteAck a);
+std::string_view read_from_name(ReadFrom r);
 
 }  // namespace ringproxy::conf

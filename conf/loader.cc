@@ -278,15 +278,88 @@ std::vector<Address> read_servers(const Value& v) {
   return servers;
 }
 
+std::optional<ReplicationStrategy> parse_strategy(std::string_view name) {
+  for (auto s : {ReplicationStrategy::none, ReplicationStrategy::primary_replica, ReplicationStrategy::multi_primary}) {
+    if (strategy_name(s) == name) return s;
+  }
+  return std::nullopt;
+}
+std::optional<WriteAck> parse_write_ack(std::string_view name) {
+  for (auto a : {WriteAck::primary, WriteAck::one, WriteAck::quorum, WriteAck::all}) {
+    if (write_ack_name(a) == name) return a;
+  }
+  return std::nullopt;
+}
+std::optional<ReadFrom> parse_read_from(std::string_view name) {
+  for (auto r : {ReadFrom::primary, ReadFrom::prefer_replica, ReadFrom::replica, ReadFrom::any}) {
+    if (read_from_name(r) == name) return r;
+  }
+  return std::nullopt;
+}
+constexpr ReplicationStrategy kStrategies[] = {ReplicationStrategy::none, ReplicationStrategy::primary_replica,
+                                               ReplicationStrategy::multi_primary};
+constexpr WriteAck kWriteAcks[] = {WriteAck::primary, WriteAck::one, WriteAck::quorum, WriteAck::all};
+constexpr ReadFrom kReadFroms[] = {ReadFrom::primary, ReadFrom::prefer_replica, ReadFrom::replica, ReadFrom::any};
+
+constexpr Field<ReplicationConfig> kReplicationFields[] = {
+    {"strategy",
+     [](const Value& v, ReplicationConfig& c) {
+       c.strategy = read_name<ReplicationStrategy>(v, parse_strategy, kStrategies, strategy_name);
+     }},
+    {"write_ack",
+     [](const Value& v, ReplicationConfig& c) {
+       c.write_ack = read_name<WriteAck>(v, parse_write_ack, kWriteAcks, write_ack_name);
+     }},
+    {"read_from",
+     [](const Value& v, ReplicationConfig& c) {
+       c.read_from = read_name<ReadFrom>(v, parse_read_from, kReadFroms, read_from_name);
+     }},
+    {"replay_queue_max_writes",
+     [](const Value& v, ReplicationConfig& c) { c.replay_queue_max_writes = v.u32(1); }},
+    {"replay_queue_max_bytes",
+     [](const Value& v, ReplicationConfig& c) { c.replay_queue_max_bytes = v.integer(1024, kI64Max); }},
+};
+
+void read_replication(const Value& v, std::string_view table_name, ReplicationConfig& out) {
+  read_fields(v.source(), v.table(), table_name, kReplicationFields, out);
+}
+
+// What only makes sense once a shard's servers and its effective replication are known.
+void check_replica_set(std::string_view source, const toml::table& table, const ShardConfig& shard) {
+  const toml::node* at = table.get("replication");
+  const toml::source_region& where = at ? at->source() : table.get("servers")->source();
+  const size_t n = shard.servers.size();
+  const ReplicationConfig& r = shard.replication;
+  if (r.strategy == ReplicationStrategy::none && n > 1) {
+    fail_at(source, table.get("servers")->source(),
+            "shard '" + shard.name + "' lists " + std::to_string(n) +
+                " servers but replication strategy is \"none\"; set [pool.replication] strategy = "
+                "\"primary-replica\" or \"multi-primary\" for a replica set");
+  }
+  if (r.strategy != ReplicationStrategy::none && n < 2) {
+    fail_at(source, where,
+            "shard '" + shard.name + "' uses strategy \"" + std::string(strategy_name(r.strategy)) +
+                "\" but lists 1 server; a replica set needs at least 2");
+  }
+  if (r.strategy == ReplicationStrategy::multi_primary && r.write_ack == WriteAck::primary) {
+    fail_at(source, where,
+            "shard '" + shard.name +
+                "': write_ack = \"primary\" needs strategy \"primary-replica\"; multi-primary has no "
+                "primary (use one, quorum or all)");
+  }
+}
+
 constexpr Field<ShardConfig> kShardFields[] = {
     {"name", [](const Value& v, ShardConfig& c) { check_shard_name(v, c.name = v.string()); }},
     {"weight", [](const Value& v, ShardConfig& c) { c.weight = v.u32(1, kMaxWeight); }},
     {"servers", [](const Value& v, ShardConfig& c) { c.servers = read_servers(v); }},
+    {"replication",
+     [](const Value& v, ShardConfig& c) { read_replication(v, "the shard's replication", c.replication); }},
 };
 
 // Reads [[pool.shards]] and checks what spans shards: unique names and unique servers,
 // each reported at its second occurrence.
-std::vector<ShardConfig> read_shards(const Value& v) {
+std::vector<ShardConfig> read_shards(const Value& v, const ReplicationConfig& pool_replication) {
   const auto* array = v.node().as_array();
   if (array && array->empty()) v.fail("'shards' must list at least one shard");
   if (!array || !array->is_array_of_tables()) {
@@ -300,6 +373,7 @@ std::vector<ShardConfig> read_shards(const Value& v) {
   for (const toml::node& element : *array) {
     const toml::table& table = *element.as_table();
     ShardConfig shard;
+    shard.replication = pool_replication;  // the shard's own keys override it
     read_fields(v.source(), table, "[[pool.shards]]", kShardFields, shard);
 
     const toml::node* name = table.get("name");
@@ -324,12 +398,7 @@ std::vector<ShardConfig> read_shards(const Value& v) {
                 "duplicate server address " + text + " (also in " + it->second + ")");
       }
     }
-    if (shard.servers.size() > 1) {
-      fail_at(v.source(), servers->source(),
-              "shard '" + shard.name + "' lists " + std::to_string(shard.servers.size()) +
-                  " servers; replica sets need [pool.replication], which this version does "
-                  "not support yet");
-    }
+    check_replica_set(v.source(), table, shard);
     total_weight += shard.weight;
     shards.push_back(std::move(shard));
   }
@@ -393,12 +462,10 @@ constexpr Field<PoolConfig> kPoolFields[] = {
      [](const Value& v, PoolConfig& c) {
        c.backend_connections = v.u32(1, kMaxBackendConnections);
      }},
-    {"shards", [](const Value& v, PoolConfig& c) { c.shards = read_shards(v); }},
-    // Named so that the refusal is explicit rather than "unknown key".
+    {"shards", [](const Value& v, PoolConfig& c) { c.shards = read_shards(v, c.replication); }},
+    // Read again here (it was read first, see "pool" below): harmless, and keeps the key known.
     {"replication",
-     [](const Value& v, PoolConfig&) {
-       v.fail("[pool.replication] is not supported by this version yet");
-     }},
+     [](const Value& v, PoolConfig& c) { read_replication(v, "[pool.replication]", c.replication); }},
 };
 
 constexpr Field<Config> kConfigFields[] = {
@@ -412,6 +479,11 @@ constexpr Field<Config> kConfigFields[] = {
      }},
     {"pool",
      [](const Value& v, Config& c) {
+       // [pool.replication] first, wherever it is in the file: shards start from it.
+       if (const toml::node* replication = v.table().get("replication")) {
+         read_replication(Value(v.source(), "replication", *replication), "[pool.replication]",
+                          c.pool.replication);
+       }
        read_fields(v.source(), v.table(), "[pool]", kPoolFields, c.pool);
        if (c.pool.shards.empty()) v.fail("[pool] needs at least one [[pool.shards]]");
      }},
@@ -427,9 +499,11 @@ constexpr auto kProxyKeys = keys_of(kProxyFields);
 constexpr auto kMetricsKeys = keys_of(kMetricsFields);
 constexpr auto kPoolKeys = keys_of(kPoolFields);
 constexpr auto kShardKeys = keys_of(kShardFields);
+constexpr auto kReplicationKeys = keys_of(kReplicationFields);
 constexpr TableKeys kAllTables[] = {
     {"[proxy]", kProxyKeys}, {"[metrics]", kMetricsKeys},
     {"[pool]", kPoolKeys},   {"[[pool.shards]]", kShardKeys},
+    {"[pool.replication]", kReplicationKeys},
 };
 
 void unknown_key(std::string_view source, const toml::key& key, std::string_view table_name,

@@ -184,8 +184,22 @@ const ErrorCase kErrors[] = {
      "header belong to that table)"},
     {"ListenAtTopLevel", with_shard("listen = \"127.0.0.1:7000\"\n"), "1:1",
      "unknown key 'listen' at the top level; 'listen' belongs in [proxy] or [metrics]"},
-    {"Replication", with_shard("[pool.replication]\n"), "1:1",
-     "[pool.replication] is not supported by this version yet"},
+    {"ReplicationUnknownKey", with_shard("[pool.replication]\nwrite_acks = \"all\"\n"), "2:1",
+     "unknown key 'write_acks' in [pool.replication]; did you mean 'write_ack'?"},
+    {"ReplicationBadStrategy", with_shard("[pool.replication]\nstrategy = \"master-slave\"\n"), "2:12",
+     "'strategy' must be one of none, primary-replica, multi-primary"},
+    {"ReplicationBadReadFrom", with_shard("[pool.replication]\nread_from = \"nearest\"\n"), "2:13",
+     "'read_from' must be one of primary, prefer-replica, replica, any"},
+    {"ReplicaSetNeedsTwoServers",
+     "[pool.replication]\nstrategy = \"multi-primary\"\n" + std::string(kShard), "5:11",
+     "uses strategy \"multi-primary\" but lists 1 server"},
+    {"MultiPrimaryHasNoPrimaryAck",
+     shard_with("servers = [\"127.0.0.1:7001\", \"127.0.0.1:7002\"]\n"
+                "replication = { strategy = \"multi-primary\", write_ack = \"primary\" }\n"), "4:15",
+     "write_ack = \"primary\" needs strategy \"primary-replica\""},
+    {"ShardReplicationUnknownKey",
+     shard_with("servers = [\"127.0.0.1:7001\"]\nreplication = { stratgy = \"none\" }\n"), "4:17",
+     "unknown key 'stratgy' in the shard's replication; did you mean 'strategy'?"},
 
     // Types and ranges: at the value.
     {"StringForInteger", with_shard("[proxy]\nmax_clients = \"10\"\n"), "2:15",
@@ -286,8 +300,7 @@ const ErrorCase kErrors[] = {
     {"ControlCharacterInAddress", shard_with("servers = [\"1.2.3.4:1\\u0001\"]\n"), "3:12",
      "bad address \"1.2.3.4:1\\x01\" in 'servers': port '1\\x01' is not a number"},
     {"ReplicaSet", shard_with("servers = [\"127.0.0.1:7001\", \"127.0.0.1:7002\"]\n"), "3:11",
-     "shard 'a' lists 2 servers; replica sets need [pool.replication], which this version "
-     "does not support yet"},
+     "shard 'a' lists 2 servers but replication strategy is \"none\""},
     {"MissingName", "[[pool.shards]]\nservers = [\"127.0.0.1:7001\"]\n", "1:1",
      "shard is missing 'name'"},
     {"SecondShardMissingName", std::string(kShard) + "\n[[pool.shards]]\nweight = 2\n", "5:1",
@@ -393,6 +406,38 @@ TEST(LoadConfigFile, ReadsAFileAndNamesItInErrors) {
   EXPECT_FALSE(bad.config.has_value());
   EXPECT_EQ(bad.error, path.string() + ":4:10: 'weight' must be between 1 and 65535, got 0");
   std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace ringproxy::conf
+
+namespace ringproxy::conf {
+namespace {
+
+TEST(LoaderReplication, PoolDefaultsAndShardOverrides) {
+  LoadResult r = parse_config(
+      "[pool]\n"
+      "[[pool.shards]]\nname = \"a\"\nservers = [\"127.0.0.1:7001\", \"127.0.0.1:7002\", \"127.0.0.1:7003\"]\n"
+      "[[pool.shards]]\nname = \"b\"\nservers = [\"127.0.0.1:7004\", \"127.0.0.1:7005\"]\n"
+      "replication = { strategy = \"multi-primary\", write_ack = \"all\", read_from = \"any\" }\n"
+      "[[pool.shards]]\nname = \"c\"\nservers = [\"127.0.0.1:7006\"]\nreplication = { strategy = \"none\" }\n"
+      "[pool.replication]\nstrategy = \"primary-replica\"\nwrite_ack = \"one\"\nread_from = \"prefer-replica\"\n"
+      "replay_queue_max_writes = 500\n",
+      "r.toml");
+  ASSERT_TRUE(r.config) << r.error;
+  const PoolConfig& pool = r.config->pool;
+  EXPECT_EQ(pool.replication.strategy, ReplicationStrategy::primary_replica);
+  const ReplicationConfig& a = pool.shards[0].replication;
+  EXPECT_EQ(a.strategy, ReplicationStrategy::primary_replica);
+  EXPECT_EQ(a.write_ack, WriteAck::one);
+  EXPECT_EQ(a.read_from, ReadFrom::prefer_replica);
+  EXPECT_EQ(a.replay_queue_max_writes, 500u);
+  const ReplicationConfig& b = pool.shards[1].replication;
+  EXPECT_EQ(b.strategy, ReplicationStrategy::multi_primary);
+  EXPECT_EQ(b.write_ack, WriteAck::all);
+  EXPECT_EQ(b.read_from, ReadFrom::any);
+  EXPECT_EQ(b.replay_queue_max_writes, 500u);  // not overridden: the pool's
+  EXPECT_EQ(pool.shards[2].replication.strategy, ReplicationStrategy::none);
 }
 
 }  // namespace
