@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "proxy/probe.h"
 #include "proxy/proxy.h"
@@ -13,6 +14,8 @@ std::string_view server_state_name(ServerState state) {
   switch (state) {
     case ServerState::up: return "up";
     case ServerState::down: return "down";
+    case ServerState::recovering: return "recovering";
+    case ServerState::stale: return "stale";
   }
   return "unknown";
 }
@@ -146,6 +149,7 @@ void BackendConnection::handle_replies() {
     if (queue_.size() == unsent_) return fail("reply without a request", Failure::counted);
     Fragment* fragment = queue_.front();
     queue_.pop_front();
+    --server_.proxy().server_pending()[server_.index()];
     size_t n = scanner_.reply_bytes();
     fragment->reply = std::string_view(input_.unconsumed(), n);
     fragment->reply_block = input_.block();
@@ -175,13 +179,18 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
   scanner_.reset();
   std::deque<Fragment*> failed;
   failed.swap(queue_);
+  const size_t written = failed.size() - unsent_;
   unsent_ = 0;
+  server_.proxy().server_pending()[server_.index()] -= static_cast<uint32_t>(failed.size());
   if (!had_work) return;
   if (kind != Failure::not_counted) server_.on_failure(why, kind == Failure::timeout);
 
   std::string error = "-ERR shard '" + server_.shard_name() + "' server " + server_.name() + ": " +
                       std::string(why) + "\r\n";
-  for (Fragment* fragment : failed) {
+  for (size_t i = 0; i < failed.size(); ++i) {
+    Fragment* fragment = failed[i];
+    fragment->failed = true;
+    fragment->maybe_sent = i < written;  // written to the socket: it may have been applied
     fragment->owned_reply = error;
     fragment->reply = fragment->owned_reply;
     server_.proxy().on_fragment_done(*fragment);
@@ -199,13 +208,16 @@ void BackendConnection::on_close(uv_handle_t* handle) { delete reinterpret_cast<
 
 // -------------------------------------------------------------------- BackendServer --
 
-BackendServer::BackendServer(Proxy& proxy, uint32_t index, const routing::ServerEntry& entry, std::string shard_name)
+BackendServer::BackendServer(Proxy& proxy, uint32_t index, const routing::ServerEntry& entry, std::string shard_name,
+                             const conf::ReplicationConfig& replication)
     : proxy_(proxy),
       index_(index),
       name_(entry.name),
       shard_name_(std::move(shard_name)),
       address_(entry.address),
-      metrics_(proxy.metrics()->server(entry.name, shard_name_)) {
+      metrics_(proxy.metrics()->server(entry.name, shard_name_)),
+      replicated_(replication.strategy != conf::ReplicationStrategy::none),
+      replication_(replication) {
   uint32_t count = proxy.config().pool.backend_connections;
   for (uint32_t i = 0; i < count; ++i) connections_.push_back(std::make_unique<BackendConnection>(*this, i));
   metrics_.up->Set(1);
@@ -215,6 +227,14 @@ BackendServer::~BackendServer() { stop(); }
 
 void BackendServer::start() {
   for (auto& connection : connections_) connection->connect();
+  if (replicated_ && run_id_.empty()) start_probe();  // learn its run_id, to notice restarts
+}
+
+void BackendServer::start_probe() {
+  if (probe_ != nullptr) return;
+  const conf::PoolConfig& pool = proxy_.config().pool;
+  probe_ = new ServerProbe(*this, pool.connect_timeout_ms + pool.request_timeout_ms);
+  probe_->start();
 }
 
 void BackendServer::stop() {
@@ -231,6 +251,7 @@ size_t BackendServer::pending() const {
 void BackendServer::send(Fragment& fragment, uint64_t client_id) {
   fragment.server = this;
   ++requests_;
+  ++proxy_.server_pending()[index_];
   metrics_.requests->Increment();
   connections_[client_id % connections_.size()]->enqueue(&fragment);
 }
@@ -252,9 +273,10 @@ void BackendServer::on_failure(std::string_view why, bool timeout) {
 }
 
 void BackendServer::mark_down(std::string_view why) {
-  state_ = ServerState::down;
+  const bool stale = state_ == ServerState::stale;
+  state_ = stale ? ServerState::stale : ServerState::down;
   down_until_ms_ = proxy_.now_ms() + proxy_.config().pool.retry_interval_ms;
-  proxy_.set_server_usable(index_, false);
+  if (!stale) proxy_.set_server_mode(index_, routing::kServerQueue);
   metrics_.up->Set(0);
   spdlog::error("server {} (shard {}) is down: {}; requests for its keys fail until it answers again", name_,
                 shard_name_, why);
@@ -262,28 +284,108 @@ void BackendServer::mark_down(std::string_view why) {
 }
 
 void BackendServer::mark_up() {
-  state_ = ServerState::up;
   consecutive_failures_ = 0;
-  proxy_.set_server_usable(index_, true);
   metrics_.up->Set(1);
+  for (auto& connection : connections_) connection->connect();
+  if (state_ == ServerState::stale) {
+    spdlog::warn("server {} (shard {}) answers again but is stale: {}", name_, shard_name_, last_error_);
+    return;
+  }
+  if (!replay_.empty()) {
+    state_ = ServerState::recovering;
+    spdlog::info("server {} (shard {}) is back; replaying {} missed writes", name_, shard_name_, replay_.size());
+    return replay_more();
+  }
+  state_ = ServerState::up;
+  proxy_.set_server_mode(index_, routing::kServerLive);
   spdlog::info("server {} (shard {}) is up again", name_, shard_name_);
-  start();
 }
 
-void BackendServer::on_probe_result(bool ok, std::string_view why) {
+void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_view run_id) {
   probe_ = nullptr;
-  if (ok) return mark_up();
+  if (ok && !run_id.empty()) {
+    if (run_id_.empty()) {
+      run_id_ = std::string(run_id);
+    } else if (run_id != run_id_) {
+      run_id_ = std::string(run_id);
+      if (replicated_) mark_stale("it restarted (new run_id): the data it had is gone");
+    }
+  }
+  if (state_ != ServerState::down && state_ != ServerState::stale) return;  // the start-up probe
+  if (ok && consecutive_failures_ >= proxy_.config().pool.failure_limit) return mark_up();
+  if (ok && state_ == ServerState::stale) return mark_up();
   last_error_ = std::string(why);
   down_until_ms_ = proxy_.now_ms() + proxy_.config().pool.retry_interval_ms;
 }
 
+// Replay queue: bounded in writes and bytes. A write that does not fit makes the server
+// stale (a resync replaces the replay); nothing is dropped silently.
+void BackendServer::queue_for_replay(std::string_view bytes) {
+  if (state_ == ServerState::stale || !replicated_) return;
+  if (replay_.size() >= replication_.replay_queue_max_writes ||
+      replay_bytes_ + bytes.size() > replication_.replay_queue_max_bytes) {
+    replay_dropped_ += replay_.size() + 1;
+    return mark_stale("its replay queue overflowed (" + std::to_string(replay_.size()) + " writes, " +
+                      std::to_string(replay_bytes_) + " bytes)");
+  }
+  Block* block = Block::create(bytes.size());
+  std::memcpy(block->data(), bytes.data(), bytes.size());
+  replay_.push_back({BlockRef::adopt(block), std::string_view(block->data(), bytes.size())});
+  replay_bytes_ += bytes.size();
+  if (state_ == ServerState::recovering && replaying_.empty()) replay_more();
+}
+
+void BackendServer::mark_stale(std::string_view why) {
+  if (state_ == ServerState::stale || !replicated_) return;
+  state_ = ServerState::stale;
+  last_error_ = std::string(why);
+  replay_.clear();
+  replay_bytes_ = 0;
+  proxy_.set_server_mode(index_, routing::kServerSkip);
+  spdlog::error("server {} (shard {}) is stale: {}; it serves nothing until resynced", name_, shard_name_, why);
+}
+
+// Sends what is queued, in order, on connection 0 (one FIFO: the replay keeps its order).
+// New writes keep queueing behind while it drains; when nothing is left the server is live.
+void BackendServer::replay_more() {
+  if (state_ != ServerState::recovering) return;
+  if (replay_.empty()) {
+    if (!replaying_.empty()) return;
+    state_ = ServerState::up;
+    proxy_.set_server_mode(index_, routing::kServerLive);
+    spdlog::info("server {} (shard {}) caught up: it is live again", name_, shard_name_);
+    return;
+  }
+  while (!replay_.empty()) {
+    ReplayEntry entry = std::move(replay_.front());
+    replay_.pop_front();
+    replay_bytes_ -= entry.bytes.size();
+    Fragment& fragment = replaying_.emplace_back();
+    fragment.bytes = entry.bytes;
+    fragment.bytes_block = std::move(entry.block);
+    fragment.state = Fragment::State::sent;
+    send(fragment, 0);
+  }
+}
+
+void BackendServer::on_replay_done(Fragment& fragment) {
+  if (fragment.failed) {
+    mark_stale(fragment.maybe_sent ? "a replayed write was lost in flight" : "its replay was interrupted");
+  } else if (resp::is_error_reply(fragment.reply)) {
+    mark_stale("a replayed write was refused: " + std::string(fragment.reply.substr(0, fragment.reply.find('\r'))));
+  }
+  // Replies come back in order on connection 0, and a failure fails them all in order.
+  if (!replaying_.empty() && &replaying_.front() == &fragment) replaying_.pop_front();
+  if (state_ == ServerState::stale) {
+    replaying_.clear();
+    return;
+  }
+  replay_more();
+}
+
 void BackendServer::sweep(uint64_t now_ms) {
-  if (state_ == ServerState::down) {
-    if (probe_ == nullptr && now_ms >= down_until_ms_) {
-      const conf::PoolConfig& pool = proxy_.config().pool;
-      probe_ = new ServerProbe(*this, pool.connect_timeout_ms + pool.request_timeout_ms);
-      probe_->start();
-    }
+  if (state_ == ServerState::down || (state_ == ServerState::stale && consecutive_failures_ >= proxy_.config().pool.failure_limit)) {
+    if (probe_ == nullptr && now_ms >= down_until_ms_) start_probe();
     return;
   }
   for (auto& connection : connections_) {

@@ -33,7 +33,13 @@ class Proxy;
 class BackendServer;
 class ServerProbe;
 
-enum class ServerState : uint8_t { up, down };
+enum class ServerState : uint8_t {
+  up,          // takes requests
+  down,        // failed failure_limit times; probed every retry_interval
+  recovering,  // back, replaying the writes it missed (replicated shards); no reads yet
+  stale,       // missed writes it cannot replay (queue overflow, lost in-flight write,
+               // restarted empty): it needs a resync before it serves again
+};
 std::string_view server_state_name(ServerState state);
 
 class BackendConnection {
@@ -79,7 +85,8 @@ class BackendConnection {
 
 class BackendServer {
  public:
-  BackendServer(Proxy& proxy, uint32_t index, const routing::ServerEntry& entry, std::string shard_name);
+  BackendServer(Proxy& proxy, uint32_t index, const routing::ServerEntry& entry, std::string shard_name,
+                const conf::ReplicationConfig& replication);
   ~BackendServer();
 
   void start();                                   // connects (preconnect)
@@ -89,7 +96,16 @@ class BackendServer {
 
   void on_failure(std::string_view why, bool timeout);
   void on_success();
-  void on_probe_result(bool ok, std::string_view why);
+  void on_probe_result(bool ok, std::string_view why, std::string_view run_id);
+
+  // Replicated shards: writes this server missed, replayed in order when it is back.
+  void queue_for_replay(std::string_view bytes);
+  void on_replay_done(Fragment& fragment);
+  void mark_stale(std::string_view why);
+  size_t replay_queue_length() const { return replay_.size(); }
+  uint64_t replay_dropped() const { return replay_dropped_; }
+  bool replicated() const { return replicated_; }
+  const std::string& run_id() const { return run_id_; }
 
   Proxy& proxy() const { return proxy_; }
   uint32_t index() const { return index_; }
@@ -106,6 +122,13 @@ class BackendServer {
  private:
   void mark_down(std::string_view why);
   void mark_up();
+  void start_probe();
+  void replay_more();
+
+  struct ReplayEntry {
+    BlockRef block;
+    std::string_view bytes;
+  };
 
   Proxy& proxy_;
   uint32_t index_;
@@ -121,6 +144,13 @@ class BackendServer {
   uint64_t reconnect_after_ms_ = 0;              // backoff after a failure
   metrics::ServerMetrics metrics_;
   std::vector<std::unique_ptr<BackendConnection>> connections_;
+  bool replicated_ = false;
+  conf::ReplicationConfig replication_;
+  std::string run_id_;                           // redis's run_id: changes when it restarts
+  std::deque<ReplayEntry> replay_;               // missed writes, oldest first
+  size_t replay_bytes_ = 0;
+  uint64_t replay_dropped_ = 0;
+  std::deque<Fragment> replaying_;               // replayed writes in flight (connection 0)
   ServerProbe* probe_ = nullptr;                 // owned: deleted by its own close callback
 };
 

@@ -173,7 +173,15 @@ void ClientSession::on_write(uv_write_t* req, int status) {
   ClientSession* self = batch->session;
   --self->writes_in_flight_;
   self->pending_ -= batch->requests.size();
-  for (Request* request : batch->requests) self->proxy_.free_request(request);
+  for (Request* request : batch->requests) {
+    // Answered at its ack level, a replicated write may still have copies in flight: the
+    // last of them frees it.
+    if (request->fragments_pending > 0) {
+      request->client = nullptr;
+    } else {
+      self->proxy_.free_request(request);
+    }
+  }
   bool close_after = batch->close_after;
   batch->bufs.clear();
   batch->requests.clear();

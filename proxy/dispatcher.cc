@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "proxy/backend.h"
@@ -88,39 +89,71 @@ BlockRef Proxy::bytes_block(std::string_view bytes, std::string_view* view) {
   return BlockRef::adopt(block);
 }
 
+namespace {
+
+// Wall-clock milliseconds: absolute expiry times are Unix times.
+uint64_t wall_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+routing::WriteTracker::Outcome outcome_of(const Fragment& f) {
+  if (f.failed) return routing::WriteTracker::Outcome::missed;
+  return resp::is_error_reply(f.reply) ? routing::WriteTracker::Outcome::error_reply
+                                       : routing::WriteTracker::Outcome::ack;
+}
+
+}  // namespace
+
 // send: forward and broadcast carry the client's own bytes (rebuilt only for inline
-// requests); split builds one sub-command per shard.
+// requests, and for replicated writes with a relative expiry, made absolute); split builds
+// one sub-command per shard. A replicated write goes to every server of the shard: now,
+// after the primary acknowledged (stage 1), or into the replay queue of a server that is
+// down.
 bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
   const size_t n = plan.fragments.size();
   request.fragments.resize(n);
   request.fragments_pending = static_cast<uint32_t>(n);
+  request.replicated_write = plan.replicated;
 
   std::string_view whole = request.raw;
   BlockRef whole_block = request.request_block;
-  if (whole.empty()) {  // inline request: servers get the same command as multibulk
+  if (plan.replicated && routing::rewrite_relative_expiry(request.args, wall_ms(), rewritten_)) {
+    rewritten_views_.assign(rewritten_.begin(), rewritten_.end());
+    scratch_.clear();
+    resp::append_command(scratch_, rewritten_views_);
+    whole_block = bytes_block(scratch_, &whole);
+  } else if (whole.empty()) {  // inline request: servers get the same command as multibulk
     scratch_.clear();
     resp::append_command(scratch_, request.args);
     whole_block = bytes_block(scratch_, &whole);
   }
 
+  // Groups: a fast path without them for one plain fragment.
+  const bool grouped = plan.kind != routing::PlanKind::forward || plan.replicated;
+  if (grouped) {
+    request.groups.reserve(plan.groups.size());
+    for (const routing::PlannedGroup& g : plan.groups) request.groups.emplace_back(g.rule, g.first, g.count, g.shard);
+  }
   if (plan.kind != routing::PlanKind::forward) {
-    std::vector<std::vector<uint32_t>> slots(n);
+    std::vector<std::vector<uint32_t>> slots(plan.groups.size());
     if (plan.kind == routing::PlanKind::split) {
-      for (size_t i = 0; i < n; ++i) {
-        const routing::PlannedFragment& f = plan.fragments[i];
-        slots[i].assign(plan.key_slots.begin() + f.keys_begin, plan.key_slots.begin() + f.keys_end);
+      for (size_t g = 0; g < plan.groups.size(); ++g) {
+        const routing::PlannedFragment& f = plan.fragments[plan.groups[g].first];
+        slots[g].assign(plan.key_slots.begin() + f.keys_begin, plan.key_slots.begin() + f.keys_end);
       }
     }
     request.reducer = std::make_unique<routing::Reducer>(plan.merge, std::move(slots), plan.key_args.size());
   }
 
   const bool pairs = request.cmd->fanout == routing::Fanout::split_pairs;
-  for (size_t i = 0; i < n; ++i) {
-    Fragment& fragment = request.fragments[i];
-    fragment.request = &request;
-    fragment.index = static_cast<uint32_t>(i);
-    if (plan.kind == routing::PlanKind::split) {
-      const routing::PlannedFragment& f = plan.fragments[i];
+  for (size_t g = 0; g < plan.groups.size(); ++g) {
+    const routing::PlannedGroup& group = plan.groups[g];
+    std::string_view bytes = whole;
+    BlockRef block = whole_block;
+    if (plan.kind == routing::PlanKind::split) {  // one sub-command, shared by the group's servers
+      const routing::PlannedFragment& f = plan.fragments[group.first];
       size_t per_key = pairs ? 2 : 1;
       scratch_.clear();
       resp::append_array_header(scratch_, 1 + (f.keys_end - f.keys_begin) * per_key);
@@ -130,48 +163,160 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
         resp::append_bulk(scratch_, request.args[position]);
         if (pairs) resp::append_bulk(scratch_, request.args[position + 1]);
       }
-      fragment.bytes_block = bytes_block(scratch_, &fragment.bytes);
-    } else {
-      fragment.bytes = whole;
-      fragment.bytes_block = whole_block;
+      block = bytes_block(scratch_, &bytes);
+    }
+    for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+      Fragment& fragment = request.fragments[i];
+      const routing::PlannedFragment& planned = plan.fragments[i];
+      fragment.request = &request;
+      fragment.index = i;
+      fragment.group = static_cast<uint32_t>(g);
+      fragment.slot = planned.slot;
+      fragment.stage = planned.stage;
+      fragment.server = servers_[planned.server].get();
+      fragment.bytes = bytes;
+      fragment.bytes_block = block;
     }
   }
-  // Sent after every fragment is set up: a fragment may complete (and the request with
-  // it) while the loop below runs.
+
+  // Copies for servers that are down or stale are settled first (queued for replay, or
+  // left to the resync); then the rest is sent. A fragment may complete, and the request
+  // be answered, while this runs: nothing below depends on it staying unanswered.
   for (size_t i = 0; i < n; ++i) {
-    servers_[plan.fragments[i].server]->send(request.fragments[i], request.client->id());
+    Fragment& fragment = request.fragments[i];
+    routing::Delivery delivery = plan.fragments[i].delivery;
+    if (delivery == routing::Delivery::send) continue;
+    if (delivery == routing::Delivery::replay) fragment.server->queue_for_replay(fragment.bytes);
+    fragment.queued_for_replay = true;  // (a stale server gets nothing: the resync brings it)
+    fragment.failed = true;
+    fragment.state = Fragment::State::done;
+    --request.fragments_pending;
+    on_group_outcome(request, fragment);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Fragment& fragment = request.fragments[i];
+    if (fragment.state != Fragment::State::planned || fragment.stage != 0) continue;
+    fragment.state = Fragment::State::sent;
+    fragment.server->send(fragment, request.client->id());
   }
   return true;
 }
 
-// reduce: the last fragment's reply completes the request.
+// reduce: a fragment's reply (or failure) settles its group; the groups settle the request.
 void Proxy::on_fragment_done(Fragment& fragment) {
-  fragment.done = true;
+  if (fragment.request == nullptr) return fragment.server->on_replay_done(fragment);
   Request& request = *fragment.request;
-  if (request.reducer) request.reducer->add(fragment.index, fragment.reply);
-  if (--request.fragments_pending > 0) return;
-  finish_request(request);
+  fragment.state = Fragment::State::done;
+  --request.fragments_pending;
+  if (request.groups.empty()) {
+    finish_request(request, fragment.reply);
+  } else {
+    on_group_outcome(request, fragment);
+  }
+  release_if_finished(request);
 }
 
-void Proxy::finish_request(Request& request) {
-  if (request.reducer) {
-    request.reducer->finish(request.owned_reply);
-    request.reply = request.owned_reply;
-  } else {
-    const Fragment& only = request.fragments.front();
-    request.reply = only.reply;
-    request.reply_block = only.reply_block;
+void Proxy::on_group_outcome(Request& request, Fragment& fragment) {
+  GroupState& group = request.groups[fragment.group];
+  routing::WriteTracker::Outcome outcome = outcome_of(fragment);
+  if (request.replicated_write && group.count > 1) {
+    // A copy that may have reached the server but was not acknowledged leaves the server
+    // in an unknown state: it must be resynced. A refused copy (an error only this server
+    // gives) means it has diverged.
+    if (fragment.failed && fragment.maybe_sent) fragment.server->mark_stale("a write in flight was lost");
+    if (fragment.failed && !fragment.maybe_sent && !fragment.queued_for_replay) {
+      fragment.server->queue_for_replay(fragment.bytes);  // it never reached the server: replay it
+      fragment.queued_for_replay = true;
+    }
   }
+  routing::WriteTracker::Decision decision = group.tracker.on_outcome(fragment.slot, outcome);
+  if (decision.send_to_replicas) send_second_stage(request, group, fragment);
+  if (decision.cancel_replicas) {
+    for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+      Fragment& f = request.fragments[i];
+      if (f.state != Fragment::State::planned) continue;
+      f.state = Fragment::State::cancelled;
+      --request.fragments_pending;
+    }
+  }
+  if (decision.answer) answer_group(request, fragment.group, decision.reply_from, fragment);
+}
+
+// primary-replica (and SPOP anywhere): the copies that wait for the first server.
+void Proxy::send_second_stage(Request& request, GroupState& group, const Fragment& leader) {
+  std::string_view bytes = leader.bytes;
+  BlockRef block = leader.bytes_block;
+  bool nothing_to_apply = false;
+  if (request.cmd->name == "spop") {  // replicated by effect: what the leader popped
+    std::vector<std::string_view> members;
+    if (leader.reply.starts_with("$-1") || leader.reply.starts_with("*0") || leader.reply.starts_with("*-1")) {
+      nothing_to_apply = true;
+    } else if (leader.reply.starts_with("$")) {
+      members.push_back(leader.reply);
+    } else {
+      resp::split_array_reply(leader.reply, members);
+    }
+    if (!nothing_to_apply) {
+      std::vector<std::string> words = {"SREM", std::string(request.args[1])};
+      for (std::string_view element : members) {
+        size_t header = element.find("\r\n");
+        words.emplace_back(element.substr(header + 2, element.size() - header - 4));
+      }
+      rewritten_views_.assign(words.begin(), words.end());
+      scratch_.clear();
+      resp::append_command(scratch_, rewritten_views_);
+      block = bytes_block(scratch_, &bytes);
+    }
+  }
+  for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+    Fragment& f = request.fragments[i];
+    if (f.state != Fragment::State::planned) continue;
+    f.bytes = bytes;
+    f.bytes_block = block;
+    if (nothing_to_apply) {  // nothing was popped: every copy is trivially applied
+      f.state = Fragment::State::done;
+      f.reply = leader.reply;
+      --request.fragments_pending;
+      on_group_outcome(request, f);
+      continue;
+    }
+    f.state = Fragment::State::sent;
+    f.server->send(f, request.client != nullptr ? request.client->id() : 0);
+  }
+}
+
+void Proxy::answer_group(Request& request, uint32_t group_index, int reply_from, const Fragment& last) {
+  GroupState& group = request.groups[group_index];
+  if (reply_from >= 0) {
+    group.reply = request.fragments[group.first + reply_from].reply;
+  } else if (group.count == 1) {
+    group.reply = last.reply;  // the proxy's own error for its one server
+  } else {
+    group.owned_reply = group.tracker.shortfall_error(request.table->shards()[group.shard].name);
+    group.reply = group.owned_reply;
+  }
+  if (!request.reducer) return finish_request(request, group.reply);
+  if (request.reducer->add(group_index, group.reply)) {
+    request.reducer->finish(request.owned_reply);
+    finish_request(request, request.owned_reply);
+  }
+}
+
+void Proxy::finish_request(Request& request, std::string_view reply) {
+  if (request.done) return;
+  request.reply = reply;
   if (resp::is_error_reply(request.reply)) {
     ++stats_.error_replies;
     metrics_->error_replies->Increment();
   }
   request.done = true;
-  if (request.client != nullptr) {
-    request.client->on_request_done(request);
-  } else {
-    free_request(&request);  // its client left; nobody is waiting for the reply
-  }
+  if (request.client != nullptr) request.client->on_request_done(request);
+}
+
+// A request is freed when its client no longer needs it (reply written, or client gone)
+// and no server still holds one of its fragments.
+void Proxy::release_if_finished(Request& request) {
+  if (request.client == nullptr && request.fragments_pending == 0) free_request(&request);
 }
 
 void Proxy::reply_error(Request& request, std::string_view message) {

@@ -79,7 +79,8 @@ std::string info_text(Proxy& proxy, std::string_view section) {
     line("servers", std::to_string(table.servers().size()));
     for (size_t i = 0; i < table.shards().size(); ++i) {
       const routing::ShardEntry& shard = table.shards()[i];
-      bool available = proxy.health().is_usable(shard.servers.front());
+      bool available = false;
+      for (uint32_t s : shard.servers) available = available || proxy.health().is_usable(s);
       std::string servers;
       for (uint32_t s : shard.servers) servers += (servers.empty() ? "" : " ") + table.servers()[s].name;
       line("shard" + std::to_string(i), "name=" + sanitize(shard.name) + ",weight=" + std::to_string(shard.weight) +

@@ -32,7 +32,7 @@ void ServerProbe::start() {
   redisLibuvAttach(ctx_, loop);
   redisAsyncSetConnectCallback(ctx_, on_connect);
   redisAsyncSetDisconnectCallback(ctx_, on_disconnect);
-  redisAsyncCommand(ctx_, on_reply, this, "PING");
+  redisAsyncCommand(ctx_, on_reply, this, "INFO server");
 }
 
 void ServerProbe::cancel() {
@@ -58,9 +58,17 @@ void ServerProbe::on_reply(redisAsyncContext* ctx, void* reply, void*) {
   auto* self = static_cast<ServerProbe*>(ctx->data);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;  // the context is being freed; finish() already ran or will
-  bool pong = r->type == REDIS_REPLY_STATUS && std::strcmp(r->str, "PONG") == 0;
-  std::string why = r->type == REDIS_REPLY_ERROR ? std::string(r->str) : "unexpected reply to PING";
-  self->finish(pong, pong ? "" : why.c_str());
+  if (r->type != REDIS_REPLY_STRING) {
+    std::string why = r->type == REDIS_REPLY_ERROR ? std::string(r->str) : "unexpected reply to INFO";
+    return self->finish(false, why.c_str());
+  }
+  std::string_view info(r->str, r->len);
+  size_t at = info.find("run_id:");
+  if (at != std::string_view::npos) {
+    std::string_view rest = info.substr(at + 7);
+    self->run_id_ = std::string(rest.substr(0, rest.find_first_of("\r\n")));
+  }
+  self->finish(true, "");
 }
 
 void ServerProbe::on_timeout(uv_timer_t* timer) {
@@ -70,7 +78,7 @@ void ServerProbe::on_timeout(uv_timer_t* timer) {
 void ServerProbe::finish(bool ok, const char* why) {
   if (finished_) return;
   finished_ = true;
-  if (server_ != nullptr) server_->on_probe_result(ok, why);
+  if (server_ != nullptr) server_->on_probe_result(ok, why, run_id_);
   if (ctx_ != nullptr) {
     redisAsyncContext* ctx = ctx_;
     ctx_ = nullptr;

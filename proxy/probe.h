@@ -1,4 +1,5 @@
-// Asks a down server whether it is back: connect, PING, expect PONG, within a deadline.
+// Asks a server whether it answers, and its run_id (which changes when it restarts):
+// connect, INFO server, within a deadline.
 // Uses hiredis's async context on the proxy's libuv loop (hiredis 0.14 has no timeouts,
 // so a uv_timer bounds the whole probe).
 //
@@ -10,6 +11,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <string>
 
 struct redisAsyncContext;
 
@@ -38,6 +40,7 @@ class ServerProbe {
   redisAsyncContext* ctx_ = nullptr;
   uv_timer_t timer_{};
   bool finished_ = false;
+  std::string run_id_;
 };
 
 }  // namespace ringproxy::proxy

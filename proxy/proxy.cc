@@ -18,10 +18,11 @@ void Request::recycle() {
   cmd = nullptr;
   table.reset();
   fragments.clear();
+  groups.clear();
   fragments_pending = 0;
   reducer.reset();
+  replicated_write = false;
   reply = {};
-  reply_block.reset();
   owned_reply.clear();
   done = false;
   close_after_reply = false;
@@ -37,10 +38,12 @@ Proxy::~Proxy() {
 bool Proxy::start(std::string* error) {
   started_at_ms_ = uv_now(loop_);
   table_ = routing::RoutingTable::build(config_.pool);
-  usable_.assign(table_->servers().size(), 1);
+  modes_.assign(table_->servers().size(), routing::kServerLive);
+  pending_.assign(table_->servers().size(), 0);
   for (uint32_t i = 0; i < table_->servers().size(); ++i) {
     const routing::ServerEntry& entry = table_->servers()[i];
-    servers_.push_back(std::make_unique<BackendServer>(*this, i, entry, table_->shards()[entry.shard].name));
+    const routing::ShardEntry& shard = table_->shards()[entry.shard];
+    servers_.push_back(std::make_unique<BackendServer>(*this, i, entry, shard.name, shard.replication));
   }
 
   const conf::Address& listen = config_.proxy.listen;
@@ -208,8 +211,8 @@ void Proxy::sweep() {
   }
 }
 
-void Proxy::set_server_usable(uint32_t server, bool usable) {
-  if (server < usable_.size()) usable_[server] = usable ? 1 : 0;
+void Proxy::set_server_mode(uint32_t server, routing::ServerMode mode) {
+  if (server < modes_.size()) modes_[server] = mode;
 }
 
 }  // namespace ringproxy::proxy

@@ -80,8 +80,10 @@ class Proxy {
   void forget_dirty(BackendConnection* connection);
 
   // Server health, as the planner sees it.
-  void set_server_usable(uint32_t server, bool usable);
-  routing::Health health() const { return routing::Health{usable_}; }
+  void set_server_mode(uint32_t server, routing::ServerMode mode);
+  routing::ServerMode server_mode(uint32_t server) const { return static_cast<routing::ServerMode>(modes_[server]); }
+  routing::Health health() const { return routing::Health{modes_, pending_, rotation_}; }
+  std::vector<uint32_t>& server_pending() { return pending_; }
 
   void on_client_closed(ClientSession* client);
 
@@ -95,7 +97,11 @@ class Proxy {
   void flush_dirty();
   void sweep();
   bool send_plan(Request& request, const routing::Plan& plan);
-  void finish_request(Request& request);
+  void on_group_outcome(Request& request, Fragment& fragment);
+  void send_second_stage(Request& request, GroupState& group, const Fragment& leader);
+  void answer_group(Request& request, uint32_t group_index, int reply_from, const Fragment& last);
+  void finish_request(Request& request, std::string_view reply);
+  void release_if_finished(Request& request);
   void answer_local(ClientSession& client, Request& request);
   void reply_error(Request& request, std::string_view message);
   void complete_local(Request& request);
@@ -111,7 +117,9 @@ class Proxy {
 
   std::shared_ptr<const routing::RoutingTable> table_;
   std::vector<std::unique_ptr<BackendServer>> servers_;  // indexed like table_->servers()
-  std::vector<uint8_t> usable_;
+  std::vector<uint8_t> modes_;      // routing::ServerMode per server
+  std::vector<uint32_t> pending_;   // requests in flight per server
+  uint64_t rotation_ = 0;
   std::vector<ClientSession*> clients_;
 
   uv_tcp_t listener_{};
@@ -125,6 +133,8 @@ class Proxy {
   std::vector<BackendConnection*> flushing_connections_;
   std::vector<Request*> request_pool_;
   std::string scratch_;           // rebuilt commands, before they get their own block
+  std::vector<std::string> rewritten_;
+  std::vector<std::string_view> rewritten_views_;
 
   routing::Plan plan_;            // reused for every request
   routing::PlanScratch plan_scratch_;

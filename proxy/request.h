@@ -15,6 +15,7 @@
 #include "proxy/buffer.h"
 #include "routing/command_table.h"
 #include "routing/reducer.h"
+#include "routing/replication.h"
 #include "routing/routing_table.h"
 
 namespace ringproxy::proxy {
@@ -24,8 +25,17 @@ class BackendServer;
 struct Request;
 
 struct Fragment {
-  Request* request = nullptr;
+  enum class State : uint8_t { planned, sent, done, cancelled };
+
+  Request* request = nullptr;       // null: the proxy's own write (a replay), owned by the server
   uint32_t index = 0;               // in Request::fragments
+  uint32_t group = 0;               // in Request::groups
+  uint8_t slot = 0;                 // in its group
+  uint8_t stage = 0;
+  State state = State::planned;
+  bool failed = false;              // no reply: the connection failed or timed out
+  bool maybe_sent = false;          // with `failed`: it may have reached the server
+  bool queued_for_replay = false;
   BackendServer* server = nullptr;
   std::string_view bytes;           // what is sent: the client's bytes, or a rebuilt
   BlockRef bytes_block;             //   sub-command of a split; this keeps them alive
@@ -34,6 +44,16 @@ struct Fragment {
   std::string owned_reply;          // the proxy's error reply when the server failed
   uint64_t sent_at_ms = 0;
   bool done = false;
+};
+
+// A shard's part of a request (see routing::PlannedGroup).
+struct GroupState {
+  explicit GroupState(routing::AckRule rule, uint32_t first, uint32_t count, uint32_t shard)
+      : tracker(rule, count), first(first), count(count), shard(shard) {}
+  routing::WriteTracker tracker;
+  uint32_t first, count, shard;
+  std::string_view reply;           // once answered
+  std::string owned_reply;          // the shortfall error, when the ack level was not met
 };
 
 struct Request {
@@ -47,12 +67,13 @@ struct Request {
   uint64_t started_at_ms = 0;
 
   std::vector<Fragment> fragments;  // sized once at dispatch; never reallocated after
-  uint32_t fragments_pending = 0;
+  std::vector<GroupState> groups;   // empty on the fast path (one fragment, no replication)
+  uint32_t fragments_pending = 0;   // not done yet; the request lives until 0, even if answered
   std::unique_ptr<routing::Reducer> reducer;  // split and broadcast only
+  bool replicated_write = false;
 
-  // The reply: a view into a backend block, or the proxy's own bytes.
+  // The reply: a view into one of its fragments' reply blocks, or the proxy's own bytes.
   std::string_view reply;
-  BlockRef reply_block;
   std::string owned_reply;
   bool done = false;
   bool close_after_reply = false;   // QUIT, protocol errors

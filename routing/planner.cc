@@ -31,20 +31,103 @@ void reject_unavailable(Plan& out, const RoutingTable& table, uint32_t shard) {
                   "); its keys are not moved to other shards");
 }
 
-// The server of `shard` that takes requests, or nullopt when it cannot.
-std::optional<uint32_t> serving_server(const RoutingTable& table, Health health, uint32_t shard) {
-  uint32_t server = table.shards()[shard].servers.front();
-  if (!health.is_usable(server)) return std::nullopt;
-  return server;
+// SPOP picks at random: one server executes it, the others get its effect (SREM).
+bool picks_at_random(const CommandInfo& cmd) { return cmd.name == "spop"; }
+
+void push_group(Plan& out, uint32_t shard, uint32_t keys_begin, uint32_t keys_end, AckRule rule) {
+  const uint32_t first = static_cast<uint32_t>(out.fragments.size());
+  out.groups.push_back({shard, first, 0, rule});
+  (void)keys_begin;
+  (void)keys_end;
 }
 
-bool add_fragment(const RoutingTable& table, Health health, uint32_t shard, Plan& out) {
-  std::optional<uint32_t> server = serving_server(table, health, shard);
-  if (!server) {
-    reject_unavailable(out, table, shard);
+void push_fragment(Plan& out, uint32_t shard, uint32_t server, uint32_t keys_begin, uint32_t keys_end,
+                   uint8_t slot, uint8_t stage, Delivery delivery) {
+  PlannedFragment f;
+  f.shard = shard;
+  f.server = server;
+  f.keys_begin = keys_begin;
+  f.keys_end = keys_end;
+  f.group = static_cast<uint32_t>(out.groups.size() - 1);
+  f.slot = slot;
+  f.stage = stage;
+  f.delivery = delivery;
+  out.fragments.push_back(f);
+  ++out.groups.back().count;
+}
+
+// One shard's part of the request: the server(s) it goes to, by the shard's replication.
+bool add_group(const CommandInfo& cmd, const RoutingTable& table, Health health, uint32_t shard,
+               uint32_t keys_begin, uint32_t keys_end, Plan& out) {
+  const ShardEntry& entry = table.shards()[shard];
+  const conf::ReplicationConfig& replication = entry.replication;
+  const bool write = cmd.cls == CommandClass::write || cmd.cls == CommandClass::admin;
+
+  if (replication.strategy == conf::ReplicationStrategy::none) {
+    uint32_t server = entry.servers.front();
+    if (!health.is_usable(server)) {
+      reject_unavailable(out, table, shard);
+      return false;
+    }
+    push_group(out, shard, keys_begin, keys_end, AckRule{});
+    push_fragment(out, shard, server, keys_begin, keys_end, 0, 0, Delivery::send);
+    return true;
+  }
+
+  const size_t n = entry.servers.size();
+  if (!write) {
+    uint8_t readable[64];
+    uint32_t pending[64];
+    for (size_t i = 0; i < n && i < 64; ++i) {
+      uint32_t s = entry.servers[i];
+      readable[i] = health.is_usable(s) ? 1 : 0;
+      pending[i] = s < health.pending.size() ? health.pending[s] : 0;
+    }
+    std::optional<uint32_t> pick = pick_read_server(replication.read_from, std::span(readable, n),
+                                                    std::span(pending, n), health.rotation);
+    if (!pick) {
+      reject(out, "ERR shard '" + entry.name + "' has no server to read from (read_from = " +
+                      std::string(conf::read_from_name(replication.read_from)) +
+                      "); servers that are down, catching up or stale do not serve reads");
+      return false;
+    }
+    push_group(out, shard, keys_begin, keys_end, AckRule{});
+    push_fragment(out, shard, entry.servers[*pick], keys_begin, keys_end, 0, 0, Delivery::send);
+    return true;
+  }
+
+  AckRule rule = ack_rule(replication, n);
+  uint32_t live = 0;
+  for (uint32_t s : entry.servers) live += health.is_usable(s);
+  if (replication.strategy == conf::ReplicationStrategy::primary_replica && !health.is_usable(entry.servers[0])) {
+    reject(out, "ERR shard '" + entry.name + "': primary " + table.servers()[entry.servers[0]].name +
+                    " is not available; writes fail until it is back and in sync");
     return false;
   }
-  out.fragments.push_back({shard, *server, 0, 0});
+  if (live < rule.needed) {
+    reject(out, "ERR shard '" + entry.name + "': only " + std::to_string(live) + " of " + std::to_string(n) +
+                    " servers can take writes, " + std::to_string(rule.needed) + " needed (write_ack = " +
+                    std::string(conf::write_ack_name(replication.write_ack)) + "); nothing was written");
+    return false;
+  }
+  // The server that goes first: the primary, or for a command that picks at random on
+  // multi-primary, the first live server (its result is what the others apply).
+  size_t leader = 0;
+  if (picks_at_random(cmd)) {
+    rule.primary_first = true;
+    while (!health.is_usable(entry.servers[leader])) ++leader;
+  }
+  push_group(out, shard, keys_begin, keys_end, rule);
+  uint8_t slot = 0;
+  for (size_t k = 0; k < n; ++k) {
+    size_t i = (leader + k) % n;
+    uint32_t s = entry.servers[i];
+    uint8_t mode = s < health.mode.size() ? health.mode[s] : static_cast<uint8_t>(kServerSkip);
+    Delivery delivery = mode == kServerLive ? Delivery::send : mode == kServerQueue ? Delivery::replay : Delivery::skip;
+    uint8_t stage = rule.primary_first && slot > 0 ? 1 : 0;
+    push_fragment(out, shard, s, keys_begin, keys_end, slot++, stage, delivery);
+  }
+  out.replicated = true;
   return true;
 }
 
@@ -52,7 +135,7 @@ void plan_broadcast(const CommandInfo& cmd, const RoutingTable& table, Health he
   out.kind = PlanKind::broadcast;
   out.merge = cmd.merge;
   for (uint32_t shard = 0; shard < table.shards().size(); ++shard) {
-    if (!add_fragment(table, health, shard, out)) return;
+    if (!add_group(cmd, table, health, shard, 0, 0, out)) return;
   }
 }
 
@@ -63,26 +146,22 @@ void plan_split(const CommandInfo& cmd, const RoutingTable& table, Health health
   const std::vector<uint32_t>& positions = scratch.key_positions;
   const std::vector<uint32_t>& shards = scratch.key_shards;
   scratch.shard_fragment.assign(table.shards().size(), 0);
+  std::vector<uint32_t> order;  // shards in order of first appearance
   for (uint32_t shard : shards) {
     if (scratch.shard_fragment[shard] != 0) continue;
-    if (!add_fragment(table, health, shard, out)) return;
-    scratch.shard_fragment[shard] = static_cast<uint32_t>(out.fragments.size());
-  }
-  if (out.fragments.size() == 1) {  // every key on one shard: the bytes go unchanged
-    out.kind = PlanKind::forward;
-    out.merge = Merge::forward;
-    return;
+    scratch.shard_fragment[shard] = 1;
+    order.push_back(shard);
   }
   out.kind = PlanKind::split;
   out.merge = cmd.merge;
-  for (PlannedFragment& fragment : out.fragments) {
-    fragment.keys_begin = static_cast<uint32_t>(out.key_args.size());
+  for (uint32_t shard : order) {
+    const uint32_t begin = static_cast<uint32_t>(out.key_args.size());
     for (size_t i = 0; i < positions.size(); ++i) {
-      if (shards[i] != fragment.shard) continue;
+      if (shards[i] != shard) continue;
       out.key_args.push_back(positions[i]);
       out.key_slots.push_back(static_cast<uint32_t>(i));
     }
-    fragment.keys_end = static_cast<uint32_t>(out.key_args.size());
+    if (!add_group(cmd, table, health, shard, begin, static_cast<uint32_t>(out.key_args.size()), out)) return;
   }
 }
 
@@ -93,6 +172,8 @@ void Plan::clear() {
   merge = Merge::forward;
   error.clear();
   fragments.clear();
+  groups.clear();
+  replicated = false;
   key_args.clear();
   key_slots.clear();
 }
@@ -130,7 +211,7 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
   if (positions.size() == 1) {
     uint32_t shard = table.shard_of(args[positions[0]]);
     out.kind = PlanKind::forward;
-    add_fragment(table, health, shard, out);
+    add_group(cmd, table, health, shard, 0, 0, out);
     return;
   }
 
@@ -141,9 +222,9 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
     shards.push_back(table.shard_of(args[position]));
     one_shard = one_shard && shards.back() == shards.front();
   }
-  if (one_shard) {
+  if (one_shard) {  // every key on one shard: the bytes go unchanged
     out.kind = PlanKind::forward;
-    add_fragment(table, health, shards.front(), out);
+    add_group(cmd, table, health, shards.front(), 0, 0, out);
     return;
   }
   if (cmd.fanout == Fanout::single_shard) {

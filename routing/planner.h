@@ -15,17 +15,39 @@
 #include <vector>
 
 #include "routing/command_table.h"
+#include "routing/replication.h"
 #include "routing/routing_table.h"
 
 namespace ringproxy::routing {
 
 enum class PlanKind : uint8_t { forward, split, broadcast, reject };
 
+// What happens to a replicated write's copy for one server.
+enum class Delivery : uint8_t {
+  send,    // the server is live: send it (stage 0 now, stage 1 after the primary acknowledged)
+  replay,  // the server is down or catching up: append it to the server's replay queue
+  skip,    // the server is stale: a resync will bring it the data
+};
+
 struct PlannedFragment {
   uint32_t shard = 0;
   uint32_t server = 0;      // index into RoutingTable::servers()
   uint32_t keys_begin = 0;  // split: this fragment's keys are Plan::key_args[keys_begin, keys_end)
   uint32_t keys_end = 0;
+  uint32_t group = 0;       // index into Plan::groups
+  uint8_t slot = 0;         // position in its group (0: the primary / the leader)
+  uint8_t stage = 0;        // 0: sent at once; 1: after slot 0 acknowledged (primary-replica)
+  Delivery delivery = Delivery::send;
+};
+
+// A shard's part of the request: one fragment per server of a replicated write, else one
+// fragment. Its reply is decided by a WriteTracker over `rule`; groups are what the
+// Reducer merges (one group per shard of a split command).
+struct PlannedGroup {
+  uint32_t shard = 0;
+  uint32_t first = 0;  // fragments [first, first + count)
+  uint32_t count = 1;
+  AckRule rule;
 };
 
 // Reused across requests by its owner: plan() clears it but keeps its capacity, so the
@@ -35,16 +57,26 @@ struct Plan {
   Merge merge = Merge::forward;
   std::string error;                       // reject: the error line without "-" and CRLF
   std::vector<PlannedFragment> fragments;
-  std::vector<uint32_t> key_args;          // split: argv positions of keys, grouped by fragment
+  std::vector<PlannedGroup> groups;
+  bool replicated = false;                 // some group has more than one server
+  std::vector<uint32_t> key_args;          // split: argv positions of keys, grouped by group
   std::vector<uint32_t> key_slots;         // split: parallel to key_args, the key's index among all keys
 
   void clear();
 };
 
-// Which servers may take requests now (indexed like RoutingTable::servers()).
+// Each server's mode (indexed like RoutingTable::servers()).
+enum ServerMode : uint8_t {
+  kServerLive = 0,   // up and in sync: takes reads and writes
+  kServerQueue = 1,  // down, or replaying what it missed: writes go to its replay queue
+  kServerSkip = 2,   // stale (lost writes, or restarted empty): only a resync brings it back
+};
+
 struct Health {
-  std::span<const uint8_t> usable;
-  bool is_usable(uint32_t server) const { return server < usable.size() && usable[server] != 0; }
+  std::span<const uint8_t> mode;
+  std::span<const uint32_t> pending;  // requests in flight per server (read_from = any)
+  uint64_t rotation = 0;              // bumped per request: round-robin over replicas
+  bool is_usable(uint32_t server) const { return server < mode.size() && mode[server] == kServerLive; }
 };
 
 struct PlanSettings {

@@ -24,7 +24,8 @@ struct ServerEntry {
 struct ShardEntry {
   std::string name;
   uint32_t weight = 1;
-  std::vector<uint32_t> servers;  // indexes into RoutingTable::servers(); [0] serves requests
+  std::vector<uint32_t> servers;  // indexes into RoutingTable::servers(); [0] is the primary
+  conf::ReplicationConfig replication;
 };
 
 class RoutingTable {

@@ -22,7 +22,7 @@ conf::PoolConfig three_shards(std::string hash_tag = "{}") {
 
 class PlannerTest : public ::testing::Test {
  protected:
-  PlannerTest() : table_(RoutingTable::build(three_shards())), usable_(3, 1) {}
+  PlannerTest() : table_(RoutingTable::build(three_shards())), usable_(3, kServerLive) {}
 
   const Plan& run(std::vector<std::string> words, PlanSettings settings = {}) {
     words_ = std::move(words);
@@ -30,7 +30,7 @@ class PlannerTest : public ::testing::Test {
     const CommandInfo* cmd = find_command(args_[0]);
     EXPECT_NE(cmd, nullptr) << words_[0];
     if (cmd->is_container()) cmd = find_subcommand(*cmd, args_[1]);
-    plan(*cmd, args_, *table_, Health{usable_}, settings, scratch_, plan_);
+    plan(*cmd, args_, *table_, Health{usable_, {}, 0}, settings, scratch_, plan_);
     return plan_;
   }
 
@@ -102,7 +102,7 @@ TEST_F(PlannerTest, CrossShardSingleShardCommandIsRejected) {
 }
 
 TEST_F(PlannerTest, DownShardFailsFastNamingIt) {
-  usable_[1] = 0;
+  usable_[1] = kServerQueue;
   const Plan& p = run({"GET", key_on(1)});
   ASSERT_EQ(p.kind, PlanKind::reject);
   EXPECT_NE(p.error.find("shard 'shard2' is unavailable"), std::string::npos) << p.error;
