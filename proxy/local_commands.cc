@@ -74,7 +74,13 @@ void Proxy::answer_local(ClientSession& client, Request& request) {
   std::string_view name = request.cmd->name;
 
   if (name == "ping") {
-    if (args.size() == 1) resp::append_simple(out, "PONG"); else resp::append_bulk(out, args[1]);
+    if (args.size() > 2) {
+      resp::append_error(out, "ERR wrong number of arguments for 'ping' command");
+    } else if (args.size() == 1) {
+      resp::append_simple(out, "PONG");
+    } else {
+      resp::append_bulk(out, args[1]);
+    }
   } else if (name == "echo") {
     resp::append_bulk(out, args[1]);
   } else if (name == "quit") {
@@ -92,9 +98,14 @@ void Proxy::answer_local(ClientSession& client, Request& request) {
     } else if (*version != 2) {
       resp::append_error(out, "NOPROTO sorry, this protocol version is not supported (ringproxy speaks RESP2)");
     } else {
+      // Every option is checked before any is applied, as Redis does.
+      std::optional<std::string_view> new_name;
       for (size_t i = 2; i < args.size(); ++i) {
-        if (iequals(args[i], "setname") && i + 1 < args.size()) {
-          client.set_name(std::string(args[++i]));
+        if (iequals(args[i], "setname") && i + 1 < args.size() && valid_client_name(args[i + 1])) {
+          new_name = args[++i];
+        } else if (iequals(args[i], "setname") && i + 1 < args.size()) {
+          resp::append_error(out, "ERR Client names cannot contain spaces, newlines or special characters.");
+          return complete_local(request);
         } else {
           out.clear();
           resp::append_error(out, iequals(args[i], "auth")
@@ -103,6 +114,7 @@ void Proxy::answer_local(ClientSession& client, Request& request) {
           return complete_local(request);
         }
       }
+      if (new_name) client.set_name(std::string(*new_name));
       resp::append_array_header(out, 14);
       resp::append_bulk(out, "server");
       resp::append_bulk(out, "ringproxy");

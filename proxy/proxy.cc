@@ -32,6 +32,7 @@ Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics)
     : loop_(loop), config_(std::move(config)), metrics_(metrics) {}
 
 Proxy::~Proxy() {
+  servers_.clear();  // first: closing their connections still updates pending_ and modes_
   for (Request* request : request_pool_) delete request;
 }
 

@@ -1,5 +1,6 @@
 #include "proxy/resp/reply_scanner.h"
 
+#include <charconv>
 #include <cstring>
 
 namespace ringproxy::resp {
@@ -17,18 +18,28 @@ size_t find_crlf(const char* data, size_t len, size_t from) {
   return std::string_view::npos;
 }
 
-bool parse_int(const char* begin, const char* end, int64_t* out) {
-  if (begin == end || end - begin > 19) return false;  // 18 digits and a sign: no overflow
-  bool negative = *begin == '-';
-  if (negative && ++begin == end) return false;
-  if (end - begin > 18) return false;
-  uint64_t value = 0;
+// A length ("$n", "*n"): -1 or a non-negative number of at most 18 digits (no overflow;
+// nothing longer is a real length).
+bool parse_length(const char* begin, const char* end, int64_t* out) {
+  if (end - begin == 2 && begin[0] == '-' && begin[1] == '1') {
+    *out = -1;
+    return true;
+  }
+  if (begin == end || end - begin > 18) return false;
+  int64_t value = 0;
   for (const char* p = begin; p != end; ++p) {
     if (*p < '0' || *p > '9') return false;
-    value = value * 10 + static_cast<uint64_t>(*p - '0');
+    value = value * 10 + (*p - '0');
   }
-  *out = negative ? -static_cast<int64_t>(value) : static_cast<int64_t>(value);
+  *out = value;
   return true;
+}
+
+// An integer reply: any int64, checked without computing it.
+bool is_integer(const char* begin, const char* end) {
+  int64_t value;
+  auto [ptr, ec] = std::from_chars(begin, end, value);
+  return ec == std::errc() && ptr == end;
 }
 
 }  // namespace
@@ -36,32 +47,31 @@ bool parse_int(const char* begin, const char* end, int64_t* out) {
 void ReplyScanner::reset() {
   pos_ = 0;
   needed_ = 0;
-  depth_ = 0;
+  remaining_ = 1;
   error_ = {};
 }
 
 ParseStatus ReplyScanner::scan(const char* data, size_t len) {
-  while (true) {
+  while (remaining_ > 0) {
     if (pos_ >= len) return ParseStatus::incomplete;
     char type = data[pos_];
     size_t cr = find_crlf(data, len, pos_ + 1);
     if (cr == std::string_view::npos) return ParseStatus::incomplete;
     size_t next = cr + 2;
+    uint64_t children = 0;
     switch (type) {
       case '+':
       case '-':
         break;
-      case ':': {
-        int64_t unused;
-        if (!parse_int(data + pos_ + 1, data + cr, &unused)) {
+      case ':':
+        if (!is_integer(data + pos_ + 1, data + cr)) {
           error_ = "invalid integer reply";
           return ParseStatus::error;
         }
         break;
-      }
       case '$': {
         int64_t n;
-        if (!parse_int(data + pos_ + 1, data + cr, &n) || n < -1) {
+        if (!parse_length(data + pos_ + 1, data + cr, &n)) {
           error_ = "invalid bulk length in reply";
           return ParseStatus::error;
         }
@@ -78,21 +88,11 @@ ParseStatus ReplyScanner::scan(const char* data, size_t len) {
       }
       case '*': {
         int64_t n;
-        if (!parse_int(data + pos_ + 1, data + cr, &n) || n < -1) {
+        if (!parse_length(data + pos_ + 1, data + cr, &n)) {
           error_ = "invalid multibulk length in reply";
           return ParseStatus::error;
         }
-        if (n > 0) {
-          if (depth_ == kMaxDepth) {
-            error_ = "reply nested too deeply";
-            return ParseStatus::error;
-          }
-          // Counts this array as an element of its parent before descending.
-          if (depth_ > 0) --remaining_[depth_ - 1];
-          remaining_[depth_++] = n;
-          pos_ = next;
-          continue;
-        }
+        if (n > 0) children = static_cast<uint64_t>(n);
         break;
       }
       default:
@@ -100,17 +100,16 @@ ParseStatus ReplyScanner::scan(const char* data, size_t len) {
         return ParseStatus::error;
     }
     pos_ = next;
-    if (depth_ == 0) return ParseStatus::complete;
-    --remaining_[depth_ - 1];
-    while (depth_ > 0 && remaining_[depth_ - 1] == 0) --depth_;
-    if (depth_ == 0) return ParseStatus::complete;
+    remaining_ = remaining_ - 1 + children;
   }
+  return ParseStatus::complete;
 }
 
 std::optional<int64_t> integer_reply(std::string_view reply) {
   if (reply.size() < 4 || reply[0] != ':') return std::nullopt;
   int64_t value;
-  if (!parse_int(reply.data() + 1, reply.data() + reply.size() - 2, &value)) return std::nullopt;
+  auto [ptr, ec] = std::from_chars(reply.data() + 1, reply.data() + reply.size() - 2, value);
+  if (ec != std::errc() || ptr != reply.data() + reply.size() - 2) return std::nullopt;
   return value;
 }
 
@@ -119,7 +118,7 @@ bool split_array_reply(std::string_view reply, std::vector<std::string_view>& el
   if (reply.empty() || reply[0] != '*') return false;
   size_t cr = find_crlf(reply.data(), reply.size(), 1);
   int64_t n;
-  if (cr == std::string_view::npos || !parse_int(reply.data() + 1, reply.data() + cr, &n)) return false;
+  if (cr == std::string_view::npos || !parse_length(reply.data() + 1, reply.data() + cr, &n)) return false;
   size_t pos = cr + 2;
   for (int64_t i = 0; i < n; ++i) {
     ReplyScanner scanner;

@@ -18,8 +18,6 @@ namespace ringproxy::resp {
 
 class ReplyScanner {
  public:
-  static constexpr int kMaxDepth = 32;
-
   // Scans the reply that starts at data[0]; same contract as RequestParser::parse.
   ParseStatus scan(const char* data, size_t len);
   size_t reply_bytes() const { return pos_; }   // valid after `complete`
@@ -30,8 +28,9 @@ class ReplyScanner {
  private:
   size_t pos_ = 0;
   size_t needed_ = 0;
-  int depth_ = 0;                   // open arrays
-  int64_t remaining_[kMaxDepth]{};  // elements still expected at each depth
+  // Values still expected before the reply is complete, all nesting levels together: a
+  // frame needs no stack, so any depth redis produces (a script can nest 40 levels) frames.
+  uint64_t remaining_ = 1;
   std::string_view error_;
 };
 

@@ -20,6 +20,18 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 _used_ports = set()
 
 
+def _sanitized(binary):
+    try:
+        out = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "libasan" in out
+
+
+# Memory measurements (RSS) mean nothing under AddressSanitizer: it quarantines freed memory.
+SANITIZED = _sanitized(RINGPROXY_BIN)
+
+
 def free_port():
     """A port the kernel says is free now, never handed out twice by this process."""
     while True:

@@ -48,12 +48,26 @@ TEST(ReplyScanner, RejectsGarbage) {
   }
 }
 
-TEST(ReplyScanner, DepthIsBounded) {
+TEST(ReplyScanner, AnyNestingDepthFrames) {
+  // A Lua script can return tables nested 40 deep; framing must not refuse them.
   std::string deep;
-  for (int i = 0; i < ReplyScanner::kMaxDepth + 1; ++i) deep += "*1\r\n";
-  deep += ":1\r\n";
+  for (int i = 0; i < 200; ++i) deep += "*2\r\n:1\r\n";
+  deep += ":2\r\n+NEXT\r\n";
   ReplyScanner s;
-  EXPECT_EQ(s.scan(deep.data(), deep.size()), ParseStatus::error);
+  ASSERT_EQ(s.scan(deep.data(), deep.size()), ParseStatus::complete);
+  EXPECT_EQ(s.reply_bytes(), deep.size() - 7);
+}
+
+TEST(ReplyScanner, FullInt64RangeOfIntegers) {
+  for (std::string r : {":9223372036854775807\r\n", ":-9223372036854775808\r\n"}) {
+    ReplyScanner s;
+    EXPECT_EQ(s.scan(r.data(), r.size()), ParseStatus::complete) << r;
+  }
+  EXPECT_EQ(integer_reply(":9223372036854775807\r\n"), INT64_MAX);
+  EXPECT_EQ(integer_reply(":-9223372036854775808\r\n"), INT64_MIN);
+  std::string too_big = ":92233720368547758070\r\n";
+  ReplyScanner s;
+  EXPECT_EQ(s.scan(too_big.data(), too_big.size()), ParseStatus::error);
 }
 
 TEST(ReplyHelpers, IntegerOkErrorSplit) {
