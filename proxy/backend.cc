@@ -80,9 +80,25 @@ void BackendConnection::on_connect(uv_connect_t* req, int status) {
   if (self->unsent_ > 0 && !self->dirty) self->server_.proxy().mark_dirty(self);
 }
 
+// Writes queued fragments: directly when the socket takes them all (the common case, and
+// no libuv write request or callback is needed), else the rest through uv_write. libuv's
+// uv_try_write refuses while earlier writes are queued, so the order is kept.
 void BackendConnection::flush() {
   dirty = false;
   if (state_ != State::connected || unsent_ == 0) return;
+  const size_t first = queue_.size() - unsent_;
+  unsent_ = 0;
+  bufs_.clear();
+  for (size_t i = first; i < queue_.size(); ++i) {
+    const Fragment* f = queue_[i];
+    bufs_.push_back(uv_buf_init(const_cast<char*>(f->bytes.data()), static_cast<unsigned>(f->bytes.size())));
+  }
+  auto* stream = reinterpret_cast<uv_stream_t*>(handle_);
+  int written = uv_try_write(stream, bufs_.data(), static_cast<unsigned>(bufs_.size()));
+  if (written < 0 && written != UV_EAGAIN) return fail(std::string("write: ") + uv_strerror(written), Failure::counted);
+  if (written > 0 && static_cast<size_t>(written) == total_bytes(bufs_)) return;
+  if (written > 0) advance_bufs(bufs_, static_cast<size_t>(written));
+
   WriteBatch* batch;
   if (spare_batches_.empty()) {
     batch = new WriteBatch;
@@ -90,17 +106,10 @@ void BackendConnection::flush() {
     batch = spare_batches_.back();
     spare_batches_.pop_back();
   }
-  batch->bufs.reserve(unsent_);
-  batch->blocks.reserve(unsent_);
-  for (size_t i = queue_.size() - unsent_; i < queue_.size(); ++i) {
-    Fragment* f = queue_[i];
-    batch->bufs.push_back(uv_buf_init(const_cast<char*>(f->bytes.data()), static_cast<unsigned>(f->bytes.size())));
-    batch->blocks.push_back(f->bytes_block);
-  }
-  unsent_ = 0;
+  batch->bufs.swap(bufs_);
+  for (size_t i = first; i < queue_.size(); ++i) batch->blocks.push_back(queue_[i]->bytes_block);
   batch->req.data = batch;
-  int rc = uv_write(&batch->req, reinterpret_cast<uv_stream_t*>(handle_), batch->bufs.data(),
-                    static_cast<unsigned>(batch->bufs.size()), on_write);
+  int rc = uv_write(&batch->req, stream, batch->bufs.data(), static_cast<unsigned>(batch->bufs.size()), on_write);
   if (rc != 0) {
     delete batch;
     fail(std::string("write: ") + uv_strerror(rc), Failure::counted);

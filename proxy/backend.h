@@ -81,6 +81,7 @@ class BackendConnection {
   std::deque<Fragment*> queue_;      // sent first, then `unsent_` not yet written
   size_t unsent_ = 0;
   std::vector<WriteBatch*> spare_batches_;
+  std::vector<uv_buf_t> bufs_;       // reused for every flush
 };
 
 class BackendServer {

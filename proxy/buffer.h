@@ -12,6 +12,9 @@
 #include <new>
 #include <string_view>
 #include <utility>
+#include <vector>
+
+#include <uv.h>
 
 namespace ringproxy::proxy {
 
@@ -81,5 +84,9 @@ class ReadBuffer {
   size_t start_ = 0;
   size_t end_ = 0;
 };
+
+// Drops the first `written` bytes from `bufs` (after a partial write).
+void advance_bufs(std::vector<uv_buf_t>& bufs, size_t written);
+size_t total_bytes(const std::vector<uv_buf_t>& bufs);
 
 }  // namespace ringproxy::proxy

@@ -159,19 +159,31 @@ void ClientSession::flush() {
       break;
     }
   }
+  // Directly when the socket takes it all (no libuv request, no callback); else the rest
+  // through uv_write (uv_try_write refuses while earlier writes are queued: order is kept).
+  auto* stream = reinterpret_cast<uv_stream_t*>(&handle_);
+  int written = uv_try_write(stream, batch->bufs.data(), static_cast<unsigned>(batch->bufs.size()));
+  if (written < 0 && written != UV_EAGAIN) return written_out(batch, written);
+  if (written > 0 && static_cast<size_t>(written) == total_bytes(batch->bufs)) return written_out(batch, 0);
+  if (written > 0) advance_bufs(batch->bufs, static_cast<size_t>(written));
   ++writes_in_flight_;
   batch->req.data = batch;
-  int rc = uv_write(&batch->req, reinterpret_cast<uv_stream_t*>(&handle_), batch->bufs.data(),
-                    static_cast<unsigned>(batch->bufs.size()), on_write);
+  int rc = uv_write(&batch->req, stream, batch->bufs.data(), static_cast<unsigned>(batch->bufs.size()), on_write);
   if (rc != 0) {
-    on_write(&batch->req, rc);
+    --writes_in_flight_;
+    written_out(batch, rc);
   }
 }
 
 void ClientSession::on_write(uv_write_t* req, int status) {
   auto* batch = static_cast<WriteBatch*>(req->data);
-  ClientSession* self = batch->session;
-  --self->writes_in_flight_;
+  --batch->session->writes_in_flight_;
+  batch->session->written_out(batch, status);
+}
+
+// The batch's replies are out (or failed to go out): its requests are done with.
+void ClientSession::written_out(WriteBatch* batch, int status) {
+  ClientSession* self = this;
   self->pending_ -= batch->requests.size();
   for (Request* request : batch->requests) {
     // Answered at its ack level, a replicated write may still have copies in flight: the

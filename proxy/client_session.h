@@ -50,6 +50,7 @@ class ClientSession {
   static void on_close(uv_handle_t* handle);
 
   void parse_requests();
+  void written_out(WriteBatch* batch, int status);
   void enqueue_protocol_error(std::string_view why);
   void pause_reading();
   void resume_reading();

@@ -169,16 +169,18 @@ void Proxy::mark_dirty(BackendConnection* connection) {
   dirty_connections_.push_back(connection);
 }
 
+// Leaves a tombstone: the flush may be iterating over the list right now.
 void Proxy::forget_dirty(ClientSession* client) {
   if (!client->dirty) return;
   client->dirty = false;
-  std::erase(dirty_clients_, client);
+  std::replace(dirty_clients_.begin(), dirty_clients_.end(), client, static_cast<ClientSession*>(nullptr));
 }
 
 void Proxy::forget_dirty(BackendConnection* connection) {
   if (!connection->dirty) return;
   connection->dirty = false;
-  std::erase(dirty_connections_, connection);
+  std::replace(dirty_connections_.begin(), dirty_connections_.end(), connection,
+               static_cast<BackendConnection*>(nullptr));
 }
 
 // Once per loop iteration, before polling: requests to servers first (so they are on
@@ -186,14 +188,17 @@ void Proxy::forget_dirty(BackendConnection* connection) {
 void Proxy::on_prepare(uv_prepare_t* handle) { static_cast<Proxy*>(handle->data)->flush_dirty(); }
 
 void Proxy::flush_dirty() {
-  // Swapped out before use: a flush may mark other objects dirty, or close a client.
+  // By index: a flush may append to a list (a failed write completes requests) or leave a
+  // tombstone in it (a client closed).
   while (!dirty_connections_.empty() || !dirty_clients_.empty()) {
-    flushing_connections_.swap(dirty_connections_);
-    for (BackendConnection* connection : flushing_connections_) connection->flush();
-    flushing_connections_.clear();
-    flushing_clients_.swap(dirty_clients_);
-    for (ClientSession* client : flushing_clients_) client->flush();
-    flushing_clients_.clear();
+    for (size_t i = 0; i < dirty_connections_.size(); ++i) {
+      if (BackendConnection* connection = dirty_connections_[i]) connection->flush();
+    }
+    dirty_connections_.clear();
+    for (size_t i = 0; i < dirty_clients_.size(); ++i) {
+      if (ClientSession* client = dirty_clients_[i]) client->flush();
+    }
+    dirty_clients_.clear();
   }
 }
 

@@ -129,8 +129,6 @@ class Proxy {
 
   std::vector<ClientSession*> dirty_clients_;
   std::vector<BackendConnection*> dirty_connections_;
-  std::vector<ClientSession*> flushing_clients_;
-  std::vector<BackendConnection*> flushing_connections_;
   std::vector<Request*> request_pool_;
   std::string scratch_;           // rebuilt commands, before they get their own block
   std::vector<std::string> rewritten_;

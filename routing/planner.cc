@@ -207,10 +207,18 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
                            " without a key cannot be routed by ringproxy: name at least one key");
   }
 
-  // Fast path: one key.
+  // Fast path: one key, on a shard without replication (most requests).
   if (positions.size() == 1) {
     uint32_t shard = table.shard_of(args[positions[0]]);
     out.kind = PlanKind::forward;
+    const ShardEntry& entry = table.shards()[shard];
+    if (entry.replication.strategy == conf::ReplicationStrategy::none && health.is_usable(entry.servers.front())) {
+      out.groups.push_back({shard, 0, 1, AckRule{}});
+      PlannedFragment& f = out.fragments.emplace_back();
+      f.shard = shard;
+      f.server = entry.servers.front();
+      return;
+    }
     add_group(cmd, table, health, shard, 0, 0, out);
     return;
   }

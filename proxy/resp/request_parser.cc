@@ -44,7 +44,7 @@ bool parse_int(const char* begin, const char* end, int64_t* out) {
 // Reads "<digits>\r\n" starting at data[pos] (after the type byte) in one pass.
 // Returns the position after "\r\n"; 0 when more bytes are needed; -1 when malformed.
 // Only non-negative numbers of at most 18 digits: every caller rejects the rest anyway.
-int64_t read_count_line(const char* data, size_t len, size_t pos, int64_t* out) {
+[[gnu::always_inline]] inline int64_t read_count_line(const char* data, size_t len, size_t pos, int64_t* out) {
   int64_t value = 0;
   size_t start = pos;
   while (pos < len && data[pos] >= '0' && data[pos] <= '9') {
