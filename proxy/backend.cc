@@ -160,12 +160,18 @@ void BackendConnection::handle_replies() {
     queue_.pop_front();
     --server_.proxy().server_pending()[server_.index()];
     size_t n = scanner_.reply_bytes();
-    fragment->reply = std::string_view(input_.unconsumed(), n);
-    fragment->reply_block = input_.block();
+    if (!fragment->settled) {
+      fragment->reply = std::string_view(input_.unconsumed(), n);
+      fragment->reply_block = input_.block();
+    }
     input_.consume(n);
     scanner_.reset();
     server_.on_success();
     server_.proxy().on_fragment_done(*fragment);
+    if (lagging_since_ms_ != 0 && queue_.size() == unsent_) {  // every late reply is in
+      lagging_since_ms_ = 0;
+      server_.on_lag_over();
+    }
   }
 }
 
@@ -176,12 +182,46 @@ void BackendConnection::check_timeouts(uint64_t now_ms) {
   }
   if (state_ == State::connected && queue_.size() > unsent_ &&
       now_ms - queue_.front()->sent_at_ms >= pool.request_timeout_ms) {
+    if (server_.replicated()) return lag(now_ms);
     fail("timed out after " + std::to_string(pool.request_timeout_ms) + " ms", Failure::timeout);
+  }
+}
+
+// A replicated server that stopped answering keeps its connection: closing it would leave
+// the writes in flight neither known applied nor known lost (a full resync). Instead every
+// request in flight is settled now (its client is answered without this server), the late
+// replies are matched and dropped, and the server takes new writes through its replay
+// queue until they have all come back. Only if it stays silent far longer is the
+// connection given up (and the server then needs a resync).
+void BackendConnection::lag(uint64_t now_ms) {
+  const conf::PoolConfig& pool = server_.proxy().config().pool;
+  if (lagging_since_ms_ == 0) {
+    lagging_since_ms_ = now_ms;
+    server_.on_lagging("timed out after " + std::to_string(pool.request_timeout_ms) + " ms");
+  }
+  const uint64_t give_up_ms = std::max<uint64_t>(30000, 10ull * pool.request_timeout_ms);
+  if (now_ms - lagging_since_ms_ >= give_up_ms) {
+    return fail("no reply for " + std::to_string(now_ms - lagging_since_ms_) + " ms", Failure::timeout);
+  }
+  std::string error = "-ERR shard '" + server_.shard_name() + "' server " + server_.name() + ": timed out after " +
+                      std::to_string(pool.request_timeout_ms) + " ms\r\n";
+  for (size_t i = 0; i + unsent_ < queue_.size(); ++i) {
+    Fragment* fragment = queue_[i];
+    if (fragment->settled || fragment->request == nullptr) continue;
+    fragment->settled = true;
+    fragment->failed = true;
+    fragment->owned_reply = error;
+    fragment->reply = fragment->owned_reply;
+    server_.proxy().on_fragment_settled(*fragment);
   }
 }
 
 void BackendConnection::fail(std::string_view why, Failure kind) {
   bool had_work = state_ != State::disconnected || !queue_.empty();
+  if (lagging_since_ms_ != 0) {  // writes it took may or may not have been applied
+    lagging_since_ms_ = 0;
+    server_.mark_stale(std::string("connection lost while lagging: ") + std::string(why));
+  }
   close_handle();
   state_ = State::disconnected;
   input_ = ReadBuffer();
@@ -198,6 +238,10 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
                       std::string(why) + "\r\n";
   for (size_t i = 0; i < failed.size(); ++i) {
     Fragment* fragment = failed[i];
+    if (fragment->settled) {  // already answered for; only released now
+      server_.proxy().on_fragment_done(*fragment);
+      continue;
+    }
     fragment->failed = true;
     fragment->maybe_sent = i < written;  // written to the socket: it may have been applied
     fragment->owned_reply = error;
@@ -341,12 +385,32 @@ void BackendServer::queue_for_replay(std::string_view bytes) {
   std::memcpy(block->data(), bytes.data(), bytes.size());
   replay_.push_back({BlockRef::adopt(block), std::string_view(block->data(), bytes.size())});
   replay_bytes_ += bytes.size();
-  if (state_ == ServerState::recovering && replaying_.empty()) replay_more();
+  if (state_ == ServerState::recovering && !lagging_ && replaying_.empty()) replay_more();
+}
+
+void BackendServer::on_lagging(std::string_view why) {
+  metrics_.timeouts->Increment();
+  ++failures_;
+  last_error_ = std::string(why);
+  if (state_ != ServerState::up) return;
+  state_ = ServerState::recovering;
+  lagging_ = true;
+  proxy_.set_server_mode(index_, routing::kServerQueue);
+  spdlog::warn("server {} (shard {}) lags ({}); writes queue for it until its late replies are in", name_,
+               shard_name_, why);
+}
+
+void BackendServer::on_lag_over() {
+  lagging_ = false;
+  if (state_ != ServerState::recovering) return;
+  spdlog::info("server {} (shard {}) answers again; replaying {} queued writes", name_, shard_name_, replay_.size());
+  replay_more();
 }
 
 void BackendServer::mark_stale(std::string_view why) {
   if (state_ == ServerState::stale || !replicated_) return;
   state_ = ServerState::stale;
+  lagging_ = false;
   last_error_ = std::string(why);
   replay_.clear();
   replay_bytes_ = 0;
@@ -357,7 +421,7 @@ void BackendServer::mark_stale(std::string_view why) {
 // Sends what is queued, in order, on connection 0 (one FIFO: the replay keeps its order).
 // New writes keep queueing behind while it drains; when nothing is left the server is live.
 void BackendServer::replay_more() {
-  if (state_ != ServerState::recovering) return;
+  if (state_ != ServerState::recovering || lagging_) return;
   if (replay_.empty()) {
     if (!replaying_.empty()) return;
     state_ = ServerState::up;

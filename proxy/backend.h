@@ -70,12 +70,14 @@ class BackendConnection {
 
   void handle_replies();
   void close_handle();
+  void lag(uint64_t now_ms);
 
   BackendServer& server_;
   uint32_t index_;
   State state_ = State::disconnected;
   uv_tcp_t* handle_ = nullptr;       // heap: it outlives us until its close callback
   uint64_t connect_started_ms_ = 0;
+  uint64_t lagging_since_ms_ = 0;    // replicated shards: timed out, waiting for late replies
   ReadBuffer input_;
   resp::ReplyScanner scanner_;
   std::deque<Fragment*> queue_;      // sent first, then `unsent_` not yet written
@@ -103,6 +105,8 @@ class BackendServer {
   void queue_for_replay(std::string_view bytes);
   void on_replay_done(Fragment& fragment);
   void mark_stale(std::string_view why);
+  void on_lagging(std::string_view why);
+  void on_lag_over();
   size_t replay_queue_length() const { return replay_.size(); }
   uint64_t replay_dropped() const { return replay_dropped_; }
   bool replicated() const { return replicated_; }
@@ -152,6 +156,7 @@ class BackendServer {
   size_t replay_bytes_ = 0;
   uint64_t replay_dropped_ = 0;
   std::deque<Fragment> replaying_;               // replayed writes in flight (connection 0)
+  bool lagging_ = false;                         // timed out: late replies still to come
   ServerProbe* probe_ = nullptr;                 // owned: deleted by its own close callback
 };
 

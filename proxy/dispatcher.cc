@@ -208,12 +208,23 @@ void Proxy::on_fragment_done(Fragment& fragment) {
   Request& request = *fragment.request;
   fragment.state = Fragment::State::done;
   --request.fragments_pending;
+  if (fragment.settled) return release_if_finished(request);  // its outcome was given already
   if (request.groups.empty()) {
     finish_request(request, fragment.reply);
   } else {
     on_group_outcome(request, fragment);
   }
   release_if_finished(request);
+}
+
+// The server lags: the fragment's outcome is given now, its late reply only releases it.
+void Proxy::on_fragment_settled(Fragment& fragment) {
+  Request& request = *fragment.request;
+  if (request.groups.empty()) {
+    finish_request(request, fragment.reply);
+  } else {
+    on_group_outcome(request, fragment);
+  }
 }
 
 void Proxy::on_group_outcome(Request& request, Fragment& fragment) {
@@ -224,7 +235,7 @@ void Proxy::on_group_outcome(Request& request, Fragment& fragment) {
     // in an unknown state: it must be resynced. A refused copy (an error only this server
     // gives) means it has diverged.
     if (fragment.failed && fragment.maybe_sent) fragment.server->mark_stale("a write in flight was lost");
-    if (fragment.failed && !fragment.maybe_sent && !fragment.queued_for_replay) {
+    if (fragment.failed && !fragment.maybe_sent && !fragment.settled && !fragment.queued_for_replay) {
       fragment.server->queue_for_replay(fragment.bytes);  // it never reached the server: replay it
       fragment.queued_for_replay = true;
     }

@@ -68,6 +68,7 @@ class Proxy {
   // The data path.
   void dispatch(ClientSession& client, Request& request);
   void on_fragment_done(Fragment& fragment);
+  void on_fragment_settled(Fragment& fragment);
 
   // Requests are pooled: their buffers keep their capacity between uses.
   Request* new_request();

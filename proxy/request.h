@@ -36,6 +36,8 @@ struct Fragment {
   bool failed = false;              // no reply: the connection failed or timed out
   bool maybe_sent = false;          // with `failed`: it may have reached the server
   bool queued_for_replay = false;
+  bool settled = false;             // its outcome was given early (the server lagged); the
+                                    // late reply only releases it
   BackendServer* server = nullptr;
   std::string_view bytes;           // what is sent: the client's bytes, or a rebuilt
   BlockRef bytes_block;             //   sub-command of a split; this keeps them alive

@@ -71,7 +71,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--daemonize", "no", "--dir", self.workdir,
-             "--protected-mode", "no"],
+             "--protected-mode", "no", "--enable-debug-command", "local"],
             stdout=log, stderr=log)
         wait_until(lambda: self.client().ping(), what=f"redis-server on {self.port}")
         return self
@@ -98,7 +98,7 @@ class RedisServer:
                 self.proc.wait()
 
 
-def toml_config(port, shards, metrics_port=None, pool=None, proxy=None):
+def toml_config(port, shards, metrics_port=None, pool=None, proxy=None, replication=None):
     """shards: list of (name, [addresses]) or (name, [addresses], weight)."""
     lines = ["[proxy]", f'listen = "127.0.0.1:{port}"']
     for k, v in (proxy or {}).items():
@@ -106,6 +106,8 @@ def toml_config(port, shards, metrics_port=None, pool=None, proxy=None):
     lines += ["", "[metrics]", f'listen = "{"127.0.0.1:%d" % metrics_port if metrics_port else ""}"', "", "[pool]"]
     for k, v in (pool or {}).items():
         lines.append(f"{k} = {toml_value(v)}")
+    if replication:
+        lines += ["", "[pool.replication]"] + [f"{k} = {toml_value(v)}" for k, v in replication.items()]
     for shard in shards:
         name, servers = shard[0], shard[1]
         weight = shard[2] if len(shard) > 2 else 1
@@ -161,17 +163,21 @@ class Proxy:
 
 
 class Cluster:
-    """N single-server shards ("shard1".."shardN") behind one ringproxy."""
+    """N shards ("shard1".."shardN") of `servers` redis-servers each, behind one ringproxy.
 
-    def __init__(self, shards=3, pool=None, proxy=None, metrics=False, weights=None):
+    `replication`: the [pool.replication] table (needed when servers > 1).
+    """
+
+    def __init__(self, shards=3, pool=None, proxy=None, metrics=False, weights=None, servers=1, replication=None):
         self.workdir = tempfile.mkdtemp(prefix="ringproxy-e2e-")
-        self.redis = [RedisServer(self.workdir).start() for _ in range(shards)]
+        self.sets = [[RedisServer(self.workdir).start() for _ in range(servers)] for _ in range(shards)]
+        self.redis = [s[0] for s in self.sets]
         self.names = [f"shard{i + 1}" for i in range(shards)]
         weights = weights or [1] * shards
         self.metrics_port = free_port() if metrics else None
         port = free_port()
-        config = toml_config(port, [(n, [r.address], w) for n, r, w in zip(self.names, self.redis, weights)],
-                             metrics_port=self.metrics_port, pool=pool, proxy=proxy)
+        config = toml_config(port, [(n, [r.address for r in rs], w) for n, rs, w in zip(self.names, self.sets, weights)],
+                             metrics_port=self.metrics_port, pool=pool, proxy=proxy, replication=replication)
         self.proxy = Proxy(self.workdir, config, port).start()
 
     def client(self, **kw):
@@ -190,8 +196,9 @@ class Cluster:
         try:
             status = self.proxy.stop()
         finally:
-            for r in self.redis:
-                r.stop()
+            for rs in self.sets:
+                for r in rs:
+                    r.stop()
             shutil.rmtree(self.workdir, ignore_errors=True)
         return status
 

@@ -1,0 +1,187 @@
+"""Replication strategies against real redis-servers: ack levels, reads, effects, lagging servers."""
+import signal
+import threading
+import time
+import unittest
+
+import redis
+
+from harness import Cluster, wait_until
+
+
+def holders(servers, key):
+    return sum(1 for s in servers if s.client().exists(key))
+
+
+def digests(servers):
+    return [s.client().execute_command("DEBUG", "DIGEST") for s in servers]
+
+
+def server_states(cluster):
+    info = cluster.client().info("proxy")
+    servers = [(int(k[6:]), v) for k, v in info.items() if k.startswith("server") and k[6:].isdigit()]
+    return [v["state"] for _, v in sorted(servers)]
+
+
+class AckLevelsTest(unittest.TestCase):
+    CASES = [
+        ("primary-replica", "primary", 1),
+        ("primary-replica", "one", 2),
+        ("primary-replica", "quorum", 2),
+        ("primary-replica", "all", 3),
+        ("multi-primary", "one", 1),
+        ("multi-primary", "quorum", 2),
+        ("multi-primary", "all", 3),
+    ]
+
+    def test_every_acknowledged_write_is_on_at_least_the_acknowledged_servers(self):
+        for strategy, ack, needed in self.CASES:
+            with self.subTest(strategy=strategy, write_ack=ack):
+                cluster = Cluster(shards=1, servers=3, replication={"strategy": strategy, "write_ack": ack})
+                try:
+                    r = cluster.client()
+                    servers = cluster.sets[0]
+                    for i in range(150):
+                        key = f"ack:{i}"
+                        self.assertTrue(r.set(key, i))
+                        self.assertGreaterEqual(holders(servers, key), needed, key)
+                        self.assertEqual(r.incr(f"counter:{i % 5}"), i // 5 + 1)
+                    # Every server ends up with every write, applied once.
+                    wait_until(lambda: len(set(digests(servers))) == 1, what="servers converge")
+                    for s in servers:
+                        self.assertEqual(s.client().get("counter:4"), b"30")
+                finally:
+                    self.assertEqual(cluster.cleanup(), 0)
+
+
+class ReplicatedCommandsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster(shards=2, servers=3, replication={
+            "strategy": "primary-replica", "write_ack": "all", "read_from": "prefer-replica"})
+        cls.r = cls.cluster.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.cluster.cleanup() == 0
+
+    def all_servers(self):
+        return [s for rs in self.cluster.sets for s in rs]
+
+    def test_reads_go_to_replicas_with_prefer_replica(self):
+        for s in self.all_servers():
+            s.client().config_resetstat()
+        for i in range(60):
+            self.r.set(f"read:{i}", i)
+        for i in range(60):
+            self.assertEqual(self.r.get(f"read:{i}"), str(i).encode())
+        for rs in self.cluster.sets:
+            gets = [s.client().info("commandstats").get("cmdstat_get", {}).get("calls", 0) for s in rs]
+            self.assertEqual(gets[0], 0, "the primary serves no reads while replicas are in sync")
+            self.assertGreater(gets[1] + gets[2], 0)
+
+    def test_relative_expiry_is_the_same_moment_on_every_server(self):
+        self.r.set("exp:a", "v", ex=100)
+        self.r.setex("exp:b", 100, "v")
+        self.r.set("exp:c", "v")
+        self.r.expire("exp:c", 100)
+        for key in ("exp:a", "exp:b", "exp:c"):
+            servers = self.cluster.sets[self.cluster.names.index(self.cluster.route(key))]
+            at = {s.client().execute_command("PEXPIRETIME", key) for s in servers}
+            self.assertEqual(len(at), 1, f"{key} expires at {at}")
+            self.assertGreater(at.pop(), time.time() * 1000)
+
+    def test_spop_is_replicated_by_its_effect(self):
+        self.r.sadd("{pop}set", *range(100))
+        popped = self.r.spop("{pop}set", 10)
+        self.assertEqual(len(popped), 10)
+        self.r.spop("{pop}set")
+        servers = self.cluster.sets[self.cluster.names.index(self.cluster.route("{pop}set"))]
+        members = [s.client().smembers("{pop}set") for s in servers]
+        self.assertEqual(len(members[0]), 89)
+        self.assertTrue(all(m == members[0] for m in members), "every server popped the same members")
+
+    def test_primary_error_is_not_replicated(self):
+        self.r.set("wrongtype", "x")
+        with self.assertRaisesRegex(redis.ResponseError, "WRONGTYPE"):
+            self.r.lpush("wrongtype", 1)
+        servers = self.cluster.sets[self.cluster.names.index(self.cluster.route("wrongtype"))]
+        self.assertEqual([s.client().get("wrongtype") for s in servers], [b"x"] * 3)
+
+    def test_split_writes_are_replicated_per_shard(self):
+        keys = [f"split:{i}" for i in range(40)]
+        self.r.mset({k: k for k in keys})
+        self.assertEqual(self.r.delete(*keys[:10]), 10)
+        for k in keys[10:]:
+            servers = self.cluster.sets[self.cluster.names.index(self.cluster.route(k))]
+            self.assertEqual([s.client().get(k) for s in servers], [k.encode()] * 3)
+
+
+class LaggingServerTest(unittest.TestCase):
+    def test_sigstop_with_quorum_no_client_error_then_replay_converges(self):
+        cluster = Cluster(shards=1, servers=3, pool={"request_timeout_ms": 300, "connect_timeout_ms": 300},
+                          replication={"strategy": "multi-primary", "write_ack": "quorum"})
+        errors, latencies, stop = [], [], threading.Event()
+
+        def writer(n):
+            r = cluster.client()
+            i = 0
+            while not stop.is_set():
+                start = time.monotonic()
+                try:
+                    pipe = r.pipeline(transaction=False)
+                    pipe.set(f"w{n}:{i % 500}", i)
+                    pipe.incr(f"c{n}")
+                    pipe.hset(f"h{n}", i % 50, i)
+                    pipe.lpush(f"l{n}", i)
+                    pipe.execute()
+                except redis.RedisError as e:
+                    errors.append(repr(e))
+                latencies.append(time.monotonic() - start)
+                i += 1
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        try:
+            for t in threads:
+                t.start()
+            time.sleep(0.5)
+            victim = cluster.sets[0][2]
+            victim.signal(signal.SIGSTOP)
+            time.sleep(3)
+            victim.signal(signal.SIGCONT)
+            time.sleep(0.5)
+            stop.set()
+            for t in threads:
+                t.join(30)
+            self.assertEqual(errors, [])
+            # Generous bound (shared machine): the timeout is 300 ms; nobody waited for SIGCONT.
+            self.assertLess(max(latencies), 2.5, "a request waited for the stopped server")
+            wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=20, what="replay drained")
+            self.assertEqual(len(set(digests(cluster.sets[0]))), 1, "servers differ after the replay")
+            counts = [s.client().get("c0") for s in cluster.sets[0]]
+            self.assertEqual(len(set(counts)), 1)
+        finally:
+            stop.set()
+            cluster.sets[0][2].signal(signal.SIGCONT)
+            self.assertEqual(cluster.cleanup(), 0)
+
+
+class ServerDownTest(unittest.TestCase):
+    def test_write_levels_with_a_server_down(self):
+        cluster = Cluster(shards=1, servers=3, pool={"failure_limit": 1, "retry_interval_ms": 200},
+                          replication={"strategy": "multi-primary", "write_ack": "quorum"})
+        try:
+            r = cluster.client()
+            r.set("before", 1)
+            cluster.sets[0][1].kill()
+            wait_until(lambda: (r.set("probe", 1) and server_states(cluster)[1] in ("down", "stale")),
+                       what="server marked down")
+            self.assertTrue(r.set("during", 2))  # quorum: 2 of 3 still take it
+            self.assertEqual(r.get("during"), b"2")
+            self.assertIn(server_states(cluster)[1], ("down", "stale"))
+        finally:
+            self.assertEqual(cluster.cleanup(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
