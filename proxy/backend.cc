@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "proxy/probe.h"
+#include "proxy/resync.h"
 #include "proxy/proxy.h"
 
 namespace ringproxy::proxy {
@@ -270,7 +271,8 @@ BackendServer::BackendServer(Proxy& proxy, uint32_t index, const routing::Server
       address_(entry.address),
       metrics_(proxy.metrics()->server(entry.name, shard_name_)),
       replicated_(replication.strategy != conf::ReplicationStrategy::none),
-      replication_(replication) {
+      replication_(replication),
+      shard_index_(entry.shard) {
   uint32_t count = proxy.config().pool.backend_connections;
   for (uint32_t i = 0; i < count; ++i) connections_.push_back(std::make_unique<BackendConnection>(*this, i));
   metrics_.up->Set(1);
@@ -292,6 +294,7 @@ void BackendServer::start_probe() {
 
 void BackendServer::stop() {
   if (probe_ != nullptr) std::exchange(probe_, nullptr)->cancel();
+  if (resync_ != nullptr) std::exchange(resync_, nullptr)->cancel();
   for (auto& connection : connections_) connection->fail("proxy is shutting down", BackendConnection::Failure::not_counted);
 }
 
@@ -456,7 +459,47 @@ void BackendServer::on_replay_done(Fragment& fragment) {
   replay_more();
 }
 
+// A stale server that answers is resynced from a live peer of its shard (the primary
+// when it is live), one attempt at a time, retried every retry_interval.
+void BackendServer::maybe_resync(uint64_t now_ms) {
+  if (resync_ != nullptr || now_ms < next_resync_ms_) return;
+  const routing::ShardEntry& shard = proxy_.table()->shards()[shard_index_];
+  BackendServer* peer = nullptr;
+  for (uint32_t s : shard.servers) {
+    if (s != index_ && proxy_.server_mode(s) == routing::kServerLive) {
+      peer = proxy_.servers()[s].get();
+      break;
+    }
+  }
+  next_resync_ms_ = now_ms + proxy_.config().pool.retry_interval_ms;
+  if (peer == nullptr) return;  // nobody in sync to copy from (yet)
+  resync_ = new ResyncJob(*this, *peer);
+  resync_->start();
+}
+
+void BackendServer::on_resync_result(bool ok, std::string_view why) {
+  resync_ = nullptr;
+  if (!ok) {
+    spdlog::warn("resync of {} (shard {}) failed: {}; retrying in {} ms", name_, shard_name_, why,
+                 proxy_.config().pool.retry_interval_ms);
+    return;
+  }
+  ++resyncs_;
+  state_ = ServerState::up;
+  consecutive_failures_ = 0;
+  lagging_ = false;
+  replay_.clear();
+  replay_bytes_ = 0;
+  metrics_.up->Set(1);
+  proxy_.set_server_mode(index_, routing::kServerLive);
+  for (auto& connection : connections_) connection->connect();
+  spdlog::info("server {} (shard {}) resynced: it is live again", name_, shard_name_);
+}
+
 void BackendServer::sweep(uint64_t now_ms) {
+  if (state_ == ServerState::stale && consecutive_failures_ < proxy_.config().pool.failure_limit) {
+    maybe_resync(now_ms);
+  }
   if (state_ == ServerState::down || (state_ == ServerState::stale && consecutive_failures_ >= proxy_.config().pool.failure_limit)) {
     if (probe_ == nullptr && now_ms >= down_until_ms_) start_probe();
     return;

@@ -32,6 +32,7 @@ namespace ringproxy::proxy {
 class Proxy;
 class BackendServer;
 class ServerProbe;
+class ResyncJob;
 
 enum class ServerState : uint8_t {
   up,          // takes requests
@@ -106,6 +107,9 @@ class BackendServer {
   void on_replay_done(Fragment& fragment);
   void mark_stale(std::string_view why);
   void on_lagging(std::string_view why);
+  void on_resync_result(bool ok, std::string_view why);
+  uint32_t shard_index() const { return shard_index_; }
+  uint64_t resyncs() const { return resyncs_; }
   void on_lag_over();
   size_t replay_queue_length() const { return replay_.size(); }
   uint64_t replay_dropped() const { return replay_dropped_; }
@@ -128,6 +132,7 @@ class BackendServer {
   void mark_down(std::string_view why);
   void mark_up();
   void start_probe();
+  void maybe_resync(uint64_t now_ms);
   void replay_more();
 
   struct ReplayEntry {
@@ -158,6 +163,10 @@ class BackendServer {
   std::deque<Fragment> replaying_;               // replayed writes in flight (connection 0)
   bool lagging_ = false;                         // timed out: late replies still to come
   ServerProbe* probe_ = nullptr;                 // owned: deleted by its own close callback
+  ResyncJob* resync_ = nullptr;                  // likewise
+  uint64_t next_resync_ms_ = 0;
+  uint64_t resyncs_ = 0;
+  uint32_t shard_index_ = 0;
 };
 
 }  // namespace ringproxy::proxy

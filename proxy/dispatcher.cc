@@ -77,9 +77,54 @@ void Proxy::dispatch(ClientSession& client, Request& request) {
   }
 
   request.table = table_;
-  routing::plan(*cmd, args, *table_, health(), {config_.proxy.allow_admin_commands}, plan_scratch_, plan_);
+  route(request);
+}
+
+// plan -> send, or hold the request while a shard it writes to is being cut over.
+void Proxy::route(Request& request) {
+  ++rotation_;
+  routing::plan(*request.cmd, request.args, *table_, health(), {config_.proxy.allow_admin_commands}, plan_scratch_,
+                plan_);
   if (plan_.kind == routing::PlanKind::reject) return reply_error(request, plan_.error);
+  if (plan_.replicated || !held_requests_.empty()) {
+    bool held = !held_requests_.empty() && (request.cmd->cls == routing::CommandClass::write ||
+                                            request.cmd->cls == routing::CommandClass::admin);
+    for (const routing::PlannedGroup& g : plan_.groups) held = held || (plan_.replicated && held_shards_[g.shard]);
+    if (held) {
+      // Writes stay in arrival order behind the held ones. A token in fragments_pending
+      // keeps the request alive if its client leaves meanwhile.
+      request.fragments_pending = 1;
+      held_requests_.push_back(&request);
+      return;
+    }
+  }
   send_plan(request, plan_);
+}
+
+void Proxy::hold_writes(uint32_t shard, bool hold) {
+  held_shards_[shard] = hold ? 1 : 0;
+  if (hold) return;
+  std::vector<Request*> held;
+  held.swap(held_requests_);
+  for (size_t i = 0; i < held.size(); ++i) {
+    Request* request = held[i];
+    request->fragments_pending = 0;
+    if (request->client == nullptr) {
+      free_request(request);  // its client left while it waited
+      continue;
+    }
+    if (!held_requests_.empty()) {  // held again (another shard): keep the order
+      request->fragments_pending = 1;
+      held_requests_.push_back(request);
+      continue;
+    }
+    route(*request);
+  }
+}
+
+void Proxy::fragment_finished(Request& request) {
+  if (--request.fragments_pending > 0 || !request.replicated_write) return;
+  for (const GroupState& group : request.groups) --inflight_writes_[group.shard];
 }
 
 BlockRef Proxy::bytes_block(std::string_view bytes, std::string_view* view) {
@@ -116,6 +161,9 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
   request.fragments.resize(n);
   request.fragments_pending = static_cast<uint32_t>(n);
   request.replicated_write = plan.replicated;
+  if (plan.replicated) {
+    for (const routing::PlannedGroup& g : plan.groups) ++inflight_writes_[g.shard];
+  }
 
   std::string_view whole = request.raw;
   BlockRef whole_block = request.request_block;
@@ -190,7 +238,7 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
     fragment.queued_for_replay = true;  // (a stale server gets nothing: the resync brings it)
     fragment.failed = true;
     fragment.state = Fragment::State::done;
-    --request.fragments_pending;
+    fragment_finished(request);
     on_group_outcome(request, fragment);
   }
   for (size_t i = 0; i < n; ++i) {
@@ -207,7 +255,7 @@ void Proxy::on_fragment_done(Fragment& fragment) {
   if (fragment.request == nullptr) return fragment.server->on_replay_done(fragment);
   Request& request = *fragment.request;
   fragment.state = Fragment::State::done;
-  --request.fragments_pending;
+  fragment_finished(request);
   if (fragment.settled) return release_if_finished(request);  // its outcome was given already
   if (request.groups.empty()) {
     finish_request(request, fragment.reply);
@@ -247,7 +295,7 @@ void Proxy::on_group_outcome(Request& request, Fragment& fragment) {
       Fragment& f = request.fragments[i];
       if (f.state != Fragment::State::planned) continue;
       f.state = Fragment::State::cancelled;
-      --request.fragments_pending;
+      fragment_finished(request);
     }
   }
   if (decision.answer) answer_group(request, fragment.group, decision.reply_from, fragment);
@@ -287,7 +335,7 @@ void Proxy::send_second_stage(Request& request, GroupState& group, const Fragmen
     if (nothing_to_apply) {  // nothing was popped: every copy is trivially applied
       f.state = Fragment::State::done;
       f.reply = leader.reply;
-      --request.fragments_pending;
+      fragment_finished(request);
       on_group_outcome(request, f);
       continue;
     }

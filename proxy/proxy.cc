@@ -41,6 +41,8 @@ bool Proxy::start(std::string* error) {
   table_ = routing::RoutingTable::build(config_.pool);
   modes_.assign(table_->servers().size(), routing::kServerLive);
   pending_.assign(table_->servers().size(), 0);
+  inflight_writes_.assign(table_->shards().size(), 0);
+  held_shards_.assign(table_->shards().size(), 0);
   for (uint32_t i = 0; i < table_->servers().size(); ++i) {
     const routing::ServerEntry& entry = table_->servers()[i];
     const routing::ShardEntry& shard = table_->shards()[entry.shard];

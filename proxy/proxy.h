@@ -67,6 +67,10 @@ class Proxy {
 
   // The data path.
   void dispatch(ClientSession& client, Request& request);
+
+  // Resync cutover: while a shard's writes are held, new ones wait (in order) in the proxy.
+  void hold_writes(uint32_t shard, bool hold);
+  uint32_t writes_in_flight(uint32_t shard) const { return inflight_writes_[shard]; }
   void on_fragment_done(Fragment& fragment);
   void on_fragment_settled(Fragment& fragment);
 
@@ -97,7 +101,9 @@ class Proxy {
   void accept_client();
   void flush_dirty();
   void sweep();
+  void route(Request& request);
   bool send_plan(Request& request, const routing::Plan& plan);
+  void fragment_finished(Request& request);
   void on_group_outcome(Request& request, Fragment& fragment);
   void send_second_stage(Request& request, GroupState& group, const Fragment& leader);
   void answer_group(Request& request, uint32_t group_index, int reply_from, const Fragment& last);
@@ -121,6 +127,9 @@ class Proxy {
   std::vector<uint8_t> modes_;      // routing::ServerMode per server
   std::vector<uint32_t> pending_;   // requests in flight per server
   uint64_t rotation_ = 0;
+  std::vector<uint32_t> inflight_writes_;          // replicated write requests in flight, per shard
+  std::vector<uint8_t> held_shards_;
+  std::vector<Request*> held_requests_;            // waiting for a cutover, in arrival order
   std::vector<ClientSession*> clients_;
 
   uv_tcp_t listener_{};

@@ -185,3 +185,78 @@ class ServerDownTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ResyncTest(unittest.TestCase):
+    """Stale servers are copied from an in-sync peer (REPLICAOF), then cut over."""
+
+    def mixed_load(self, cluster, stop, errors, acked):
+        r = cluster.client()
+        i = 0
+        while not stop.is_set():
+            try:
+                pipe = r.pipeline(transaction=False)
+                pipe.set(f"s:{i % 3000}", i)
+                pipe.incr("counter")
+                pipe.hset(f"h:{i % 100}", i % 7, i)
+                pipe.lpush(f"l:{i % 50}", i)
+                pipe.expire(f"s:{i % 3000}", 3600)
+                if i % 10 == 0:
+                    pipe.delete(f"s:{(i * 7) % 3000}")
+                pipe.execute()
+                acked.append(i)
+            except redis.RedisError as e:
+                errors.append(repr(e))
+            i += 1
+
+    def test_killed_replica_restarted_empty_is_resynced(self):
+        cluster = Cluster(shards=1, servers=3, pool={"failure_limit": 1, "retry_interval_ms": 200,
+                                                     "request_timeout_ms": 500, "connect_timeout_ms": 300},
+                          replication={"strategy": "primary-replica", "write_ack": "quorum"})
+        stop, errors, acked = threading.Event(), [], []
+        threads = [threading.Thread(target=self.mixed_load, args=(cluster, stop, errors, acked)) for _ in range(2)]
+        try:
+            for t in threads:
+                t.start()
+            wait_until(lambda: len(acked) > 2000, timeout=60, what="load")
+            victim = cluster.sets[0][2]
+            victim.kill()
+            time.sleep(0.5)
+            victim.start()  # same port, empty
+            wait_until(lambda: "resynced" in cluster.proxy.log(), timeout=30, what="resync")
+            wait_until(lambda: len(acked) > 6000, timeout=60, what="load after resync")
+            stop.set()
+            for t in threads:
+                t.join(30)
+            self.assertEqual(errors, [], "quorum of 3 survives one replica")
+            wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=30, what="all up")
+            wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, timeout=10, what="digests equal")
+            # Every acknowledged INCR counted exactly once, on every server.
+            counts = {s.client().get("counter") for s in cluster.sets[0]}
+            self.assertEqual(counts, {str(len(acked)).encode()})
+        finally:
+            stop.set()
+            self.assertEqual(cluster.cleanup(), 0)
+
+    def test_replay_queue_overflow_makes_the_server_stale_then_resync(self):
+        cluster = Cluster(shards=1, servers=3, pool={"request_timeout_ms": 300, "retry_interval_ms": 200},
+                          replication={"strategy": "multi-primary", "write_ack": "quorum",
+                                       "replay_queue_max_writes": 50})
+        try:
+            r = cluster.client()
+            victim = cluster.sets[0][1]
+            victim.signal(signal.SIGSTOP)
+            r.incr("n")
+            wait_until(lambda: server_states(cluster)[1] == "recovering", what="lagging after a timeout")
+            for i in range(399):
+                r.incr("n")
+                r.set(f"k{i}", i)
+            wait_until(lambda: server_states(cluster)[1] == "stale", what="stale after overflow")
+            victim.signal(signal.SIGCONT)
+            wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=30, what="resynced")
+            self.assertEqual(len(set(digests(cluster.sets[0]))), 1)
+            self.assertEqual({s.client().get("n") for s in cluster.sets[0]}, {b"400"})
+            self.assertIn("overflowed", cluster.proxy.log())
+        finally:
+            cluster.sets[0][1].signal(signal.SIGCONT)
+            self.assertEqual(cluster.cleanup(), 0)

@@ -1,0 +1,191 @@
+#include "proxy/resync.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstring>
+#include <string_view>
+
+#include "proxy/backend.h"
+#include "proxy/proxy.h"
+
+namespace ringproxy::proxy {
+namespace {
+
+constexpr uint64_t kSyncDeadlineMs = 300'000;  // the full copy of a large server takes time
+constexpr uint64_t kHoldDeadlineMs = 2'000;    // writes are held only for the cutover
+
+std::string_view info_field(std::string_view info, std::string_view name) {
+  size_t at = 0;
+  while ((at = info.find(name, at)) != std::string_view::npos) {
+    if ((at == 0 || info[at - 1] == '\n') && at + name.size() < info.size() && info[at + name.size()] == ':') {
+      std::string_view rest = info.substr(at + name.size() + 1);
+      return rest.substr(0, rest.find_first_of("\r\n"));
+    }
+    at += name.size();
+  }
+  return {};
+}
+
+uint64_t to_u64(std::string_view text) {
+  uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
+}  // namespace
+
+ResyncJob::ResyncJob(BackendServer& stale, BackendServer& peer)
+    : proxy_(&stale.proxy()), stale_(&stale), peer_(&peer), shard_(stale.shard_index()) {}
+
+redisAsyncContext* ResyncJob::connect(BackendServer& server) {
+  redisAsyncContext* ctx = redisAsyncConnect(server.address().host.c_str(), server.address().port);
+  if (ctx == nullptr) return nullptr;
+  if (ctx->err) {
+    redisAsyncFree(ctx);
+    return nullptr;
+  }
+  ctx->data = this;
+  redisLibuvAttach(ctx, stale_->proxy().loop());
+  redisAsyncSetConnectCallback(ctx, on_connect);
+  redisAsyncSetDisconnectCallback(ctx, on_disconnect);
+  return ctx;
+}
+
+void ResyncJob::start() {
+  Proxy& proxy = stale_->proxy();
+  uv_timer_init(proxy.loop(), &timer_);
+  timer_.data = this;
+  started_ms_ = proxy.now_ms();
+  spdlog::info("resync of {} (shard {}) from {} starting", stale_->name(), stale_->shard_name(), peer_->name());
+  stale_ctx_ = connect(*stale_);
+  peer_ctx_ = connect(*peer_);
+  if (stale_ctx_ == nullptr || peer_ctx_ == nullptr) return finish(false, "cannot connect");
+  const conf::Address& peer = peer_->address();
+  waiting_ = true;
+  redisAsyncCommand(stale_ctx_, on_reply, this, "REPLICAOF %s %d", peer.host.c_str(), static_cast<int>(peer.port));
+  poll_later(1000);  // the deadline checks run on the timer
+}
+
+void ResyncJob::cancel() {
+  stale_ = nullptr;
+  finish(false, "cancelled");
+}
+
+void ResyncJob::poll_later(uint64_t ms) { uv_timer_start(&timer_, on_timer, ms, 0); }
+
+void ResyncJob::on_timer(uv_timer_t* timer) { static_cast<ResyncJob*>(timer->data)->tick(); }
+
+void ResyncJob::on_connect(const redisAsyncContext* ctx, int status) {
+  auto* self = static_cast<ResyncJob*>(ctx->data);
+  if (status == REDIS_OK) return;
+  if (ctx == self->stale_ctx_) self->stale_ctx_ = nullptr;  // hiredis frees it
+  if (ctx == self->peer_ctx_) self->peer_ctx_ = nullptr;
+  self->finish(false, std::string("cannot connect: ") + ctx->errstr);
+}
+
+void ResyncJob::on_disconnect(const redisAsyncContext* ctx, int) {
+  auto* self = static_cast<ResyncJob*>(ctx->data);
+  if (ctx == self->stale_ctx_) self->stale_ctx_ = nullptr;
+  if (ctx == self->peer_ctx_) self->peer_ctx_ = nullptr;
+  self->finish(false, "connection lost");
+}
+
+void ResyncJob::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
+  auto* self = static_cast<ResyncJob*>(privdata);
+  if (self->finished_) return;
+  if (reply == nullptr) return self->finish(false, "connection lost");
+  self->handle(ctx, reply);
+}
+
+// The replies drive the steps; the timer drives polling and deadlines.
+void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
+  auto* reply = static_cast<redisReply*>(raw);
+  waiting_ = false;
+  if (reply->type == REDIS_REPLY_ERROR) return finish(false, std::string("server said: ") + reply->str);
+  std::string_view text = reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS
+                              ? std::string_view(reply->str, reply->len)
+                              : std::string_view();
+  switch (step_) {
+    case Step::replicaof:
+      step_ = Step::syncing;
+      return poll_later(20);
+    case Step::syncing:
+      if (info_field(text, "master_link_status") == "up" && info_field(text, "master_sync_in_progress") == "0") {
+        step_ = Step::draining;
+        holding_ = true;
+        hold_started_ms_ = stale_->proxy().now_ms();
+        stale_->proxy().hold_writes(shard_, true);
+        return poll_later(0);
+      }
+      return poll_later(50);
+    case Step::catching_up:
+      if (ctx == peer_ctx_) {
+        peer_offset_ = to_u64(info_field(text, "master_repl_offset"));
+        return poll_later(0);
+      }
+      if (to_u64(info_field(text, "slave_repl_offset")) >= peer_offset_ && peer_offset_ > 0) {
+        step_ = Step::promoting;
+        waiting_ = true;
+        redisAsyncCommand(stale_ctx_, on_reply, this, "REPLICAOF NO ONE");
+        return;
+      }
+      return poll_later(1);
+    case Step::promoting:
+      return finish(true, "");
+    case Step::draining:
+    case Step::done:
+      return;
+  }
+}
+
+void ResyncJob::tick() {
+  if (finished_) return;
+  Proxy& proxy = stale_->proxy();
+  const uint64_t now = proxy.now_ms();
+  if (now - started_ms_ > kSyncDeadlineMs) return finish(false, "full sync took too long");
+  if (holding_ && now - hold_started_ms_ > kHoldDeadlineMs) return finish(false, "cutover took too long");
+  if (waiting_) return poll_later(holding_ ? 1 : 50);
+  switch (step_) {
+    case Step::syncing:
+      waiting_ = true;
+      redisAsyncCommand(stale_ctx_, on_reply, this, "INFO replication");
+      return;
+    case Step::draining:
+      if (proxy.writes_in_flight(shard_) > 0) return poll_later(1);
+      step_ = Step::catching_up;
+      waiting_ = true;
+      redisAsyncCommand(peer_ctx_, on_reply, this, "INFO replication");
+      return;
+    case Step::catching_up:
+      waiting_ = true;
+      redisAsyncCommand(stale_ctx_, on_reply, this, "INFO replication");
+      return;
+    default:
+      return poll_later(50);
+  }
+}
+
+void ResyncJob::finish(bool ok, const std::string& why) {
+  if (finished_) return;
+  finished_ = true;
+  step_ = Step::done;
+  // The server is live before the held writes go out, so they reach it too.
+  if (stale_ != nullptr) stale_->on_resync_result(ok, why);
+  if (holding_) proxy_->hold_writes(shard_, false);
+  for (redisAsyncContext** ctx : {&stale_ctx_, &peer_ctx_}) {
+    if (*ctx == nullptr) continue;
+    redisAsyncContext* c = *ctx;
+    *ctx = nullptr;
+    redisAsyncFree(c);  // now, or right after the hiredis callback we are in
+  }
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_timer_closed);
+}
+
+void ResyncJob::on_timer_closed(uv_handle_t* handle) { delete static_cast<ResyncJob*>(handle->data); }
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,70 @@
+// Full resync of a stale server from an in-sync peer of its shard, with Redis's own
+// replication: the stale server becomes a replica of the peer (REPLICAOF: full copy, then
+// the peer's writes streamed as they happen), then is cut over:
+//
+//   1. stale: REPLICAOF <peer>           the proxy sends it nothing meanwhile
+//   2. poll stale INFO replication       until the link is up and the full sync done
+//   3. hold the shard's new writes       (Proxy::hold_writes), wait for none in flight
+//   4. peer: master_repl_offset = X;     poll stale until slave_repl_offset >= X
+//   5. stale: REPLICAOF NO ONE           it now holds exactly what the peer holds
+//   6. the server is live; held writes go out (to it too)
+//
+// No write is lost (every write before the cutover reached the peer and was streamed;
+// every write after it goes to the server directly) or applied twice. A step that fails
+// or takes too long aborts the job; the server stays stale and is retried later.
+//
+// Lifetime: owned by its BackendServer (cancel() when the server goes away); reports once
+// through BackendServer::on_resync_result(); deletes itself after its handles are closed.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+
+struct redisAsyncContext;
+
+namespace ringproxy::proxy {
+
+class BackendServer;
+class Proxy;
+
+class ResyncJob {
+ public:
+  ResyncJob(BackendServer& stale, BackendServer& peer);
+  void start();
+  void cancel();
+
+ private:
+  enum class Step : uint8_t { replicaof, syncing, draining, catching_up, promoting, done };
+
+  ~ResyncJob() = default;  // only from on_timer_closed
+  static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
+  static void on_connect(const redisAsyncContext* ctx, int status);
+  static void on_disconnect(const redisAsyncContext* ctx, int status);
+  static void on_timer(uv_timer_t* timer);
+  static void on_timer_closed(uv_handle_t* handle);
+
+  redisAsyncContext* connect(BackendServer& server);
+  void handle(redisAsyncContext* ctx, void* reply);
+  void tick();
+  void finish(bool ok, const std::string& why);
+  void poll_later(uint64_t ms);
+
+  Proxy* proxy_;
+  BackendServer* stale_;
+  BackendServer* peer_;
+  uint32_t shard_;
+  Step step_ = Step::replicaof;
+  redisAsyncContext* stale_ctx_ = nullptr;
+  redisAsyncContext* peer_ctx_ = nullptr;
+  uv_timer_t timer_{};
+  uint64_t started_ms_ = 0;
+  uint64_t hold_started_ms_ = 0;
+  uint64_t peer_offset_ = 0;
+  bool holding_ = false;
+  bool waiting_ = false;   // a command is out; its reply drives the next step
+  bool finished_ = false;
+};
+
+}  // namespace ringproxy::proxy
