@@ -46,6 +46,8 @@ struct ReplicationConfig {
   ReadFrom read_from = ReadFrom::primary;
   uint32_t replay_queue_max_writes = 100000;   // per server; beyond it the server is stale
   uint64_t replay_queue_max_bytes = 64ull << 20;
+  uint32_t repair_interval_ms = 0;             // periodic anti-entropy repair; 0: only PROXY REPAIR
+  uint32_t repair_keys_per_second = 2000;      // rate limit of a repair pass
 };
 
 struct ShardConfig {

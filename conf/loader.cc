@@ -318,6 +318,9 @@ constexpr Field<ReplicationConfig> kReplicationFields[] = {
      [](const Value& v, ReplicationConfig& c) { c.replay_queue_max_writes = v.u32(1); }},
     {"replay_queue_max_bytes",
      [](const Value& v, ReplicationConfig& c) { c.replay_queue_max_bytes = v.integer(1024, kI64Max); }},
+    {"repair_interval_ms", [](const Value& v, ReplicationConfig& c) { c.repair_interval_ms = v.u32(0); }},
+    {"repair_keys_per_second",
+     [](const Value& v, ReplicationConfig& c) { c.repair_keys_per_second = v.u32(1); }},
 };
 
 void read_replication(const Value& v, std::string_view table_name, ReplicationConfig& out) {

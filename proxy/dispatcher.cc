@@ -101,9 +101,13 @@ void Proxy::route(Request& request) {
   send_plan(request, plan_);
 }
 
+// Counted: a resync and a repair may hold the same shard at once.
 void Proxy::hold_writes(uint32_t shard, bool hold) {
-  held_shards_[shard] = hold ? 1 : 0;
-  if (hold) return;
+  if (hold) {
+    ++held_shards_[shard];
+    return;
+  }
+  if (held_shards_[shard] > 0 && --held_shards_[shard] > 0) return;
   std::vector<Request*> held;
   held.swap(held_requests_);
   for (size_t i = 0; i < held.size(); ++i) {

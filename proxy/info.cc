@@ -83,8 +83,15 @@ std::string info_text(Proxy& proxy, std::string_view section) {
       for (uint32_t s : shard.servers) available = available || proxy.health().is_usable(s);
       std::string servers;
       for (uint32_t s : shard.servers) servers += (servers.empty() ? "" : " ") + table.servers()[s].name;
-      line("shard" + std::to_string(i), "name=" + sanitize(shard.name) + ",weight=" + std::to_string(shard.weight) +
-                                            ",servers=" + servers + ",state=" + (available ? "up" : "down"));
+      const RepairStats& repair = proxy.repair_stats(static_cast<uint32_t>(i));
+      line("shard" + std::to_string(i),
+           "name=" + sanitize(shard.name) + ",weight=" + std::to_string(shard.weight) + ",servers=" + servers +
+               ",state=" + (available ? "up" : "down") + ",strategy=" +
+               std::string(conf::strategy_name(shard.replication.strategy)) + ",repair=" +
+               (proxy.repair_running(static_cast<uint32_t>(i)) ? "running" : "idle") +
+               ",repairs_started=" + std::to_string(repair.started) + ",repairs_finished=" +
+               std::to_string(repair.finished) + ",repairs_failed=" + std::to_string(repair.failed) +
+               ",repair_keys_fixed=" + std::to_string(repair.keys_fixed));
     }
     for (size_t i = 0; i < proxy.servers().size(); ++i) {
       const BackendServer& server = *proxy.servers()[i];
@@ -92,6 +99,8 @@ std::string info_text(Proxy& proxy, std::string_view section) {
            "addr=" + server.name() + ",shard=" + sanitize(server.shard_name()) + ",state=" +
                std::string(server_state_name(server.state())) + ",requests=" + std::to_string(server.requests()) +
                ",failures=" + std::to_string(server.failures()) + ",pending=" + std::to_string(server.pending()) +
+               ",replay_queue=" + std::to_string(server.replay_queue_length()) + ",replay_dropped=" +
+               std::to_string(server.replay_dropped()) + ",resyncs=" + std::to_string(server.resyncs()) +
                ",last_error=" + (server.last_error().empty() ? "none" : sanitize(server.last_error())));
     }
     out += "\r\n";

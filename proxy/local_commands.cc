@@ -219,9 +219,19 @@ void answer_proxy_command(Proxy& proxy, Request& request) {
     resp::append_bulk(out, "states");
     resp::append_array_header(out, entry.servers.size());
     for (uint32_t s : entry.servers) resp::append_bulk(out, server_state_name(proxy.servers()[s]->state()));
+  } else if (iequals(args[1], "repair") && args.size() == 3) {
+    const routing::RoutingTable& table = *proxy.table();
+    uint32_t shard = 0;
+    while (shard < table.shards().size() && table.shards()[shard].name != args[2]) ++shard;
+    if (shard == table.shards().size()) {
+      resp::append_error(out, "ERR no shard named '" + std::string(args[2].substr(0, 64)) + "'");
+    } else {
+      out += proxy.start_repair(shard);
+    }
   } else if (iequals(args[1], "help")) {
     static const std::string_view kHelp[] = {
         "PROXY ROUTE <key>: the shard and servers <key> goes to, and its hash",
+        "PROXY REPAIR <shard>: compare the shard's servers and make divergent keys equal (progress in INFO proxy)",
         "PROXY HELP: this text",
     };
     resp::append_array_header(out, std::size(kHelp));

@@ -6,6 +6,7 @@
 
 #include "proxy/backend.h"
 #include "proxy/client_session.h"
+#include "proxy/repair.h"
 
 namespace ringproxy::proxy {
 
@@ -43,6 +44,8 @@ bool Proxy::start(std::string* error) {
   pending_.assign(table_->servers().size(), 0);
   inflight_writes_.assign(table_->shards().size(), 0);
   held_shards_.assign(table_->shards().size(), 0);
+  repairs_.assign(table_->shards().size(), nullptr);
+  repair_stats_.assign(table_->shards().size(), RepairStats{});
   for (uint32_t i = 0; i < table_->servers().size(); ++i) {
     const routing::ServerEntry& entry = table_->servers()[i];
     const routing::ShardEntry& shard = table_->shards()[entry.shard];
@@ -101,7 +104,40 @@ void Proxy::stop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   std::vector<ClientSession*> clients = clients_;
   for (ClientSession* client : clients) client->close();
+  for (RepairJob*& job : repairs_) {
+    if (job != nullptr) std::exchange(job, nullptr)->cancel();
+  }
   for (auto& server : servers_) server->stop();
+}
+
+std::string Proxy::start_repair(uint32_t shard) {
+  const routing::ShardEntry& entry = table_->shards()[shard];
+  if (entry.replication.strategy == conf::ReplicationStrategy::none) {
+    return "-ERR shard '" + entry.name + "' is not replicated: nothing to repair\r\n";
+  }
+  if (repairs_[shard] != nullptr) return "+repair of shard '" + entry.name + "' is already running\r\n";
+  ++repair_stats_[shard].started;
+  repairs_[shard] = new RepairJob(*this, shard);
+  repairs_[shard]->start();  // may finish at once (fewer than 2 servers in sync)
+  return "+repair of shard '" + entry.name + "' started\r\n";
+}
+
+void Proxy::on_repair_done(uint32_t shard, bool ok, uint64_t keys_scanned, uint64_t keys_fixed, const std::string& why) {
+  repairs_[shard] = nullptr;
+  RepairStats& stats = repair_stats_[shard];
+  stats.keys_scanned += keys_scanned;
+  stats.keys_fixed += keys_fixed;
+  stats.last_end_ms = now_ms();
+  const std::string& name = table_->shards()[shard].name;
+  if (ok) {
+    ++stats.finished;
+    stats.last_error.clear();
+    spdlog::info("repair of shard {} finished: {} keys compared, {} fixed", name, keys_scanned, keys_fixed);
+  } else {
+    ++stats.failed;
+    stats.last_error = why;
+    spdlog::warn("repair of shard {} failed after {} keys fixed: {}", name, keys_fixed, why);
+  }
 }
 
 void Proxy::on_signal(uv_signal_t* handle, int) { static_cast<Proxy*>(handle->data)->stop(); }
@@ -209,6 +245,12 @@ void Proxy::on_sweep(uv_timer_t* handle) { static_cast<Proxy*>(handle->data)->sw
 void Proxy::sweep() {
   uint64_t now = now_ms();
   for (auto& server : servers_) server->sweep(now);
+  for (uint32_t shard = 0; shard < repairs_.size(); ++shard) {
+    const uint32_t interval = table_->shards()[shard].replication.repair_interval_ms;
+    const RepairStats& stats = repair_stats_[shard];
+    uint64_t since = stats.last_end_ms != 0 ? stats.last_end_ms : started_at_ms_;
+    if (interval > 0 && repairs_[shard] == nullptr && now - since >= interval) start_repair(shard);
+  }
   uint32_t idle_ms = config_.proxy.client_idle_timeout_ms;
   if (idle_ms > 0) {
     std::vector<ClientSession*> idle;

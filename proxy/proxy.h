@@ -33,6 +33,14 @@ namespace ringproxy::proxy {
 class BackendServer;
 class BackendConnection;
 class ClientSession;
+class RepairJob;
+
+struct RepairStats {
+  uint64_t started = 0, finished = 0, failed = 0;
+  uint64_t keys_scanned = 0, keys_fixed = 0;   // totals over every run
+  uint64_t last_end_ms = 0;
+  std::string last_error;
+};
 
 struct ProxyStats {
   uint64_t clients_accepted = 0;
@@ -67,6 +75,12 @@ class Proxy {
 
   // The data path.
   void dispatch(ClientSession& client, Request& request);
+
+  // Anti-entropy repair of a replicated shard (PROXY REPAIR, or every repair_interval_ms).
+  std::string start_repair(uint32_t shard);   // what to tell the client
+  void on_repair_done(uint32_t shard, bool ok, uint64_t keys_scanned, uint64_t keys_fixed, const std::string& why);
+  bool repair_running(uint32_t shard) const { return repairs_[shard] != nullptr; }
+  const RepairStats& repair_stats(uint32_t shard) const { return repair_stats_[shard]; }
 
   // Resync cutover: while a shard's writes are held, new ones wait (in order) in the proxy.
   void hold_writes(uint32_t shard, bool hold);
@@ -130,6 +144,8 @@ class Proxy {
   std::vector<uint32_t> inflight_writes_;          // replicated write requests in flight, per shard
   std::vector<uint8_t> held_shards_;
   std::vector<Request*> held_requests_;            // waiting for a cutover, in arrival order
+  std::vector<RepairJob*> repairs_;                // per shard; owned, self-deleting
+  std::vector<RepairStats> repair_stats_;
   std::vector<ClientSession*> clients_;
 
   uv_tcp_t listener_{};

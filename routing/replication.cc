@@ -120,6 +120,20 @@ std::optional<uint32_t> pick_read_server(conf::ReadFrom read_from, std::span<con
   return std::nullopt;
 }
 
+size_t repair_winner(conf::ReplicationStrategy strategy, std::span<const std::optional<std::string_view>> copies) {
+  if (strategy != conf::ReplicationStrategy::multi_primary || copies.empty()) return 0;
+  size_t best = 0, best_votes = 0;
+  for (size_t i = 0; i < copies.size(); ++i) {
+    size_t votes = 0;
+    for (const auto& other : copies) votes += other == copies[i];
+    if (votes > best_votes) {  // strictly more: ties keep the lower slot
+      best = i;
+      best_votes = votes;
+    }
+  }
+  return best;
+}
+
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {

@@ -67,6 +67,11 @@ class WriteTracker {
 std::optional<uint32_t> pick_read_server(conf::ReadFrom read_from, std::span<const uint8_t> readable,
                                          std::span<const uint32_t> pending, uint64_t rotation);
 
+// Anti-entropy repair: which server's copy of a key wins. `copies[i]`: server i's DUMP of
+// the key (nullopt: it does not have it). primary-replica: the primary's (slot 0);
+// multi-primary: the copy most servers hold, "absent" included, ties to the lowest slot.
+size_t repair_winner(conf::ReplicationStrategy strategy, std::span<const std::optional<std::string_view>> copies);
+
 // Rewrites relative expiry to absolute (EX/PX -> PXAT, SETEX/PSETEX -> SET .. PXAT,
 // EXPIRE/PEXPIRE -> PEXPIREAT, GETEX EX/PX -> PXAT, RESTORE ttl -> ABSTTL), so that every
 // server, and a replay minutes later, expires the key at the same moment. Returns false

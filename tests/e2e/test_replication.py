@@ -260,3 +260,85 @@ class ResyncTest(unittest.TestCase):
         finally:
             cluster.sets[0][1].signal(signal.SIGCONT)
             self.assertEqual(cluster.cleanup(), 0)
+
+
+def shard_info(cluster, index=0):
+    return cluster.client().info("proxy")[f"shard{index}"]
+
+
+class RepairTest(unittest.TestCase):
+    def repair(self, cluster, proxy_client=None):
+        r = proxy_client or cluster.client()
+        before = shard_info(cluster)["repairs_finished"]
+        self.assertIn(b"started", r.execute_command("PROXY", "REPAIR", "shard1"))
+        wait_until(lambda: shard_info(cluster)["repairs_finished"] > before, timeout=30, what="repair finished")
+
+    def test_multi_primary_majority_wins(self):
+        cluster = Cluster(shards=1, servers=3, replication={"strategy": "multi-primary", "write_ack": "all"})
+        try:
+            r = cluster.client()
+            for i in range(300):
+                r.set(f"k{i}", i)
+            s0, s1, s2 = (s.client() for s in cluster.sets[0])
+            s2.set("k1", "diverged")          # one server differs: the two others win
+            s1.delete("k2")                   # one server lost it: restored there
+            s0.set("only-on-0", "x")          # one server has an extra key: deleted (absent is the majority)
+            s0.expire("k3", 1000)             # an expiry on one server only: the majority (none) wins
+            self.repair(cluster)
+            wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, what="converged")
+            self.assertEqual(s2.get("k1"), b"1")
+            self.assertEqual(s1.get("k2"), b"2")
+            self.assertEqual(s0.exists("only-on-0"), 0)
+            self.assertEqual(s0.ttl("k3"), -1)
+            self.assertGreaterEqual(shard_info(cluster)["repair_keys_fixed"], 4)
+        finally:
+            self.assertEqual(cluster.cleanup(), 0)
+
+    def test_primary_replica_primary_wins(self):
+        cluster = Cluster(shards=1, servers=3, replication={"strategy": "primary-replica", "write_ack": "all"})
+        try:
+            r = cluster.client()
+            r.set("a", "1")
+            primary, replica1, replica2 = (s.client() for s in cluster.sets[0])
+            primary.set("a", "from-primary")
+            replica2.hset("h", "f", "only-on-replica")
+            self.repair(cluster)
+            self.assertEqual([c.get("a") for c in (primary, replica1, replica2)], [b"from-primary"] * 3)
+            self.assertEqual(replica2.exists("h"), 0)
+        finally:
+            self.assertEqual(cluster.cleanup(), 0)
+
+    def test_two_proxies_writing_conflicting_values_converge_after_repair(self):
+        from harness import Proxy, free_port, toml_config
+        cluster = Cluster(shards=1, servers=3, replication={"strategy": "multi-primary", "write_ack": "quorum"})
+        port = free_port()
+        config = toml_config(port, [("shard1", [s.address for s in cluster.sets[0]])],
+                             replication={"strategy": "multi-primary", "write_ack": "quorum"})
+        second = Proxy(cluster.workdir, config, port).start()
+        try:
+            def writer(client, tag):
+                for i in range(3000):
+                    client.set(f"c{i % 40}", f"{tag}{i}")
+                    client.hset(f"hc{i % 10}", i % 3, tag)
+
+            threads = [threading.Thread(target=writer, args=(cluster.client(), "A")),
+                       threading.Thread(target=writer, args=(second.client(), "B"))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            self.repair(cluster)
+            wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, what="all servers converge")
+        finally:
+            self.assertEqual(second.stop(), 0)
+            self.assertEqual(cluster.cleanup(), 0)
+
+    def test_periodic_repair(self):
+        cluster = Cluster(shards=1, servers=2, replication={"strategy": "primary-replica", "write_ack": "all",
+                                                            "repair_interval_ms": 200})
+        try:
+            cluster.client().set("p", "1")
+            cluster.sets[0][1].client().set("p", "drifted")
+            wait_until(lambda: cluster.sets[0][1].client().get("p") == b"1", timeout=20, what="periodic repair")
+        finally:
+            self.assertEqual(cluster.cleanup(), 0)

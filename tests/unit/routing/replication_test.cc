@@ -133,6 +133,19 @@ std::vector<std::string> rewrite(std::vector<std::string_view> args, bool expect
   return out;
 }
 
+TEST(RepairWinner, PrimaryWinsMajorityWinsTiesToLowestServer) {
+  using C = std::optional<std::string_view>;
+  const C abc[] = {C("a"), C("b"), C("b")};
+  EXPECT_EQ(repair_winner(ReplicationStrategy::primary_replica, abc), 0u);
+  EXPECT_EQ(repair_winner(ReplicationStrategy::multi_primary, abc), 1u);
+  const C absent_majority[] = {C("a"), std::nullopt, std::nullopt};
+  EXPECT_EQ(repair_winner(ReplicationStrategy::multi_primary, absent_majority), 1u);  // deleted everywhere
+  const C tie[] = {C("x"), C("y")};
+  EXPECT_EQ(repair_winner(ReplicationStrategy::multi_primary, tie), 0u);
+  const C three_way[] = {C("x"), C("y"), C("z")};
+  EXPECT_EQ(repair_winner(ReplicationStrategy::multi_primary, three_way), 0u);
+}
+
 TEST(RewriteRelativeExpiry, BecomesAbsolute) {
   using V = std::vector<std::string>;
   EXPECT_EQ(rewrite({"SET", "k", "v", "EX", "10"}), (V{"SET", "k", "v", "PXAT", "1010000"}));

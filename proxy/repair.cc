@@ -1,0 +1,254 @@
+#include "proxy/repair.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdarg>
+
+#include "proxy/backend.h"
+#include "proxy/proxy.h"
+#include "routing/replication.h"
+
+namespace ringproxy::proxy {
+namespace {
+
+enum Kind : int { kScan, kDump, kTtl, kFix };
+constexpr size_t kBatch = 100;
+constexpr uint64_t kHoldDeadlineMs = 2000;
+
+}  // namespace
+
+struct RepairJob::Pending {
+  RepairJob* job;
+  size_t server;
+  int kind;
+  size_t key;
+};
+
+RepairJob::RepairJob(Proxy& proxy, uint32_t shard) : proxy_(&proxy), shard_(shard) {}
+
+void RepairJob::start() {
+  uv_timer_init(proxy_->loop(), &timer_);
+  timer_.data = this;
+  const routing::ShardEntry& shard = proxy_->table()->shards()[shard_];
+  for (uint32_t s : shard.servers) {
+    if (proxy_->server_mode(s) == routing::kServerLive) servers_.push_back(s);
+  }
+  if (servers_.size() < 2) return finish(true, "fewer than 2 servers in sync: nothing to compare");
+  for (uint32_t s : servers_) {
+    const conf::Address& address = proxy_->servers()[s]->address();
+    redisAsyncContext* ctx = redisAsyncConnect(address.host.c_str(), address.port);
+    if (ctx == nullptr || ctx->err) {
+      if (ctx) redisAsyncFree(ctx);
+      return finish(false, "cannot connect to " + proxy_->servers()[s]->name());
+    }
+    ctx->data = this;
+    redisLibuvAttach(ctx, proxy_->loop());
+    redisAsyncSetConnectCallback(ctx, on_connect);
+    redisAsyncSetDisconnectCallback(ctx, on_disconnect);
+    contexts_.push_back(ctx);
+  }
+  cursors_.assign(servers_.size(), "0");
+  dumps_.resize(servers_.size());
+  ttls_.resize(servers_.size());
+  spdlog::info("repair of shard {} started ({} servers)", shard.name, servers_.size());
+  for (size_t i = 0; i < servers_.size(); ++i) scan(i);
+}
+
+void RepairJob::cancel() {
+  cancelled_ = true;  // the proxy is shutting down: no report
+  finish(false, "cancelled");
+}
+
+void RepairJob::command(size_t server, int kind, size_t key, const char* format, ...) {
+  auto* pending = new Pending{this, server, kind, key};
+  va_list ap;
+  va_start(ap, format);
+  int rc = redisvAsyncCommand(contexts_[server], on_reply, pending, format, ap);
+  va_end(ap);
+  if (rc != REDIS_OK) {
+    delete pending;
+    return finish(false, "cannot send to a server");
+  }
+  ++outstanding_;
+}
+
+void RepairJob::on_connect(const redisAsyncContext* ctx, int status) {
+  if (status == REDIS_OK) return;
+  auto* self = static_cast<RepairJob*>(ctx->data);
+  for (redisAsyncContext*& c : self->contexts_) {
+    if (c == ctx) c = nullptr;  // hiredis frees it
+  }
+  self->finish(false, std::string("cannot connect: ") + ctx->errstr);
+}
+
+void RepairJob::on_disconnect(const redisAsyncContext* ctx, int) {
+  auto* self = static_cast<RepairJob*>(ctx->data);
+  for (redisAsyncContext*& c : self->contexts_) {
+    if (c == ctx) c = nullptr;
+  }
+  self->finish(false, "connection lost");
+}
+
+void RepairJob::on_reply(redisAsyncContext*, void* reply, void* privdata) {
+  auto* pending = static_cast<Pending*>(privdata);
+  RepairJob* self = pending->job;
+  Pending copy = *pending;
+  delete pending;
+  if (self->finished_) return;
+  --self->outstanding_;
+  if (reply == nullptr) return self->finish(false, "connection lost");
+  self->handle(copy, reply);
+}
+
+void RepairJob::scan(size_t server) { command(server, kScan, 0, "SCAN %s COUNT 500", cursors_[server].c_str()); }
+
+void RepairJob::handle(const Pending& p, void* raw) {
+  auto* reply = static_cast<redisReply*>(raw);
+  if (reply->type == REDIS_REPLY_ERROR && p.kind != kFix) return finish(false, std::string("server said: ") + reply->str);
+  switch (p.kind) {
+    case kScan: {
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return finish(false, "bad SCAN reply");
+      cursors_[p.server].assign(reply->element[0]->str, reply->element[0]->len);
+      const redisReply* keys = reply->element[1];
+      for (size_t i = 0; i < keys->elements; ++i) {
+        std::string key(keys->element[i]->str, keys->element[i]->len);
+        if (seen_.insert(key).second) keys_.push_back(std::move(key));
+      }
+      if (cursors_[p.server] != "0") return scan(p.server);
+      if (outstanding_ == 0 && std::all_of(cursors_.begin(), cursors_.end(), [](auto& c) { return c == "0"; })) {
+        seen_.clear();
+        start_batch();
+      }
+      return;
+    }
+    case kDump:
+      if (reply->type == REDIS_REPLY_STRING) {
+        dumps_[p.server][p.key].emplace(reply->str, reply->len);
+      } else {
+        dumps_[p.server][p.key].reset();
+      }
+      break;
+    case kTtl:
+      ttls_[p.server][p.key] = reply->type == REDIS_REPLY_INTEGER ? reply->integer : -2;
+      break;
+    case kFix:
+      if (reply->type == REDIS_REPLY_ERROR) spdlog::warn("repair: a fix was refused: {}", reply->str);
+      break;
+  }
+  if (outstanding_ > 0) return;
+  if (step_ == Step::comparing) return fix_batch();
+  if (step_ == Step::fixing) return end_batch();
+}
+
+// One batch at a time: the shard's writes are held so none can race the compare-and-fix.
+void RepairJob::start_batch() {
+  if (next_key_ >= keys_.size()) return finish(true, "");
+  const uint32_t rate = proxy_->table()->shards()[shard_].replication.repair_keys_per_second;
+  batch_begin_ = next_key_;
+  batch_end_ = std::min(keys_.size(), next_key_ + std::min<size_t>(kBatch, rate));
+  step_ = Step::holding;
+  holding_ = true;
+  hold_started_ms_ = proxy_->now_ms();
+  proxy_->hold_writes(shard_, true);
+  tick();
+}
+
+void RepairJob::compare_batch() {
+  step_ = Step::comparing;
+  const size_t n = batch_end_ - batch_begin_;
+  for (size_t s = 0; s < servers_.size(); ++s) {
+    dumps_[s].assign(n, std::nullopt);
+    ttls_[s].assign(n, -2);
+    for (size_t i = 0; i < n; ++i) {
+      const std::string& key = keys_[batch_begin_ + i];
+      command(s, kDump, i, "DUMP %b", key.data(), key.size());
+      command(s, kTtl, i, "PTTL %b", key.data(), key.size());
+    }
+  }
+}
+
+void RepairJob::fix_batch() {
+  step_ = Step::fixing;
+  const auto strategy = proxy_->table()->shards()[shard_].replication.strategy;
+  std::vector<std::optional<std::string_view>> copies(servers_.size());
+  std::vector<std::optional<std::string_view>> votes(servers_.size());
+  std::vector<std::string> votes_storage(servers_.size());
+  for (size_t i = 0; i < batch_end_ - batch_begin_; ++i) {
+    for (size_t s = 0; s < servers_.size(); ++s) {
+      copies[s] = dumps_[s][i] ? std::optional<std::string_view>(*dumps_[s][i]) : std::nullopt;
+      // A copy is its value and whether it expires (DUMP carries no expiry).
+      if (copies[s]) {
+        votes_storage[s].assign(*copies[s]).push_back(ttls_[s][i] > 0 ? '\1' : '\0');
+        votes[s] = votes_storage[s];
+      } else {
+        votes[s].reset();
+      }
+    }
+    const size_t w = routing::repair_winner(strategy, votes);
+    if (copies[w] && ttls_[w][i] == -2) continue;  // expired between DUMP and PTTL: next pass
+    const std::string& key = keys_[batch_begin_ + i];
+    bool fixed = false;
+    for (size_t s = 0; s < servers_.size(); ++s) {
+      if (s == w) continue;
+      const bool same = copies[s] == copies[w] && (ttls_[s][i] > 0) == (ttls_[w][i] > 0);
+      if (same) continue;
+      fixed = true;
+      if (!copies[w]) {
+        command(s, kFix, 0, "DEL %b", key.data(), key.size());
+      } else {
+        long long ttl = ttls_[w][i] > 0 ? ttls_[w][i] : 0;
+        command(s, kFix, 0, "RESTORE %b %lld %b REPLACE", key.data(), key.size(), ttl, copies[w]->data(),
+                copies[w]->size());
+      }
+    }
+    keys_fixed_ += fixed;
+  }
+  if (outstanding_ == 0) end_batch();
+}
+
+void RepairJob::end_batch() {
+  holding_ = false;
+  proxy_->hold_writes(shard_, false);
+  next_key_ = batch_end_;
+  step_ = Step::waiting;
+  const uint32_t rate = proxy_->table()->shards()[shard_].replication.repair_keys_per_second;
+  uv_timer_start(&timer_, on_timer, (batch_end_ - batch_begin_) * 1000 / rate, 0);
+}
+
+void RepairJob::on_timer(uv_timer_t* timer) { static_cast<RepairJob*>(timer->data)->tick(); }
+
+void RepairJob::tick() {
+  if (finished_) return;
+  if (step_ == Step::waiting) return start_batch();
+  if (step_ != Step::holding) return;
+  if (proxy_->now_ms() - hold_started_ms_ > kHoldDeadlineMs) return finish(false, "writes in flight did not drain");
+  if (proxy_->writes_in_flight(shard_) > 0) {
+    uv_timer_start(&timer_, on_timer, 1, 0);
+    return;
+  }
+  compare_batch();
+}
+
+void RepairJob::finish(bool ok, const std::string& why) {
+  if (finished_) return;
+  finished_ = true;
+  step_ = Step::done;
+  if (holding_) proxy_->hold_writes(shard_, false);
+  holding_ = false;
+  for (redisAsyncContext*& ctx : contexts_) {
+    if (ctx == nullptr) continue;
+    redisAsyncContext* c = std::exchange(ctx, nullptr);
+    redisAsyncFree(c);  // now, or right after the hiredis callback we are in
+  }
+  if (!cancelled_) proxy_->on_repair_done(shard_, ok, keys_.size(), keys_fixed_, why);
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_timer_closed);
+}
+
+void RepairJob::on_timer_closed(uv_handle_t* handle) { delete static_cast<RepairJob*>(handle->data); }
+
+}  // namespace ringproxy::proxy
