@@ -53,6 +53,40 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                           .Help("Requests to a server that timed out.")
                           .Register(*registry_);
   server_up_ = &BuildGauge().Name("ringproxy_server_up").Help("1 when the server takes requests.").Register(*registry_);
+  server_state_ = &BuildGauge()
+                       .Name("ringproxy_server_state")
+                       .Help("1 for the server's current state (up, down, recovering, stale), else 0.")
+                       .Register(*registry_);
+  replay_queue_ = &BuildGauge()
+                       .Name("ringproxy_server_replay_queue_writes")
+                       .Help("Writes waiting in the server's replay queue.")
+                       .Register(*registry_);
+  replay_dropped_ = &BuildCounter()
+                         .Name("ringproxy_server_replay_dropped_total")
+                         .Help("Writes dropped from a full replay queue (the server then needs a resync).")
+                         .Register(*registry_);
+  resyncs_ = &BuildCounter()
+                  .Name("ringproxy_server_resyncs_total")
+                  .Help("Full resyncs of a stale server that completed.")
+                  .Register(*registry_);
+  repairs_ = &BuildCounter()
+                  .Name("ringproxy_repairs_total")
+                  .Help("Anti-entropy repair passes of a shard, by outcome (started, finished, failed).")
+                  .Register(*registry_);
+  repair_keys_fixed_ = &BuildCounter()
+                            .Name("ringproxy_repair_keys_fixed_total")
+                            .Help("Keys made equal across a shard's servers by repair.")
+                            .Register(*registry_);
+  auto& acks = BuildCounter()
+                   .Name("ringproxy_replication_acks_total")
+                   .Help("Replicated writes answered, by write_ack level and outcome (met: the level was "
+                         "reached; missed: the client got an error saying how many servers acknowledged).")
+                   .Register(*registry_);
+  const char* levels[] = {"primary", "one", "quorum", "all"};
+  for (size_t level = 0; level < 4; ++level) {
+    acks_[level][0] = &acks.Add({{"level", levels[level]}, {"outcome", "missed"}});
+    acks_[level][1] = &acks.Add({{"level", levels[level]}, {"outcome", "met"}});
+  }
 }
 
 Metrics::~Metrics() = default;
@@ -76,8 +110,22 @@ int Metrics::bound_port() const {
 
 ServerMetrics Metrics::server(const std::string& server, const std::string& shard) {
   prometheus::Labels labels{{"server", server}, {"shard", shard}};
-  return ServerMetrics{&server_requests_->Add(labels), &server_errors_->Add(labels),
-                       &server_timeouts_->Add(labels), &server_up_->Add(labels)};
+  ServerMetrics m{&server_requests_->Add(labels), &server_errors_->Add(labels), &server_timeouts_->Add(labels),
+                  &server_up_->Add(labels)};
+  for (size_t i = 0; i < 4; ++i) {
+    m.state[i] = &server_state_->Add({{"server", server}, {"shard", shard}, {"state", kServerStates[i]}});
+  }
+  m.replay_queue = &replay_queue_->Add(labels);
+  m.replay_dropped = &replay_dropped_->Add(labels);
+  m.resyncs = &resyncs_->Add(labels);
+  return m;
+}
+
+ShardMetrics Metrics::shard(const std::string& shard) {
+  return ShardMetrics{&repairs_->Add({{"shard", shard}, {"outcome", "started"}}),
+                      &repairs_->Add({{"shard", shard}, {"outcome", "finished"}}),
+                      &repairs_->Add({{"shard", shard}, {"outcome", "failed"}}),
+                      &repair_keys_fixed_->Add({{"shard", shard}})};
 }
 
 }  // namespace ringproxy::metrics

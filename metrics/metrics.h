@@ -16,11 +16,25 @@ class Exposer;
 
 namespace ringproxy::metrics {
 
+// Server states, in the order of ringproxy::proxy::ServerState.
+inline constexpr const char* kServerStates[] = {"up", "down", "recovering", "stale"};
+
 struct ServerMetrics {
   prometheus::Counter* requests = nullptr;
   prometheus::Counter* errors = nullptr;    // connection failures, timeouts, protocol errors
   prometheus::Counter* timeouts = nullptr;
   prometheus::Gauge* up = nullptr;          // 1 up, 0 down
+  prometheus::Gauge* state[4] = {};         // 1 for the current state (kServerStates), else 0
+  prometheus::Gauge* replay_queue = nullptr;
+  prometheus::Counter* replay_dropped = nullptr;
+  prometheus::Counter* resyncs = nullptr;
+};
+
+struct ShardMetrics {
+  prometheus::Counter* repairs_started = nullptr;
+  prometheus::Counter* repairs_finished = nullptr;
+  prometheus::Counter* repairs_failed = nullptr;
+  prometheus::Counter* repair_keys_fixed = nullptr;
 };
 
 class Metrics {
@@ -33,6 +47,10 @@ class Metrics {
   int bound_port() const;
 
   ServerMetrics server(const std::string& server, const std::string& shard);
+  ShardMetrics shard(const std::string& shard);
+  // Replicated writes answered, by write_ack level (primary one quorum all) and whether
+  // the level was met.
+  prometheus::Counter* acks(size_t level, bool met) { return acks_[level][met ? 1 : 0]; }
 
   prometheus::Gauge* client_connections;
   prometheus::Counter* client_connections_accepted;
@@ -51,6 +69,13 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* server_errors_;
   prometheus::Family<prometheus::Counter>* server_timeouts_;
   prometheus::Family<prometheus::Gauge>* server_up_;
+  prometheus::Family<prometheus::Gauge>* server_state_;
+  prometheus::Family<prometheus::Gauge>* replay_queue_;
+  prometheus::Family<prometheus::Counter>* replay_dropped_;
+  prometheus::Family<prometheus::Counter>* resyncs_;
+  prometheus::Family<prometheus::Counter>* repairs_;
+  prometheus::Family<prometheus::Counter>* repair_keys_fixed_;
+  prometheus::Counter* acks_[4][2] = {};
 };
 
 }  // namespace ringproxy::metrics

@@ -276,6 +276,7 @@ BackendServer::BackendServer(Proxy& proxy, uint32_t index, const routing::Server
   uint32_t count = proxy.config().pool.backend_connections;
   for (uint32_t i = 0; i < count; ++i) connections_.push_back(std::make_unique<BackendConnection>(*this, i));
   metrics_.up->Set(1);
+  set_state(ServerState::up);
 }
 
 BackendServer::~BackendServer() { stop(); }
@@ -314,6 +315,11 @@ void BackendServer::send(Fragment& fragment, uint64_t client_id) {
 
 void BackendServer::on_success() { consecutive_failures_ = 0; }
 
+void BackendServer::set_state(ServerState state) {
+  state_ = state;
+  for (size_t i = 0; i < 4; ++i) metrics_.state[i]->Set(static_cast<size_t>(state) == i ? 1 : 0);
+}
+
 void BackendServer::on_failure(std::string_view why, bool timeout) {
   ++failures_;
   metrics_.errors->Increment();
@@ -330,7 +336,7 @@ void BackendServer::on_failure(std::string_view why, bool timeout) {
 
 void BackendServer::mark_down(std::string_view why) {
   const bool stale = state_ == ServerState::stale;
-  state_ = stale ? ServerState::stale : ServerState::down;
+  set_state(stale ? ServerState::stale : ServerState::down);
   down_until_ms_ = proxy_.now_ms() + proxy_.config().pool.retry_interval_ms;
   if (!stale) proxy_.set_server_mode(index_, routing::kServerQueue);
   metrics_.up->Set(0);
@@ -348,11 +354,11 @@ void BackendServer::mark_up() {
     return;
   }
   if (!replay_.empty()) {
-    state_ = ServerState::recovering;
+    set_state(ServerState::recovering);
     spdlog::info("server {} (shard {}) is back; replaying {} missed writes", name_, shard_name_, replay_.size());
     return replay_more();
   }
-  state_ = ServerState::up;
+  set_state(ServerState::up);
   proxy_.set_server_mode(index_, routing::kServerLive);
   spdlog::info("server {} (shard {}) is up again", name_, shard_name_);
 }
@@ -381,6 +387,7 @@ void BackendServer::queue_for_replay(std::string_view bytes) {
   if (replay_.size() >= replication_.replay_queue_max_writes ||
       replay_bytes_ + bytes.size() > replication_.replay_queue_max_bytes) {
     replay_dropped_ += replay_.size() + 1;
+    metrics_.replay_dropped->Increment(static_cast<double>(replay_.size() + 1));
     return mark_stale("its replay queue overflowed (" + std::to_string(replay_.size()) + " writes, " +
                       std::to_string(replay_bytes_) + " bytes)");
   }
@@ -388,6 +395,7 @@ void BackendServer::queue_for_replay(std::string_view bytes) {
   std::memcpy(block->data(), bytes.data(), bytes.size());
   replay_.push_back({BlockRef::adopt(block), std::string_view(block->data(), bytes.size())});
   replay_bytes_ += bytes.size();
+  metrics_.replay_queue->Set(static_cast<double>(replay_.size()));
   if (state_ == ServerState::recovering && !lagging_ && replaying_.empty()) replay_more();
 }
 
@@ -396,7 +404,7 @@ void BackendServer::on_lagging(std::string_view why) {
   ++failures_;
   last_error_ = std::string(why);
   if (state_ != ServerState::up) return;
-  state_ = ServerState::recovering;
+  set_state(ServerState::recovering);
   lagging_ = true;
   proxy_.set_server_mode(index_, routing::kServerQueue);
   spdlog::warn("server {} (shard {}) lags ({}); writes queue for it until its late replies are in", name_,
@@ -412,11 +420,12 @@ void BackendServer::on_lag_over() {
 
 void BackendServer::mark_stale(std::string_view why) {
   if (state_ == ServerState::stale || !replicated_) return;
-  state_ = ServerState::stale;
+  set_state(ServerState::stale);
   lagging_ = false;
   last_error_ = std::string(why);
   replay_.clear();
   replay_bytes_ = 0;
+  metrics_.replay_queue->Set(0);
   proxy_.set_server_mode(index_, routing::kServerSkip);
   spdlog::error("server {} (shard {}) is stale: {}; it serves nothing until resynced", name_, shard_name_, why);
 }
@@ -427,7 +436,7 @@ void BackendServer::replay_more() {
   if (state_ != ServerState::recovering || lagging_) return;
   if (replay_.empty()) {
     if (!replaying_.empty()) return;
-    state_ = ServerState::up;
+    set_state(ServerState::up);
     proxy_.set_server_mode(index_, routing::kServerLive);
     spdlog::info("server {} (shard {}) caught up: it is live again", name_, shard_name_);
     return;
@@ -442,6 +451,7 @@ void BackendServer::replay_more() {
     fragment.state = Fragment::State::sent;
     send(fragment, 0);
   }
+  metrics_.replay_queue->Set(0);
 }
 
 void BackendServer::on_replay_done(Fragment& fragment) {
@@ -485,7 +495,8 @@ void BackendServer::on_resync_result(bool ok, std::string_view why) {
     return;
   }
   ++resyncs_;
-  state_ = ServerState::up;
+  metrics_.resyncs->Increment();
+  set_state(ServerState::up);
   consecutive_failures_ = 0;
   lagging_ = false;
   replay_.clear();

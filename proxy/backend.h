@@ -131,6 +131,7 @@ class BackendServer {
  private:
   void mark_down(std::string_view why);
   void mark_up();
+  void set_state(ServerState state);
   void start_probe();
   void maybe_resync(uint64_t now_ms);
   void replay_more();

@@ -358,6 +358,10 @@ void Proxy::answer_group(Request& request, uint32_t group_index, int reply_from,
     group.owned_reply = group.tracker.shortfall_error(request.table->shards()[group.shard].name);
     group.reply = group.owned_reply;
   }
+  if (request.replicated_write && group.count > 1) {
+    const auto level = request.table->shards()[group.shard].replication.write_ack;
+    metrics_->acks(static_cast<size_t>(level), group.tracker.acks() >= group.tracker.needed())->Increment();
+  }
   if (!request.reducer) return finish_request(request, group.reply);
   if (request.reducer->add(group_index, group.reply)) {
     request.reducer->finish(request.owned_reply);

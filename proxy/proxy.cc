@@ -46,6 +46,7 @@ bool Proxy::start(std::string* error) {
   held_shards_.assign(table_->shards().size(), 0);
   repairs_.assign(table_->shards().size(), nullptr);
   repair_stats_.assign(table_->shards().size(), RepairStats{});
+  for (const routing::ShardEntry& shard : table_->shards()) shard_metrics_.push_back(metrics_->shard(shard.name));
   for (uint32_t i = 0; i < table_->servers().size(); ++i) {
     const routing::ServerEntry& entry = table_->servers()[i];
     const routing::ShardEntry& shard = table_->shards()[entry.shard];
@@ -117,6 +118,7 @@ std::string Proxy::start_repair(uint32_t shard) {
   }
   if (repairs_[shard] != nullptr) return "+repair of shard '" + entry.name + "' is already running\r\n";
   ++repair_stats_[shard].started;
+  shard_metrics_[shard].repairs_started->Increment();
   repairs_[shard] = new RepairJob(*this, shard);
   repairs_[shard]->start();  // may finish at once (fewer than 2 servers in sync)
   return "+repair of shard '" + entry.name + "' started\r\n";
@@ -127,6 +129,8 @@ void Proxy::on_repair_done(uint32_t shard, bool ok, uint64_t keys_scanned, uint6
   RepairStats& stats = repair_stats_[shard];
   stats.keys_scanned += keys_scanned;
   stats.keys_fixed += keys_fixed;
+  shard_metrics_[shard].repair_keys_fixed->Increment(static_cast<double>(keys_fixed));
+  (ok ? shard_metrics_[shard].repairs_finished : shard_metrics_[shard].repairs_failed)->Increment();
   stats.last_end_ms = now_ms();
   const std::string& name = table_->shards()[shard].name;
   if (ok) {

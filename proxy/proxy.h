@@ -146,6 +146,7 @@ class Proxy {
   std::vector<Request*> held_requests_;            // waiting for a cutover, in arrival order
   std::vector<RepairJob*> repairs_;                // per shard; owned, self-deleting
   std::vector<RepairStats> repair_stats_;
+  std::vector<metrics::ShardMetrics> shard_metrics_;
   std::vector<ClientSession*> clients_;
 
   uv_tcp_t listener_{};

@@ -169,7 +169,7 @@ class LaggingServerTest(unittest.TestCase):
 class ServerDownTest(unittest.TestCase):
     def test_write_levels_with_a_server_down(self):
         cluster = Cluster(shards=1, servers=3, pool={"failure_limit": 1, "retry_interval_ms": 200},
-                          replication={"strategy": "multi-primary", "write_ack": "quorum"})
+                          replication={"strategy": "multi-primary", "write_ack": "quorum"}, metrics=True)
         try:
             r = cluster.client()
             r.set("before", 1)
@@ -179,6 +179,30 @@ class ServerDownTest(unittest.TestCase):
             self.assertTrue(r.set("during", 2))  # quorum: 2 of 3 still take it
             self.assertEqual(r.get("during"), b"2")
             self.assertIn(server_states(cluster)[1], ("down", "stale"))
+            from test_metrics_endpoint import scrape, value
+            text = scrape(cluster.metrics_port)
+            self.assertGreaterEqual(value(text, "ringproxy_replication_acks_total", '{level="quorum",outcome="met"}'), 3)
+            dead = cluster.sets[0][1].address
+            states = [s for s in ("down", "stale")
+                      if value(text, "ringproxy_server_state", f'{{server="{dead}",shard="shard1",state="{s}"}}') == 1]
+            self.assertEqual(len(states), 1, text)
+        finally:
+            self.assertEqual(cluster.cleanup(), 0)
+
+    def test_primary_down_with_fail_refuses_writes_and_reads_follow_read_from(self):
+        cluster = Cluster(shards=1, servers=3, pool={"failure_limit": 1, "retry_interval_ms": 200},
+                          replication={"strategy": "primary-replica", "write_ack": "one",
+                                       "read_from": "prefer-replica"})
+        try:
+            r = cluster.client()
+            r.set("k", "v")
+            cluster.sets[0][0].kill()
+            wait_until(lambda: server_states(cluster)[0] in ("down", "stale") or not r.set("probe", 1),
+                       what="primary marked down")
+            wait_until(lambda: server_states(cluster)[0] in ("down", "stale"), what="primary down")
+            with self.assertRaisesRegex(redis.ResponseError, "primary .* is not available; writes fail"):
+                r.set("k", "w")
+            self.assertEqual(r.get("k"), b"v")  # replicas still serve reads
         finally:
             self.assertEqual(cluster.cleanup(), 0)
 
