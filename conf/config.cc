@@ -155,6 +155,8 @@ std::string_view write_ack_name(WriteAck a) {
   return "?";
 }
 
+std::string_view primary_down_name(PrimaryDown p) { return p == PrimaryDown::fail ? "fail" : "promote"; }
+
 std::string_view read_from_name(ReadFrom r) {
   switch (r) {
     case ReadFrom::primary: return "primary";

@@ -39,11 +39,13 @@ struct MetricsConfig {
 enum class ReplicationStrategy : uint8_t { none, primary_replica, multi_primary };
 enum class WriteAck : uint8_t { primary, one, quorum, all };
 enum class ReadFrom : uint8_t { primary, prefer_replica, replica, any };
+enum class PrimaryDown : uint8_t { fail, promote };
 
 struct ReplicationConfig {
   ReplicationStrategy strategy = ReplicationStrategy::none;
   WriteAck write_ack = WriteAck::quorum;
   ReadFrom read_from = ReadFrom::primary;
+  PrimaryDown on_primary_down = PrimaryDown::fail;  // primary-replica: refuse writes, or promote
   uint32_t replay_queue_max_writes = 100000;   // per server; beyond it the server is stale
   uint64_t replay_queue_max_bytes = 64ull << 20;
   uint32_t repair_interval_ms = 0;             // periodic anti-entropy repair; 0: only PROXY REPAIR
@@ -79,5 +81,6 @@ struct Config {
 std::string_view strategy_name(ReplicationStrategy s);
 std::string_view write_ack_name(WriteAck a);
 std::string_view read_from_name(ReadFrom r);
+std::string_view primary_down_name(PrimaryDown p);
 
 }  // namespace ringproxy::conf

@@ -296,6 +296,13 @@ std::optional<ReadFrom> parse_read_from(std::string_view name) {
   }
   return std::nullopt;
 }
+std::optional<PrimaryDown> parse_primary_down(std::string_view name) {
+  for (auto p : {PrimaryDown::fail, PrimaryDown::promote}) {
+    if (primary_down_name(p) == name) return p;
+  }
+  return std::nullopt;
+}
+constexpr PrimaryDown kPrimaryDowns[] = {PrimaryDown::fail, PrimaryDown::promote};
 constexpr ReplicationStrategy kStrategies[] = {ReplicationStrategy::none, ReplicationStrategy::primary_replica,
                                                ReplicationStrategy::multi_primary};
 constexpr WriteAck kWriteAcks[] = {WriteAck::primary, WriteAck::one, WriteAck::quorum, WriteAck::all};
@@ -313,6 +320,10 @@ constexpr Field<ReplicationConfig> kReplicationFields[] = {
     {"read_from",
      [](const Value& v, ReplicationConfig& c) {
        c.read_from = read_name<ReadFrom>(v, parse_read_from, kReadFroms, read_from_name);
+     }},
+    {"on_primary_down",
+     [](const Value& v, ReplicationConfig& c) {
+       c.on_primary_down = read_name<PrimaryDown>(v, parse_primary_down, kPrimaryDowns, primary_down_name);
      }},
     {"replay_queue_max_writes",
      [](const Value& v, ReplicationConfig& c) { c.replay_queue_max_writes = v.u32(1); }},

@@ -85,6 +85,13 @@ bool add_group(const CommandInfo& cmd, const RoutingTable& table, Health health,
     }
     std::optional<uint32_t> pick = pick_read_server(replication.read_from, std::span(readable, n),
                                                     std::span(pending, n), health.rotation);
+    // promote: the first in-sync replica stands in for a primary that is not live.
+    if (!pick && replication.read_from == conf::ReadFrom::primary &&
+        replication.on_primary_down == conf::PrimaryDown::promote) {
+      for (uint32_t i = 1; i < n && !pick; ++i) {
+        if (readable[i]) pick = i;
+      }
+    }
     if (!pick) {
       reject(out, "ERR shard '" + entry.name + "' has no server to read from (read_from = " +
                       std::string(conf::read_from_name(replication.read_from)) +
@@ -99,7 +106,9 @@ bool add_group(const CommandInfo& cmd, const RoutingTable& table, Health health,
   AckRule rule = ack_rule(replication, n);
   uint32_t live = 0;
   for (uint32_t s : entry.servers) live += health.is_usable(s);
-  if (replication.strategy == conf::ReplicationStrategy::primary_replica && !health.is_usable(entry.servers[0])) {
+  const bool primary_down = replication.strategy == conf::ReplicationStrategy::primary_replica &&
+                            !health.is_usable(entry.servers[0]);
+  if (primary_down && replication.on_primary_down == conf::PrimaryDown::fail) {
     reject(out, "ERR shard '" + entry.name + "': primary " + table.servers()[entry.servers[0]].name +
                     " is not available; writes fail until it is back and in sync");
     return false;
@@ -112,8 +121,10 @@ bool add_group(const CommandInfo& cmd, const RoutingTable& table, Health health,
   }
   // The server that goes first: the primary, or for a command that picks at random on
   // multi-primary, the first live server (its result is what the others apply).
+  // (promote: the first in-sync replica leads while the primary is not live; the primary
+  // gets what it missed by replay or resync, and leads again once live.)
   size_t leader = 0;
-  if (picks_at_random(cmd)) {
+  if (picks_at_random(cmd) || primary_down) {
     rule.primary_first = true;
     while (!health.is_usable(entry.servers[leader])) ++leader;
   }

@@ -366,3 +366,33 @@ class RepairTest(unittest.TestCase):
             wait_until(lambda: cluster.sets[0][1].client().get("p") == b"1", timeout=20, what="periodic repair")
         finally:
             self.assertEqual(cluster.cleanup(), 0)
+
+
+class PromoteTest(unittest.TestCase):
+    def test_primary_killed_with_promote_keeps_serving_then_rejoins(self):
+        cluster = Cluster(shards=1, servers=3, pool={"failure_limit": 1, "retry_interval_ms": 200,
+                                                     "request_timeout_ms": 500, "connect_timeout_ms": 300},
+                          replication={"strategy": "primary-replica", "write_ack": "quorum",
+                                       "on_primary_down": "promote"})
+        try:
+            r = cluster.client()
+            for i in range(200):
+                r.set(f"p{i}", i)
+            primary = cluster.sets[0][0]
+            primary.kill()
+            # The first writes may meet the dead connection; once it is marked down the
+            # first replica leads and nothing fails.
+            wait_until(lambda: server_states(cluster)[0] in ("down", "stale"), what="primary down")
+            for i in range(200, 600):
+                self.assertTrue(r.set(f"p{i}", i))
+                self.assertEqual(r.incr("n"), i - 199)
+            self.assertEqual(r.get("p450"), b"450")
+            primary.start()  # back, empty: stale, then resynced from a replica
+            wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=30, what="old primary resynced")
+            for i in range(600, 700):
+                r.set(f"p{i}", i)
+            wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, what="digests equal")
+            self.assertEqual(primary.client().get("p650"), b"650")
+            self.assertEqual(primary.client().get("n"), b"400")
+        finally:
+            self.assertEqual(cluster.cleanup(), 0)

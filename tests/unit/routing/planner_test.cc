@@ -162,3 +162,45 @@ TEST(RoutingTable, BuildsFromConfigWithNamesNotAddresses) {
 
 }  // namespace
 }  // namespace ringproxy::routing
+
+namespace ringproxy::routing {
+namespace {
+
+TEST(PlannerReplication, PromoteLetsTheFirstLiveReplicaLead) {
+  conf::PoolConfig pool;
+  conf::ShardConfig shard;
+  shard.name = "s";
+  for (uint16_t p : {7001, 7002, 7003}) shard.servers.push_back({"127.0.0.1", p});
+  shard.replication.strategy = conf::ReplicationStrategy::primary_replica;
+  shard.replication.write_ack = conf::WriteAck::quorum;
+  pool.shards.push_back(shard);
+  std::vector<uint8_t> mode = {kServerQueue, kServerLive, kServerLive};
+  std::vector<std::string_view> set = {"SET", "k", "v"}, get = {"GET", "k"};
+  PlanScratch scratch;
+  Plan plan_out;
+
+  auto fail_table = RoutingTable::build(pool);
+  plan(*find_command("SET"), set, *fail_table, Health{mode, {}, 0}, {}, scratch, plan_out);
+  EXPECT_EQ(plan_out.kind, PlanKind::reject);
+  EXPECT_NE(plan_out.error.find("primary 127.0.0.1:7001 is not available"), std::string::npos);
+  plan(*find_command("GET"), get, *fail_table, Health{mode, {}, 0}, {}, scratch, plan_out);
+  EXPECT_EQ(plan_out.kind, PlanKind::reject);  // read_from = primary, and no promotion
+
+  pool.shards[0].replication.on_primary_down = conf::PrimaryDown::promote;
+  auto promote_table = RoutingTable::build(pool);
+  plan(*find_command("SET"), set, *promote_table, Health{mode, {}, 0}, {}, scratch, plan_out);
+  ASSERT_EQ(plan_out.kind, PlanKind::forward);
+  ASSERT_EQ(plan_out.fragments.size(), 3u);
+  EXPECT_EQ(plan_out.fragments[0].server, 1u);  // the acting primary goes first
+  EXPECT_EQ(plan_out.fragments[0].stage, 0);
+  EXPECT_EQ(plan_out.fragments[1].server, 2u);
+  EXPECT_EQ(plan_out.fragments[1].stage, 1);
+  EXPECT_EQ(plan_out.fragments[2].server, 0u);  // the old primary: into its replay queue
+  EXPECT_EQ(plan_out.fragments[2].delivery, Delivery::replay);
+  plan(*find_command("GET"), get, *promote_table, Health{mode, {}, 0}, {}, scratch, plan_out);
+  ASSERT_EQ(plan_out.kind, PlanKind::forward);
+  EXPECT_EQ(plan_out.fragments[0].server, 1u);
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
