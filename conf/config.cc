@@ -163,6 +163,7 @@ std::string_view read_from_name(ReadFrom r) {
     case ReadFrom::prefer_replica: return "prefer-replica";
     case ReadFrom::replica: return "replica";
     case ReadFrom::any: return "any";
+    case ReadFrom::quorum: return "quorum";
   }
   return "?";
 }

@@ -38,7 +38,7 @@ struct MetricsConfig {
 // How a shard's servers are kept alike (see README "Replication").
 enum class ReplicationStrategy : uint8_t { none, primary_replica, multi_primary };
 enum class WriteAck : uint8_t { primary, one, quorum, all };
-enum class ReadFrom : uint8_t { primary, prefer_replica, replica, any };
+enum class ReadFrom : uint8_t { primary, prefer_replica, replica, any, quorum };
 enum class PrimaryDown : uint8_t { fail, promote };
 
 struct ReplicationConfig {

@@ -291,7 +291,7 @@ std::optional<WriteAck> parse_write_ack(std::string_view name) {
   return std::nullopt;
 }
 std::optional<ReadFrom> parse_read_from(std::string_view name) {
-  for (auto r : {ReadFrom::primary, ReadFrom::prefer_replica, ReadFrom::replica, ReadFrom::any}) {
+  for (auto r : {ReadFrom::primary, ReadFrom::prefer_replica, ReadFrom::replica, ReadFrom::any, ReadFrom::quorum}) {
     if (read_from_name(r) == name) return r;
   }
   return std::nullopt;
@@ -306,7 +306,8 @@ constexpr PrimaryDown kPrimaryDowns[] = {PrimaryDown::fail, PrimaryDown::promote
 constexpr ReplicationStrategy kStrategies[] = {ReplicationStrategy::none, ReplicationStrategy::primary_replica,
                                                ReplicationStrategy::multi_primary};
 constexpr WriteAck kWriteAcks[] = {WriteAck::primary, WriteAck::one, WriteAck::quorum, WriteAck::all};
-constexpr ReadFrom kReadFroms[] = {ReadFrom::primary, ReadFrom::prefer_replica, ReadFrom::replica, ReadFrom::any};
+constexpr ReadFrom kReadFroms[] = {ReadFrom::primary, ReadFrom::prefer_replica, ReadFrom::replica, ReadFrom::any,
+                                   ReadFrom::quorum};
 
 constexpr Field<ReplicationConfig> kReplicationFields[] = {
     {"strategy",

@@ -77,6 +77,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                             .Name("ringproxy_repair_keys_fixed_total")
                             .Help("Keys made equal across a shard's servers by repair.")
                             .Register(*registry_);
+  read_repairs_ = &BuildCounter()
+                       .Name("ringproxy_read_repairs_total")
+                       .Help("Quorum reads whose copies differed (the key is then repaired on the shard).")
+                       .Register(*registry_);
   auto& acks = BuildCounter()
                    .Name("ringproxy_replication_acks_total")
                    .Help("Replicated writes answered, by write_ack level and outcome (met: the level was "
@@ -125,7 +129,7 @@ ShardMetrics Metrics::shard(const std::string& shard) {
   return ShardMetrics{&repairs_->Add({{"shard", shard}, {"outcome", "started"}}),
                       &repairs_->Add({{"shard", shard}, {"outcome", "finished"}}),
                       &repairs_->Add({{"shard", shard}, {"outcome", "failed"}}),
-                      &repair_keys_fixed_->Add({{"shard", shard}})};
+                      &repair_keys_fixed_->Add({{"shard", shard}}), &read_repairs_->Add({{"shard", shard}})};
 }
 
 }  // namespace ringproxy::metrics

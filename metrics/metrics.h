@@ -35,6 +35,7 @@ struct ShardMetrics {
   prometheus::Counter* repairs_finished = nullptr;
   prometheus::Counter* repairs_failed = nullptr;
   prometheus::Counter* repair_keys_fixed = nullptr;
+  prometheus::Counter* read_repairs = nullptr;
 };
 
 class Metrics {
@@ -75,6 +76,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* resyncs_;
   prometheus::Family<prometheus::Counter>* repairs_;
   prometheus::Family<prometheus::Counter>* repair_keys_fixed_;
+  prometheus::Family<prometheus::Counter>* read_repairs_;
   prometheus::Counter* acks_[4][2] = {};
 };
 

@@ -164,14 +164,15 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
   const size_t n = plan.fragments.size();
   request.fragments.resize(n);
   request.fragments_pending = static_cast<uint32_t>(n);
-  request.replicated_write = plan.replicated;
-  if (plan.replicated) {
+  const bool write = request.cmd->cls == routing::CommandClass::write || request.cmd->cls == routing::CommandClass::admin;
+  request.replicated_write = plan.replicated && write;
+  if (request.replicated_write) {
     for (const routing::PlannedGroup& g : plan.groups) ++inflight_writes_[g.shard];
   }
 
   std::string_view whole = request.raw;
   BlockRef whole_block = request.request_block;
-  if (plan.replicated && routing::rewrite_relative_expiry(request.args, wall_ms(), rewritten_)) {
+  if (request.replicated_write && routing::rewrite_relative_expiry(request.args, wall_ms(), rewritten_)) {
     rewritten_views_.assign(rewritten_.begin(), rewritten_.end());
     scratch_.clear();
     resp::append_command(scratch_, rewritten_views_);
@@ -186,7 +187,9 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
   const bool grouped = plan.kind != routing::PlanKind::forward || plan.replicated;
   if (grouped) {
     request.groups.reserve(plan.groups.size());
-    for (const routing::PlannedGroup& g : plan.groups) request.groups.emplace_back(g.rule, g.first, g.count, g.shard);
+    for (const routing::PlannedGroup& g : plan.groups) {
+      request.groups.emplace_back(g.rule, g.first, g.count, g.shard).read_quorum = g.read_quorum;
+    }
   }
   if (plan.kind != routing::PlanKind::forward) {
     std::vector<std::vector<uint32_t>> slots(plan.groups.size());
@@ -293,6 +296,10 @@ void Proxy::on_group_outcome(Request& request, Fragment& fragment) {
     }
   }
   routing::WriteTracker::Decision decision = group.tracker.on_outcome(fragment.slot, outcome);
+  if (group.read_quorum) {
+    if (decision.answer) answer_quorum_read(request, fragment.group, decision.reply_from >= 0);
+    return;
+  }
   if (decision.send_to_replicas) send_second_stage(request, group, fragment);
   if (decision.cancel_replicas) {
     for (uint32_t i = group.first; i < group.first + group.count; ++i) {
@@ -361,6 +368,44 @@ void Proxy::answer_group(Request& request, uint32_t group_index, int reply_from,
   if (request.replicated_write && group.count > 1) {
     const auto level = request.table->shards()[group.shard].replication.write_ack;
     metrics_->acks(static_cast<size_t>(level), group.tracker.acks() >= group.tracker.needed())->Increment();
+  }
+  if (!request.reducer) return finish_request(request, group.reply);
+  if (request.reducer->add(group_index, group.reply)) {
+    request.reducer->finish(request.owned_reply);
+    finish_request(request, request.owned_reply);
+  }
+}
+
+// read_from = quorum: every server asked has answered. Equal replies are the answer;
+// otherwise the authoritative copy is (the primary's for primary-replica, else the copy most
+// servers gave, ties to the first) and the request's keys are repaired on the shard.
+void Proxy::answer_quorum_read(Request& request, uint32_t group_index, bool all_replied) {
+  GroupState& group = request.groups[group_index];
+  const routing::ShardEntry& shard = request.table->shards()[group.shard];
+  if (!all_replied) {
+    group.owned_reply = "-ERR shard '" + shard.name + "': read quorum not met (" +
+                        std::to_string(group.tracker.acks()) + " of " + std::to_string(group.count) +
+                        " servers replied)\r\n";
+    group.reply = group.owned_reply;
+  } else {
+    std::vector<std::optional<std::string_view>> replies;
+    for (uint32_t i = group.first; i < group.first + group.count; ++i) replies.emplace_back(request.fragments[i].reply);
+    bool same = std::all_of(replies.begin(), replies.end(), [&](const auto& r) { return r == replies.front(); });
+    size_t winner = 0;
+    if (!same) {
+      const bool primary_asked = request.fragments[group.first].server->index() == shard.servers.front();
+      const auto strategy = shard.replication.strategy == conf::ReplicationStrategy::primary_replica && primary_asked
+                                ? conf::ReplicationStrategy::primary_replica
+                                : conf::ReplicationStrategy::multi_primary;
+      winner = routing::repair_winner(strategy, replies);
+      std::vector<std::string> keys;
+      std::vector<uint32_t> positions;
+      if (routing::find_key_positions(*request.cmd, request.args, positions).empty()) {
+        for (uint32_t p : positions) keys.emplace_back(request.args[p]);
+      }
+      start_read_repair(group.shard, std::move(keys));
+    }
+    group.reply = request.fragments[group.first + winner].reply;
   }
   if (!request.reducer) return finish_request(request, group.reply);
   if (request.reducer->add(group_index, group.reply)) {

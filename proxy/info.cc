@@ -91,7 +91,8 @@ std::string info_text(Proxy& proxy, std::string_view section) {
                (proxy.repair_running(static_cast<uint32_t>(i)) ? "running" : "idle") +
                ",repairs_started=" + std::to_string(repair.started) + ",repairs_finished=" +
                std::to_string(repair.finished) + ",repairs_failed=" + std::to_string(repair.failed) +
-               ",repair_keys_fixed=" + std::to_string(repair.keys_fixed));
+               ",repair_keys_fixed=" + std::to_string(repair.keys_fixed) +
+               ",read_repairs=" + std::to_string(repair.read_repairs));
     }
     for (size_t i = 0; i < proxy.servers().size(); ++i) {
       const BackendServer& server = *proxy.servers()[i];

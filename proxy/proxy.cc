@@ -124,6 +124,15 @@ std::string Proxy::start_repair(uint32_t shard) {
   return "+repair of shard '" + entry.name + "' started\r\n";
 }
 
+// A quorum read found different copies: repair just its keys (unless a full pass runs).
+void Proxy::start_read_repair(uint32_t shard, std::vector<std::string> keys) {
+  ++repair_stats_[shard].read_repairs;
+  shard_metrics_[shard].read_repairs->Increment();
+  if (repairs_[shard] != nullptr || keys.empty()) return;
+  repairs_[shard] = new RepairJob(*this, shard, std::move(keys));
+  repairs_[shard]->start();
+}
+
 void Proxy::on_repair_done(uint32_t shard, bool ok, uint64_t keys_scanned, uint64_t keys_fixed, const std::string& why) {
   repairs_[shard] = nullptr;
   RepairStats& stats = repair_stats_[shard];

@@ -38,6 +38,7 @@ class RepairJob;
 struct RepairStats {
   uint64_t started = 0, finished = 0, failed = 0;
   uint64_t keys_scanned = 0, keys_fixed = 0;   // totals over every run
+  uint64_t read_repairs = 0;                   // quorum reads whose copies differed
   uint64_t last_end_ms = 0;
   std::string last_error;
 };
@@ -78,6 +79,7 @@ class Proxy {
 
   // Anti-entropy repair of a replicated shard (PROXY REPAIR, or every repair_interval_ms).
   std::string start_repair(uint32_t shard);   // what to tell the client
+  void start_read_repair(uint32_t shard, std::vector<std::string> keys);
   void on_repair_done(uint32_t shard, bool ok, uint64_t keys_scanned, uint64_t keys_fixed, const std::string& why);
   bool repair_running(uint32_t shard) const { return repairs_[shard] != nullptr; }
   const RepairStats& repair_stats(uint32_t shard) const { return repair_stats_[shard]; }
@@ -121,6 +123,7 @@ class Proxy {
   void on_group_outcome(Request& request, Fragment& fragment);
   void send_second_stage(Request& request, GroupState& group, const Fragment& leader);
   void answer_group(Request& request, uint32_t group_index, int reply_from, const Fragment& last);
+  void answer_quorum_read(Request& request, uint32_t group_index, bool all_replied);
   void finish_request(Request& request, std::string_view reply);
   void release_if_finished(Request& request);
   void answer_local(ClientSession& client, Request& request);

@@ -30,6 +30,9 @@ struct RepairJob::Pending {
 
 RepairJob::RepairJob(Proxy& proxy, uint32_t shard) : proxy_(&proxy), shard_(shard) {}
 
+RepairJob::RepairJob(Proxy& proxy, uint32_t shard, std::vector<std::string> keys)
+    : proxy_(&proxy), shard_(shard), keys_(std::move(keys)), targeted_(true) {}
+
 void RepairJob::start() {
   uv_timer_init(proxy_->loop(), &timer_);
   timer_.data = this;
@@ -54,6 +57,7 @@ void RepairJob::start() {
   cursors_.assign(servers_.size(), "0");
   dumps_.resize(servers_.size());
   ttls_.resize(servers_.size());
+  if (targeted_) return start_batch();
   spdlog::info("repair of shard {} started ({} servers)", shard.name, servers_.size());
   for (size_t i = 0; i < servers_.size(); ++i) scan(i);
 }

@@ -29,6 +29,8 @@ class Proxy;
 class RepairJob {
  public:
   RepairJob(Proxy& proxy, uint32_t shard);
+  // Read repair: only these keys, no SCAN.
+  RepairJob(Proxy& proxy, uint32_t shard, std::vector<std::string> keys);
   void start();
   void cancel();
   uint64_t keys_scanned() const { return keys_.size(); }
@@ -72,6 +74,7 @@ class RepairJob {
   bool holding_ = false;
   bool finished_ = false;
   bool cancelled_ = false;
+  bool targeted_ = false;
   uv_timer_t timer_{};
 };
 

@@ -56,6 +56,7 @@ struct GroupState {
   uint32_t first, count, shard;
   std::string_view reply;           // once answered
   std::string owned_reply;          // the shortfall error, when the ack level was not met
+  bool read_quorum = false;
 };
 
 struct Request {

@@ -75,6 +75,27 @@ bool add_group(const CommandInfo& cmd, const RoutingTable& table, Health health,
   }
 
   const size_t n = entry.servers.size();
+  if (!write && replication.read_from == conf::ReadFrom::quorum) {
+    // A majority of in-sync servers, the primary first when it is one of them (its copy is
+    // the authority for primary-replica).
+    const uint32_t majority = static_cast<uint32_t>(n / 2 + 1);
+    uint32_t live = 0;
+    for (uint32_t s : entry.servers) live += health.is_usable(s);
+    if (live < majority) {
+      reject(out, "ERR shard '" + entry.name + "' has no read quorum: " + std::to_string(live) + " of " +
+                      std::to_string(n) + " servers in sync, " + std::to_string(majority) + " needed");
+      return false;
+    }
+    push_group(out, shard, keys_begin, keys_end, AckRule{majority, false});
+    out.groups.back().read_quorum = true;
+    uint8_t slot = 0;
+    for (size_t i = 0; i < n && slot < majority; ++i) {
+      if (!health.is_usable(entry.servers[i])) continue;
+      push_fragment(out, shard, entry.servers[i], keys_begin, keys_end, slot++, 0, Delivery::send);
+    }
+    out.replicated = true;  // grouped (but not a write)
+    return true;
+  }
   if (!write) {
     uint8_t readable[64];
     uint32_t pending[64];

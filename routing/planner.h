@@ -48,6 +48,7 @@ struct PlannedGroup {
   uint32_t first = 0;  // fragments [first, first + count)
   uint32_t count = 1;
   AckRule rule;
+  bool read_quorum = false;  // a read asked of a majority: replies compared, read repair
 };
 
 // Reused across requests by its owner: plan() clears it but keeps its capacity, so the

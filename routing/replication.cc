@@ -107,6 +107,7 @@ std::optional<uint32_t> pick_read_server(conf::ReadFrom read_from, std::span<con
       if (auto replica = replica_round_robin()) return replica;
       if (readable[0]) return 0u;
       return std::nullopt;
+    case conf::ReadFrom::quorum:  // planned as a group of reads (planner.cc), not one server
     case conf::ReadFrom::any: {
       std::optional<uint32_t> best;
       for (size_t k = 0; k < n; ++k) {

@@ -396,3 +396,29 @@ class PromoteTest(unittest.TestCase):
             self.assertEqual(primary.client().get("n"), b"400")
         finally:
             self.assertEqual(cluster.cleanup(), 0)
+
+
+class QuorumReadTest(unittest.TestCase):
+    def check(self, strategy, diverge_slot, expected):
+        cluster = Cluster(shards=1, servers=3, metrics=True,
+                          replication={"strategy": strategy, "write_ack": "all", "read_from": "quorum"})
+        try:
+            r = cluster.client()
+            r.set("q", "good")
+            self.assertEqual(r.get("q"), b"good")
+            self.assertEqual(shard_info(cluster)["read_repairs"], 0)
+            cluster.sets[0][diverge_slot].client().set("q", "diverged")
+            self.assertEqual(r.get("q"), expected.encode())
+            self.assertEqual(shard_info(cluster)["read_repairs"], 1)
+            wait_until(lambda: {s.client().get("q") for s in cluster.sets[0]} == {expected.encode()},
+                       what="read repair")
+            from test_metrics_endpoint import scrape, value
+            self.assertEqual(value(scrape(cluster.metrics_port), "ringproxy_read_repairs_total", '{shard="shard1"}'), 1)
+        finally:
+            self.assertEqual(cluster.cleanup(), 0)
+
+    def test_multi_primary_majority_answers_and_the_copy_is_repaired(self):
+        self.check("multi-primary", 1, "good")   # asked: servers 0 and 1; tie -> first; repair: majority
+
+    def test_primary_replica_primary_is_the_authority(self):
+        self.check("primary-replica", 0, "diverged")  # the primary's copy wins, replicas repaired

@@ -189,7 +189,7 @@ const ErrorCase kErrors[] = {
     {"ReplicationBadStrategy", with_shard("[pool.replication]\nstrategy = \"master-slave\"\n"), "2:12",
      "'strategy' must be one of none, primary-replica, multi-primary"},
     {"ReplicationBadReadFrom", with_shard("[pool.replication]\nread_from = \"nearest\"\n"), "2:13",
-     "'read_from' must be one of primary, prefer-replica, replica, any"},
+     "'read_from' must be one of primary, prefer-replica, replica, any, quorum"},
     {"ReplicaSetNeedsTwoServers",
      "[pool.replication]\nstrategy = \"multi-primary\"\n" + std::string(kShard), "5:11",
      "uses strategy \"multi-primary\" but lists 1 server"},
