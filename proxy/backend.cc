@@ -309,11 +309,16 @@ void BackendServer::send(Fragment& fragment, uint64_t client_id) {
   fragment.server = this;
   ++requests_;
   ++proxy_.server_pending()[index_];
-  metrics_.requests->Increment();
   connections_[client_id % connections_.size()]->enqueue(&fragment);
 }
 
 void BackendServer::on_success() { consecutive_failures_ = 0; }
+
+void BackendServer::publish_metrics() {
+  if (requests_ == published_requests_) return;
+  metrics_.requests->Increment(static_cast<double>(requests_ - published_requests_));
+  published_requests_ = requests_;
+}
 
 void BackendServer::set_state(ServerState state) {
   state_ = state;

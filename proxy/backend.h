@@ -97,6 +97,7 @@ class BackendServer {
   void stop();
   void send(Fragment& fragment, uint64_t client_id);
   void sweep(uint64_t now_ms);                    // timeouts, reconnects, probes
+  void publish_metrics();
 
   void on_failure(std::string_view why, bool timeout);
   void on_success();
@@ -151,6 +152,7 @@ class BackendServer {
   uint64_t down_until_ms_ = 0;
   std::string last_error_;
   uint64_t requests_ = 0;
+  uint64_t published_requests_ = 0;
   uint64_t failures_ = 0;
   uint64_t reconnect_after_ms_ = 0;              // backoff after a failure
   metrics::ServerMetrics metrics_;

@@ -42,13 +42,13 @@ void Proxy::dispatch(ClientSession& client, Request& request) {
 
   const routing::CommandInfo* cmd = routing::find_command(args[0]);
   if (cmd == nullptr) {
-    metrics_->requests_other->Increment();
+    ++stats_.requests_by_class[ProxyStats::kOther];
     return reply_error(request, unknown_command_error(args));
   }
   if (cmd->is_container() && args.size() >= 2) {
     const routing::CommandInfo* sub = routing::find_subcommand(*cmd, args[1]);
     if (sub == nullptr) {
-      metrics_->requests_other->Increment();
+      ++stats_.requests_by_class[ProxyStats::kOther];
       return reply_error(request, "ERR unknown subcommand '" + std::string(args[1].substr(0, 128)) + "'. Try " +
                                       lower(cmd->name) + " HELP.");
     }
@@ -56,7 +56,7 @@ void Proxy::dispatch(ClientSession& client, Request& request) {
   }
   request.cmd = cmd;
   if (!routing::arity_ok(*cmd, args.size())) {
-    metrics_->requests_other->Increment();
+    ++stats_.requests_by_class[ProxyStats::kOther];
     std::string name(cmd->name);
     std::replace(name.begin(), name.end(), '|', ' ');
     return reply_error(request, "ERR wrong number of arguments for '" + name + "' command");
@@ -64,11 +64,11 @@ void Proxy::dispatch(ClientSession& client, Request& request) {
 
   switch (cmd->cls) {
     case routing::CommandClass::local:
-      metrics_->requests_local->Increment();
+      ++stats_.requests_by_class[ProxyStats::kLocal];
       return answer_local(client, request);
-    case routing::CommandClass::read: metrics_->requests_read->Increment(); break;
-    case routing::CommandClass::write: metrics_->requests_write->Increment(); break;
-    default: metrics_->requests_other->Increment(); break;
+    case routing::CommandClass::read: ++stats_.requests_by_class[ProxyStats::kRead]; break;
+    case routing::CommandClass::write: ++stats_.requests_by_class[ProxyStats::kWrite]; break;
+    default: ++stats_.requests_by_class[ProxyStats::kOther]; break;
   }
   if (routing::has_block_option(*cmd, args)) {
     return reply_error(request, "ERR blocking " + std::string(args[0]) +
@@ -162,6 +162,19 @@ routing::WriteTracker::Outcome outcome_of(const Fragment& f) {
 // down.
 bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
   const size_t n = plan.fragments.size();
+  if (n == 1 && plan.kind == routing::PlanKind::forward && !plan.replicated && !request.raw.empty()) {
+    // Most requests: the client's bytes, unchanged, to one server.
+    request.fragments.resize(1);
+    request.fragments_pending = 1;
+    Fragment& fragment = request.fragments.front();
+    fragment.request = &request;
+    fragment.server = servers_[plan.fragments.front().server].get();
+    fragment.bytes = request.raw;
+    fragment.bytes_block = request.request_block;
+    fragment.state = Fragment::State::sent;
+    fragment.server->send(fragment, request.client->id());
+    return true;
+  }
   request.fragments.resize(n);
   request.fragments_pending = static_cast<uint32_t>(n);
   const bool write = request.cmd->cls == routing::CommandClass::write || request.cmd->cls == routing::CommandClass::admin;
@@ -417,10 +430,7 @@ void Proxy::answer_quorum_read(Request& request, uint32_t group_index, bool all_
 void Proxy::finish_request(Request& request, std::string_view reply) {
   if (request.done) return;
   request.reply = reply;
-  if (resp::is_error_reply(request.reply)) {
-    ++stats_.error_replies;
-    metrics_->error_replies->Increment();
-  }
+  if (resp::is_error_reply(request.reply)) ++stats_.error_replies;
   request.done = true;
   if (request.client != nullptr) request.client->on_request_done(request);
 }
@@ -435,17 +445,13 @@ void Proxy::reply_error(Request& request, std::string_view message) {
   resp::append_error(request.owned_reply, message);
   request.reply = request.owned_reply;
   ++stats_.error_replies;
-  metrics_->error_replies->Increment();
   request.done = true;
   request.client->on_request_done(request);
 }
 
 void Proxy::complete_local(Request& request) {
   request.reply = request.owned_reply;
-  if (resp::is_error_reply(request.reply)) {
-    ++stats_.error_replies;
-    metrics_->error_replies->Increment();
-  }
+  if (resp::is_error_reply(request.reply)) ++stats_.error_replies;
   request.done = true;
   request.client->on_request_done(request);
 }

@@ -255,8 +255,26 @@ void Proxy::flush_dirty() {
 
 void Proxy::on_sweep(uv_timer_t* handle) { static_cast<Proxy*>(handle->data)->sweep(); }
 
+// Per-request counters are plain integers on the data path; Prometheus gets them here, at
+// most one sweep period later (an atomic floating-point add per counter per request cost
+// ~2% of the instructions of a pipelined request).
+void Proxy::publish_metrics() {
+  prometheus::Counter* by_class[4] = {metrics_->requests_read, metrics_->requests_write, metrics_->requests_local,
+                                      metrics_->requests_other};
+  for (size_t i = 0; i < 4; ++i) {
+    uint64_t delta = stats_.requests_by_class[i] - published_.requests_by_class[i];
+    if (delta > 0) by_class[i]->Increment(static_cast<double>(delta));
+  }
+  if (uint64_t delta = stats_.error_replies - published_.error_replies; delta > 0) {
+    metrics_->error_replies->Increment(static_cast<double>(delta));
+  }
+  published_ = stats_;
+  for (auto& server : servers_) server->publish_metrics();
+}
+
 void Proxy::sweep() {
   uint64_t now = now_ms();
+  publish_metrics();
   for (auto& server : servers_) server->sweep(now);
   for (uint32_t shard = 0; shard < repairs_.size(); ++shard) {
     const uint32_t interval = table_->shards()[shard].replication.repair_interval_ms;

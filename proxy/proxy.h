@@ -44,6 +44,8 @@ struct RepairStats {
 };
 
 struct ProxyStats {
+  enum Class { kRead, kWrite, kLocal, kOther };
+  uint64_t requests_by_class[4] = {};
   uint64_t clients_accepted = 0;
   uint64_t clients_rejected = 0;
   uint64_t requests = 0;
@@ -116,6 +118,7 @@ class Proxy {
 
   void accept_client();
   void flush_dirty();
+  void publish_metrics();
   void sweep();
   void route(Request& request);
   bool send_plan(Request& request, const routing::Plan& plan);
@@ -135,6 +138,7 @@ class Proxy {
   conf::Config config_;
   metrics::Metrics* metrics_;
   ProxyStats stats_;
+  ProxyStats published_;          // what publish_metrics() has handed to Prometheus
   uint64_t started_at_ms_ = 0;
   uint64_t next_client_id_ = 1;
   bool stopping_ = false;

@@ -142,9 +142,17 @@ Ring Ring::build(Distribution d, std::span<const RingMember> members) {
   ring.distribution_ = d;
   ring.member_count_ = members.size();
   switch (d) {
-    case Distribution::ketama:
+    case Distribution::ketama: {
       ring.points_ = ketama_continuum(members, total_weight);
+      ring.index_.resize((1u << 16) + 1);
+      size_t point = 0;
+      for (uint32_t top = 0; top <= (1u << 16); ++top) {
+        const uint64_t floor = static_cast<uint64_t>(top) << 16;
+        while (point < ring.points_.size() && ring.points_[point].value < floor) ++point;
+        ring.index_[top] = static_cast<uint32_t>(point);
+      }
       break;
+    }
     case Distribution::modula:
       ring.points_ = slots_by_weight(members, total_weight, twemproxy_order(members));
       break;
@@ -161,8 +169,10 @@ Ring Ring::build(Distribution d, std::span<const RingMember> members) {
 uint32_t Ring::locate(uint32_t hash) const {
   switch (distribution_) {
     case Distribution::ketama: {
+      // The answer lies in [index_[top], index_[top + 1]]: the same lower_bound, narrowed.
+      const uint32_t top = hash >> 16;
       const auto first_at_or_above = std::lower_bound(
-          points_.begin(), points_.end(), hash,
+          points_.begin() + index_[top], points_.begin() + index_[top + 1], hash,
           [](const Point& point, uint32_t h) { return point.value < h; });
       return first_at_or_above == points_.end() ? points_.front().member
                                                 : first_at_or_above->member;

@@ -64,6 +64,10 @@ class Ring {
   Distribution distribution_ = Distribution::ketama;
   size_t member_count_ = 0;
   std::vector<Point> points_;  // ketama: sorted continuum; modula/jump: slot -> member
+  // ketama: for each top 16 bits of a hash, the first point whose value has those top bits
+  // or more; locate() then searches only between two neighbouring entries (a few points
+  // instead of log2(160 * N) steps over the whole continuum).
+  std::vector<uint32_t> index_;
 };
 
 }  // namespace ringproxy::routing

@@ -27,6 +27,9 @@ class MetricsEndpointTest(unittest.TestCase):
                 r.set(f"m{i}", i)
                 r.get(f"m{i}")
             r.ping()
+            # Per-request counters reach Prometheus on the proxy's sweep (<= 100 ms later).
+            wait_until(lambda: (value(scrape(port), "ringproxy_requests_total", '{class="write"}') or 0) >= 100,
+                       what="request counters published")
             text = scrape(port)
             self.assertGreaterEqual(value(text, "ringproxy_requests_total", '{class="write"}'), 100)
             self.assertGreaterEqual(value(text, "ringproxy_requests_total", '{class="read"}'), 100)
@@ -44,8 +47,8 @@ class MetricsEndpointTest(unittest.TestCase):
                 r.get(key)
             wait_until(lambda: f'ringproxy_server_up{{server="{server}",shard="shard1"}} 0' in scrape(port),
                        what="server_up 0 after kill")
+            wait_until(lambda: value(scrape(port), "ringproxy_error_replies_total") >= 1, what="error counted")
             text = scrape(port)
-            self.assertGreaterEqual(value(text, "ringproxy_error_replies_total"), 1)
             errors = value(text, "ringproxy_server_errors_total", f'{{server="{server}",shard="shard1"}}')
             self.assertGreaterEqual(errors, 1)
         finally:

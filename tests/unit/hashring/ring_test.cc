@@ -454,3 +454,30 @@ TEST(RingJump, KeepsConfigOrderSoAppendingMovesOnlyTheNewShare) {
 
 }  // namespace
 }  // namespace ringproxy::routing
+
+namespace ringproxy::routing {
+namespace {
+
+// locate() narrows its binary search with an index; it must agree with a plain scan of the
+// continuum for every hash, edges included.
+TEST(RingKetama, IndexedLocateEqualsALinearScan) {
+  std::vector<RingMember> members = {{"a", 1}, {"bb", 3}, {"ccc", 1}, {"d", 2}};
+  Ring ring = Ring::build(Distribution::ketama, members);
+  auto linear = [&](uint32_t h) {
+    for (const Ring::Point& p : ring.points()) {
+      if (p.value >= h) return p.member;
+    }
+    return ring.points().front().member;
+  };
+  std::vector<uint32_t> hashes = {0, 1, 0xffff, 0x10000, 0xffffffffu, 0xfffeffffu};
+  for (const Ring::Point& p : ring.points()) {
+    hashes.push_back(p.value);
+    hashes.push_back(p.value - 1);
+    hashes.push_back(p.value + 1);
+  }
+  for (uint32_t i = 0; i < 200000; ++i) hashes.push_back(i * 2654435761u);
+  for (uint32_t h : hashes) ASSERT_EQ(ring.locate(h), linear(h)) << h;
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
