@@ -4,10 +4,12 @@
 #include <uv.h>
 
 #include <csignal>
+#include <fstream>
 #include <cstdio>
 #include <memory>
 
 #include "conf/loader.h"
+#include "routing/ring_analysis.h"
 #include "metrics/metrics.h"
 #include "proxy/proxy.h"
 #include "ringproxy_version.h"
@@ -42,6 +44,39 @@ int run(const ringproxy::conf::Config& config) {
   return status;
 }
 
+// ringproxy ring: the key spread of a config, and the keys that move against another.
+int ring_analysis(const std::string& config_path, const std::string& against_path, const std::string& keys_path,
+                  size_t sample) {
+  ringproxy::conf::LoadResult config = ringproxy::conf::load_config_file(config_path);
+  if (!config.config) {
+    std::fprintf(stderr, "ringproxy: %s\n", config.error.c_str());
+    return 1;
+  }
+  std::optional<ringproxy::conf::Config> against;
+  if (!against_path.empty()) {
+    ringproxy::conf::LoadResult loaded = ringproxy::conf::load_config_file(against_path);
+    if (!loaded.config) {
+      std::fprintf(stderr, "ringproxy: %s\n", loaded.error.c_str());
+      return 1;
+    }
+    against = std::move(loaded.config);
+  }
+  std::vector<std::string> keys;
+  if (!keys_path.empty()) {
+    std::ifstream in(keys_path);
+    if (!in) {
+      std::fprintf(stderr, "ringproxy: cannot read %s\n", keys_path.c_str());
+      return 1;
+    }
+    for (std::string line; std::getline(in, line);) keys.push_back(line);
+  } else {
+    keys = ringproxy::routing::sample_keys(sample);
+  }
+  auto reports = ringproxy::routing::analyze_ring(config.config->pool, against ? &against->pool : nullptr, keys);
+  std::fputs(ringproxy::routing::format_report(reports, keys.size(), against.has_value()).c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -54,7 +89,18 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.set_version_flag("-v,--version", std::string("ringproxy ") + RINGPROXY_VERSION);
+
+  CLI::App* ring = app.add_subcommand("ring", "how a config spreads keys over its shards (ketama, modula, jump)");
+  std::string ring_config, ring_against, ring_keys;
+  size_t ring_sample = 100000;
+  ring->add_option("-c,--config", ring_config, "TOML config file")->required()->check(CLI::ExistingFile);
+  ring->add_option("--against", ring_against, "another config: also report the keys that change shard")
+      ->check(CLI::ExistingFile);
+  ring->add_option("--keys", ring_keys, "a file of keys, one per line")->check(CLI::ExistingFile);
+  ring->add_option("--sample", ring_sample, "without --keys: this many keys key:0, key:1, ...")
+      ->check(CLI::Range(size_t{1}, size_t{100000000}));
   CLI11_PARSE(app, argc, argv);
+  if (*ring) return ring_analysis(ring_config, ring_against, ring_keys, ring_sample);
 
   if (config_path.empty()) {
     std::fprintf(stderr, "ringproxy: --config FILE is required (see --help)\n");

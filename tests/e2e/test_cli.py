@@ -1,5 +1,6 @@
 """The ringproxy command line: flags, config checking, start-up failures."""
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -55,6 +56,28 @@ class CliTest(unittest.TestCase):
         self.assertEqual(out.returncode, 1)
         self.assertIn(f"{path}:7:1:", out.stderr)
         self.assertIn("wieght", out.stderr)
+
+    def test_ring_analysis_against_another_config(self):
+        def config(n):
+            shards = "".join(f'[[pool.shards]]\nname = "s{i}"\nservers = ["127.0.0.1:{7100 + i}"]\n' for i in range(n))
+            path = os.path.join(self.dir, f"ring{n}.toml")
+            with open(path, "w") as f:
+                f.write('[pool]\nhash = "murmur3"\n' + shards)
+            return path
+        out = run("ring", "--config", config(3), "--against", config(4), "--sample", "40000")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        moved = {d: float(v) for d, v in re.findall(r"^(\w+): max deviation .*keys that change shard ([\d.]+)%", out.stdout, re.M)}
+        self.assertEqual(set(moved), {"ketama", "modula", "jump"})
+        self.assertAlmostEqual(moved["ketama"], 25, delta=6)
+        self.assertAlmostEqual(moved["jump"], 25, delta=2)
+        self.assertGreater(moved["modula"], 50)
+        keys = os.path.join(self.dir, "keys.txt")
+        with open(keys, "w") as f:
+            f.write("a\nb\nc\n")
+        out = run("ring", "--config", config(3), "--keys", keys)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("3 keys", out.stdout)
+        self.assertNotEqual(run("ring").returncode, 0)  # --config is required
 
     def test_listen_address_in_use_is_a_clear_failure(self):
         with socket.socket() as s:
