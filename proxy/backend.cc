@@ -100,13 +100,7 @@ void BackendConnection::flush() {
   if (written > 0 && static_cast<size_t>(written) == total_bytes(bufs_)) return;
   if (written > 0) advance_bufs(bufs_, static_cast<size_t>(written));
 
-  WriteBatch* batch;
-  if (spare_batches_.empty()) {
-    batch = new WriteBatch;
-  } else {
-    batch = spare_batches_.back();
-    spare_batches_.pop_back();
-  }
+  WriteBatch* batch = take_spare(spare_batches_);
   batch->bufs.swap(bufs_);
   for (size_t i = first; i < queue_.size(); ++i) batch->blocks.push_back(queue_[i]->bytes_block);
   batch->req.data = batch;

@@ -85,6 +85,15 @@ class ReadBuffer {
   size_t end_ = 0;
 };
 
+// Reuses a pooled object (write batches keep their vectors' capacity), or makes one.
+template <class T>
+T* take_spare(std::vector<T*>& spares) {
+  if (spares.empty()) return new T;
+  T* spare = spares.back();
+  spares.pop_back();
+  return spare;
+}
+
 // Drops the first `written` bytes from `bufs` (after a partial write).
 void advance_bufs(std::vector<uv_buf_t>& bufs, size_t written);
 size_t total_bytes(const std::vector<uv_buf_t>& bufs);

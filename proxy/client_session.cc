@@ -138,13 +138,7 @@ void ClientSession::on_request_done(Request& request) {
 void ClientSession::flush() {
   dirty = false;
   if (closing_ || head_ == nullptr || !head_->done) return;
-  WriteBatch* batch;
-  if (spare_batches_.empty()) {
-    batch = new WriteBatch;
-  } else {
-    batch = spare_batches_.back();
-    spare_batches_.pop_back();
-  }
+  WriteBatch* batch = take_spare(spare_batches_);
   batch->session = this;
   batch->close_after = false;
   while (head_ != nullptr && head_->done) {

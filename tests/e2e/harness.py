@@ -43,6 +43,15 @@ def free_port():
             return port
 
 
+def rss_kb(pid):
+    """Resident memory of a process, in kB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     last_error = None

@@ -14,7 +14,7 @@ import harness
 
 import redis
 
-from harness import Cluster, raw_exchange, wait_until
+from harness import Cluster, raw_exchange, rss_kb, wait_until
 
 
 # ------------------------------------------------------------------------ helpers --
@@ -540,12 +540,6 @@ class MaxPendingOneTest(ClusterTestCase):
 
 # ----------------------------------------------------------------------- memory --
 
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class PinnedBlocksTest(unittest.TestCase):
