@@ -8,7 +8,15 @@ import unittest
 
 import redis
 
-from harness import Cluster, wait_until
+from harness import Cluster as _Cluster, wait_until
+
+
+def Cluster(*args, **kw):  # noqa: N802 - a Cluster whose servers start a full sync at once
+    cluster = _Cluster(*args, **kw)
+    for rs in cluster.sets:
+        for s in rs:
+            s.client().config_set("repl-diskless-sync-delay", 0)
+    return cluster
 
 FAST = {"failure_limit": 1, "retry_interval_ms": 200, "request_timeout_ms": 500, "connect_timeout_ms": 300}
 
@@ -103,9 +111,10 @@ class PrimaryErrorWhileLaggingTest(unittest.TestCase):
             with self.assertRaisesRegex(redis.ResponseError, "WRONGTYPE"):
                 r.lpush("str", 1)
             resume(victim)
-            wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=20, what="caught up")
-            self.assertEqual(len(set(digests(cluster.sets[0]))), 1)
+            wait_until(lambda: server_states(cluster)[2] != "recovering", timeout=20, what="replayed")
             self.assertNotIn("is stale", cluster.proxy.log(), "a refused write made the replica stale")
+            self.assertEqual(server_states(cluster), ["up"] * 3)
+            self.assertEqual(len(set(digests(cluster.sets[0]))), 1)
         finally:
             if victim:
                 resume(victim)
@@ -288,7 +297,7 @@ class CounterTest(unittest.TestCase):
         s0, s1, s2 = cluster.sets[0]
         try:
             # The first peer waits (diskless sync delay) before sending its copy: a window to kill it.
-            s0.client().config_set("repl-diskless-sync-delay", 3)
+            s0.client().config_set("repl-diskless-sync-delay", 2)
             s1.client().config_set("repl-diskless-sync-delay", 0)
             for t in threads:
                 t.start()
@@ -315,9 +324,40 @@ class CounterTest(unittest.TestCase):
             self.assertEqual(cluster.cleanup(), 0)
 
 
+class IdleResyncTest(unittest.TestCase):
+    # BUG: a resync with no writes arriving never cuts over. ResyncJob::handle (catching_up)
+    # requires `peer_offset_ > 0`, but a peer whose replication backlog was just created for
+    # this first replica reports master_repl_offset:0 until something is fed to the backlog
+    # (a write, or the replication PING every repl-ping-replica-period, 10 s by default). So
+    # each attempt holds the shard's writes for kHoldDeadlineMs (2 s), fails with "cutover took
+    # too long", and retries: with the default period an idle shard has its writes stalled in
+    # 2 s slices for up to ~10 s; here (period raised) the server never comes back.
+    @unittest.expectedFailure
+    def test_resync_of_an_idle_shard(self):
+        cluster = Cluster(shards=1, servers=3, pool=FAST,
+                          replication={"strategy": "primary-replica", "write_ack": "quorum"})
+        try:
+            for s in cluster.sets[0]:
+                s.client().config_set("repl-ping-replica-period", 3600)
+            r = cluster.client()
+            for i in range(100):
+                r.set(f"k{i}", i)
+            victim = cluster.sets[0][2]
+            victim.kill()
+            wait_until(lambda: r.set("p", 1) and server_states(cluster)[2] in ("down", "stale"), what="down")
+            victim.start()
+            victim.client().config_set("repl-diskless-sync-delay", 0)
+            wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=6, what="idle resync")
+            self.assertEqual(victim.client().get("k42"), b"42")
+        finally:
+            self.assertEqual(cluster.cleanup(), 0)
+
+
 class DisconnectTest(unittest.TestCase):
     def test_clients_vanishing_with_writes_in_flight_and_held_during_a_resync(self):
-        cluster = Cluster(shards=1, servers=3, pool=FAST,
+        # request_timeout long enough that the load alone never makes the primary lag (that
+        # case is PrimaryLagTest's bug).
+        cluster = Cluster(shards=1, servers=3, pool=dict(FAST, request_timeout_ms=8000),
                           replication={"strategy": "primary-replica", "write_ack": "quorum"})
         stop = threading.Event()
         payload = b"".join(b"*2\r\n$4\r\nINCR\r\n$1\r\nc\r\n" for _ in range(300)) + \
@@ -330,6 +370,7 @@ class DisconnectTest(unittest.TestCase):
                         s.sendall(payload)
                 except OSError:
                     pass
+                stop.wait(0.02)  # pacing only
         threads = [threading.Thread(target=vanish) for _ in range(2)]
         try:
             for t in threads:
@@ -380,6 +421,38 @@ class SplitWhileLaggingTest(unittest.TestCase):
             self.assertEqual(cluster.cleanup(), 0)
 
 
+class PrimaryLagTest(unittest.TestCase):
+    # BUG: primary-replica, the primary times out with writes in flight. BackendConnection::lag
+    # settles them as failed; on_group_outcome/WriteTracker then cancels the stage-1 replica
+    # copies (cancel_replicas) and the client gets "acknowledged by 0 of 3 ... may be applied".
+    # But the bytes are in the primary's socket: the primary applies them when it resumes,
+    # the late replies are dropped, and nobody sends them to the replicas nor marks the
+    # replicas stale. The primary and replicas diverge silently and permanently (all "up";
+    # only a PROXY REPAIR would notice). Under overload (no SIGSTOP needed) this was seen to
+    # leave a replica ~175,000 INCRs behind the primary. Fix idea: on the leader's late
+    # reply, send the second stage (or mark the replicas stale), or mark the primary stale.
+    @unittest.expectedFailure
+    def test_writes_in_flight_on_a_lagging_primary_reach_the_replicas(self):
+        cluster = Cluster(shards=1, servers=3, pool=FAST,
+                          replication={"strategy": "primary-replica", "write_ack": "quorum"})
+        primary = cluster.sets[0][0]
+        try:
+            r = cluster.client()
+            r.set("c", 0)
+            primary.signal(signal.SIGSTOP)
+            with self.assertRaisesRegex(redis.ResponseError, "may be applied"):
+                r.incr("c")
+            wait_until(lambda: server_states(cluster)[0] == "recovering", timeout=15, what="primary lagging")
+            primary.signal(signal.SIGCONT)
+            wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=20, what="primary back")
+            self.assertEqual(r.incr("c"), 2)  # the primary applied the unacknowledged INCR
+            wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, timeout=10,
+                       what="replicas got what the primary applied")
+        finally:
+            primary.signal(signal.SIGCONT)
+            self.assertEqual(cluster.cleanup(), 0)
+
+
 class RepairUnderWritesTest(unittest.TestCase):
     def repair(self, cluster, r):
         before = cluster.client().info("proxy")["shard0"]["repairs_finished"]
@@ -409,8 +482,7 @@ class RepairUnderWritesTest(unittest.TestCase):
                 t = threading.Thread(target=writer)
                 try:
                     r = cluster.client()
-                    for i in range(2000):
-                        r.set(f"filler:{i}", i)
+                    r.mset({f"filler:{i}": i for i in range(1000)})
                     t.start()
                     wait_until(lambda: len(last) == 40, timeout=20, what="writes")
                     for s in cluster.sets[0][1:]:
@@ -428,28 +500,60 @@ class RepairUnderWritesTest(unittest.TestCase):
                     t.join(30)
                     self.assertEqual(cluster.cleanup(), 0)
 
-    def test_repair_with_a_stale_server_leaves_it_to_the_resync(self):
+    def test_repair_with_a_stale_server_racing_its_resync(self):
         cluster = Cluster(shards=1, servers=3, pool=FAST,
                           replication={"strategy": "multi-primary", "write_ack": "quorum",
                                        "replay_queue_max_writes": 10})
         victim = cluster.sets[0][2]
         try:
             r = cluster.client()
-            victim.signal(signal.SIGSTOP)
+            make_lag(cluster, 2, r)
             for i in range(100):
                 r.incr("n")
             wait_until(lambda: server_states(cluster)[2] == "stale", timeout=15, what="stale")
             cluster.sets[0][1].client().set("drift", "x")
-            self.repair(cluster, r)
-            self.assertEqual(cluster.sets[0][1].client().exists("drift"), 0)  # majority of {0,1}: tie -> server 0
             victim.signal(signal.SIGCONT)
+            self.repair(cluster, r)  # while the stale server is being resynced
+            for i in range(100):
+                r.incr("n")
+            self.assertEqual(cluster.sets[0][1].client().exists("drift"), 0)
             wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=30, what="resynced")
             wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, timeout=20, what="converged")
-            self.assertEqual({s.client().get("n") for s in cluster.sets[0]}, {b"100"})
+            self.assertEqual({s.client().get("n") for s in cluster.sets[0]}, {b"200"})
+            self.assertEqual({s.client().get("lag-trigger") for s in cluster.sets[0]}, {b"1"})
         finally:
             victim.signal(signal.SIGCONT)
             self.assertEqual(cluster.cleanup(), 0)
 
+    # BUG: while one server lags (stopped, a write in flight on it), PROXY REPAIR of its shard
+    # always fails with "writes in flight did not drain", and every batch attempt first holds
+    # all of the shard's writes for kHoldDeadlineMs (2 s). Proxy::writes_in_flight counts a
+    # request until *all* its fragments are released, including the copies already settled on
+    # the lagging server (fragment_finished runs only when the late reply arrives), so
+    # RepairJob::tick never sees 0. The resync cutover (ResyncJob, Step::draining) waits on the
+    # same counter, so one lagging server also blocks the resync of another one ("cutover took
+    # too long"), each attempt stalling writes for 2 s. README: the hold "lasts milliseconds";
+    # clients are answered "with no wait for the stopped one".
+    @unittest.expectedFailure
+    def test_repair_while_another_server_lags(self):
+        cluster = Cluster(shards=1, servers=3, pool=FAST,
+                          replication={"strategy": "multi-primary", "write_ack": "quorum"})
+        victim = cluster.sets[0][2]
+        try:
+            r = cluster.client()
+            for i in range(50):
+                r.set(f"k{i}", i)
+            make_lag(cluster, 2, r)
+            cluster.sets[0][1].client().set("k1", "drift")
+            info = lambda: cluster.client().info("proxy")["shard0"]  # noqa: E731
+            self.assertIn(b"started", r.execute_command("PROXY", "REPAIR", "shard1"))
+            wait_until(lambda: info()["repairs_finished"] + info()["repairs_failed"] > 0, timeout=20,
+                       what="repair over")
+            self.assertEqual(info()["repairs_failed"], 0, "repair failed: writes in flight did not drain")
+            self.assertEqual(cluster.sets[0][1].client().get("k1"), b"1")
+        finally:
+            victim.signal(signal.SIGCONT)
+            self.assertEqual(cluster.cleanup(), 0)
 
 if __name__ == "__main__":
     unittest.main()
