@@ -254,7 +254,15 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
     Fragment& fragment = request.fragments[i];
     routing::Delivery delivery = plan.fragments[i].delivery;
     if (delivery == routing::Delivery::send) continue;
-    if (delivery == routing::Delivery::replay) fragment.server->queue_for_replay(fragment.bytes);
+    if (delivery == routing::Delivery::replay) {
+      // A copy that follows the leader (primary-replica, SPOP) is queued only once the
+      // leader has applied it, as what it applied; a copy of a refused write never is.
+      if (fragment.stage == 1) {
+        fragment.replay_after_leader = true;
+      } else {
+        fragment.server->queue_for_replay(fragment.bytes);
+      }
+    }
     fragment.queued_for_replay = true;  // (a stale server gets nothing: the resync brings it)
     fragment.failed = true;
     fragment.state = Fragment::State::done;
@@ -353,6 +361,11 @@ void Proxy::send_second_stage(Request& request, GroupState& group, const Fragmen
   }
   for (uint32_t i = group.first; i < group.first + group.count; ++i) {
     Fragment& f = request.fragments[i];
+    if (f.replay_after_leader) {
+      f.replay_after_leader = false;
+      if (!nothing_to_apply) f.server->queue_for_replay(bytes);
+      continue;
+    }
     if (f.state != Fragment::State::planned) continue;
     f.bytes = bytes;
     f.bytes_block = block;

@@ -36,6 +36,8 @@ struct Fragment {
   bool failed = false;              // no reply: the connection failed or timed out
   bool maybe_sent = false;          // with `failed`: it may have reached the server
   bool queued_for_replay = false;
+  bool replay_after_leader = false; // stage 1 for a server that is catching up: queued once
+                                    // the leader has answered (with its effect), or dropped
   bool settled = false;             // its outcome was given early (the server lagged); the
                                     // late reply only releases it
   BackendServer* server = nullptr;

@@ -124,10 +124,12 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
       return poll_later(50);
     case Step::catching_up:
       if (ctx == peer_ctx_) {
+        // 0 is a real offset: a backlog created for this replica on an idle peer.
         peer_offset_ = to_u64(info_field(text, "master_repl_offset"));
+        peer_offset_known_ = true;
         return poll_later(0);
       }
-      if (to_u64(info_field(text, "slave_repl_offset")) >= peer_offset_ && peer_offset_ > 0) {
+      if (peer_offset_known_ && to_u64(info_field(text, "slave_repl_offset")) >= peer_offset_) {
         step_ = Step::promoting;
         waiting_ = true;
         redisAsyncCommand(stale_ctx_, on_reply, this, "REPLICAOF NO ONE");

@@ -62,6 +62,7 @@ class ResyncJob {
   uint64_t started_ms_ = 0;
   uint64_t hold_started_ms_ = 0;
   uint64_t peer_offset_ = 0;
+  bool peer_offset_known_ = false;
   bool holding_ = false;
   bool waiting_ = false;   // a command is out; its reply drives the next step
   bool finished_ = false;

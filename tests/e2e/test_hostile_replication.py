@@ -51,7 +51,6 @@ class SpopEffectTest(unittest.TestCase):
     # SPOP those bytes are "SPOP key n", not the SREM of what the leader popped (which only
     # send_second_stage builds), so the replay pops *other random* members on the recovering
     # server: the servers diverge silently and stay "up".
-    @unittest.expectedFailure
     def test_spop_while_a_replica_lags_is_replayed_by_effect(self):
         cluster = Cluster(shards=1, servers=3, pool=FAST,
                           replication={"strategy": "primary-replica", "write_ack": "quorum"})
@@ -99,7 +98,6 @@ class PrimaryErrorWhileLaggingTest(unittest.TestCase):
     # primary answered, so a write the primary refuses (WRONGTYPE) is still replayed on the
     # replica, which refuses it too -> on_replay_done marks it stale -> needless full resync.
     # README: "A primary error reply goes to the client and is not replicated."
-    @unittest.expectedFailure
     def test_primary_error_is_not_replayed_to_a_lagging_replica(self):
         cluster = Cluster(shards=1, servers=3, pool=FAST,
                           replication={"strategy": "primary-replica", "write_ack": "quorum"})
@@ -332,7 +330,6 @@ class IdleResyncTest(unittest.TestCase):
     # each attempt holds the shard's writes for kHoldDeadlineMs (2 s), fails with "cutover took
     # too long", and retries: with the default period an idle shard has its writes stalled in
     # 2 s slices for up to ~10 s; here (period raised) the server never comes back.
-    @unittest.expectedFailure
     def test_resync_of_an_idle_shard(self):
         cluster = Cluster(shards=1, servers=3, pool=FAST,
                           replication={"strategy": "primary-replica", "write_ack": "quorum"})
