@@ -126,8 +126,16 @@ void Proxy::hold_writes(uint32_t shard, bool hold) {
   }
 }
 
-void Proxy::fragment_finished(Request& request) {
-  if (--request.fragments_pending > 0 || !request.replicated_write) return;
+void Proxy::fragment_finished(Request& request, bool leaves_flight) {
+  --request.fragments_pending;
+  if (leaves_flight) leave_flight(request);
+}
+
+// A replicated write stops counting as in flight for its shards once each copy is done or
+// settled: a settled copy belongs to a lagging server, which neither a repair (live servers
+// only) nor a resync cutover (a live peer) has to wait for.
+void Proxy::leave_flight(Request& request) {
+  if (request.fragments_in_flight == 0 || --request.fragments_in_flight > 0) return;
   for (const GroupState& group : request.groups) --inflight_writes_[group.shard];
 }
 
@@ -180,6 +188,7 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
   const bool write = request.cmd->cls == routing::CommandClass::write || request.cmd->cls == routing::CommandClass::admin;
   request.replicated_write = plan.replicated && write;
   if (request.replicated_write) {
+    request.fragments_in_flight = static_cast<uint32_t>(n);
     for (const routing::PlannedGroup& g : plan.groups) ++inflight_writes_[g.shard];
   }
 
@@ -283,7 +292,7 @@ void Proxy::on_fragment_done(Fragment& fragment) {
   if (fragment.request == nullptr) return fragment.server->on_replay_done(fragment);
   Request& request = *fragment.request;
   fragment.state = Fragment::State::done;
-  fragment_finished(request);
+  fragment_finished(request, !fragment.settled);  // a settled copy left the flight already
   if (fragment.settled) return release_if_finished(request);  // its outcome was given already
   if (request.groups.empty()) {
     finish_request(request, fragment.reply);
@@ -296,6 +305,7 @@ void Proxy::on_fragment_done(Fragment& fragment) {
 // The server lags: the fragment's outcome is given now, its late reply only releases it.
 void Proxy::on_fragment_settled(Fragment& fragment) {
   Request& request = *fragment.request;
+  leave_flight(request);
   if (request.groups.empty()) {
     finish_request(request, fragment.reply);
   } else {

@@ -21,6 +21,7 @@ void Request::recycle() {
   fragments.clear();
   groups.clear();
   fragments_pending = 0;
+  fragments_in_flight = 0;
   reducer.reset();
   replicated_write = false;
   reply = {};

@@ -122,7 +122,8 @@ class Proxy {
   void sweep();
   void route(Request& request);
   bool send_plan(Request& request, const routing::Plan& plan);
-  void fragment_finished(Request& request);
+  void fragment_finished(Request& request, bool leaves_flight = true);
+  void leave_flight(Request& request);
   void on_group_outcome(Request& request, Fragment& fragment);
   void send_second_stage(Request& request, GroupState& group, const Fragment& leader);
   void answer_group(Request& request, uint32_t group_index, int reply_from, const Fragment& last);

@@ -74,6 +74,8 @@ struct Request {
   std::vector<Fragment> fragments;  // sized once at dispatch; never reallocated after
   std::vector<GroupState> groups;   // empty on the fast path (one fragment, no replication)
   uint32_t fragments_pending = 0;   // not done yet; the request lives until 0, even if answered
+  uint32_t fragments_in_flight = 0; // replicated writes: neither done nor settled (what a
+                                    // repair or a resync cutover must wait for)
   std::unique_ptr<routing::Reducer> reducer;  // split and broadcast only
   bool replicated_write = false;
 

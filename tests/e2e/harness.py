@@ -52,7 +52,7 @@ def rss_kb(pid):
     return 0
 
 
-def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
+def wait_until(predicate, timeout=30.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     last_error = None
     while time.monotonic() < deadline:

@@ -531,7 +531,6 @@ class RepairUnderWritesTest(unittest.TestCase):
     # same counter, so one lagging server also blocks the resync of another one ("cutover took
     # too long"), each attempt stalling writes for 2 s. README: the hold "lasts milliseconds";
     # clients are answered "with no wait for the stopped one".
-    @unittest.expectedFailure
     def test_repair_while_another_server_lags(self):
         cluster = Cluster(shards=1, servers=3, pool=FAST,
                           replication={"strategy": "multi-primary", "write_ack": "quorum"})
