@@ -157,8 +157,10 @@ void BackendConnection::handle_replies() {
     size_t n = scanner_.reply_bytes();
     if (!fragment->settled) {
       fragment->reply = std::string_view(input_.unconsumed(), n);
-      fragment->reply_block = input_.block();
+    } else {
+      fragment->late_reply = std::string_view(input_.unconsumed(), n);
     }
+    fragment->reply_block = input_.block();
     input_.consume(n);
     scanner_.reset();
     server_.on_success();

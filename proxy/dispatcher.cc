@@ -292,6 +292,7 @@ void Proxy::on_fragment_done(Fragment& fragment) {
   if (fragment.request == nullptr) return fragment.server->on_replay_done(fragment);
   Request& request = *fragment.request;
   fragment.state = Fragment::State::done;
+  if (fragment.settled && !fragment.late_reply.empty()) send_late_second_stage(request, fragment);
   fragment_finished(request, !fragment.settled);  // a settled copy left the flight already
   if (fragment.settled) return release_if_finished(request);  // its outcome was given already
   if (request.groups.empty()) {
@@ -341,6 +342,36 @@ void Proxy::on_group_outcome(Request& request, Fragment& fragment) {
     }
   }
   if (decision.answer) answer_group(request, fragment.group, decision.reply_from, fragment);
+}
+
+// The leader (the primary) timed out, so its copies for the others were cancelled; it has
+// now applied the write after all: the others get it too, or they would silently differ.
+void Proxy::send_late_second_stage(Request& request, Fragment& leader) {
+  if (!request.replicated_write || leader.slot != 0 || resp::is_error_reply(leader.late_reply)) return;
+  GroupState& group = request.groups[leader.group];
+  uint32_t revived = 0;
+  for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+    Fragment& f = request.fragments[i];
+    if (f.stage != 1 || (f.state != Fragment::State::cancelled && !f.replay_after_leader)) continue;
+    if (f.state == Fragment::State::cancelled) {
+      f.state = Fragment::State::planned;
+      ++request.fragments_pending;
+      ++revived;
+    }
+  }
+  if (revived == 0 && std::none_of(request.fragments.begin() + group.first,
+                                   request.fragments.begin() + group.first + group.count,
+                                   [](const Fragment& f) { return f.replay_after_leader; })) {
+    return;
+  }
+  if (request.fragments_in_flight == 0 && revived > 0) {
+    for (const GroupState& g : request.groups) ++inflight_writes_[g.shard];
+  }
+  request.fragments_in_flight += revived;
+  std::string_view settled_reply = leader.reply;
+  leader.reply = leader.late_reply;  // what it applied (SPOP's effect is built from it)
+  send_second_stage(request, group, leader);
+  leader.reply = settled_reply;
 }
 
 // primary-replica (and SPOP anywhere): the copies that wait for the first server.

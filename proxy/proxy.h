@@ -126,6 +126,7 @@ class Proxy {
   void leave_flight(Request& request);
   void on_group_outcome(Request& request, Fragment& fragment);
   void send_second_stage(Request& request, GroupState& group, const Fragment& leader);
+  void send_late_second_stage(Request& request, Fragment& leader);
   void answer_group(Request& request, uint32_t group_index, int reply_from, const Fragment& last);
   void answer_quorum_read(Request& request, uint32_t group_index, bool all_replied);
   void finish_request(Request& request, std::string_view reply);

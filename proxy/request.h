@@ -44,6 +44,7 @@ struct Fragment {
   std::string_view bytes;           // what is sent: the client's bytes, or a rebuilt
   BlockRef bytes_block;             //   sub-command of a split; this keeps them alive
   std::string_view reply;           // a complete RESP reply once done
+  std::string_view late_reply;      // settled: the server's reply when it finally came
   BlockRef reply_block;             // keeps `reply` alive
   std::string owned_reply;          // the proxy's error reply when the server failed
   uint64_t sent_at_ms = 0;

@@ -428,7 +428,6 @@ class PrimaryLagTest(unittest.TestCase):
     # only a PROXY REPAIR would notice). Under overload (no SIGSTOP needed) this was seen to
     # leave a replica ~175,000 INCRs behind the primary. Fix idea: on the leader's late
     # reply, send the second stage (or mark the replicas stale), or mark the primary stale.
-    @unittest.expectedFailure
     def test_writes_in_flight_on_a_lagging_primary_reach_the_replicas(self):
         cluster = Cluster(shards=1, servers=3, pool=FAST,
                           replication={"strategy": "primary-replica", "write_ack": "quorum"})
