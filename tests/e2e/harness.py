@@ -212,6 +212,18 @@ class Cluster:
         return status
 
 
+def digests(servers):
+    """DEBUG DIGEST of each server: equal digests mean equal datasets."""
+    return [s.client().execute_command("DEBUG", "DIGEST") for s in servers]
+
+
+def server_states(cluster):
+    """The proxy's view of each server's state (up, down, recovering, stale), in order."""
+    info = cluster.client().info("proxy")
+    servers = [(int(k[6:]), v) for k, v in info.items() if k.startswith("server") and k[6:].isdigit()]
+    return [v["state"] for _, v in sorted(servers)]
+
+
 def raw_exchange(port, payload, expect_bytes=None, timeout=5.0, read_until_close=False):
     """Sends raw bytes, returns what came back (until expect_bytes arrived, or close)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

@@ -8,7 +8,7 @@ import unittest
 
 import redis
 
-from harness import Cluster as _Cluster, wait_until
+from harness import Cluster as _Cluster, digests, server_states, wait_until
 
 
 def Cluster(*args, **kw):  # noqa: N802 - a Cluster whose servers start a full sync at once
@@ -21,14 +21,6 @@ def Cluster(*args, **kw):  # noqa: N802 - a Cluster whose servers start a full s
 FAST = {"failure_limit": 1, "retry_interval_ms": 200, "request_timeout_ms": 500, "connect_timeout_ms": 300}
 
 
-def digests(servers):
-    return [s.client().execute_command("DEBUG", "DIGEST") for s in servers]
-
-
-def server_states(cluster):
-    info = cluster.client().info("proxy")
-    servers = [(int(k[6:]), v) for k, v in info.items() if k.startswith("server") and k[6:].isdigit()]
-    return [v["state"] for _, v in sorted(servers)]
 
 
 def make_lag(cluster, index, r):

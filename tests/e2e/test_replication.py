@@ -6,21 +6,13 @@ import unittest
 
 import redis
 
-from harness import Cluster, wait_until
+from harness import Cluster, digests, server_states, wait_until
 
 
 def holders(servers, key):
     return sum(1 for s in servers if s.client().exists(key))
 
 
-def digests(servers):
-    return [s.client().execute_command("DEBUG", "DIGEST") for s in servers]
-
-
-def server_states(cluster):
-    info = cluster.client().info("proxy")
-    servers = [(int(k[6:]), v) for k, v in info.items() if k.startswith("server") and k[6:].isdigit()]
-    return [v["state"] for _, v in sorted(servers)]
 
 
 class AckLevelsTest(unittest.TestCase):
