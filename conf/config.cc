@@ -157,6 +157,15 @@ std::string_view write_ack_name(WriteAck a) {
 
 std::string_view primary_down_name(PrimaryDown p) { return p == PrimaryDown::fail ? "fail" : "promote"; }
 
+std::string_view migration_name(Migration m) {
+  switch (m) {
+    case Migration::none: return "none";
+    case Migration::warm: return "warm";
+    case Migration::move: return "move";
+  }
+  return "?";
+}
+
 std::string_view read_from_name(ReadFrom r) {
   switch (r) {
     case ReadFrom::primary: return "primary";

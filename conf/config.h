@@ -59,6 +59,13 @@ struct ShardConfig {
   ReplicationConfig replication;       // [pool.replication], with this shard's overrides
 };
 
+// What happens to keys whose shard changes when a reload changes the ring (README "Reload").
+enum class Migration : uint8_t {
+  none,  // they stay where they are (unreachable through the proxy until the ring changes back)
+  warm,  // for warm_window_ms, a key is moved from its previous shard when a request touches it
+  move,  // warm, plus a background pass that moves every such key, rate limited
+};
+
 struct PoolConfig {
   routing::HashFunction hash = routing::HashFunction::fnv1a_64;
   routing::Distribution distribution = routing::Distribution::ketama;
@@ -68,6 +75,9 @@ struct PoolConfig {
   uint32_t failure_limit = 3;           // consecutive failures before a server is marked down
   uint32_t retry_interval_ms = 1000;    // how long a down server is left alone
   uint32_t backend_connections = 1;     // persistent connections per server
+  Migration migration = Migration::none;
+  uint32_t migration_keys_per_second = 5000;  // move: the background pass's rate limit
+  uint32_t warm_window_ms = 600000;     // warm: how long after a reload keys are moved on touch
   ReplicationConfig replication;        // the pool's default for every shard
   std::vector<ShardConfig> shards;
 };
@@ -82,5 +92,6 @@ std::string_view strategy_name(ReplicationStrategy s);
 std::string_view write_ack_name(WriteAck a);
 std::string_view read_from_name(ReadFrom r);
 std::string_view primary_down_name(PrimaryDown p);
+std::string_view migration_name(Migration m);
 
 }  // namespace ringproxy::conf

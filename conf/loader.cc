@@ -6,6 +6,7 @@
 // exception leaves the loader.
 #include "conf/loader.h"
 
+#include <openssl/evp.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -302,6 +303,13 @@ std::optional<PrimaryDown> parse_primary_down(std::string_view name) {
   }
   return std::nullopt;
 }
+std::optional<Migration> parse_migration(std::string_view name) {
+  for (auto m : {Migration::none, Migration::warm, Migration::move}) {
+    if (migration_name(m) == name) return m;
+  }
+  return std::nullopt;
+}
+constexpr Migration kMigrations[] = {Migration::none, Migration::warm, Migration::move};
 constexpr PrimaryDown kPrimaryDowns[] = {PrimaryDown::fail, PrimaryDown::promote};
 constexpr ReplicationStrategy kStrategies[] = {ReplicationStrategy::none, ReplicationStrategy::primary_replica,
                                                ReplicationStrategy::multi_primary};
@@ -477,6 +485,12 @@ constexpr Field<PoolConfig> kPoolFields[] = {
      [](const Value& v, PoolConfig& c) {
        c.backend_connections = v.u32(1, kMaxBackendConnections);
      }},
+    {"migration",
+     [](const Value& v, PoolConfig& c) {
+       c.migration = read_name<Migration>(v, parse_migration, kMigrations, migration_name);
+     }},
+    {"migration_keys_per_second", [](const Value& v, PoolConfig& c) { c.migration_keys_per_second = v.u32(1); }},
+    {"warm_window_ms", [](const Value& v, PoolConfig& c) { c.warm_window_ms = v.u32(1); }},
     {"shards", [](const Value& v, PoolConfig& c) { c.shards = read_shards(v, c.replication); }},
     // Read again here (it was read first, see "pool" below): harmless, and keeps the key known.
     {"replication",
@@ -594,7 +608,22 @@ LoadResult load_config_file(const std::string& path) {
     result.error = one_line("cannot read " + path + ": " + std::strerror(errno));
     return result;
   }
-  return parse_config(text, path);
+  result = parse_config(text, path);
+  result.digest = text_digest(text);
+  return result;
+}
+
+std::string text_digest(std::string_view text) {
+  unsigned char sha[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(text.data(), text.size(), sha, &length, EVP_sha256(), nullptr);
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < 8 && i < length; ++i) {
+    hex.push_back(kHex[sha[i] >> 4]);
+    hex.push_back(kHex[sha[i] & 15]);
+  }
+  return hex;
 }
 
 }  // namespace ringproxy::conf

@@ -14,6 +14,7 @@ namespace ringproxy::conf {
 struct LoadResult {
   std::optional<Config> config;  // set on success
   std::string error;             // set on failure: "file:line:column: message"
+  std::string digest;            // the first 16 hex digits of the text's SHA-256 (as sha256sum)
 };
 
 // `source_name` is used in error messages (usually the path). Reports the first problem
@@ -21,6 +22,8 @@ struct LoadResult {
 LoadResult parse_config(std::string_view toml_text, std::string_view source_name);
 // Reads `path` ("cannot read <path>: <strerror>" if it cannot), then parse_config(text, path).
 LoadResult load_config_file(const std::string& path);
+// The first 16 hex digits of SHA-256(text): what `sha256sum FILE | cut -c1-16` prints.
+std::string text_digest(std::string_view text);
 
 // Parses "host:port" / "[v6]:port" / "localhost:port"; nullopt with the reason in `why`
 // (may be null) on failure. Hostnames other than localhost are refused, never resolved; the

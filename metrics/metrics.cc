@@ -91,9 +91,91 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
     acks_[level][0] = &acks.Add({{"level", levels[level]}, {"outcome", "missed"}});
     acks_[level][1] = &acks.Add({{"level", levels[level]}, {"outcome", "met"}});
   }
+
+  config_info_ = &BuildGauge()
+                      .Name("ringproxy_config_info")
+                      .Help("1, labelled with the running config's digest (first 16 hex digits of its SHA-256).")
+                      .Register(*registry_);
+  config_loaded_at_ = &BuildGauge()
+                           .Name("ringproxy_config_loaded_timestamp_seconds")
+                           .Help("When the running config was loaded (Unix time).")
+                           .Register(*registry_)
+                           .Add({});
+  last_reload_success_ = &BuildGauge()
+                              .Name("ringproxy_config_last_reload_success_timestamp_seconds")
+                              .Help("When a reload last succeeded (Unix time; 0: never).")
+                              .Register(*registry_)
+                              .Add({});
+  auto& reloads = BuildCounter()
+                      .Name("ringproxy_config_reloads_total")
+                      .Help("Config reloads, by outcome (ok; failed: the file was rejected and nothing changed).")
+                      .Register(*registry_);
+  reloads_ok_ = &reloads.Add({{"outcome", "ok"}});
+  reloads_failed_ = &reloads.Add({{"outcome", "failed"}});
+  restart_needed_ = &BuildGauge()
+                         .Name("ringproxy_config_restart_needed")
+                         .Help("1 when the config file changes a setting only a restart applies (listen addresses).")
+                         .Register(*registry_)
+                         .Add({});
+  shards_ = &BuildGauge().Name("ringproxy_shards").Help("Shards in the ring.").Register(*registry_).Add({});
+  servers_ = &BuildGauge().Name("ringproxy_servers").Help("Servers of all shards.").Register(*registry_).Add({});
+  ring_points_ = &BuildGauge()
+                      .Name("ringproxy_ring_points")
+                      .Help("Points on the hash ring (ketama), or shards (modula, jump).")
+                      .Register(*registry_)
+                      .Add({});
+  migration_active = &BuildGauge()
+                          .Name("ringproxy_migration_active")
+                          .Help("1 while keys whose shard changed in a reload are being moved.")
+                          .Register(*registry_)
+                          .Add({});
+  migration_keys_to_move = &BuildGauge()
+                                .Name("ringproxy_migration_keys_to_move")
+                                .Help("Keys found to move by the current migration (so far).")
+                                .Register(*registry_)
+                                .Add({});
+  auto& migrated = BuildCounter()
+                       .Name("ringproxy_migration_keys_total")
+                       .Help("Keys moved to their new shard after a ring change, by outcome (moved, failed).")
+                       .Register(*registry_);
+  migration_keys_moved = &migrated.Add({{"outcome", "moved"}});
+  migration_keys_failed = &migrated.Add({{"outcome", "failed"}});
 }
 
 Metrics::~Metrics() = default;
+
+void Metrics::set_config(const std::string& digest, double loaded_at_unix) {
+  if (config_info_current_ != nullptr) config_info_->Remove(config_info_current_);
+  config_info_current_ = &config_info_->Add({{"digest", digest.empty() ? "none" : digest}});
+  config_info_current_->Set(1);
+  config_loaded_at_->Set(loaded_at_unix);
+}
+
+void Metrics::count_reload(bool ok) {
+  if (ok) {
+    reloads_ok_->Increment();
+    last_reload_success_->SetToCurrentTime();
+  } else {
+    reloads_failed_->Increment();
+  }
+}
+
+void Metrics::set_topology(size_t shards, size_t servers, size_t ring_points) {
+  shards_->Set(static_cast<double>(shards));
+  servers_->Set(static_cast<double>(servers));
+  ring_points_->Set(static_cast<double>(ring_points));
+}
+
+void Metrics::forget_server(const ServerMetrics& m) {
+  server_requests_->Remove(m.requests);
+  server_errors_->Remove(m.errors);
+  server_timeouts_->Remove(m.timeouts);
+  server_up_->Remove(m.up);
+  for (prometheus::Gauge* state : m.state) server_state_->Remove(state);
+  replay_queue_->Remove(m.replay_queue);
+  replay_dropped_->Remove(m.replay_dropped);
+  resyncs_->Remove(m.resyncs);
+}
 
 bool Metrics::listen(const std::string& address, std::string* error) {
   try {

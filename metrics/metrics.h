@@ -49,6 +49,19 @@ class Metrics {
 
   ServerMetrics server(const std::string& server, const std::string& shard);
   ShardMetrics shard(const std::string& shard);
+  void forget_server(const ServerMetrics& server);  // a removed server's series leave /metrics
+
+  // Config and reloads.
+  void set_config(const std::string& digest, double loaded_at_unix);
+  void count_reload(bool ok);
+  void set_restart_needed(bool needed) { restart_needed_->Set(needed ? 1 : 0); }
+  void set_topology(size_t shards, size_t servers, size_t ring_points);
+
+  // Migration after a ring change (published by the sweep).
+  prometheus::Gauge* migration_active;
+  prometheus::Gauge* migration_keys_to_move;
+  prometheus::Counter* migration_keys_moved;
+  prometheus::Counter* migration_keys_failed;
   // Replicated writes answered, by write_ack level (primary one quorum all) and whether
   // the level was met.
   prometheus::Counter* acks(size_t level, bool met) { return acks_[level][met ? 1 : 0]; }
@@ -78,6 +91,16 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* repair_keys_fixed_;
   prometheus::Family<prometheus::Counter>* read_repairs_;
   prometheus::Counter* acks_[4][2] = {};
+  prometheus::Family<prometheus::Gauge>* config_info_;
+  prometheus::Gauge* config_info_current_ = nullptr;
+  prometheus::Gauge* config_loaded_at_;
+  prometheus::Gauge* last_reload_success_;
+  prometheus::Counter* reloads_ok_;
+  prometheus::Counter* reloads_failed_;
+  prometheus::Gauge* restart_needed_;
+  prometheus::Gauge* shards_;
+  prometheus::Gauge* servers_;
+  prometheus::Gauge* ring_points_;
 };
 
 }  // namespace ringproxy::metrics

@@ -153,7 +153,7 @@ void BackendConnection::handle_replies() {
     if (queue_.size() == unsent_) return fail("reply without a request", Failure::counted);
     Fragment* fragment = queue_.front();
     queue_.pop_front();
-    --server_.proxy().server_pending()[server_.index()];
+    server_.proxy().count_pending(server_.index(), -1);
     size_t n = scanner_.reply_bytes();
     if (!fragment->settled) {
       fragment->reply = std::string_view(input_.unconsumed(), n);
@@ -227,7 +227,7 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
   failed.swap(queue_);
   const size_t written = failed.size() - unsent_;
   unsent_ = 0;
-  server_.proxy().server_pending()[server_.index()] -= static_cast<uint32_t>(failed.size());
+  server_.proxy().count_pending(server_.index(), -static_cast<int64_t>(failed.size()));
   if (!had_work) return;
   if (kind != Failure::not_counted) server_.on_failure(why, kind == Failure::timeout);
 
@@ -304,11 +304,50 @@ size_t BackendServer::pending() const {
 void BackendServer::send(Fragment& fragment, uint64_t client_id) {
   fragment.server = this;
   ++requests_;
-  ++proxy_.server_pending()[index_];
+  proxy_.count_pending(index_, 1);
   connections_[client_id % connections_.size()]->enqueue(&fragment);
 }
 
 void BackendServer::on_success() { consecutive_failures_ = 0; }
+
+void BackendServer::set_mode(routing::ServerMode mode) {
+  mode_ = mode;
+  proxy_.set_server_mode(index_, mode);
+}
+
+void BackendServer::rebind(uint32_t index, uint32_t shard_index, const conf::ReplicationConfig& replication) {
+  index_ = index;
+  shard_index_ = shard_index;
+  const bool was_replicated = replicated_;
+  replication_ = replication;
+  replicated_ = replication.strategy != conf::ReplicationStrategy::none;
+  if (was_replicated && !replicated_) {  // nothing to catch up with any more
+    replay_.clear();
+    replay_bytes_ = 0;
+    metrics_.replay_queue->Set(0);
+    if (state_ == ServerState::recovering || state_ == ServerState::stale) {
+      lagging_ = false;
+      set_state(ServerState::up);
+      set_mode(routing::kServerLive);
+    }
+  }
+  if (replicated_ && run_id_.empty()) start_probe();
+}
+
+void BackendServer::forget_metrics() { proxy_.metrics()->forget_server(metrics_); }
+
+void BackendServer::detach() {
+  index_ = kDetached;
+  if (probe_ != nullptr) std::exchange(probe_, nullptr)->cancel();
+  if (resync_ != nullptr) std::exchange(resync_, nullptr)->cancel();
+  if (!replay_.empty()) {
+    spdlog::warn("server {} (shard {}) was removed with {} writes in its replay queue: they are dropped", name_,
+                 shard_name_, replay_.size());
+  }
+  replay_.clear();
+  replay_bytes_ = 0;
+  metrics_.replay_queue->Set(0);
+}
 
 void BackendServer::publish_metrics() {
   if (requests_ == published_requests_) return;
@@ -339,7 +378,7 @@ void BackendServer::mark_down(std::string_view why) {
   const bool stale = state_ == ServerState::stale;
   set_state(stale ? ServerState::stale : ServerState::down);
   down_until_ms_ = proxy_.now_ms() + proxy_.config().pool.retry_interval_ms;
-  if (!stale) proxy_.set_server_mode(index_, routing::kServerQueue);
+  if (!stale) set_mode(routing::kServerQueue);
   metrics_.up->Set(0);
   spdlog::error("server {} (shard {}) is down: {}; requests for its keys fail until it answers again", name_,
                 shard_name_, why);
@@ -360,7 +399,7 @@ void BackendServer::mark_up() {
     return replay_more();
   }
   set_state(ServerState::up);
-  proxy_.set_server_mode(index_, routing::kServerLive);
+  set_mode(routing::kServerLive);
   spdlog::info("server {} (shard {}) is up again", name_, shard_name_);
 }
 
@@ -384,7 +423,7 @@ void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_v
 // Replay queue: bounded in writes and bytes. A write that does not fit makes the server
 // stale (a resync replaces the replay); nothing is dropped silently.
 void BackendServer::queue_for_replay(std::string_view bytes) {
-  if (state_ == ServerState::stale || !replicated_) return;
+  if (state_ == ServerState::stale || !replicated_ || detached()) return;
   if (replay_.size() >= replication_.replay_queue_max_writes ||
       replay_bytes_ + bytes.size() > replication_.replay_queue_max_bytes) {
     replay_dropped_ += replay_.size() + 1;
@@ -407,7 +446,7 @@ void BackendServer::on_lagging(std::string_view why) {
   if (state_ != ServerState::up) return;
   set_state(ServerState::recovering);
   lagging_ = true;
-  proxy_.set_server_mode(index_, routing::kServerQueue);
+  set_mode(routing::kServerQueue);
   spdlog::warn("server {} (shard {}) lags ({}); writes queue for it until its late replies are in", name_,
                shard_name_, why);
 }
@@ -427,7 +466,7 @@ void BackendServer::mark_stale(std::string_view why) {
   replay_.clear();
   replay_bytes_ = 0;
   metrics_.replay_queue->Set(0);
-  proxy_.set_server_mode(index_, routing::kServerSkip);
+  set_mode(routing::kServerSkip);
   spdlog::error("server {} (shard {}) is stale: {}; it serves nothing until resynced", name_, shard_name_, why);
 }
 
@@ -438,7 +477,7 @@ void BackendServer::replay_more() {
   if (replay_.empty()) {
     if (!replaying_.empty()) return;
     set_state(ServerState::up);
-    proxy_.set_server_mode(index_, routing::kServerLive);
+    set_mode(routing::kServerLive);
     spdlog::info("server {} (shard {}) caught up: it is live again", name_, shard_name_);
     return;
   }
@@ -473,7 +512,7 @@ void BackendServer::on_replay_done(Fragment& fragment) {
 // A stale server that answers is resynced from a live peer of its shard (the primary
 // when it is live), one attempt at a time, retried every retry_interval.
 void BackendServer::maybe_resync(uint64_t now_ms) {
-  if (resync_ != nullptr || now_ms < next_resync_ms_) return;
+  if (resync_ != nullptr || now_ms < next_resync_ms_ || detached()) return;
   const routing::ShardEntry& shard = proxy_.table()->shards()[shard_index_];
   BackendServer* peer = nullptr;
   for (uint32_t s : shard.servers) {
@@ -503,12 +542,16 @@ void BackendServer::on_resync_result(bool ok, std::string_view why) {
   replay_.clear();
   replay_bytes_ = 0;
   metrics_.up->Set(1);
-  proxy_.set_server_mode(index_, routing::kServerLive);
+  set_mode(routing::kServerLive);
   for (auto& connection : connections_) connection->connect();
   spdlog::info("server {} (shard {}) resynced: it is live again", name_, shard_name_);
 }
 
 void BackendServer::sweep(uint64_t now_ms) {
+  if (detached()) {  // draining: only its requests in flight matter
+    for (auto& connection : connections_) connection->check_timeouts(now_ms);
+    return;
+  }
   if (state_ == ServerState::stale && consecutive_failures_ < proxy_.config().pool.failure_limit) {
     maybe_resync(now_ms);
   }

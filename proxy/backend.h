@@ -25,6 +25,7 @@
 #include "proxy/buffer.h"
 #include "proxy/request.h"
 #include "proxy/resp/reply_scanner.h"
+#include "routing/planner.h"
 #include "routing/routing_table.h"
 
 namespace ringproxy::proxy {
@@ -95,6 +96,17 @@ class BackendServer {
 
   void start();                                   // connects (preconnect)
   void stop();
+
+  // Reloads. A server kept by a reload takes its place (index, shard, replication settings)
+  // in the new snapshot; a removed one is detached: it finishes what it has in flight,
+  // takes nothing new, and is closed once idle.
+  static constexpr uint32_t kDetached = UINT32_MAX;
+  void rebind(uint32_t index, uint32_t shard_index, const conf::ReplicationConfig& replication);
+  void detach();
+  bool detached() const { return index_ == kDetached; }
+  routing::ServerMode mode() const { return mode_; }
+  size_t connection_count() const { return connections_.size(); }
+  void forget_metrics();  // a drained server's series leave /metrics
   void send(Fragment& fragment, uint64_t client_id);
   void sweep(uint64_t now_ms);                    // timeouts, reconnects, probes
   void publish_metrics();
@@ -133,6 +145,7 @@ class BackendServer {
   void mark_down(std::string_view why);
   void mark_up();
   void set_state(ServerState state);
+  void set_mode(routing::ServerMode mode);
   void start_probe();
   void maybe_resync(uint64_t now_ms);
   void replay_more();
@@ -148,6 +161,7 @@ class BackendServer {
   std::string shard_name_;
   conf::Address address_;
   ServerState state_ = ServerState::up;
+  routing::ServerMode mode_ = routing::kServerLive;  // mirrored in the proxy's planner view
   uint32_t consecutive_failures_ = 0;
   uint64_t down_until_ms_ = 0;
   std::string last_error_;

@@ -76,20 +76,23 @@ void Proxy::dispatch(ClientSession& client, Request& request) {
                                     "every client sharing it; call it without BLOCK");
   }
 
-  request.table = table_;
   route(request);
 }
 
 // plan -> send, or hold the request while a shard it writes to is being cut over.
 void Proxy::route(Request& request) {
+  request.topology = topology_;  // a held or parked request takes the snapshot of its turn
+  // After a reload that changed the ring: a request for a key whose shard changed waits
+  // here until that key has been moved (routing::previous_owners; see migration.h).
+  if (migration_ && migration_->park_if_moving(request)) return;
   ++rotation_;
-  routing::plan(*request.cmd, request.args, *table_, health(), {config_.proxy.allow_admin_commands}, plan_scratch_,
-                plan_);
+  routing::plan(*request.cmd, request.args, *topology_->table, health(), {config_.proxy.allow_admin_commands},
+                plan_scratch_, plan_);
   if (plan_.kind == routing::PlanKind::reject) return reply_error(request, plan_.error);
   if (plan_.replicated || !held_requests_.empty()) {
     bool held = !held_requests_.empty() && (request.cmd->cls == routing::CommandClass::write ||
                                             request.cmd->cls == routing::CommandClass::admin);
-    for (const routing::PlannedGroup& g : plan_.groups) held = held || (plan_.replicated && held_shards_[g.shard]);
+    for (const routing::PlannedGroup& g : plan_.groups) held = held || (plan_.replicated && shard_state(g.shard).held);
     if (held) {
       // Writes stay in arrival order behind the held ones. A token in fragments_pending
       // keeps the request alive if its client leaves meanwhile.
@@ -102,12 +105,12 @@ void Proxy::route(Request& request) {
 }
 
 // Counted: a resync and a repair may hold the same shard at once.
-void Proxy::hold_writes(uint32_t shard, bool hold) {
+void Proxy::hold_writes(ShardRuntime& shard, bool hold) {
   if (hold) {
-    ++held_shards_[shard];
+    ++shard.held;
     return;
   }
-  if (held_shards_[shard] > 0 && --held_shards_[shard] > 0) return;
+  if (shard.held > 0 && --shard.held > 0) return;
   std::vector<Request*> held;
   held.swap(held_requests_);
   for (size_t i = 0; i < held.size(); ++i) {
@@ -136,7 +139,7 @@ void Proxy::fragment_finished(Request& request, bool leaves_flight) {
 // only) nor a resync cutover (a live peer) has to wait for.
 void Proxy::leave_flight(Request& request) {
   if (request.fragments_in_flight == 0 || --request.fragments_in_flight > 0) return;
-  for (const GroupState& group : request.groups) --inflight_writes_[group.shard];
+  for (const GroupState& group : request.groups) --request.topology->shards[group.shard]->inflight_writes;
 }
 
 BlockRef Proxy::bytes_block(std::string_view bytes, std::string_view* view) {
@@ -180,7 +183,7 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
     fragment.bytes = request.raw;
     fragment.bytes_block = request.request_block;
     fragment.state = Fragment::State::sent;
-    fragment.server->send(fragment, request.client->id());
+    fragment.server->send(fragment, request.client != nullptr ? request.client->id() : 0);
     return true;
   }
   request.fragments.resize(n);
@@ -189,7 +192,7 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
   request.replicated_write = plan.replicated && write;
   if (request.replicated_write) {
     request.fragments_in_flight = static_cast<uint32_t>(n);
-    for (const routing::PlannedGroup& g : plan.groups) ++inflight_writes_[g.shard];
+    for (const routing::PlannedGroup& g : plan.groups) ++shard_state(g.shard).inflight_writes;
   }
 
   std::string_view whole = request.raw;
@@ -282,7 +285,7 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
     Fragment& fragment = request.fragments[i];
     if (fragment.state != Fragment::State::planned || fragment.stage != 0) continue;
     fragment.state = Fragment::State::sent;
-    fragment.server->send(fragment, request.client->id());
+    fragment.server->send(fragment, request.client != nullptr ? request.client->id() : 0);
   }
   return true;
 }
@@ -365,7 +368,7 @@ void Proxy::send_late_second_stage(Request& request, Fragment& leader) {
     return;
   }
   if (request.fragments_in_flight == 0 && revived > 0) {
-    for (const GroupState& g : request.groups) ++inflight_writes_[g.shard];
+    for (const GroupState& g : request.groups) ++request.topology->shards[g.shard]->inflight_writes;
   }
   request.fragments_in_flight += revived;
   std::string_view settled_reply = leader.reply;
@@ -429,11 +432,11 @@ void Proxy::answer_group(Request& request, uint32_t group_index, int reply_from,
   } else if (group.count == 1) {
     group.reply = last.reply;  // the proxy's own error for its one server
   } else {
-    group.owned_reply = group.tracker.shortfall_error(request.table->shards()[group.shard].name);
+    group.owned_reply = group.tracker.shortfall_error(request.topology->table->shards()[group.shard].name);
     group.reply = group.owned_reply;
   }
   if (request.replicated_write && group.count > 1) {
-    const auto level = request.table->shards()[group.shard].replication.write_ack;
+    const auto level = request.topology->table->shards()[group.shard].replication.write_ack;
     metrics_->acks(static_cast<size_t>(level), group.tracker.acks() >= group.tracker.needed())->Increment();
   }
   if (!request.reducer) return finish_request(request, group.reply);
@@ -448,7 +451,7 @@ void Proxy::answer_group(Request& request, uint32_t group_index, int reply_from,
 // servers gave, ties to the first) and the request's keys are repaired on the shard.
 void Proxy::answer_quorum_read(Request& request, uint32_t group_index, bool all_replied) {
   GroupState& group = request.groups[group_index];
-  const routing::ShardEntry& shard = request.table->shards()[group.shard];
+  const routing::ShardEntry& shard = request.topology->table->shards()[group.shard];
   if (!all_replied) {
     group.owned_reply = "-ERR shard '" + shard.name + "': read quorum not met (" +
                         std::to_string(group.tracker.acks()) + " of " + std::to_string(group.count) +
@@ -470,7 +473,7 @@ void Proxy::answer_quorum_read(Request& request, uint32_t group_index, bool all_
       if (routing::find_key_positions(*request.cmd, request.args, positions).empty()) {
         for (uint32_t p : positions) keys.emplace_back(request.args[p]);
       }
-      start_read_repair(group.shard, std::move(keys));
+      start_read_repair(*request.topology->shards[group.shard], group.shard, std::move(keys));
     }
     group.reply = request.fragments[group.first + winner].reply;
   }

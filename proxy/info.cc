@@ -75,6 +75,25 @@ std::string info_text(Proxy& proxy, std::string_view section) {
     line("distribution", std::string(routing::distribution_name(table.ring().distribution())));
     line("hash_tag", table.hash_tag().empty() ? "none" : std::string(table.hash_tag()));
     line("ring_points", std::to_string(table.ring().point_count()));
+    line("config_file", proxy.config_path().empty() ? "none" : sanitize(proxy.config_path()));
+    line("config_digest", proxy.config_digest().empty() ? "none" : proxy.config_digest());
+    line("config_loaded_at", std::to_string(proxy.config_loaded_at_unix()));
+    line("config_reloads_ok", std::to_string(proxy.reloads_ok()));
+    line("config_reloads_failed", std::to_string(proxy.reloads_failed()));
+    line("config_last_reload_error", proxy.last_reload_error().empty() ? "none" : sanitize(proxy.last_reload_error()));
+    line("config_restart_needed", proxy.restart_needed().empty() ? "no" : sanitize(proxy.restart_needed()));
+    line("servers_draining", std::to_string(proxy.draining_servers()));
+    const MigrationProgress& migration = proxy.migration_progress();
+    const bool moving = proxy.migration() != nullptr && !proxy.migration()->finished();
+    line("migration", std::string(conf::migration_name(proxy.config().pool.migration)));
+    line("migration_state", moving ? (migration.scanning ? "scanning" : "moving")
+                                   : (migration.passes > 0 || migration.keys_moved > 0 ? "done" : "idle"));
+    line("migration_previous_rings", std::to_string(migration.previous_rings));
+    line("migration_keys_to_move", std::to_string(migration.keys_to_move));
+    line("migration_keys_moved", std::to_string(migration.keys_moved));
+    line("migration_keys_absent", std::to_string(migration.keys_absent));
+    line("migration_keys_failed", std::to_string(migration.keys_failed));
+    line("migration_passes", std::to_string(migration.passes));
     line("shards", std::to_string(table.shards().size()));
     line("servers", std::to_string(table.servers().size()));
     for (size_t i = 0; i < table.shards().size(); ++i) {
@@ -83,12 +102,13 @@ std::string info_text(Proxy& proxy, std::string_view section) {
       for (uint32_t s : shard.servers) available = available || proxy.health().is_usable(s);
       std::string servers;
       for (uint32_t s : shard.servers) servers += (servers.empty() ? "" : " ") + table.servers()[s].name;
-      const RepairStats& repair = proxy.repair_stats(static_cast<uint32_t>(i));
+      const ShardRuntime& state = proxy.shard_state(static_cast<uint32_t>(i));
+      const RepairStats& repair = state.repair_stats;
       line("shard" + std::to_string(i),
            "name=" + sanitize(shard.name) + ",weight=" + std::to_string(shard.weight) + ",servers=" + servers +
                ",state=" + (available ? "up" : "down") + ",strategy=" +
                std::string(conf::strategy_name(shard.replication.strategy)) + ",repair=" +
-               (proxy.repair_running(static_cast<uint32_t>(i)) ? "running" : "idle") +
+               (state.repair != nullptr ? "running" : "idle") +
                ",repairs_started=" + std::to_string(repair.started) + ",repairs_finished=" +
                std::to_string(repair.finished) + ",repairs_failed=" + std::to_string(repair.failed) +
                ",repair_keys_fixed=" + std::to_string(repair.keys_fixed) +

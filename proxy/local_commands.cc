@@ -228,8 +228,16 @@ void answer_proxy_command(Proxy& proxy, Request& request) {
     } else {
       out += proxy.start_repair(shard);
     }
+  } else if (iequals(args[1], "reload") && args.size() == 2) {
+    ReloadReport report = proxy.reload("PROXY RELOAD");
+    if (report.ok) {
+      resp::append_simple(out, report.message);
+    } else {
+      resp::append_error(out, "ERR " + report.message);
+    }
   } else if (iequals(args[1], "help")) {
     static const std::string_view kHelp[] = {
+        "PROXY RELOAD: read the config file again and apply it (the error, with its line, if it is rejected)",
         "PROXY ROUTE <key>: the shard and servers <key> goes to, and its hash",
         "PROXY REPAIR <shard>: compare the shard's servers and make divergent keys equal (progress in INFO proxy)",
         "PROXY HELP: this text",

@@ -16,7 +16,7 @@
 
 namespace {
 
-int run(const ringproxy::conf::Config& config) {
+int run(const ringproxy::conf::Config& config, const std::string& path, const std::string& digest) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   auto metrics = std::make_unique<ringproxy::metrics::Metrics>();
@@ -30,7 +30,7 @@ int run(const ringproxy::conf::Config& config) {
   }
   int status = 0;
   {
-    ringproxy::proxy::Proxy proxy(&loop, config, metrics.get());
+    ringproxy::proxy::Proxy proxy(&loop, config, metrics.get(), path, digest);
     std::string error;
     if (!proxy.start(&error)) {
       spdlog::critical("{}", error);
@@ -119,5 +119,5 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::signal(SIGPIPE, SIG_IGN);
-  return run(*loaded.config);
+  return run(*loaded.config, config_path, loaded.digest);
 }

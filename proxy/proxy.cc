@@ -3,9 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <ctime>
 
 #include "proxy/backend.h"
 #include "proxy/client_session.h"
+#include "proxy/migration.h"
+#include "proxy/reload.h"
 #include "proxy/repair.h"
 
 namespace ringproxy::proxy {
@@ -17,7 +20,7 @@ void Request::recycle() {
   raw = {};
   args.clear();
   cmd = nullptr;
-  table.reset();
+  topology.reset();
   fragments.clear();
   groups.clear();
   fragments_pending = 0;
@@ -30,29 +33,26 @@ void Request::recycle() {
   close_after_reply = false;
 }
 
-Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics)
-    : loop_(loop), config_(std::move(config)), metrics_(metrics) {}
+Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics, std::string config_path,
+             std::string digest)
+    : loop_(loop),
+      config_(std::move(config)),
+      metrics_(metrics),
+      config_path_(std::move(config_path)),
+      config_digest_(std::move(digest)) {}
 
 Proxy::~Proxy() {
-  servers_.clear();  // first: closing their connections still updates pending_ and modes_
+  migration_.reset();  // first: it may hold parked requests
+  draining_.clear();
+  servers_.clear();  // before the pool: closing their connections still updates pending_ and modes_
   for (Request* request : request_pool_) delete request;
 }
 
 bool Proxy::start(std::string* error) {
   started_at_ms_ = uv_now(loop_);
-  table_ = routing::RoutingTable::build(config_.pool);
-  modes_.assign(table_->servers().size(), routing::kServerLive);
-  pending_.assign(table_->servers().size(), 0);
-  inflight_writes_.assign(table_->shards().size(), 0);
-  held_shards_.assign(table_->shards().size(), 0);
-  repairs_.assign(table_->shards().size(), nullptr);
-  repair_stats_.assign(table_->shards().size(), RepairStats{});
-  for (const routing::ShardEntry& shard : table_->shards()) shard_metrics_.push_back(metrics_->shard(shard.name));
-  for (uint32_t i = 0; i < table_->servers().size(); ++i) {
-    const routing::ServerEntry& entry = table_->servers()[i];
-    const routing::ShardEntry& shard = table_->shards()[entry.shard];
-    servers_.push_back(std::make_unique<BackendServer>(*this, i, entry, shard.name, shard.replication));
-  }
+  bind_topology(routing::RoutingTable::build(config_.pool));
+  config_loaded_unix_ = static_cast<uint64_t>(std::time(nullptr));
+  metrics_->set_config(config_digest_, static_cast<double>(config_loaded_unix_));
 
   const conf::Address& listen = config_.proxy.listen;
   sockaddr_storage addr{};
@@ -87,11 +87,19 @@ bool Proxy::start(std::string* error) {
   sigint_.data = sigterm_.data = this;
   uv_signal_start(&sigint_, on_signal, SIGINT);
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
+  if (!config_path_.empty()) {
+    uv_signal_init(loop_, &sighup_);
+    sighup_.data = this;
+    uv_signal_start(&sighup_, on_signal, SIGHUP);
+    watcher_ = std::make_unique<ConfigWatcher>(*this, config_path_);
+    watcher_->start();
+  }
 
+  started_listening_ = true;
   for (auto& server : servers_) server->start();
-  spdlog::info("ringproxy listening on {} with {} shards, {} servers ({} / {})", listen.to_string(),
-               table_->shards().size(), table_->servers().size(), routing::hash_function_name(pool.hash),
-               routing::distribution_name(pool.distribution));
+  spdlog::info("ringproxy listening on {} with {} shards, {} servers ({} / {}), config digest {}", listen.to_string(),
+               table()->shards().size(), table()->servers().size(), routing::hash_function_name(pool.hash),
+               routing::distribution_name(pool.distribution), config_digest_.empty() ? "none" : config_digest_);
   return true;
 }
 
@@ -104,57 +112,75 @@ void Proxy::stop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  if (watcher_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
+    watcher_->stop();
+  }
   std::vector<ClientSession*> clients = clients_;
   for (ClientSession* client : clients) client->close();
-  for (RepairJob*& job : repairs_) {
-    if (job != nullptr) std::exchange(job, nullptr)->cancel();
+  if (migration_) migration_->stop();  // after the clients: its parked requests are orphans now
+  for (const auto& shard : topology_->shards) {
+    if (shard->repair != nullptr) std::exchange(shard->repair, nullptr)->cancel();
   }
   for (auto& server : servers_) server->stop();
+  for (auto& server : draining_) server->stop();
 }
 
 std::string Proxy::start_repair(uint32_t shard) {
-  const routing::ShardEntry& entry = table_->shards()[shard];
+  const routing::ShardEntry& entry = table()->shards()[shard];
+  ShardRuntime& state = shard_state(shard);
   if (entry.replication.strategy == conf::ReplicationStrategy::none) {
     return "-ERR shard '" + entry.name + "' is not replicated: nothing to repair\r\n";
   }
-  if (repairs_[shard] != nullptr) return "+repair of shard '" + entry.name + "' is already running\r\n";
-  ++repair_stats_[shard].started;
-  shard_metrics_[shard].repairs_started->Increment();
-  repairs_[shard] = new RepairJob(*this, shard);
-  repairs_[shard]->start();  // may finish at once (fewer than 2 servers in sync)
+  if (state.repair != nullptr) return "+repair of shard '" + entry.name + "' is already running\r\n";
+  ++state.repair_stats.started;
+  state.metrics.repairs_started->Increment();
+  state.repair = new RepairJob(*this, shard);
+  state.repair->start();  // may finish at once (fewer than 2 servers in sync)
   return "+repair of shard '" + entry.name + "' started\r\n";
 }
 
 // A quorum read found different copies: repair just its keys (unless a full pass runs).
-void Proxy::start_read_repair(uint32_t shard, std::vector<std::string> keys) {
-  ++repair_stats_[shard].read_repairs;
-  shard_metrics_[shard].read_repairs->Increment();
-  if (repairs_[shard] != nullptr || keys.empty()) return;
-  repairs_[shard] = new RepairJob(*this, shard, std::move(keys));
-  repairs_[shard]->start();
+void Proxy::start_read_repair(ShardRuntime& shard, uint32_t shard_index, std::vector<std::string> keys) {
+  ++shard.repair_stats.read_repairs;
+  shard.metrics.read_repairs->Increment();
+  // Only on the current snapshot: a read planned before a reload repairs nothing.
+  if (shard.repair != nullptr || keys.empty() || shard_index >= topology_->shards.size() ||
+      topology_->shards[shard_index].get() != &shard) {
+    return;
+  }
+  shard.repair = new RepairJob(*this, shard_index, std::move(keys));
+  shard.repair->start();
 }
 
-void Proxy::on_repair_done(uint32_t shard, bool ok, uint64_t keys_scanned, uint64_t keys_fixed, const std::string& why) {
-  repairs_[shard] = nullptr;
-  RepairStats& stats = repair_stats_[shard];
+void Proxy::on_repair_done(ShardRuntime& shard, bool ok, uint64_t keys_scanned, uint64_t keys_fixed,
+                           const std::string& why) {
+  shard.repair = nullptr;
+  RepairStats& stats = shard.repair_stats;
   stats.keys_scanned += keys_scanned;
   stats.keys_fixed += keys_fixed;
-  shard_metrics_[shard].repair_keys_fixed->Increment(static_cast<double>(keys_fixed));
-  (ok ? shard_metrics_[shard].repairs_finished : shard_metrics_[shard].repairs_failed)->Increment();
+  shard.metrics.repair_keys_fixed->Increment(static_cast<double>(keys_fixed));
+  (ok ? shard.metrics.repairs_finished : shard.metrics.repairs_failed)->Increment();
   stats.last_end_ms = now_ms();
-  const std::string& name = table_->shards()[shard].name;
   if (ok) {
     ++stats.finished;
     stats.last_error.clear();
-    spdlog::info("repair of shard {} finished: {} keys compared, {} fixed", name, keys_scanned, keys_fixed);
+    spdlog::info("repair of shard {} finished: {} keys compared, {} fixed", shard.name, keys_scanned, keys_fixed);
   } else {
     ++stats.failed;
     stats.last_error = why;
-    spdlog::warn("repair of shard {} failed after {} keys fixed: {}", name, keys_fixed, why);
+    spdlog::warn("repair of shard {} failed after {} keys fixed: {}", shard.name, keys_fixed, why);
   }
 }
 
-void Proxy::on_signal(uv_signal_t* handle, int) { static_cast<Proxy*>(handle->data)->stop(); }
+void Proxy::on_signal(uv_signal_t* handle, int signum) {
+  auto* self = static_cast<Proxy*>(handle->data);
+  if (signum == SIGHUP) {
+    self->reload("SIGHUP");
+  } else {
+    self->stop();
+  }
+}
 
 void Proxy::on_connection(uv_stream_t* server, int status) {
   auto* self = static_cast<Proxy*>(server->data);
@@ -270,18 +296,31 @@ void Proxy::publish_metrics() {
     metrics_->error_replies->Increment(static_cast<double>(delta));
   }
   published_ = stats_;
+  const MigrationProgress& migration = migration_progress();
+  metrics_->migration_active->Set(migration_ && !migration_->finished() ? 1 : 0);
+  metrics_->migration_keys_to_move->Set(static_cast<double>(migration.keys_to_move));
   for (auto& server : servers_) server->publish_metrics();
+  for (auto& server : draining_) server->publish_metrics();
 }
 
 void Proxy::sweep() {
   uint64_t now = now_ms();
   publish_metrics();
   for (auto& server : servers_) server->sweep(now);
-  for (uint32_t shard = 0; shard < repairs_.size(); ++shard) {
-    const uint32_t interval = table_->shards()[shard].replication.repair_interval_ms;
-    const RepairStats& stats = repair_stats_[shard];
-    uint64_t since = stats.last_end_ms != 0 ? stats.last_end_ms : started_at_ms_;
-    if (interval > 0 && repairs_[shard] == nullptr && now - since >= interval) start_repair(shard);
+  drain_removed_servers();
+  for (uint32_t shard = 0; shard < topology_->shards.size(); ++shard) {
+    const uint32_t interval = table()->shards()[shard].replication.repair_interval_ms;
+    const ShardRuntime& state = shard_state(shard);
+    if (interval > 0 && state.repair == nullptr && now - state.repair_stats.last_end_ms >= interval) {
+      start_repair(shard);
+    }
+  }
+  if (migration_) {
+    migration_->sweep(now);
+    if (migration_->finished()) {
+      last_migration_ = migration_->progress();
+      migration_.reset();
+    }
   }
   uint32_t idle_ms = config_.proxy.client_idle_timeout_ms;
   if (idle_ms > 0) {
@@ -291,6 +330,10 @@ void Proxy::sweep() {
     }
     for (ClientSession* client : idle) client->close();
   }
+}
+
+const MigrationProgress& Proxy::migration_progress() const {
+  return migration_ ? migration_->progress() : last_migration_;
 }
 
 void Proxy::set_server_mode(uint32_t server, routing::ServerMode mode) {

@@ -24,7 +24,9 @@
 
 #include "conf/config.h"
 #include "metrics/metrics.h"
+#include "proxy/migration.h"
 #include "proxy/request.h"
+#include "proxy/topology.h"
 #include "routing/planner.h"
 #include "routing/routing_table.h"
 
@@ -34,13 +36,12 @@ class BackendServer;
 class BackendConnection;
 class ClientSession;
 class RepairJob;
+class ConfigWatcher;
 
-struct RepairStats {
-  uint64_t started = 0, finished = 0, failed = 0;
-  uint64_t keys_scanned = 0, keys_fixed = 0;   // totals over every run
-  uint64_t read_repairs = 0;                   // quorum reads whose copies differed
-  uint64_t last_end_ms = 0;
-  std::string last_error;
+// What a reload did (PROXY RELOAD prints it; INFO and the metrics count it).
+struct ReloadReport {
+  bool ok = false;
+  std::string message;  // the error (file:line:column) or a summary of what changed
 };
 
 struct ProxyStats {
@@ -55,7 +56,9 @@ struct ProxyStats {
 
 class Proxy {
  public:
-  Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics);
+  // `config_path` is what a reload reads again ("" : no reload); `digest` its text's digest.
+  Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics, std::string config_path = "",
+        std::string digest = "");
   ~Proxy();
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
@@ -71,7 +74,9 @@ class Proxy {
   const conf::Config& config() const { return config_; }
   metrics::Metrics* metrics() const { return metrics_; }
   ProxyStats& stats() { return stats_; }
-  const std::shared_ptr<const routing::RoutingTable>& table() const { return table_; }
+  const std::shared_ptr<const routing::RoutingTable>& table() const { return topology_->table; }
+  const std::shared_ptr<const Topology>& topology() const { return topology_; }
+  ShardRuntime& shard_state(uint32_t shard) const { return *topology_->shards[shard]; }
   const std::vector<std::unique_ptr<BackendServer>>& servers() const { return servers_; }
   const std::vector<ClientSession*>& clients() const { return clients_; }
   uint64_t started_at_ms() const { return started_at_ms_; }
@@ -81,14 +86,30 @@ class Proxy {
 
   // Anti-entropy repair of a replicated shard (PROXY REPAIR, or every repair_interval_ms).
   std::string start_repair(uint32_t shard);   // what to tell the client
-  void start_read_repair(uint32_t shard, std::vector<std::string> keys);
-  void on_repair_done(uint32_t shard, bool ok, uint64_t keys_scanned, uint64_t keys_fixed, const std::string& why);
-  bool repair_running(uint32_t shard) const { return repairs_[shard] != nullptr; }
-  const RepairStats& repair_stats(uint32_t shard) const { return repair_stats_[shard]; }
+  void start_read_repair(ShardRuntime& shard, uint32_t shard_index, std::vector<std::string> keys);
+  void on_repair_done(ShardRuntime& shard, bool ok, uint64_t keys_scanned, uint64_t keys_fixed,
+                      const std::string& why);
 
   // Resync cutover: while a shard's writes are held, new ones wait (in order) in the proxy.
-  void hold_writes(uint32_t shard, bool hold);
-  uint32_t writes_in_flight(uint32_t shard) const { return inflight_writes_[shard]; }
+  void hold_writes(ShardRuntime& shard, bool hold);
+
+  // Live reconfiguration (reload.cc): reads the config file again and swaps it in, or
+  // changes nothing and says why. SIGHUP, the file watch and PROXY RELOAD call it.
+  ReloadReport reload(std::string_view trigger);
+  const std::string& config_digest() const { return config_digest_; }
+  const std::string& config_path() const { return config_path_; }
+  uint64_t config_loaded_at_unix() const { return config_loaded_unix_; }
+  uint64_t reloads_ok() const { return reloads_ok_; }
+  uint64_t reloads_failed() const { return reloads_failed_; }
+  const std::string& last_reload_error() const { return last_reload_error_; }
+  const std::string& restart_needed() const { return restart_needed_; }
+  size_t draining_servers() const { return draining_.size(); }
+  Migration* migration() const { return migration_.get(); }
+  // The running migration's progress, else the last one's (mode none: there was none).
+  const MigrationProgress& migration_progress() const;
+  void on_migration_finished();
+  // Re-enters a request the migration parked (its keys have moved) into the data path.
+  void resume_parked(Request& request, std::string_view error);
   void on_fragment_done(Fragment& fragment);
   void on_fragment_settled(Fragment& fragment);
 
@@ -103,14 +124,20 @@ class Proxy {
   void forget_dirty(BackendConnection* connection);
 
   // Server health, as the planner sees it.
+  // `server` is an index into the current table; kDetached (a removed server) is ignored.
   void set_server_mode(uint32_t server, routing::ServerMode mode);
   routing::ServerMode server_mode(uint32_t server) const { return static_cast<routing::ServerMode>(modes_[server]); }
   routing::Health health() const { return routing::Health{modes_, pending_, rotation_}; }
-  std::vector<uint32_t>& server_pending() { return pending_; }
+  void count_pending(uint32_t server, int64_t delta) {
+    if (server < pending_.size()) pending_[server] = static_cast<uint32_t>(pending_[server] + delta);
+  }
 
   void on_client_closed(ClientSession* client);
 
  private:
+  friend class ConfigWatcher;
+  void bind_topology(std::shared_ptr<const routing::RoutingTable> table);
+  void drain_removed_servers();
   static void on_connection(uv_stream_t* server, int status);
   static void on_prepare(uv_prepare_t* handle);
   static void on_sweep(uv_timer_t* handle);
@@ -139,29 +166,35 @@ class Proxy {
   uv_loop_t* loop_;
   conf::Config config_;
   metrics::Metrics* metrics_;
+  std::string config_path_;
+  std::string config_digest_;
+  uint64_t config_loaded_unix_ = 0;
+  uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
+  std::string last_reload_error_;
+  std::string restart_needed_;     // settings changed in the file that only a restart applies
+  std::unique_ptr<ConfigWatcher> watcher_;
+  std::unique_ptr<Migration> migration_;
+  MigrationProgress last_migration_;
   ProxyStats stats_;
   ProxyStats published_;          // what publish_metrics() has handed to Prometheus
   uint64_t started_at_ms_ = 0;
   uint64_t next_client_id_ = 1;
   bool stopping_ = false;
+  bool started_listening_ = false;  // servers added later are started when they are bound
 
-  std::shared_ptr<const routing::RoutingTable> table_;
-  std::vector<std::unique_ptr<BackendServer>> servers_;  // indexed like table_->servers()
+  std::shared_ptr<const Topology> topology_;
+  std::vector<std::unique_ptr<BackendServer>> servers_;  // indexed like table()->servers()
+  std::vector<std::unique_ptr<BackendServer>> draining_; // removed by a reload; closed once idle
   std::vector<uint8_t> modes_;      // routing::ServerMode per server
   std::vector<uint32_t> pending_;   // requests in flight per server
   uint64_t rotation_ = 0;
-  std::vector<uint32_t> inflight_writes_;          // replicated write requests in flight, per shard
-  std::vector<uint8_t> held_shards_;
   std::vector<Request*> held_requests_;            // waiting for a cutover, in arrival order
-  std::vector<RepairJob*> repairs_;                // per shard; owned, self-deleting
-  std::vector<RepairStats> repair_stats_;
-  std::vector<metrics::ShardMetrics> shard_metrics_;
   std::vector<ClientSession*> clients_;
 
   uv_tcp_t listener_{};
   uv_prepare_t flusher_{};
   uv_timer_t sweeper_{};
-  uv_signal_t sigint_{}, sigterm_{};
+  uv_signal_t sigint_{}, sigterm_{}, sighup_{};
 
   std::vector<ClientSession*> dirty_clients_;
   std::vector<BackendConnection*> dirty_connections_;

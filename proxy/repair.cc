@@ -28,25 +28,27 @@ struct RepairJob::Pending {
   size_t key;
 };
 
-RepairJob::RepairJob(Proxy& proxy, uint32_t shard) : proxy_(&proxy), shard_(shard) {}
+RepairJob::RepairJob(Proxy& proxy, uint32_t shard)
+    : proxy_(&proxy), shard_(proxy.table()->shards()[shard]), state_(proxy.topology()->shards[shard]) {
+  for (uint32_t s : shard_.servers) {
+    if (proxy.server_mode(s) == routing::kServerLive) servers_.push_back(proxy.table()->servers()[s].address);
+  }
+}
 
-RepairJob::RepairJob(Proxy& proxy, uint32_t shard, std::vector<std::string> keys)
-    : proxy_(&proxy), shard_(shard), keys_(std::move(keys)), targeted_(true) {}
+RepairJob::RepairJob(Proxy& proxy, uint32_t shard, std::vector<std::string> keys) : RepairJob(proxy, shard) {
+  keys_ = std::move(keys);
+  targeted_ = true;
+}
 
 void RepairJob::start() {
   uv_timer_init(proxy_->loop(), &timer_);
   timer_.data = this;
-  const routing::ShardEntry& shard = proxy_->table()->shards()[shard_];
-  for (uint32_t s : shard.servers) {
-    if (proxy_->server_mode(s) == routing::kServerLive) servers_.push_back(s);
-  }
   if (servers_.size() < 2) return finish(true, "fewer than 2 servers in sync: nothing to compare");
-  for (uint32_t s : servers_) {
-    const conf::Address& address = proxy_->servers()[s]->address();
+  for (const conf::Address& address : servers_) {
     redisAsyncContext* ctx = redisAsyncConnect(address.host.c_str(), address.port);
     if (ctx == nullptr || ctx->err) {
       if (ctx) redisAsyncFree(ctx);
-      return finish(false, "cannot connect to " + proxy_->servers()[s]->name());
+      return finish(false, "cannot connect to " + address.to_string());
     }
     ctx->data = this;
     redisLibuvAttach(ctx, proxy_->loop());
@@ -58,7 +60,7 @@ void RepairJob::start() {
   dumps_.resize(servers_.size());
   ttls_.resize(servers_.size());
   if (targeted_) return start_batch();
-  spdlog::info("repair of shard {} started ({} servers)", shard.name, servers_.size());
+  spdlog::info("repair of shard {} started ({} servers)", shard_.name, servers_.size());
   for (size_t i = 0; i < servers_.size(); ++i) scan(i);
 }
 
@@ -151,13 +153,13 @@ void RepairJob::handle(const Pending& p, void* raw) {
 // One batch at a time: the shard's writes are held so none can race the compare-and-fix.
 void RepairJob::start_batch() {
   if (next_key_ >= keys_.size()) return finish(true, "");
-  const uint32_t rate = proxy_->table()->shards()[shard_].replication.repair_keys_per_second;
+  const uint32_t rate = shard_.replication.repair_keys_per_second;
   batch_begin_ = next_key_;
   batch_end_ = std::min(keys_.size(), next_key_ + std::min<size_t>(kBatch, rate));
   step_ = Step::holding;
   holding_ = true;
   hold_started_ms_ = proxy_->now_ms();
-  proxy_->hold_writes(shard_, true);
+  proxy_->hold_writes(*state_, true);
   tick();
 }
 
@@ -177,7 +179,7 @@ void RepairJob::compare_batch() {
 
 void RepairJob::fix_batch() {
   step_ = Step::fixing;
-  const auto strategy = proxy_->table()->shards()[shard_].replication.strategy;
+  const auto strategy = shard_.replication.strategy;
   std::vector<std::optional<std::string_view>> copies(servers_.size());
   std::vector<std::optional<std::string_view>> votes(servers_.size());
   std::vector<std::string> votes_storage(servers_.size());
@@ -216,10 +218,10 @@ void RepairJob::fix_batch() {
 
 void RepairJob::end_batch() {
   holding_ = false;
-  proxy_->hold_writes(shard_, false);
+  proxy_->hold_writes(*state_, false);
   next_key_ = batch_end_;
   step_ = Step::waiting;
-  const uint32_t rate = proxy_->table()->shards()[shard_].replication.repair_keys_per_second;
+  const uint32_t rate = shard_.replication.repair_keys_per_second;
   uv_timer_start(&timer_, on_timer, (batch_end_ - batch_begin_) * 1000 / rate, 0);
 }
 
@@ -230,7 +232,7 @@ void RepairJob::tick() {
   if (step_ == Step::waiting) return start_batch();
   if (step_ != Step::holding) return;
   if (proxy_->now_ms() - hold_started_ms_ > kHoldDeadlineMs) return finish(false, "writes in flight did not drain");
-  if (proxy_->writes_in_flight(shard_) > 0) {
+  if (state_->inflight_writes > 0) {
     uv_timer_start(&timer_, on_timer, 1, 0);
     return;
   }
@@ -241,14 +243,14 @@ void RepairJob::finish(bool ok, const std::string& why) {
   if (finished_) return;
   finished_ = true;
   step_ = Step::done;
-  if (holding_) proxy_->hold_writes(shard_, false);
+  if (holding_) proxy_->hold_writes(*state_, false);
   holding_ = false;
   for (redisAsyncContext*& ctx : contexts_) {
     if (ctx == nullptr) continue;
     redisAsyncContext* c = std::exchange(ctx, nullptr);
     redisAsyncFree(c);  // now, or right after the hiredis callback we are in
   }
-  if (!cancelled_) proxy_->on_repair_done(shard_, ok, keys_.size(), keys_fixed_, why);
+  if (!cancelled_) proxy_->on_repair_done(*state_, ok, keys_.size(), keys_fixed_, why);
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_timer_closed);
 }

@@ -15,10 +15,14 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
+
+#include "proxy/topology.h"
+#include "routing/routing_table.h"
 
 struct redisAsyncContext;
 
@@ -58,9 +62,10 @@ class RepairJob {
   void finish(bool ok, const std::string& why);
 
   Proxy* proxy_;
-  uint32_t shard_;
+  routing::ShardEntry shard_;             // as it was when the job started (a reload may change it)
+  std::shared_ptr<ShardRuntime> state_;   // where its writes are held and its outcome counted
   Step step_ = Step::scanning;
-  std::vector<uint32_t> servers_;              // live servers of the shard, in shard order
+  std::vector<conf::Address> servers_;         // live servers of the shard, in shard order
   std::vector<redisAsyncContext*> contexts_;
   std::vector<std::string> cursors_;
   std::unordered_set<std::string> seen_;

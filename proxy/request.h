@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "proxy/buffer.h"
+#include "proxy/topology.h"
 #include "routing/command_table.h"
 #include "routing/reducer.h"
 #include "routing/replication.h"
@@ -69,7 +70,7 @@ struct Request {
   std::string_view raw;             // the request exactly as the client sent it
   std::vector<std::string_view> args;
   const routing::CommandInfo* cmd = nullptr;
-  std::shared_ptr<const routing::RoutingTable> table;  // the snapshot it was planned with
+  std::shared_ptr<const Topology> topology;  // the snapshot it was planned with
   uint64_t started_at_ms = 0;
 
   std::vector<Fragment> fragments;  // sized once at dispatch; never reallocated after

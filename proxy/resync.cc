@@ -39,7 +39,8 @@ uint64_t to_u64(std::string_view text) {
 }  // namespace
 
 ResyncJob::ResyncJob(BackendServer& stale, BackendServer& peer)
-    : proxy_(&stale.proxy()), stale_(&stale), peer_(&peer), shard_(stale.shard_index()) {}
+    : proxy_(&stale.proxy()), stale_(&stale), peer_(&peer),
+      shard_(stale.proxy().topology()->shards[stale.shard_index()]) {}
 
 redisAsyncContext* ResyncJob::connect(BackendServer& server) {
   redisAsyncContext* ctx = redisAsyncConnect(server.address().host.c_str(), server.address().port);
@@ -118,7 +119,7 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
         step_ = Step::draining;
         holding_ = true;
         hold_started_ms_ = stale_->proxy().now_ms();
-        stale_->proxy().hold_writes(shard_, true);
+        stale_->proxy().hold_writes(*shard_, true);
         return poll_later(0);
       }
       return poll_later(50);
@@ -157,7 +158,7 @@ void ResyncJob::tick() {
       redisAsyncCommand(stale_ctx_, on_reply, this, "INFO replication");
       return;
     case Step::draining:
-      if (proxy.writes_in_flight(shard_) > 0) return poll_later(1);
+      if (shard_->inflight_writes > 0) return poll_later(1);
       step_ = Step::catching_up;
       waiting_ = true;
       redisAsyncCommand(peer_ctx_, on_reply, this, "INFO replication");
@@ -177,7 +178,7 @@ void ResyncJob::finish(bool ok, const std::string& why) {
   step_ = Step::done;
   // The server is live before the held writes go out, so they reach it too.
   if (stale_ != nullptr) stale_->on_resync_result(ok, why);
-  if (holding_) proxy_->hold_writes(shard_, false);
+  if (holding_) proxy_->hold_writes(*shard_, false);
   for (redisAsyncContext** ctx : {&stale_ctx_, &peer_ctx_}) {
     if (*ctx == nullptr) continue;
     redisAsyncContext* c = *ctx;

@@ -20,7 +20,10 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "proxy/topology.h"
 
 struct redisAsyncContext;
 
@@ -54,7 +57,7 @@ class ResyncJob {
   Proxy* proxy_;
   BackendServer* stale_;
   BackendServer* peer_;
-  uint32_t shard_;
+  std::shared_ptr<ShardRuntime> shard_;  // where its writes are held (kept across reloads)
   Step step_ = Step::replicaof;
   redisAsyncContext* stale_ctx_ = nullptr;
   redisAsyncContext* peer_ctx_ = nullptr;

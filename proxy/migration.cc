@@ -1,0 +1,545 @@
+#include "proxy/migration.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdarg>
+#include <optional>
+
+#include "proxy/backend.h"
+#include "proxy/proxy.h"
+#include "proxy/request.h"
+#include "proxy/resp/writer.h"
+#include "routing/keys.h"
+
+namespace ringproxy::proxy {
+namespace {
+
+constexpr size_t kMovedMemory = 1u << 20;    // keys remembered as moved (then looked up again)
+constexpr uint32_t kScanMovesInFlight = 64;  // background moves at once
+constexpr size_t kScanQueueLow = 1000;       // SCAN again below this many keys waiting
+
+uint64_t wall_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+std::string reply_text(const redisReply* reply) {
+  return reply == nullptr ? "connection lost" : std::string(reply->str, reply->len);
+}
+
+}  // namespace
+
+struct Migration::Op {
+  enum Kind : uint8_t { dump, ttl, restore, del, scan };
+  Migration* self;
+  Kind kind;
+  uint64_t id;      // the KeyMove's id, or the pass's for a SCAN
+  size_t index;     // dump/ttl: which source; scan: which target
+  std::string key;  // moves only
+};
+
+struct Migration::Link {
+  redisAsyncContext* ctx = nullptr;
+};
+
+struct Migration::KeyMove {
+  enum class Step : uint8_t { waiting, reading, restoring, deleting };
+  uint64_t id = 0;
+  std::string key;
+  bool from_scan = false;
+  Step step = Step::waiting;
+  uint64_t started_ms = 0;
+  std::vector<Source> sources;                     // newest ring first
+  std::vector<std::optional<std::string>> dumps;   // per source
+  std::vector<int64_t> ttls;                       // per source: PTTL (-2: absent)
+  uint32_t outstanding = 0;
+  bool restored = false;
+  std::string error;                               // the first failure
+  std::vector<Request*> waiters;
+};
+
+Migration::Migration(Proxy& proxy) : proxy_(proxy) {}
+
+Migration::~Migration() { stop(); }
+
+void Migration::stop() {
+  if (closing_) return;
+  closing_ = true;
+  earlier_.clear();
+  // Requests still parked: their clients are gone (Proxy::stop closes them first).
+  for (auto& [request, parked] : parked_) proxy_.resume_parked(*request, "ERR ringproxy is shutting down");
+  parked_.clear();
+  moving_.clear();
+  auto links = std::move(links_);
+  links_.clear();
+  for (auto& [name, link] : links) {
+    if (link->ctx != nullptr) redisAsyncFree(link->ctx);  // pending callbacks see closing_
+  }
+}
+
+void Migration::on_reload(std::shared_ptr<const routing::RoutingTable> previous,
+                          std::weak_ptr<const Topology> previous_topology,
+                          std::shared_ptr<const routing::RoutingTable> current, const conf::PoolConfig& pool) {
+  const uint64_t now = proxy_.now_ms();
+  mode_ = pool.migration;
+  keys_per_second_ = pool.migration_keys_per_second;
+  retry_interval_ms_ = pool.retry_interval_ms;
+  move_deadline_ms_ = 2ull * (pool.connect_timeout_ms + pool.request_timeout_ms) + 1000;
+  current_ = std::move(current);
+  if (previous) {
+    earlier_.insert(earlier_.begin(), std::move(previous));
+    moved_.clear();  // a key moved under the last ring may have to move again
+    barrier_ = std::move(previous_topology);
+    barrier_deadline_ms_ = now + 2ull * pool.request_timeout_ms + 1000;
+  }
+  if (mode_ == conf::Migration::warm) warm_until_ms_ = now + pool.warm_window_ms;
+  // A new pass over every previous ring (the old pass's replies are ignored by its id).
+  pass_running_ = false;
+  scan_queue_.clear();
+  next_pass_ms_ = 0;
+  spdlog::info("migration ({}): {} previous ring(s) to move keys from", conf::migration_name(mode_), earlier_.size());
+  progress_.mode = mode_;
+  progress_.previous_rings = earlier_.size();
+}
+
+void Migration::abandon() {
+  if (!earlier_.empty()) {
+    spdlog::warn("migration abandoned (migration = \"none\"): keys not moved yet stay on their previous shard");
+  }
+  earlier_.clear();
+  pass_running_ = false;
+  scan_queue_.clear();
+  progress_.mode = conf::Migration::none;
+  progress_.previous_rings = 0;
+  progress_.scanning = false;
+}
+
+bool Migration::finished() const { return earlier_.empty() && moving_.empty() && parked_.empty(); }
+
+bool Migration::ready() const { return barrier_.expired() || proxy_.now_ms() >= barrier_deadline_ms_; }
+
+Migration::Source Migration::source_of(const routing::RoutingTable& table, uint32_t shard) const {
+  Source source{table.shards()[shard].name, {}};
+  for (uint32_t s : table.shards()[shard].servers) source.servers.push_back(table.servers()[s].address);
+  return source;
+}
+
+// ------------------------------------------------------------------ the data path --
+
+bool Migration::park_if_moving(Request& request) {
+  if (earlier_.empty() || closing_) return false;
+  positions_.clear();
+  if (!routing::find_key_positions(*request.cmd, request.args, positions_).empty() || positions_.empty()) {
+    return false;
+  }
+  uint32_t waits = 0;
+  std::vector<KeyMove*> started;
+  for (uint32_t position : positions_) {
+    std::string key(request.args[position]);
+    if (moved_.count(key) != 0) continue;
+    KeyMove* move;
+    if (auto it = moving_.find(key); it != moving_.end()) {
+      move = it->second.get();
+    } else {
+      routing::previous_owners(key, *current_, earlier_, owners_);
+      if (owners_.empty()) continue;  // its shard did not change
+      move = &start_move(key, false);
+      started.push_back(move);
+    }
+    move->waiters.push_back(&request);
+    ++waits;
+  }
+  if (waits == 0) return false;
+  request.fragments_pending = 1;  // a token: keeps it alive if its client leaves meanwhile
+  parked_[&request].waiting += waits;
+  if (ready()) {
+    for (KeyMove* move : started) begin(*move);  // (may finish, and resume the request, at once)
+  }
+  return true;
+}
+
+Migration::KeyMove& Migration::start_move(const std::string& key, bool from_scan) {
+  auto move = std::make_unique<KeyMove>();
+  move->id = next_move_id_++;
+  move->key = key;
+  move->from_scan = from_scan;
+  move->started_ms = proxy_.now_ms();
+  routing::previous_owners(key, *current_, earlier_, owners_);
+  for (const routing::PreviousOwner& owner : owners_) move->sources.push_back(source_of(*owner.table, owner.shard));
+  KeyMove& ref = *move;
+  moving_[key] = std::move(move);
+  return ref;
+}
+
+// 1. read the key on each previous owner (its first server: the primary).
+void Migration::begin(KeyMove& move) {
+  if (move.step != KeyMove::Step::waiting) return;
+  move.step = KeyMove::Step::reading;
+  move.started_ms = proxy_.now_ms();
+  move.dumps.assign(move.sources.size(), std::nullopt);
+  move.ttls.assign(move.sources.size(), -2);
+  const uint64_t id = move.id;
+  const std::string key = move.key;
+  for (size_t i = 0; i < move.sources.size(); ++i) {
+    const conf::Address& server = move.sources[i].servers.front();
+    if (!command(server, Op{this, Op::dump, id, i, key}, key, "DUMP %b", key.data(), key.size()) ||
+        !command(server, Op{this, Op::ttl, id, i, key}, key, "PTTL %b", key.data(), key.size())) {
+      if (move.error.empty()) move.error = "cannot reach " + server.to_string();
+    }
+  }
+  if (move.outstanding == 0) finish(move, false, move.error);
+}
+
+void Migration::on_reply(redisAsyncContext*, void* reply, void* privdata) {
+  std::unique_ptr<Op> op(static_cast<Op*>(privdata));
+  Migration* self = op->self;
+  if (self->closing_) return;
+  if (op->kind == Op::scan) {
+    if (op->id == self->pass_id_) self->on_scan_reply(op->index, reply);
+    return;
+  }
+  auto it = self->moving_.find(op->key);
+  if (it == self->moving_.end() || it->second->id != op->id) return;  // it timed out meanwhile
+  self->handle(*it->second, *op, reply);
+}
+
+void Migration::handle(KeyMove& move, const Op& op, void* raw) {
+  auto* reply = static_cast<redisReply*>(raw);
+  --move.outstanding;
+  const std::string& shard = op.kind == Op::dump || op.kind == Op::ttl ? move.sources[op.index].shard : "";
+  switch (op.kind) {
+    case Op::dump:
+      if (reply != nullptr && reply->type == REDIS_REPLY_STRING) {
+        move.dumps[op.index].emplace(reply->str, reply->len);
+      } else if (reply == nullptr || reply->type == REDIS_REPLY_ERROR) {
+        if (move.error.empty()) move.error = "reading it on shard '" + shard + "' failed: " + reply_text(reply);
+      }
+      break;
+    case Op::ttl:
+      if (reply != nullptr && reply->type == REDIS_REPLY_INTEGER) {
+        move.ttls[op.index] = reply->integer;
+      } else if (move.error.empty()) {
+        move.error = "reading its TTL on shard '" + shard + "' failed: " + reply_text(reply);
+      }
+      break;
+    case Op::restore:
+      // BUSYKEY: the new shard has a value written through the proxy since the reload; it wins.
+      if (reply == nullptr || (reply->type == REDIS_REPLY_ERROR && std::string_view(reply->str).rfind("BUSYKEY", 0) != 0)) {
+        if (move.error.empty()) move.error = "writing it on its new shard failed: " + reply_text(reply);
+      }
+      break;
+    case Op::del:
+      if (reply == nullptr || reply->type == REDIS_REPLY_ERROR) {
+        spdlog::warn("migration: key moved, but deleting its old copy failed: {}", reply_text(reply));
+      }
+      break;
+    case Op::scan: break;
+  }
+  if (move.outstanding > 0) return;
+  if (!move.error.empty()) return finish(move, false, move.error);
+  switch (move.step) {
+    case KeyMove::Step::reading: return restore(move);
+    case KeyMove::Step::restoring: return delete_sources(move);
+    default: return finish(move, true, "");
+  }
+}
+
+// 2. the newest copy found goes to every server of the key's shard, as the shard's
+// replication says (a server that is down gets it through its replay queue).
+void Migration::restore(KeyMove& move) {
+  const routing::RoutingTable& table = *proxy_.table();
+  const uint32_t shard = table.shard_of(move.key);
+  const routing::ShardEntry& target = table.shards()[shard];
+  size_t found = move.sources.size();
+  for (size_t i = 0; i < move.sources.size() && found == move.sources.size(); ++i) {
+    if (move.dumps[i] && move.ttls[i] != -2) found = i;
+  }
+  const bool at_home = std::any_of(move.sources.begin(), move.sources.end(),
+                                   [&](const Source& s) { return s.shard == target.name; });
+  if (found == move.sources.size() || at_home) {  // nothing to move (or a later reload sent it back)
+    if (!at_home) ++progress_.keys_absent;
+    return finish(move, true, "");
+  }
+  const int64_t pttl = move.ttls[found];
+  const long long expires_at = pttl > 0 ? static_cast<long long>(wall_ms() + static_cast<uint64_t>(pttl)) : 0;
+  const std::string& payload = *move.dumps[found];
+  std::string bytes;  // the same command, for replay queues
+  const std::string at = std::to_string(expires_at);
+  resp::append_command(bytes, std::vector<std::string_view>{"RESTORE", move.key, at, payload, "ABSTTL"});
+  move.step = KeyMove::Step::restoring;
+  move.restored = true;
+  const uint64_t id = move.id;
+  const std::string key = move.key;
+  bool sent_any = false;
+  for (uint32_t s : target.servers) {
+    switch (proxy_.server_mode(s)) {
+      case routing::kServerLive:
+        sent_any |= command(table.servers()[s].address, Op{this, Op::restore, id, 0, key}, key,
+                            "RESTORE %b %lld %b ABSTTL", key.data(), key.size(), expires_at, payload.data(),
+                            payload.size());
+        break;
+      case routing::kServerQueue: proxy_.servers()[s]->queue_for_replay(bytes); break;
+      default: break;  // stale: its resync brings it
+    }
+  }
+  if (!sent_any) return finish(move, false, "no server of shard '" + target.name + "' is up");
+}
+
+// 3. the old copies go (on every server of each previous owner that had one).
+void Migration::delete_sources(KeyMove& move) {
+  move.step = KeyMove::Step::deleting;
+  const routing::RoutingTable& table = *proxy_.table();
+  std::string bytes;
+  resp::append_command(bytes, std::vector<std::string_view>{"DEL", move.key});
+  const std::string key = move.key;
+  for (size_t i = 0; i < move.sources.size(); ++i) {
+    if (!move.dumps[i]) continue;
+    for (const conf::Address& address : move.sources[i].servers) {
+      // A server of the current ring that is down gets the DEL through its replay queue.
+      routing::ServerMode mode = routing::kServerLive;
+      for (uint32_t s = 0; s < table.servers().size(); ++s) {
+        if (table.servers()[s].address == address) mode = proxy_.server_mode(s);
+        if (table.servers()[s].address == address && mode == routing::kServerQueue) {
+          proxy_.servers()[s]->queue_for_replay(bytes);
+        }
+      }
+      if (mode == routing::kServerLive) {
+        command(address, Op{this, Op::del, move.id, i, key}, key, "DEL %b", key.data(), key.size());
+      }
+    }
+  }
+  if (move.outstanding == 0) finish(move, true, "");
+}
+
+void Migration::finish(KeyMove& move, bool ok, const std::string& why) {
+  std::unique_ptr<KeyMove> owned = std::move(moving_[move.key]);
+  moving_.erase(move.key);
+  if (ok && owned->restored) {
+    ++progress_.keys_moved;
+    proxy_.metrics()->migration_keys_moved->Increment();
+    if (!owned->from_scan) ++progress_.keys_to_move;  // found by a request, not by the pass
+  }
+  std::string error;
+  if (!ok) {
+    ++progress_.keys_failed;
+    proxy_.metrics()->migration_keys_failed->Increment();
+    if (owned->from_scan) ++pass_failures_;
+    spdlog::warn("migration: moving key '{}' failed: {}", owned->key.substr(0, 128), why);
+    error = "TRYAGAIN ringproxy is moving this key to its new shard after a reload and the move failed (" + why +
+            "); retry";
+  } else if (moved_.size() < kMovedMemory) {
+    moved_.insert(owned->key);
+  }
+  if (owned->from_scan) --scan_moves_in_flight_;
+  for (Request* request : owned->waiters) {
+    auto it = parked_.find(request);
+    if (it == parked_.end()) continue;
+    if (!ok && it->second.error.empty()) it->second.error = error;
+    if (--it->second.waiting > 0) continue;
+    std::string result = std::move(it->second.error);
+    parked_.erase(it);
+    proxy_.resume_parked(*request, result);
+  }
+}
+
+// ------------------------------------------------------------- connections (hiredis) --
+
+Migration::Link* Migration::link(const conf::Address& server) {
+  const std::string name = server.to_string();
+  if (auto it = links_.find(name); it != links_.end()) return it->second.get();
+  redisAsyncContext* ctx = redisAsyncConnect(server.host.c_str(), server.port);
+  if (ctx == nullptr) return nullptr;
+  if (ctx->err) {
+    redisAsyncFree(ctx);
+    return nullptr;
+  }
+  ctx->data = this;
+  redisLibuvAttach(ctx, proxy_.loop());
+  redisAsyncSetConnectCallback(ctx, on_connect);
+  redisAsyncSetDisconnectCallback(ctx, on_disconnect);
+  auto& slot = links_[name];
+  slot = std::make_unique<Link>();
+  slot->ctx = ctx;
+  return slot.get();
+}
+
+bool Migration::command(const conf::Address& server, Op op, const std::string&, const char* format, ...) {
+  Link* l = link(server);
+  if (l == nullptr) return false;
+  auto* pending = new Op(std::move(op));
+  va_list ap;
+  va_start(ap, format);
+  int rc = redisvAsyncCommand(l->ctx, on_reply, pending, format, ap);
+  va_end(ap);
+  if (rc != REDIS_OK) {
+    delete pending;
+    return false;
+  }
+  if (pending->kind != Op::scan) {
+    auto it = moving_.find(pending->key);
+    if (it != moving_.end()) ++it->second->outstanding;
+  }
+  return true;
+}
+
+// hiredis frees a context after these callbacks; its pending commands get a null reply.
+void Migration::forget(const redisAsyncContext* ctx) {
+  for (auto it = links_.begin(); it != links_.end(); ++it) {
+    if (it->second->ctx == ctx) {
+      links_.erase(it);
+      return;
+    }
+  }
+}
+
+void Migration::on_connect(const redisAsyncContext* ctx, int status) {
+  if (status != REDIS_OK) static_cast<Migration*>(ctx->data)->forget(ctx);
+}
+
+void Migration::on_disconnect(const redisAsyncContext* ctx, int) {
+  auto* self = static_cast<Migration*>(ctx->data);
+  if (!self->closing_) self->forget(ctx);
+}
+
+// ------------------------------------------------------------ the background pass --
+
+void Migration::sweep(uint64_t now) {
+  if (closing_) return;
+  if (mode_ == conf::Migration::warm && !earlier_.empty() && now >= warm_until_ms_) {
+    spdlog::info("migration (warm): the window is over; keys not touched stay on their previous shard");
+    earlier_.clear();
+    progress_.previous_rings = 0;
+  }
+  if (ready()) {
+    std::vector<KeyMove*> waiting;
+    for (auto& [key, move] : moving_) {
+      if (move->step == KeyMove::Step::waiting) waiting.push_back(move.get());
+    }
+    for (KeyMove* move : waiting) {
+      if (moving_.count(move->key) != 0 && moving_[move->key].get() == move) begin(*move);
+    }
+  }
+  // hiredis has no timeouts: a move whose server stopped answering fails here.
+  std::vector<std::pair<std::string, uint64_t>> late;
+  for (auto& [key, move] : moving_) {
+    if (move->step != KeyMove::Step::waiting && now - move->started_ms > move_deadline_ms_) late.emplace_back(key, move->id);
+  }
+  for (auto& [key, id] : late) {
+    auto it = moving_.find(key);
+    if (it != moving_.end() && it->second->id == id) finish(*it->second, false, "a server did not answer in time");
+  }
+  if (mode_ == conf::Migration::move && !earlier_.empty() && !pass_running_ && ready() && now >= next_pass_ms_) {
+    start_pass();
+  }
+  scan_more();
+}
+
+void Migration::start_pass() {
+  ++pass_id_;
+  pass_running_ = true;
+  pass_failures_ = 0;
+  progress_.scanning = true;
+  scan_targets_.clear();
+  for (const auto& table : earlier_) {
+    for (uint32_t shard = 0; shard < table->shards().size(); ++shard) {
+      Source source = source_of(*table, shard);
+      const bool seen = std::any_of(scan_targets_.begin(), scan_targets_.end(), [&](const ScanTarget& t) {
+        return t.source.shard == source.shard && t.source.servers == source.servers;
+      });
+      if (!seen) scan_targets_.push_back(ScanTarget{std::move(source)});
+    }
+  }
+  last_refill_ms_ = proxy_.now_ms();
+  tokens_ = 0;
+  spdlog::info("migration (move): pass {} over {} shard(s) of {} previous ring(s)", pass_id_, scan_targets_.size(),
+               earlier_.size());
+}
+
+void Migration::scan_more() {
+  if (!pass_running_ || closing_) return;
+  const uint64_t now = proxy_.now_ms();
+  tokens_ = std::min<double>(std::max(1.0, keys_per_second_ * 0.2),
+                             tokens_ + static_cast<double>(now - last_refill_ms_) * keys_per_second_ / 1000.0);
+  last_refill_ms_ = now;
+  while (scan_moves_in_flight_ < kScanMovesInFlight && !scan_queue_.empty() && tokens_ >= 1) {
+    std::string key = std::move(scan_queue_.front());
+    scan_queue_.pop_front();
+    if (moving_.count(key) != 0 || moved_.count(key) != 0) continue;
+    routing::previous_owners(key, *current_, earlier_, owners_);
+    if (owners_.empty()) continue;
+    tokens_ -= 1;
+    ++scan_moves_in_flight_;
+    KeyMove& move = start_move(key, true);
+    begin(move);
+  }
+  if (scan_queue_.size() < kScanQueueLow) {
+    for (size_t i = 0; i < scan_targets_.size(); ++i) {
+      ScanTarget& target = scan_targets_[i];
+      if (target.done || target.in_flight) continue;
+      target.in_flight = true;
+      if (!command(target.source.servers.front(), Op{this, Op::scan, pass_id_, i, {}}, {}, "SCAN %s COUNT 200",
+                   target.cursor.c_str())) {
+        target.in_flight = false;
+        target.done = true;
+        ++pass_failures_;
+        spdlog::warn("migration: cannot reach {} to scan shard '{}'", target.source.servers.front().to_string(),
+                     target.source.shard);
+        continue;
+      }
+      break;  // one SCAN at a time
+    }
+  }
+  const bool scanned = std::all_of(scan_targets_.begin(), scan_targets_.end(), [](const ScanTarget& t) { return t.done; });
+  if (!scanned || !scan_queue_.empty() || scan_moves_in_flight_ > 0) return;
+  pass_running_ = false;
+  progress_.scanning = false;
+  ++progress_.passes;
+  if (pass_failures_ > 0) {
+    next_pass_ms_ = now + retry_interval_ms_;
+    spdlog::warn("migration (move): pass {} done with {} failure(s); another pass in {} ms", pass_id_, pass_failures_,
+                 retry_interval_ms_);
+    return;
+  }
+  spdlog::info("migration (move) finished: {} keys moved, {} failed along the way", progress_.keys_moved,
+               progress_.keys_failed);
+  earlier_.clear();
+  progress_.previous_rings = 0;
+}
+
+void Migration::on_scan_reply(size_t index, void* raw) {
+  if (index >= scan_targets_.size()) return;
+  ScanTarget& target = scan_targets_[index];
+  target.in_flight = false;
+  auto* reply = static_cast<redisReply*>(raw);
+  if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+    target.done = true;
+    ++pass_failures_;
+    spdlog::warn("migration: scanning shard '{}' on {} failed: {}", target.source.shard,
+                 target.source.servers.front().to_string(),
+                 reply != nullptr && reply->type == REDIS_REPLY_ERROR ? reply_text(reply) : "connection lost");
+    return scan_more();
+  }
+  target.cursor.assign(reply->element[0]->str, reply->element[0]->len);
+  const redisReply* keys = reply->element[1];
+  for (size_t i = 0; i < keys->elements; ++i) {
+    std::string key(keys->element[i]->str, keys->element[i]->len);
+    routing::previous_owners(key, *current_, earlier_, owners_);
+    // Only keys this shard owned under a previous ring (others are not the proxy's to move).
+    const bool ours = std::any_of(owners_.begin(), owners_.end(), [&](const routing::PreviousOwner& o) {
+      return o.table->shards()[o.shard].name == target.source.shard;
+    });
+    if (!ours) continue;
+    ++progress_.keys_to_move;
+    scan_queue_.push_back(std::move(key));
+  }
+  if (target.cursor == "0") target.done = true;
+  scan_more();
+}
+
+}  // namespace ringproxy::proxy

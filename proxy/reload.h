@@ -1,0 +1,35 @@
+// What triggers a reload besides SIGHUP and PROXY RELOAD: a change of the config file.
+//
+// The file's directory is watched (libuv fs events), not the file itself: editors and
+// config managers replace a file by renaming a new one over it, which a watch on the old
+// inode would miss. Events are debounced; a file whose digest did not change since the
+// last attempt is not reloaded again.
+#pragma once
+
+#include <uv.h>
+
+#include <string>
+
+namespace ringproxy::proxy {
+
+class Proxy;
+
+class ConfigWatcher {
+ public:
+  ConfigWatcher(Proxy& proxy, const std::string& path);
+  void start();
+  void stop();  // closes the handles (the loop runs their close callbacks)
+
+ private:
+  static void on_change(uv_fs_event_t* handle, const char* filename, int events, int status);
+  static void on_settled(uv_timer_t* timer);
+
+  Proxy& proxy_;
+  std::string path_, directory_, file_name_;
+  std::string last_digest_;     // of the last text read (loaded or rejected)
+  uv_fs_event_t event_{};
+  uv_timer_t debounce_{};
+  bool watching_ = false;
+};
+
+}  // namespace ringproxy::proxy

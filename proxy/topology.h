@@ -1,0 +1,47 @@
+// A routing snapshot bound to the proxy's per-shard runtime state.
+//
+// A request holds the Topology it was planned with (one shared_ptr copy), so a reload can
+// swap in a new one while requests in flight finish on theirs. A shard's runtime state is
+// kept across reloads by shard name: the old and the new Topology share it, so a write in
+// flight on the old snapshot is still counted where a repair or a resync cutover looks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "metrics/metrics.h"
+#include "routing/routing_table.h"
+
+namespace ringproxy::proxy {
+
+class RepairJob;
+
+struct RepairStats {
+  uint64_t started = 0, finished = 0, failed = 0;
+  uint64_t keys_scanned = 0, keys_fixed = 0;   // totals over every run
+  uint64_t read_repairs = 0;                   // quorum reads whose copies differed
+  uint64_t last_end_ms = 0;
+  std::string last_error;
+};
+
+struct ShardRuntime {
+  ShardRuntime(std::string name, metrics::ShardMetrics metrics, uint64_t created_ms)
+      : name(std::move(name)), metrics(metrics) {
+    repair_stats.last_end_ms = created_ms;  // the periodic repair counts from here
+  }
+  std::string name;
+  uint32_t inflight_writes = 0;  // replicated write requests in flight (see Proxy::leave_flight)
+  uint32_t held = 0;             // hold_writes() count: a resync cutover, a repair batch
+  RepairJob* repair = nullptr;   // owned, self-deleting
+  RepairStats repair_stats;
+  metrics::ShardMetrics metrics;
+};
+
+struct Topology {
+  std::shared_ptr<const routing::RoutingTable> table;
+  std::vector<std::shared_ptr<ShardRuntime>> shards;  // indexed like table->shards()
+};
+
+}  // namespace ringproxy::proxy

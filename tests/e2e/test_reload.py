@@ -1,0 +1,427 @@
+"""Live reconfiguration: reloads (SIGHUP, file change, PROXY RELOAD) and moving the keys a
+ring change moved ([pool] migration = warm | move), against real redis-servers."""
+import os
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+import redis
+
+from harness import Cluster, RedisServer, free_port, toml_config, wait_until
+
+
+def proxy_info(cluster):
+    return cluster.client().info("proxy")
+
+
+def reloads_ok(cluster):
+    return int(proxy_info(cluster)["config_reloads_ok"])
+
+
+def owners(servers, key):
+    """Which of `servers` hold `key` (directly, not through the proxy)."""
+    return [i for i, s in enumerate(servers) if s.client().exists(key)]
+
+
+class ReloadCase(unittest.TestCase):
+    shards = 3
+    pool = None
+    replication = None
+    servers = 1
+
+    def setUp(self):
+        self.cluster = Cluster(shards=self.shards, pool=self.pool, servers=self.servers, replication=self.replication)
+        self.addCleanup(self.cluster.cleanup)
+        self.extra = []  # servers a test starts later
+        self.addCleanup(lambda: [s.stop() for s in self.extra])
+
+    def shard_list(self, names=None, servers=None):
+        names = names or self.cluster.names
+        servers = servers or self.cluster.sets
+        return [(n, [r.address for r in rs]) for n, rs in zip(names, servers)]
+
+    def write_config(self, shards, pool=None, proxy=None, replication=None, port=None):
+        text = toml_config(port or self.cluster.proxy.port, shards, pool=pool, proxy=proxy,
+                           replication=replication or self.replication)
+        with open(self.cluster.proxy.config_path, "w") as f:
+            f.write(text)
+
+    def reload(self):
+        return self.cluster.client().execute_command("PROXY", "RELOAD").decode()
+
+    def new_server(self):
+        server = RedisServer(self.cluster.workdir).start()
+        self.extra.append(server)
+        return server
+
+
+class TestReloadTriggers(ReloadCase):
+    def test_proxy_reload_swaps_the_config_and_reports_it(self):
+        before = proxy_info(self.cluster)
+        self.write_config(self.shard_list(), pool={"request_timeout_ms": 1500})
+        message = self.reload()
+        self.assertIn("reloaded (PROXY RELOAD)", message)
+        self.assertIn("3 kept, 0 added, 0 removed", message)
+        self.assertIn("ring unchanged", message)
+        after = proxy_info(self.cluster)
+        self.assertNotEqual(before["config_digest"], after["config_digest"])
+        digest = subprocess.run(["sha256sum", self.cluster.proxy.config_path], capture_output=True,
+                                text=True).stdout[:16]
+        self.assertEqual(after["config_digest"], digest)
+        self.assertEqual(int(after["config_reloads_ok"]), 1)
+        self.assertEqual(int(after["config_reloads_failed"]), 0)
+
+    def test_sighup_reloads(self):
+        self.write_config(self.shard_list(), pool={"request_timeout_ms": 1700})
+        self.cluster.proxy.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: reloads_ok(self.cluster) >= 1, what="a reload after SIGHUP")
+        self.assertIn("reloaded (SIGHUP)", self.cluster.proxy.log())
+
+    def test_a_changed_file_is_reloaded_including_when_replaced_by_rename(self):
+        self.write_config(self.shard_list(), pool={"request_timeout_ms": 1600})
+        wait_until(lambda: reloads_ok(self.cluster) >= 1, what="a reload after the file changed")
+        # What editors do: write a new file, rename it over the old one.
+        tmp = self.cluster.proxy.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(toml_config(self.cluster.proxy.port, self.shard_list(), pool={"request_timeout_ms": 1800}))
+        os.rename(tmp, self.cluster.proxy.config_path)
+        wait_until(lambda: reloads_ok(self.cluster) >= 2, what="a reload after a rename")
+        self.assertIn("reloaded (file change)", self.cluster.proxy.log())
+        # Touching it without changing it reloads nothing.
+        os.utime(self.cluster.proxy.config_path)
+        time.sleep(0.6)
+        self.assertEqual(reloads_ok(self.cluster), 2)
+
+    def test_a_changed_listen_address_is_reported_as_needing_a_restart(self):
+        other = free_port()
+        self.write_config(self.shard_list(), port=other)
+        message = self.reload()
+        self.assertIn("needs a restart to apply: [proxy] listen", message)
+        info = proxy_info(self.cluster)
+        self.assertIn(f"the file says 127.0.0.1:{other}", info["config_restart_needed"])
+        self.assertTrue(self.cluster.client().set("still", "served"))  # on the old address
+        self.assertIn("needs a restart", self.cluster.proxy.log())
+
+
+class TestBadFiles(ReloadCase):
+    BAD = {
+        "syntax error": ('[pool\nhash = "md5"\n', ":1:"),
+        "unknown key": (None, "unknown key 'hashing'"),
+        "duplicate shard": (None, "duplicate shard name"),
+        "bad address": (None, "not-an-address"),
+    }
+
+    def bad_text(self, kind):
+        good = toml_config(self.cluster.proxy.port, self.shard_list())
+        if kind == "syntax error":
+            return "[pool\n" + good
+        if kind == "unknown key":
+            return good.replace("[pool]\n", "[pool]\nhashing = \"md5\"\n")
+        if kind == "duplicate shard":
+            return good.replace('name = "shard2"', 'name = "shard1"')
+        return good.replace(self.cluster.sets[0][0].address, "not-an-address")
+
+    def test_bad_files_change_nothing_and_say_where(self):
+        client = self.cluster.client()
+        client.set("before", "1")
+        digest = proxy_info(self.cluster)["config_digest"]
+        failed = 0
+        for kind in ("syntax error", "unknown key", "duplicate shard", "bad address"):
+            with self.subTest(kind=kind):
+                with open(self.cluster.proxy.config_path, "w") as f:
+                    f.write(self.bad_text(kind))
+                with self.assertRaises(redis.ResponseError) as raised:
+                    client.execute_command("PROXY", "RELOAD")
+                failed += 1
+                error = str(raised.exception)
+                self.assertIn("reload rejected, the running config stays", error)
+                self.assertRegex(error, self.cluster.proxy.config_path.replace(".", r"\.") + r":\d+:\d+: ")
+                self.assertIn(self.BAD[kind][1], error)
+                self.assertEqual(client.get("before"), b"1")  # still serving, same ring
+                self.assertTrue(client.set(f"after-{kind}", "x"))
+        info = proxy_info(self.cluster)
+        self.assertEqual(info["config_digest"], digest)
+        # The file watch saw the same bad files: they count as failed reloads too.
+        self.assertGreaterEqual(int(info["config_reloads_failed"]), failed)
+        self.assertEqual(int(info["config_reloads_ok"]), 0)
+        self.assertIn("reload (PROXY RELOAD) rejected", self.cluster.proxy.log())
+        # SIGHUP with a bad file: rejected, counted, logged.
+        self.cluster.proxy.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: int(proxy_info(self.cluster)["config_reloads_failed"]) > failed,
+                   what="the SIGHUP reload to fail")
+        self.assertIn("reload (SIGHUP) rejected", self.cluster.proxy.log())
+
+
+class TestReloadUnderLoad(ReloadCase):
+    pool = {"backend_connections": 1}
+
+    def test_fifty_reloads_under_load_drop_nothing(self):
+        stop = threading.Event()
+        errors = []
+        checked = [0]
+
+        def writer_reader():
+            client = redis.Redis(host="127.0.0.1", port=self.cluster.proxy.port, socket_timeout=10,
+                                 single_connection_client=True)
+            my_id = client.client_id()
+            i = 0
+            while not stop.is_set():
+                try:
+                    key = f"load:{i % 5000}"
+                    pipe = client.pipeline(transaction=False)
+                    pipe.set(key, i)
+                    pipe.get(key)
+                    pipe.mget([f"load:{(i + j) % 5000}" for j in range(8)])
+                    _, value, _ = pipe.execute()
+                    if value != str(i).encode():
+                        errors.append(f"{key}: read {value!r}, wrote {i}")
+                    checked[0] += 1
+                except Exception as e:  # noqa: BLE001 - every error is a failure
+                    errors.append(repr(e))
+                i += 1
+            if client.client_id() != my_id:
+                errors.append("the connection was dropped and re-established")
+            client.close()
+
+        thread = threading.Thread(target=writer_reader)
+        thread.start()
+        bench = subprocess.Popen(
+            ["redis-benchmark", "-p", str(self.cluster.proxy.port), "-c", "20", "-n", "100000000", "-r", "10000",
+             "-P", "4", "-t", "set,get", "-e", "-q", "--csv", "-l"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            time.sleep(0.3)
+            client = self.cluster.client()
+            for n in range(50):
+                # Timeouts, connection counts (new servers, old ones drained), the triggers in turn.
+                pool = {"request_timeout_ms": 2000 + n, "backend_connections": 1 + n % 2}
+                self.write_config(self.shard_list(), pool=pool)
+                if n % 2 == 0:
+                    self.assertIn("reloaded", client.execute_command("PROXY", "RELOAD").decode())
+                else:
+                    self.cluster.proxy.proc.send_signal(signal.SIGHUP)
+                    wait_until(lambda n=n: reloads_ok(self.cluster) >= n + 1, what=f"reload {n + 1}")
+            wait_until(lambda: reloads_ok(self.cluster) >= 50, what="50 reloads")
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            thread.join(30)
+            bench.send_signal(signal.SIGINT)
+            try:
+                out, _ = bench.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                bench.kill()
+                out, _ = bench.communicate()
+        self.assertEqual(errors, [])
+        self.assertGreater(checked[0], 50)
+        self.assertNotIn("Error", out)
+        self.assertNotIn("ERR", out)
+        info = proxy_info(self.cluster)
+        self.assertGreaterEqual(int(info["config_reloads_ok"]), 50)
+        self.assertEqual(int(info["config_reloads_failed"]), 0)
+        wait_until(lambda: int(proxy_info(self.cluster)["servers_draining"]) == 0, what="removed servers to drain")
+        self.assertEqual(self.cluster.proxy.proc.poll(), None)
+
+
+class MigrationCase(ReloadCase):
+    migration = "move"
+    KEYS = 3000
+
+    def setUp(self):
+        self.pool = {"migration": self.migration, "migration_keys_per_second": 100000, "hash": "murmur3"}
+        super().setUp()
+
+    def fill(self):
+        client = self.cluster.client()
+        pipe = client.pipeline(transaction=False)
+        for i in range(self.KEYS):
+            pipe.set(f"key:{i}", f"value:{i}")
+            if i % 10 == 0:
+                pipe.expire(f"key:{i}", 3600)
+        pipe.hset("hash:1", mapping={"a": "1", "b": "2"})
+        pipe.execute()
+
+    def check_all_readable(self):
+        client = self.cluster.client()
+        values = client.mget([f"key:{i}" for i in range(self.KEYS)])
+        missing = [i for i, v in enumerate(values) if v != f"value:{i}".encode()]
+        self.assertEqual(missing[:10], [])
+        self.assertEqual(client.hgetall("hash:1"), {b"a": b"1", b"b": b"2"})
+
+    def wait_migration_done(self):
+        wait_until(lambda: proxy_info(self.cluster)["migration_state"] == "done", timeout=60,
+                   what="the migration to finish")
+
+    def check_placement(self, servers_by_name):
+        """Every key is on the shard the ring names, and nowhere else."""
+        misplaced = []
+        for i in range(0, self.KEYS, 7):
+            key = f"key:{i}"
+            shard = self.cluster.route(key)
+            holders = [name for name, server in servers_by_name.items() if server.client().exists(key)]
+            if holders != [shard]:
+                misplaced.append((key, shard, holders))
+        self.assertEqual(misplaced[:10], [])
+
+
+class TestMove(MigrationCase):
+    def test_adding_a_shard_moves_about_one_in_four_keys_and_only_those(self):
+        self.fill()
+        names = dict(zip(self.cluster.names, self.cluster.redis))
+        before = {f"key:{i}": self.cluster.route(f"key:{i}") for i in range(0, self.KEYS, 7)}
+        new = self.new_server()
+        self.write_config(self.shard_list() + [("shard4", [new.address])],
+                          pool=self.pool)
+        message = self.reload()
+        self.assertIn("ring changed, migration move", message)
+        # Reads during the move find every key; writes during it win over the old copies.
+        self.check_all_readable()
+        client = self.cluster.client()
+        moved_keys = [k for k, s in before.items() if self.cluster.route(k) != s]
+        self.assertTrue(moved_keys)
+        client.set(moved_keys[0], "newer")
+        self.wait_migration_done()
+        self.assertEqual(client.get(moved_keys[0]), b"newer")
+        client.set(moved_keys[0], f"value:{moved_keys[0][4:]}")
+        self.check_all_readable()
+        names["shard4"] = new
+        self.check_placement(names)
+        info = proxy_info(self.cluster)
+        moved = int(info["migration_keys_moved"])
+        self.assertEqual(int(info["migration_keys_failed"]), 0)
+        self.assertAlmostEqual(moved / (self.KEYS + 1), 0.25, delta=0.08)
+        self.assertTrue(all(self.cluster.route(k) == "shard4" for k in moved_keys))  # only to the new shard
+        # TTLs came along.
+        for i in range(0, self.KEYS, 10):
+            self.assertGreater(client.ttl(f"key:{i}"), 3000)
+
+    def test_removing_a_shard_moves_its_keys_to_the_others(self):
+        self.fill()
+        removed = self.cluster.redis[2]
+        self.assertGreater(removed.client().dbsize(), 0)
+        self.write_config(self.shard_list()[:2], pool=self.pool)
+        self.assertIn("1 removed and draining", self.reload())
+        self.check_all_readable()
+        self.wait_migration_done()
+        self.assertEqual(removed.client().dbsize(), 0)
+        self.check_all_readable()
+        self.check_placement(dict(zip(self.cluster.names[:2], self.cluster.redis[:2])))
+
+    def test_a_command_on_a_key_not_moved_yet_sees_its_old_value(self):
+        client = self.cluster.client()
+        client.set("counter", 41)
+        client.rpush("list", "a", "b")
+        new = self.new_server()
+        self.write_config(self.shard_list() + [("shard4", [new.address])],
+                          pool=dict(self.pool, migration_keys_per_second=1))  # the pass barely moves
+        self.reload()
+        self.assertEqual(client.incr("counter"), 42)
+        self.assertEqual(client.rpush("list", "c"), 3)
+        self.assertEqual(client.lrange("list", 0, -1), [b"a", b"b", b"c"])
+
+    def test_a_reload_during_a_move_is_handled(self):
+        self.fill()
+        new4, new5 = self.new_server(), self.new_server()
+        slow = dict(self.pool, migration_keys_per_second=200)
+        self.write_config(self.shard_list() + [("shard4", [new4.address])], pool=slow)
+        self.reload()
+        time.sleep(0.3)  # part of the keys moved
+        self.write_config(self.shard_list() + [("shard4", [new4.address]), ("shard5", [new5.address])],
+                          pool=self.pool)
+        self.reload()
+        self.check_all_readable()
+        self.wait_migration_done()
+        names = dict(zip(self.cluster.names, self.cluster.redis))
+        names.update(shard4=new4, shard5=new5)
+        self.check_placement(names)
+        self.check_all_readable()
+
+    def test_a_changed_hash_moves_keys_and_loses_none(self):
+        self.fill()
+        self.write_config(self.shard_list(), pool=dict(self.pool, hash="fnv1a_64"))
+        self.assertIn("ring changed", self.reload())
+        self.check_all_readable()
+        self.wait_migration_done()
+        self.assertGreater(int(proxy_info(self.cluster)["migration_keys_moved"]), self.KEYS // 3)
+        self.check_placement(dict(zip(self.cluster.names, self.cluster.redis)))
+
+    def test_a_changed_weight_moves_some_keys(self):
+        self.fill()
+        shards = self.shard_list()
+        shards[0] = (shards[0][0], shards[0][1], 3)
+        self.write_config(shards, pool=self.pool)
+        self.assertIn("ring changed", self.reload())
+        self.wait_migration_done()
+        moved = int(proxy_info(self.cluster)["migration_keys_moved"])
+        self.assertGreater(moved, self.KEYS // 10)
+        self.assertLess(moved, self.KEYS * 0.6)
+        self.check_all_readable()
+        self.check_placement(dict(zip(self.cluster.names, self.cluster.redis)))
+
+    def test_a_new_address_under_the_same_name_moves_no_key(self):
+        self.fill()
+        routes = {f"key:{i}": self.cluster.route(f"key:{i}") for i in range(0, self.KEYS, 11)}
+        replacement = self.new_server()
+        sets = [list(s) for s in self.cluster.sets]
+        sets[1] = [replacement]
+        message = self.reload_with(self.shard_list(servers=sets))
+        self.assertIn("2 kept, 1 added, 1 removed", message)
+        self.assertIn("ring unchanged, migration none", message)
+        self.assertEqual({k: self.cluster.route(k) for k in routes}, routes)
+        wait_until(lambda: int(proxy_info(self.cluster)["servers_draining"]) == 0, what="the old server to drain")
+        self.cluster.client().set("fresh", "1")
+        key_on_2 = next(k for k, s in routes.items() if s == "shard2")
+        self.cluster.client().set(key_on_2, "new")
+        self.assertEqual(replacement.client().get(key_on_2), b"new")
+
+    def reload_with(self, shards):
+        self.write_config(shards, pool=self.pool)
+        return self.reload()
+
+
+class TestWarm(MigrationCase):
+    migration = "warm"
+
+    def test_reads_bring_moved_keys_forward_and_the_rest_stay(self):
+        self.fill()
+        old = dict(zip(self.cluster.names, self.cluster.redis))
+        before = {f"key:{i}": self.cluster.route(f"key:{i}") for i in range(self.KEYS)}
+        new = self.new_server()
+        self.write_config(self.shard_list() + [("shard4", [new.address])], pool=self.pool)
+        self.assertIn("migration warm", self.reload())
+        moved = [k for k, s in before.items() if self.cluster.route(k) != s]
+        self.assertAlmostEqual(len(moved) / self.KEYS, 0.25, delta=0.08)
+        read, unread = moved[: len(moved) // 2], moved[len(moved) // 2:]
+        client = self.cluster.client()
+        for key in read:
+            self.assertEqual(client.get(key), f"value:{key[4:]}".encode())
+            self.assertTrue(new.client().exists(key))             # copied forward
+            self.assertFalse(old[before[key]].client().exists(key))  # and gone from its old shard
+        self.assertFalse(any(new.client().exists(k) for k in unread[:50]))  # nobody asked for these
+        self.assertEqual(new.client().ttl(next(k for k in read if int(k[4:]) % 10 == 0)) > 3000, True)
+        self.assertEqual(proxy_info(self.cluster)["migration_state"], "moving")
+
+
+class TestMoveReplicated(MigrationCase):
+    servers = 2
+    replication = {"strategy": "multi-primary", "write_ack": "all"}
+
+    def test_a_move_writes_every_server_of_the_new_shard(self):
+        self.fill()
+        new = [self.new_server(), self.new_server()]
+        self.write_config(self.shard_list() + [("shard4", [s.address for s in new])], pool=self.pool)
+        self.reload()
+        self.wait_migration_done()
+        self.check_all_readable()
+        on_new = [set(s.client().keys("key:*")) for s in new]
+        self.assertGreater(len(on_new[0]), self.KEYS // 8)
+        self.assertEqual(on_new[0], on_new[1])
+        for rs in self.cluster.sets:  # the old copies left every server of their shard
+            self.assertEqual(set(rs[0].client().keys("key:*")), set(rs[1].client().keys("key:*")))
+            self.assertFalse(on_new[0] & set(rs[0].client().keys("key:*")))
+
+
+if __name__ == "__main__":
+    unittest.main()
