@@ -80,11 +80,11 @@ void Proxy::dispatch(ClientSession& client, Request& request) {
 }
 
 // plan -> send, or hold the request while a shard it writes to is being cut over.
-void Proxy::route(Request& request) {
+void Proxy::route(Request& request, bool keys_moved) {
   request.topology = topology_;  // a held or parked request takes the snapshot of its turn
   // After a reload that changed the ring: a request for a key whose shard changed waits
   // here until that key has been moved (routing::previous_owners; see migration.h).
-  if (migration_ && migration_->park_if_moving(request)) return;
+  if (migration_ && !keys_moved && migration_->park_if_moving(request)) return;
   ++rotation_;
   routing::plan(*request.cmd, request.args, *topology_->table, health(), {config_.proxy.allow_admin_commands},
                 plan_scratch_, plan_);

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "proxy/backend.h"
+#include "proxy/client_session.h"
 #include "proxy/proxy.h"
 #include "proxy/request.h"
 #include "proxy/resp/writer.h"
@@ -75,6 +76,7 @@ void Migration::stop() {
   // Requests still parked: their clients are gone (Proxy::stop closes them first).
   for (auto& [request, parked] : parked_) proxy_.resume_parked(*request, "ERR ringproxy is shutting down");
   parked_.clear();
+  client_order_.clear();
   moving_.clear();
   auto links = std::move(links_);
   links_.clear();
@@ -120,7 +122,9 @@ void Migration::abandon() {
   progress_.scanning = false;
 }
 
-bool Migration::finished() const { return earlier_.empty() && moving_.empty() && parked_.empty(); }
+bool Migration::finished() const {
+  return earlier_.empty() && moving_.empty() && parked_.empty() && client_order_.empty();
+}
 
 bool Migration::ready() const { return barrier_.expired() || proxy_.now_ms() >= barrier_deadline_ms_; }
 
@@ -133,10 +137,14 @@ Migration::Source Migration::source_of(const routing::RoutingTable& table, uint3
 // ------------------------------------------------------------------ the data path --
 
 bool Migration::park_if_moving(Request& request) {
-  if (earlier_.empty() || closing_) return false;
+  if (closing_ || request.client == nullptr) return false;
+  const uint64_t client = request.client->id();
+  auto queue = client_order_.find(client);
+  const bool behind = queue != client_order_.end() && !queue->second.empty();
+  if (earlier_.empty() && !behind) return false;
   positions_.clear();
-  if (!routing::find_key_positions(*request.cmd, request.args, positions_).empty() || positions_.empty()) {
-    return false;
+  if (!earlier_.empty() && !routing::find_key_positions(*request.cmd, request.args, positions_).empty()) {
+    positions_.clear();  // malformed: the planner rejects it; it only keeps its place in line
   }
   uint32_t waits = 0;
   std::vector<KeyMove*> started;
@@ -155,9 +163,16 @@ bool Migration::park_if_moving(Request& request) {
     move->waiters.push_back(&request);
     ++waits;
   }
-  if (waits == 0) return false;
+  if (waits == 0 && !behind) return false;
   request.fragments_pending = 1;  // a token: keeps it alive if its client leaves meanwhile
-  parked_[&request].waiting += waits;
+  Parked& parked = parked_[&request];
+  parked.waiting += waits;
+  parked.client = client;
+  client_order_[client].push_back(&request);
+  if (waits == 0) {
+    release_ready(client);  // (it cannot be released before the ones ahead of it)
+    return true;
+  }
   if (ready()) {
     for (KeyMove* move : started) begin(*move);  // (may finish, and resume the request, at once)
   }
@@ -337,14 +352,33 @@ void Migration::finish(KeyMove& move, bool ok, const std::string& why) {
     moved_.insert(owned->key);
   }
   if (owned->from_scan) --scan_moves_in_flight_;
+  std::vector<uint64_t> clients;
   for (Request* request : owned->waiters) {
     auto it = parked_.find(request);
     if (it == parked_.end()) continue;
     if (!ok && it->second.error.empty()) it->second.error = error;
-    if (--it->second.waiting > 0) continue;
+    if (--it->second.waiting == 0) clients.push_back(it->second.client);
+  }
+  for (uint64_t client : clients) release_ready(client);
+}
+
+// Resumes the client's parked requests from the front of its line while they are ready.
+void Migration::release_ready(uint64_t client) {
+  while (true) {
+    auto line = client_order_.find(client);
+    if (line == client_order_.end()) return;
+    if (line->second.empty()) {
+      client_order_.erase(line);
+      return;
+    }
+    Request* request = line->second.front();
+    auto it = parked_.find(request);
+    if (it != parked_.end() && it->second.waiting > 0) return;
+    line->second.pop_front();
+    if (it == parked_.end()) continue;
     std::string result = std::move(it->second.error);
     parked_.erase(it);
-    proxy_.resume_parked(*request, result);
+    proxy_.resume_parked(*request, result);  // may park more of this client's requests
   }
 }
 

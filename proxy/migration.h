@@ -124,10 +124,15 @@ class Migration {
   std::unordered_map<std::string, std::unique_ptr<KeyMove>> moving_;  // by key
   std::unordered_set<std::string> moved_;   // keys already moved (bounded): requests skip the look-up
   struct Parked {
-    uint32_t waiting = 0;
+    uint32_t waiting = 0;   // keys still moving
+    uint64_t client = 0;    // its client's id: a client's parked requests leave in order
     std::string error;
   };
   std::unordered_map<Request*, Parked> parked_;
+  // Per client, its parked requests in arrival order: a request whose keys are in place
+  // still waits for the ones before it (MSET a b, then SET a: the SET must run second).
+  std::unordered_map<uint64_t, std::deque<Request*>> client_order_;
+  void release_ready(uint64_t client);
   uint64_t next_move_id_ = 1;
 
   std::vector<ScanTarget> scan_targets_;

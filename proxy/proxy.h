@@ -147,7 +147,9 @@ class Proxy {
   void flush_dirty();
   void publish_metrics();
   void sweep();
-  void route(Request& request);
+  // `keys_moved`: a request the migration parked and released (its keys are where the ring
+  // says) is not looked at again.
+  void route(Request& request, bool keys_moved = false);
   bool send_plan(Request& request, const routing::Plan& plan);
   void fragment_finished(Request& request, bool leaves_flight = true);
   void leave_flight(Request& request);

@@ -181,7 +181,7 @@ void Proxy::resume_parked(Request& request, std::string_view error) {
   request.fragments_pending = 0;
   if (request.client == nullptr) return free_request(&request);
   if (!error.empty()) return reply_error(request, error);
-  route(request);
+  route(request, true);
 }
 
 // ------------------------------------------------------------------ ConfigWatcher --

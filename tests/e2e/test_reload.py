@@ -31,11 +31,21 @@ class ReloadCase(unittest.TestCase):
     replication = None
     servers = 1
 
+    metrics = False
+
     def setUp(self):
-        self.cluster = Cluster(shards=self.shards, pool=self.pool, servers=self.servers, replication=self.replication)
-        self.addCleanup(self.cluster.cleanup)
+        self.cluster = Cluster(shards=self.shards, pool=self.pool, servers=self.servers, replication=self.replication,
+                               metrics=self.metrics)
+        self.addCleanup(self.stop_cluster)
         self.extra = []  # servers a test starts later
         self.addCleanup(lambda: [s.stop() for s in self.extra])
+
+    def stop_cluster(self):
+        # A clean exit (0) also means no leak or error under the sanitizers.
+        status = self.cluster.proxy.stop()
+        log = self.cluster.proxy.log()
+        self.cluster.cleanup()
+        self.assertEqual(status, 0, log[-3000:])
 
     def shard_list(self, names=None, servers=None):
         names = names or self.cluster.names
@@ -44,7 +54,7 @@ class ReloadCase(unittest.TestCase):
 
     def write_config(self, shards, pool=None, proxy=None, replication=None, port=None):
         text = toml_config(port or self.cluster.proxy.port, shards, pool=pool, proxy=proxy,
-                           replication=replication or self.replication)
+                           replication=replication or self.replication, metrics_port=self.cluster.metrics_port)
         with open(self.cluster.proxy.config_path, "w") as f:
             f.write(text)
 
@@ -103,6 +113,40 @@ class TestReloadTriggers(ReloadCase):
         self.assertIn(f"the file says 127.0.0.1:{other}", info["config_restart_needed"])
         self.assertTrue(self.cluster.client().set("still", "served"))  # on the old address
         self.assertIn("needs a restart", self.cluster.proxy.log())
+
+
+class TestReloadMetrics(ReloadCase):
+    metrics = True
+
+    def test_the_metrics_show_the_digest_and_count_reloads(self):
+        from test_metrics_endpoint import scrape, value
+        port = self.cluster.metrics_port
+        text = scrape(port)
+        digest = proxy_info(self.cluster)["config_digest"]
+        self.assertEqual(value(text, "ringproxy_config_info", '{digest="%s"}' % digest), 1)
+        self.assertEqual(value(text, "ringproxy_shards"), 3)
+        self.assertEqual(value(text, "ringproxy_servers"), 3)
+        with open(self.cluster.proxy.config_path, "a") as f:
+            f.write("bogus = 1\n")
+        with self.assertRaises(redis.ResponseError):
+            self.cluster.client().execute_command("PROXY", "RELOAD")
+        new = self.new_server()
+        self.write_config(self.shard_list() + [("shard4", [new.address])])
+        self.reload()
+        text = scrape(port)
+        self.assertGreaterEqual(value(text, "ringproxy_config_reloads_total", '{outcome="failed"}'), 1)
+        self.assertEqual(value(text, "ringproxy_config_reloads_total", '{outcome="ok"}'), 1)
+        new_digest = proxy_info(self.cluster)["config_digest"]
+        self.assertEqual(value(text, "ringproxy_config_info", '{digest="%s"}' % new_digest), 1)
+        self.assertIsNone(value(text, "ringproxy_config_info", '{digest="%s"}' % digest))  # only the running one
+        self.assertGreater(value(text, "ringproxy_config_last_reload_success_timestamp_seconds"), time.time() - 60)
+        self.assertEqual(value(text, "ringproxy_shards"), 4)
+        self.assertEqual(value(text, "ringproxy_config_restart_needed"), 0)
+        self.assertIsNotNone(value(text, "ringproxy_migration_keys_total", '{outcome="moved"}'))
+        # A removed server's series leave /metrics once it has drained.
+        self.write_config(self.shard_list())
+        self.reload()
+        wait_until(lambda: f'server="{new.address}"' not in scrape(port), what="the removed server's series to go")
 
 
 class TestBadFiles(ReloadCase):
@@ -320,6 +364,33 @@ class TestMove(MigrationCase):
         self.assertEqual(client.incr("counter"), 42)
         self.assertEqual(client.rpush("list", "c"), 3)
         self.assertEqual(client.lrange("list", 0, -1), [b"a", b"b", b"c"])
+
+    def test_a_clients_pipelined_requests_keep_their_order_while_keys_move(self):
+        client = self.cluster.client()
+        before = {f"k{i}": self.cluster.route(f"k{i}") for i in range(400)}
+        new = self.new_server()
+        self.write_config(self.shard_list() + [("shard4", [new.address])],
+                          pool=dict(self.pool, migration_keys_per_second=1))
+        self.reload()
+        moved = [k for k, s in before.items() if self.cluster.route(k) != s]
+        stay = [k for k, s in before.items() if self.cluster.route(k) == s]
+        self.assertGreater(len(moved), 20)
+        pipe = client.pipeline(transaction=False)
+        for round_ in range(10):
+            a, b = moved[2 * round_], moved[2 * round_ + 1]
+            # A request waiting for two keys, then one for one of them, then one for a key
+            # that never moved: each must run after the one before it.
+            pipe.mset({a: "first", b: "first"})
+            pipe.set(a, "second")
+            pipe.set(stay[round_], "third")
+            pipe.get(a)
+            pipe.get(stay[round_])
+        replies = pipe.execute()
+        self.assertEqual(replies[3::5], [b"second"] * 10)
+        self.assertEqual(replies[4::5], [b"third"] * 10)
+        for round_ in range(10):  # and nothing ran late behind the reads
+            self.assertEqual(client.get(moved[2 * round_]), b"second")
+            self.assertEqual(client.get(moved[2 * round_ + 1]), b"first")
 
     def test_a_reload_during_a_move_is_handled(self):
         self.fill()

@@ -65,6 +65,9 @@ TEST(Examples, FullShowsTheDefaults) {
   EXPECT_EQ(c.pool.failure_limit, d.pool.failure_limit);
   EXPECT_EQ(c.pool.retry_interval_ms, d.pool.retry_interval_ms);
   EXPECT_EQ(c.pool.backend_connections, d.pool.backend_connections);
+  EXPECT_EQ(c.pool.migration, d.pool.migration);
+  EXPECT_EQ(c.pool.migration_keys_per_second, d.pool.migration_keys_per_second);
+  EXPECT_EQ(c.pool.warm_window_ms, d.pool.warm_window_ms);
   ASSERT_EQ(c.pool.shards.size(), 1u);
   EXPECT_EQ(c.pool.shards[0].weight, 1u);
 }

@@ -73,6 +73,9 @@ request_timeout_ms = 12
 failure_limit = 13
 retry_interval_ms = 14
 backend_connections = 64
+migration = "move"
+migration_keys_per_second = 15
+warm_window_ms = 16
 
 [[pool.shards]]
 name = "alpha"
@@ -99,6 +102,9 @@ servers = ["10.0.0.2:6379"]
   EXPECT_EQ(c.pool.failure_limit, 13u);
   EXPECT_EQ(c.pool.retry_interval_ms, 14u);
   EXPECT_EQ(c.pool.backend_connections, 64u);
+  EXPECT_EQ(c.pool.migration, Migration::move);
+  EXPECT_EQ(c.pool.migration_keys_per_second, 15u);
+  EXPECT_EQ(c.pool.warm_window_ms, 16u);
   ASSERT_EQ(c.pool.shards.size(), 2u);  // in file order
   EXPECT_EQ(c.pool.shards[0].name, "alpha");
   EXPECT_EQ(c.pool.shards[0].weight, 65535u);
@@ -186,6 +192,10 @@ const ErrorCase kErrors[] = {
      "unknown key 'listen' at the top level; 'listen' belongs in [proxy] or [metrics]"},
     {"ReplicationUnknownKey", with_shard("[pool.replication]\nwrite_acks = \"all\"\n"), "2:1",
      "unknown key 'write_acks' in [pool.replication]; did you mean 'write_ack'?"},
+    {"BadMigration", with_shard("[pool]\nmigration = \"copy\"\n"), "2:13",
+     "'migration' must be one of none, warm, move"},
+    {"ZeroMigrationRate", with_shard("[pool]\nmigration_keys_per_second = 0\n"), "2:29",
+     "'migration_keys_per_second' must be"},
     {"ReplicationBadStrategy", with_shard("[pool.replication]\nstrategy = \"master-slave\"\n"), "2:12",
      "'strategy' must be one of none, primary-replica, multi-primary"},
     {"ReplicationBadReadFrom", with_shard("[pool.replication]\nread_from = \"nearest\"\n"), "2:13",
@@ -397,6 +407,9 @@ TEST(LoadConfigFile, ReadsAFileAndNamesItInErrors) {
   const LoadResult good = load_config_file(path.string());
   ASSERT_TRUE(good.config.has_value()) << good.error;
   EXPECT_EQ(good.config->pool.shards.at(0).name, "s");
+  EXPECT_EQ(good.digest, text_digest(kShard));  // what `sha256sum | cut -c1-16` prints
+  EXPECT_EQ(good.digest.size(), 16u);
+  EXPECT_EQ(text_digest(""), "e3b0c44298fc1c14");
 
   {
     std::ofstream out(path);
