@@ -360,6 +360,7 @@ void Migration::finish(KeyMove& move, bool ok, const std::string& why) {
     if (--it->second.waiting == 0) clients.push_back(it->second.client);
   }
   for (uint64_t client : clients) release_ready(client);
+  if (owned->from_scan) scan_more();  // the next key of the pass, without waiting for the sweep
 }
 
 // Resumes the client's parked requests from the front of its line while they are ready.
@@ -496,7 +497,13 @@ void Migration::start_pass() {
 }
 
 void Migration::scan_more() {
-  if (!pass_running_ || closing_) return;
+  if (!pass_running_ || closing_ || in_scan_more_) return;
+  in_scan_more_ = true;
+  scan_step();
+  in_scan_more_ = false;
+}
+
+void Migration::scan_step() {
   const uint64_t now = proxy_.now_ms();
   tokens_ = std::min<double>(std::max(1.0, keys_per_second_ * 0.2),
                              tokens_ + static_cast<double>(now - last_refill_ms_) * keys_per_second_ / 1000.0);

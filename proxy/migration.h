@@ -105,6 +105,7 @@ class Migration {
   Link* link(const conf::Address& server);
   void forget(const redisAsyncContext* ctx);
   void scan_more();
+  void scan_step();
   void start_pass();
   void on_scan_reply(size_t target, void* reply);
   Source source_of(const routing::RoutingTable& table, uint32_t shard) const;
@@ -145,6 +146,7 @@ class Migration {
   double tokens_ = 0;                        // rate limit of the background pass
   uint64_t last_refill_ms_ = 0;
   bool closing_ = false;
+  bool in_scan_more_ = false;
 
   std::vector<routing::PreviousOwner> owners_;  // scratch
   std::vector<uint32_t> positions_;             // scratch
