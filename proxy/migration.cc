@@ -47,11 +47,14 @@ struct Migration::Op {
 
 struct Migration::Link {
   redisAsyncContext* ctx = nullptr;
+  uint64_t created_ms = 0;
+  bool connected = false;  // hiredis 0.14's libuv adapter never reports a refused connect
 };
 
 struct Migration::KeyMove {
   enum class Step : uint8_t { waiting, reading, restoring, deleting };
   uint64_t id = 0;
+  uint64_t generation = 0;  // the ring it was planned against
   std::string key;
   bool from_scan = false;
   Step step = Step::waiting;
@@ -63,6 +66,7 @@ struct Migration::KeyMove {
   bool restored = false;
   std::string error;                               // the first failure
   std::vector<Request*> waiters;
+  std::vector<std::string> links;                  // the servers it talks to
 };
 
 Migration::Migration(Proxy& proxy) : proxy_(proxy) {}
@@ -92,9 +96,11 @@ void Migration::on_reload(std::shared_ptr<const routing::RoutingTable> previous,
   mode_ = pool.migration;
   keys_per_second_ = pool.migration_keys_per_second;
   retry_interval_ms_ = pool.retry_interval_ms;
-  move_deadline_ms_ = 2ull * (pool.connect_timeout_ms + pool.request_timeout_ms) + 1000;
+  move_deadline_ms_ = static_cast<uint64_t>(pool.connect_timeout_ms) + pool.request_timeout_ms;
+  connect_timeout_ms_ = pool.connect_timeout_ms;
   current_ = std::move(current);
   if (previous) {
+    ++generation_;  // moves and parked requests of earlier rings are looked at again
     earlier_.insert(earlier_.begin(), std::move(previous));
     moved_.clear();  // a key moved under the last ring may have to move again
     barrier_ = std::move(previous_topology);
@@ -146,8 +152,29 @@ bool Migration::park_if_moving(Request& request) {
   if (!earlier_.empty() && !routing::find_key_positions(*request.cmd, request.args, positions_).empty()) {
     positions_.clear();  // malformed: the planner rejects it; it only keeps its place in line
   }
-  uint32_t waits = 0;
   std::vector<KeyMove*> started;
+  const uint32_t waits = wait_for_keys(request, started);
+  if (waits == 0 && !behind) return false;
+  request.fragments_pending = 1;  // a token: keeps it alive if its client leaves meanwhile
+  Parked& parked = parked_[&request];
+  parked.waiting += waits;
+  parked.client = client;
+  parked.generation = generation_;
+  client_order_[client].push_back(&request);
+  if (waits == 0) {
+    release_ready(client);  // (it cannot be released before the ones ahead of it)
+    return true;
+  }
+  if (ready()) {
+    for (KeyMove* move : started) begin(*move);  // (may finish, and resume the request, at once)
+  }
+  return true;
+}
+
+// For each key of `request` (positions_) that may still be on a previous owner: its move,
+// started if none is running; the request becomes one of its waiters.
+uint32_t Migration::wait_for_keys(Request& request, std::vector<KeyMove*>& started) {
+  uint32_t waits = 0;
   for (uint32_t position : positions_) {
     std::string key(request.args[position]);
     if (moved_.count(key) != 0) continue;
@@ -163,25 +190,13 @@ bool Migration::park_if_moving(Request& request) {
     move->waiters.push_back(&request);
     ++waits;
   }
-  if (waits == 0 && !behind) return false;
-  request.fragments_pending = 1;  // a token: keeps it alive if its client leaves meanwhile
-  Parked& parked = parked_[&request];
-  parked.waiting += waits;
-  parked.client = client;
-  client_order_[client].push_back(&request);
-  if (waits == 0) {
-    release_ready(client);  // (it cannot be released before the ones ahead of it)
-    return true;
-  }
-  if (ready()) {
-    for (KeyMove* move : started) begin(*move);  // (may finish, and resume the request, at once)
-  }
-  return true;
+  return waits;
 }
 
 Migration::KeyMove& Migration::start_move(const std::string& key, bool from_scan) {
   auto move = std::make_unique<KeyMove>();
   move->id = next_move_id_++;
+  move->generation = generation_;
   move->key = key;
   move->from_scan = from_scan;
   move->started_ms = proxy_.now_ms();
@@ -202,7 +217,12 @@ void Migration::begin(KeyMove& move) {
   const uint64_t id = move.id;
   const std::string key = move.key;
   for (size_t i = 0; i < move.sources.size(); ++i) {
-    const conf::Address& server = move.sources[i].servers.front();
+    const conf::Address& server = readable_server(move.sources[i]);
+    if (auto down = unreachable_until_.find(server.to_string());
+        down != unreachable_until_.end() && proxy_.now_ms() < down->second) {
+      if (move.error.empty()) move.error = "shard '" + move.sources[i].shard + "' (" + server.to_string() + ") does not answer";
+      continue;
+    }
     if (!command(server, Op{this, Op::dump, id, i, key}, key, "DUMP %b", key.data(), key.size()) ||
         !command(server, Op{this, Op::ttl, id, i, key}, key, "PTTL %b", key.data(), key.size())) {
       if (move.error.empty()) move.error = "cannot reach " + server.to_string();
@@ -291,7 +311,7 @@ void Migration::restore(KeyMove& move) {
   move.restored = true;
   const uint64_t id = move.id;
   const std::string key = move.key;
-  bool sent_any = false;
+  bool sent_any = false, queued_any = false;
   for (uint32_t s : target.servers) {
     switch (proxy_.server_mode(s)) {
       case routing::kServerLive:
@@ -299,11 +319,17 @@ void Migration::restore(KeyMove& move) {
                             "RESTORE %b %lld %b ABSTTL", key.data(), key.size(), expires_at, payload.data(),
                             payload.size());
         break;
-      case routing::kServerQueue: proxy_.servers()[s]->queue_for_replay(bytes); break;
+      case routing::kServerQueue:
+        if (proxy_.servers()[s]->replicated()) {
+          proxy_.servers()[s]->queue_for_replay(bytes);
+          queued_any = true;
+        }
+        break;
       default: break;  // stale: its resync brings it
     }
   }
-  if (!sent_any) return finish(move, false, "no server of shard '" + target.name + "' is up");
+  if (!sent_any && !queued_any) return finish(move, false, "no server of shard '" + target.name + "' is up");
+  if (!sent_any) return delete_sources(move);  // it is in a replay queue: applied before anything newer
 }
 
 // 3. the old copies go (on every server of each previous owner that had one).
@@ -320,8 +346,11 @@ void Migration::delete_sources(KeyMove& move) {
       routing::ServerMode mode = routing::kServerLive;
       for (uint32_t s = 0; s < table.servers().size(); ++s) {
         if (table.servers()[s].address == address) mode = proxy_.server_mode(s);
-        if (table.servers()[s].address == address && mode == routing::kServerQueue) {
+        if (table.servers()[s].address == address && mode == routing::kServerQueue &&
+            proxy_.servers()[s]->replicated()) {
           proxy_.servers()[s]->queue_for_replay(bytes);
+        } else if (table.servers()[s].address == address && mode == routing::kServerQueue) {
+          mode = routing::kServerLive;  // not replicated: no queue; try it (a failure is logged)
         }
       }
       if (mode == routing::kServerLive) {
@@ -344,12 +373,12 @@ void Migration::finish(KeyMove& move, bool ok, const std::string& why) {
   if (!ok) {
     ++progress_.keys_failed;
     proxy_.metrics()->migration_keys_failed->Increment();
-    if (owned->from_scan) ++pass_failures_;
+    if (pass_running_) ++pass_failures_;  // (a request's move may be one the pass skipped)
     spdlog::warn("migration: moving key '{}' failed: {}", owned->key.substr(0, 128), why);
     error = "TRYAGAIN ringproxy is moving this key to its new shard after a reload and the move failed (" + why +
             "); retry";
-  } else if (moved_.size() < kMovedMemory) {
-    moved_.insert(owned->key);
+  } else if (moved_.size() < kMovedMemory && owned->generation == generation_) {
+    moved_.insert(owned->key);  // (a move planned on an earlier ring proves nothing now)
   }
   if (owned->from_scan) --scan_moves_in_flight_;
   std::vector<uint64_t> clients;
@@ -375,6 +404,22 @@ void Migration::release_ready(uint64_t client) {
     Request* request = line->second.front();
     auto it = parked_.find(request);
     if (it != parked_.end() && it->second.waiting > 0) return;
+    if (it != parked_.end() && it->second.generation != generation_ && request->client != nullptr &&
+        it->second.error.empty()) {
+      // The ring changed while it waited: its keys are looked at again, in its place in line.
+      it->second.generation = generation_;
+      positions_.clear();
+      std::vector<KeyMove*> started;
+      if (!earlier_.empty() && routing::find_key_positions(*request->cmd, request->args, positions_).empty()) {
+        it->second.waiting = wait_for_keys(*request, started);
+      }
+      if (it->second.waiting > 0) {
+        if (ready()) {
+          for (KeyMove* move : started) begin(*move);
+        }
+        return;
+      }
+    }
     line->second.pop_front();
     if (it == parked_.end()) continue;
     std::string result = std::move(it->second.error);
@@ -401,7 +446,29 @@ Migration::Link* Migration::link(const conf::Address& server) {
   auto& slot = links_[name];
   slot = std::make_unique<Link>();
   slot->ctx = ctx;
+  slot->created_ms = proxy_.now_ms();
   return slot.get();
+}
+
+void Migration::drop_link(const std::string& name) {
+  unreachable_until_[name] = proxy_.now_ms() + retry_interval_ms_;
+  auto it = links_.find(name);
+  if (it == links_.end()) return;
+  std::unique_ptr<Link> link = std::move(it->second);
+  links_.erase(it);
+  redisAsyncFree(link->ctx);  // its pending commands get a null reply: their moves fail now
+}
+
+// The first server of the shard that the proxy knows to be live (the primary when it is),
+// else the first one (a removed shard: the proxy does not watch it any more).
+const conf::Address& Migration::readable_server(const Source& source) const {
+  const routing::RoutingTable& table = *proxy_.table();
+  for (const conf::Address& address : source.servers) {
+    for (uint32_t s = 0; s < table.servers().size(); ++s) {
+      if (table.servers()[s].address == address && proxy_.server_mode(s) == routing::kServerLive) return address;
+    }
+  }
+  return source.servers.front();
 }
 
 bool Migration::command(const conf::Address& server, Op op, const std::string&, const char* format, ...) {
@@ -418,7 +485,10 @@ bool Migration::command(const conf::Address& server, Op op, const std::string&, 
   }
   if (pending->kind != Op::scan) {
     auto it = moving_.find(pending->key);
-    if (it != moving_.end()) ++it->second->outstanding;
+    if (it != moving_.end()) {
+      ++it->second->outstanding;
+      it->second->links.push_back(server.to_string());
+    }
   }
   return true;
 }
@@ -434,7 +504,11 @@ void Migration::forget(const redisAsyncContext* ctx) {
 }
 
 void Migration::on_connect(const redisAsyncContext* ctx, int status) {
-  if (status != REDIS_OK) static_cast<Migration*>(ctx->data)->forget(ctx);
+  auto* self = static_cast<Migration*>(ctx->data);
+  if (status != REDIS_OK) return self->forget(ctx);
+  for (auto& [name, link] : self->links_) {
+    if (link->ctx == ctx) link->connected = true;
+  }
 }
 
 void Migration::on_disconnect(const redisAsyncContext* ctx, int) {
@@ -460,13 +534,36 @@ void Migration::sweep(uint64_t now) {
       if (moving_.count(move->key) != 0 && moving_[move->key].get() == move) begin(*move);
     }
   }
-  // hiredis has no timeouts: a move whose server stopped answering fails here.
+  // hiredis has no timeouts: a connection that does not come up is dropped (its commands
+  // fail), a SCAN or a move whose server stopped answering fails here.
+  std::vector<std::string> unconnected;
+  for (auto& [name, link] : links_) {
+    if (!link->connected && now - link->created_ms > connect_timeout_ms_) unconnected.push_back(name);
+  }
+  for (const std::string& name : unconnected) drop_link(name);
+  for (ScanTarget& target : scan_targets_) {
+    if (target.in_flight && now - target.sent_ms > move_deadline_ms_) {
+      target.in_flight = false;
+      target.done = true;
+      ++pass_failures_;
+      spdlog::warn("migration: scanning shard '{}' on {} timed out", target.source.shard,
+                   target.source.servers.front().to_string());
+      drop_link(target.source.servers.front().to_string());
+    }
+  }
   std::vector<std::pair<std::string, uint64_t>> late;
   for (auto& [key, move] : moving_) {
     if (move->step != KeyMove::Step::waiting && now - move->started_ms > move_deadline_ms_) late.emplace_back(key, move->id);
   }
   for (auto& [key, id] : late) {
     auto it = moving_.find(key);
+    if (it == moving_.end() || it->second->id != id) continue;
+    // Its servers may be hung: they are not asked again for a while (first, so that the
+    // requests this failure releases do not try them again at once).
+    std::vector<std::string> links = it->second->links;
+    it->second->error = "a server did not answer in time";
+    for (const std::string& name : links) drop_link(name);  // (fails the move, via its null replies)
+    it = moving_.find(key);
     if (it != moving_.end() && it->second->id == id) finish(*it->second, false, "a server did not answer in time");
   }
   if (mode_ == conf::Migration::move && !earlier_.empty() && !pass_running_ && ready() && now >= next_pass_ms_) {
@@ -523,7 +620,14 @@ void Migration::scan_step() {
     for (size_t i = 0; i < scan_targets_.size(); ++i) {
       ScanTarget& target = scan_targets_[i];
       if (target.done || target.in_flight) continue;
+      if (auto down = unreachable_until_.find(target.source.servers.front().to_string());
+          down != unreachable_until_.end() && now < down->second) {
+        target.done = true;  // this pass fails; the next one (after retry_interval) tries again
+        ++pass_failures_;
+        continue;
+      }
       target.in_flight = true;
+      target.sent_ms = now;
       if (!command(target.source.servers.front(), Op{this, Op::scan, pass_id_, i, {}}, {}, "SCAN %s COUNT 200",
                    target.cursor.c_str())) {
         target.in_flight = false;

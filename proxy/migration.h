@@ -88,6 +88,7 @@ class Migration {
     std::string cursor = "0";
     bool done = false;
     bool in_flight = false;
+    uint64_t sent_ms = 0;
   };
 
   static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
@@ -103,6 +104,11 @@ class Migration {
   void finish(KeyMove& move, bool ok, const std::string& why);
   bool command(const conf::Address& server, Op op, const std::string& bytes_for_log, const char* format, ...);
   Link* link(const conf::Address& server);
+  void drop_link(const std::string& name);  // frees it: its pending commands fail now
+  // A server that did not answer is not asked again for retry_interval: moves that need it
+  // fail at once (TRYAGAIN) instead of each waiting for the deadline.
+  std::unordered_map<std::string, uint64_t> unreachable_until_;
+  const conf::Address& readable_server(const Source& source) const;
   void forget(const redisAsyncContext* ctx);
   void scan_more();
   void scan_step();
@@ -116,6 +122,7 @@ class Migration {
   uint64_t warm_until_ms_ = 0;
   uint64_t retry_interval_ms_ = 1000;
   uint64_t move_deadline_ms_ = 5000;
+  uint64_t connect_timeout_ms_ = 1000;
   std::vector<std::shared_ptr<const routing::RoutingTable>> earlier_;  // newest first
   std::shared_ptr<const routing::RoutingTable> current_;
   std::weak_ptr<const Topology> barrier_;  // the previous snapshot: its requests must finish first
@@ -125,8 +132,9 @@ class Migration {
   std::unordered_map<std::string, std::unique_ptr<KeyMove>> moving_;  // by key
   std::unordered_set<std::string> moved_;   // keys already moved (bounded): requests skip the look-up
   struct Parked {
-    uint32_t waiting = 0;   // keys still moving
-    uint64_t client = 0;    // its client's id: a client's parked requests leave in order
+    uint32_t waiting = 0;     // keys still moving
+    uint64_t client = 0;      // its client's id: a client's parked requests leave in order
+    uint64_t generation = 0;  // the ring its keys were checked against
     std::string error;
   };
   std::unordered_map<Request*, Parked> parked_;
@@ -134,6 +142,9 @@ class Migration {
   // still waits for the ones before it (MSET a b, then SET a: the SET must run second).
   std::unordered_map<uint64_t, std::deque<Request*>> client_order_;
   void release_ready(uint64_t client);
+  // Registers `request` as a waiter of each of its keys that must move first; returns how many.
+  uint32_t wait_for_keys(Request& request, std::vector<KeyMove*>& started);
+  uint64_t generation_ = 0;  // bumped by every reload that changes the ring
   uint64_t next_move_id_ = 1;
 
   std::vector<ScanTarget> scan_targets_;

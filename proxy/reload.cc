@@ -28,9 +28,9 @@ std::string describe(const std::optional<conf::Address>& address) {
 }  // namespace
 
 // Binds `table` to the proxy's servers and per-shard state. A server is kept (with its
-// connections, its health and its replay queue) when the new table has the same address in
-// a shard of the same name and the connection count did not change; shard state is kept by
-// shard name. What the new table no longer has is detached and drained.
+// connections, its health, its run_id and its replay queue) when the new table has the same
+// address in a shard of the same name; shard state is kept by shard name. What the new table
+// no longer has is detached and drained.
 void Proxy::bind_topology(std::shared_ptr<const routing::RoutingTable> table) {
   std::map<std::string, std::unique_ptr<BackendServer>> previous;
   for (auto& server : servers_) previous[server->shard_name() + '\n' + server->name()] = std::move(server);
@@ -40,7 +40,7 @@ void Proxy::bind_topology(std::shared_ptr<const routing::RoutingTable> table) {
     const routing::ServerEntry& entry = table->servers()[i];
     const routing::ShardEntry& shard = table->shards()[entry.shard];
     auto it = previous.find(shard.name + '\n' + entry.name);
-    if (it != previous.end() && it->second->connection_count() == config_.pool.backend_connections) {
+    if (it != previous.end()) {
       servers_.push_back(std::move(it->second));
       previous.erase(it);
       servers_.back()->rebind(i, entry.shard, shard.replication);
@@ -130,6 +130,13 @@ ReloadReport Proxy::reload(std::string_view trigger) {
                       next.proxy.listen.to_string() + ")");
     next.proxy.listen = config_.proxy.listen;
   }
+  // A client's requests to a server share one connection (client id modulo the count), which
+  // keeps a pipelining client's writes in order; a new count would split a pipeline.
+  if (next.pool.backend_connections != config_.pool.backend_connections) {
+    restart.push_back("[pool] backend_connections (running with " + std::to_string(config_.pool.backend_connections) +
+                      ", the file says " + std::to_string(next.pool.backend_connections) + ")");
+    next.pool.backend_connections = config_.pool.backend_connections;
+  }
   if (next.metrics.listen != config_.metrics.listen) {
     restart.push_back("[metrics] listen (running on " + describe(config_.metrics.listen) + ", the file says " +
                       describe(next.metrics.listen) + ")");
@@ -189,7 +196,6 @@ void Proxy::resume_parked(Request& request, std::string_view error) {
 ConfigWatcher::ConfigWatcher(Proxy& proxy, const std::string& path) : proxy_(proxy), path_(path) {
   const size_t slash = path.rfind('/');
   directory_ = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  file_name_ = slash == std::string::npos ? path : path.substr(slash + 1);
   last_digest_ = proxy.config_digest();
 }
 
@@ -210,9 +216,11 @@ void ConfigWatcher::stop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&event_), nullptr);
 }
 
-void ConfigWatcher::on_change(uv_fs_event_t* handle, const char* filename, int, int status) {
+void ConfigWatcher::on_change(uv_fs_event_t* handle, const char*, int, int status) {
   auto* self = static_cast<ConfigWatcher*>(handle->data);
-  if (status < 0 || filename == nullptr || self->file_name_ != filename) return;
+  // Any change in the directory: a symlinked file (a Kubernetes ConfigMap swaps a "..data"
+  // link) changes without an event of its own. The digest says whether it really changed.
+  if (status < 0) return;
   uv_timer_start(&self->debounce_, on_settled, kDebounceMs, 0);  // restarts: the last event counts
 }
 

@@ -2,8 +2,9 @@
 //
 // The file's directory is watched (libuv fs events), not the file itself: editors and
 // config managers replace a file by renaming a new one over it, which a watch on the old
-// inode would miss. Events are debounced; a file whose digest did not change since the
-// last attempt is not reloaded again.
+// inode would miss, and any change in the directory counts (a symlinked file changes
+// without an event naming it). Events are debounced; a file whose digest did not change since
+// the last attempt is not reloaded again.
 #pragma once
 
 #include <uv.h>
@@ -25,7 +26,7 @@ class ConfigWatcher {
   static void on_settled(uv_timer_t* timer);
 
   Proxy& proxy_;
-  std::string path_, directory_, file_name_;
+  std::string path_, directory_;
   std::string last_digest_;     // of the last text read (loaded or rejected)
   uv_fs_event_t event_{};
   uv_timer_t debounce_{};
