@@ -6,6 +6,7 @@ namespace ringproxy::metrics {
 
 using prometheus::BuildCounter;
 using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   auto& clients = BuildGauge().Name("ringproxy_client_connections").Help("Open client connections.").Register(*registry_);
@@ -21,14 +22,29 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Register(*registry_);
   client_connections_rejected = &rejected.Add({});
 
-  auto& requests = BuildCounter()
-                       .Name("ringproxy_requests_total")
-                       .Help("Client requests, by command class.")
-                       .Register(*registry_);
-  requests_read = &requests.Add({{"class", "read"}});
-  requests_write = &requests.Add({{"class", "write"}});
-  requests_local = &requests.Add({{"class", "local"}});
-  requests_other = &requests.Add({{"class", "other"}});
+  client_bytes_received = &BuildCounter()
+                               .Name("ringproxy_client_received_bytes_total")
+                               .Help("Bytes read from clients.")
+                               .Register(*registry_)
+                               .Add({});
+  client_bytes_sent = &BuildCounter()
+                           .Name("ringproxy_client_sent_bytes_total")
+                           .Help("Bytes written to clients.")
+                           .Register(*registry_)
+                           .Add({});
+  requests_ = &BuildCounter()
+                   .Name("ringproxy_requests_total")
+                   .Help("Client requests by command (lower case; \"unknown\" for commands redis does not have) "
+                         "and outcome (ok; error: the reply was an error; rejected: refused by the proxy before "
+                         "reaching a server).")
+                   .Register(*registry_);
+  auto& latency = BuildHistogram()
+                      .Name("ringproxy_request_duration_seconds")
+                      .Help("Time from a request's arrival (parsed) to its reply (written), by command class "
+                            "(read, write, local: answered by the proxy, other).")
+                      .Register(*registry_);
+  for (size_t c = 0; c < 4; ++c) request_latency_[c] = &latency.Add({{"class", kClasses[c]}}, LatencyHistogram::bounds());
+  process_ = std::make_unique<ProcessMetrics>(*registry_);
   auto& errors = BuildCounter()
                      .Name("ringproxy_error_replies_total")
                      .Help("Replies to clients that were errors (the proxy's or a server's).")
@@ -40,6 +56,18 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Register(*registry_);
   protocol_errors = &protocol.Add({});
 
+  server_latency_ = &BuildHistogram()
+                         .Name("ringproxy_server_request_duration_seconds")
+                         .Help("Time from a request's write to a server to its reply.")
+                         .Register(*registry_);
+  server_connections_ = &BuildGauge()
+                             .Name("ringproxy_server_connections")
+                             .Help("Open connections to the server.")
+                             .Register(*registry_);
+  server_pending_ = &BuildGauge()
+                         .Name("ringproxy_server_pending_requests")
+                         .Help("Requests sent or queued to the server and not answered yet.")
+                         .Register(*registry_);
   server_requests_ = &BuildCounter()
                           .Name("ringproxy_server_requests_total")
                           .Help("Requests sent to a server.")
@@ -175,6 +203,9 @@ void Metrics::forget_server(const ServerMetrics& m) {
   replay_queue_->Remove(m.replay_queue);
   replay_dropped_->Remove(m.replay_dropped);
   resyncs_->Remove(m.resyncs);
+  server_latency_->Remove(m.latency);
+  server_connections_->Remove(m.connections);
+  server_pending_->Remove(m.pending);
 }
 
 bool Metrics::listen(const std::string& address, std::string* error) {
@@ -204,7 +235,14 @@ ServerMetrics Metrics::server(const std::string& server, const std::string& shar
   m.replay_queue = &replay_queue_->Add(labels);
   m.replay_dropped = &replay_dropped_->Add(labels);
   m.resyncs = &resyncs_->Add(labels);
+  m.latency = &server_latency_->Add(labels, LatencyHistogram::bounds());
+  m.connections = &server_connections_->Add(labels);
+  m.pending = &server_pending_->Add(labels);
   return m;
+}
+
+prometheus::Counter* Metrics::requests(std::string_view command, Outcome outcome) {
+  return &requests_->Add({{"command", std::string(command)}, {"outcome", kOutcomes[outcome]}});
 }
 
 ShardMetrics Metrics::shard(const std::string& shard) {

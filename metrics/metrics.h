@@ -5,10 +5,15 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include <memory>
 #include <string>
+#include <string_view>
+
+#include "metrics/latency.h"
+#include "metrics/process.h"
 
 namespace prometheus {
 class Exposer;
@@ -28,7 +33,16 @@ struct ServerMetrics {
   prometheus::Gauge* replay_queue = nullptr;
   prometheus::Counter* replay_dropped = nullptr;
   prometheus::Counter* resyncs = nullptr;
+  prometheus::Histogram* latency = nullptr;   // request written -> reply read
+  prometheus::Gauge* connections = nullptr;   // connected, of backend_connections
+  prometheus::Gauge* pending = nullptr;       // requests sent or queued, not answered yet
 };
+
+// Request outcomes, the `outcome` label of ringproxy_requests_total.
+enum Outcome : uint8_t { kOk = 0, kError = 1, kRejected = 2 };
+inline constexpr const char* kOutcomes[] = {"ok", "error", "rejected"};
+// Command classes, the `class` label of the request latency histogram.
+inline constexpr const char* kClasses[] = {"read", "write", "local", "other"};
 
 struct ShardMetrics {
   prometheus::Counter* repairs_started = nullptr;
@@ -66,19 +80,28 @@ class Metrics {
   // the level was met.
   prometheus::Counter* acks(size_t level, bool met) { return acks_[level][met ? 1 : 0]; }
 
+  // Requests by command and outcome: resolved on first use (by the sweep, never per request).
+  prometheus::Counter* requests(std::string_view command, Outcome outcome);
+  prometheus::Histogram* request_latency(size_t cls) { return request_latency_[cls]; }
+  void update_process() { process_->update(); }
+
   prometheus::Gauge* client_connections;
   prometheus::Counter* client_connections_accepted;
   prometheus::Counter* client_connections_rejected;
-  prometheus::Counter* requests_read;
-  prometheus::Counter* requests_write;
-  prometheus::Counter* requests_local;
-  prometheus::Counter* requests_other;
+  prometheus::Counter* client_bytes_received;
+  prometheus::Counter* client_bytes_sent;
   prometheus::Counter* error_replies;
   prometheus::Counter* protocol_errors;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Histogram* request_latency_[4] = {};
+  std::unique_ptr<ProcessMetrics> process_;
+  prometheus::Family<prometheus::Histogram>* server_latency_;
+  prometheus::Family<prometheus::Gauge>* server_connections_;
+  prometheus::Family<prometheus::Gauge>* server_pending_;
   prometheus::Family<prometheus::Counter>* server_requests_;
   prometheus::Family<prometheus::Counter>* server_errors_;
   prometheus::Family<prometheus::Counter>* server_timeouts_;

@@ -90,8 +90,10 @@ void BackendConnection::flush() {
   const size_t first = queue_.size() - unsent_;
   unsent_ = 0;
   bufs_.clear();
+  const uint64_t now_ns = server_.proxy().timing() ? uv_hrtime() : 0;
   for (size_t i = first; i < queue_.size(); ++i) {
-    const Fragment* f = queue_[i];
+    Fragment* f = queue_[i];
+    f->sent_ns = now_ns;
     bufs_.push_back(uv_buf_init(const_cast<char*>(f->bytes.data()), static_cast<unsigned>(f->bytes.size())));
   }
   auto* stream = reinterpret_cast<uv_stream_t*>(handle_);
@@ -140,6 +142,7 @@ void BackendConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf
                       Failure::counted);
   }
   self->input_.commit(static_cast<size_t>(nread));
+  if (self->server_.proxy().timing()) self->read_ns_ = uv_hrtime();
   self->handle_replies();
 }
 
@@ -154,6 +157,7 @@ void BackendConnection::handle_replies() {
     Fragment* fragment = queue_.front();
     queue_.pop_front();
     server_.proxy().count_pending(server_.index(), -1);
+    if (fragment->sent_ns != 0 && read_ns_ > fragment->sent_ns) server_.observe_latency(read_ns_ - fragment->sent_ns);
     size_t n = scanner_.reply_bytes();
     if (!fragment->settled) {
       fragment->reply = std::string_view(input_.unconsumed(), n);
@@ -350,9 +354,18 @@ void BackendServer::detach() {
 }
 
 void BackendServer::publish_metrics() {
+  latency_.publish(*metrics_.latency);
+  metrics_.connections->Set(static_cast<double>(connected_count()));
+  metrics_.pending->Set(static_cast<double>(pending()));
   if (requests_ == published_requests_) return;
   metrics_.requests->Increment(static_cast<double>(requests_ - published_requests_));
   published_requests_ = requests_;
+}
+
+size_t BackendServer::connected_count() const {
+  size_t n = 0;
+  for (const auto& connection : connections_) n += connection->connected();
+  return n;
 }
 
 void BackendServer::set_state(ServerState state) {

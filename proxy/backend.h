@@ -86,6 +86,7 @@ class BackendConnection {
   size_t unsent_ = 0;
   std::vector<WriteBatch*> spare_batches_;
   std::vector<uv_buf_t> bufs_;       // reused for every flush
+  uint64_t read_ns_ = 0;             // when the last read came in (metrics on)
 };
 
 class BackendServer {
@@ -138,6 +139,8 @@ class BackendServer {
   const std::string& last_error() const { return last_error_; }
   size_t pending() const;
   const metrics::ServerMetrics& metrics() const { return metrics_; }
+  void observe_latency(uint64_t ns) { latency_.observe_ns(ns); }
+  size_t connected_count() const;
   uint64_t requests() const { return requests_; }
   uint64_t failures() const { return failures_; }
 
@@ -170,6 +173,7 @@ class BackendServer {
   uint64_t failures_ = 0;
   uint64_t reconnect_after_ms_ = 0;              // backoff after a failure
   metrics::ServerMetrics metrics_;
+  metrics::LatencyHistogram latency_;             // published by publish_metrics()
   std::vector<std::unique_ptr<BackendConnection>> connections_;
   bool replicated_ = false;
   conf::ReplicationConfig replication_;

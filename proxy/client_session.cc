@@ -72,6 +72,8 @@ void ClientSession::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*)
   if (nread < 0) return self->close();
   self->input_.commit(static_cast<size_t>(nread));
   self->last_active_ms_ = self->proxy_.now_ms();
+  self->proxy_.stats().bytes_received += static_cast<uint64_t>(nread);
+  if (self->proxy_.timing()) self->read_ns_ = uv_hrtime();  // one clock read per read, not per request
   self->parse_requests();
 }
 
@@ -94,6 +96,7 @@ void ClientSession::parse_requests() {
     }
     Request* request = proxy_.new_request();
     request->client = this;
+    request->started_ns = read_ns_;
     request->request_block = input_.block();
     request->raw = std::string_view(start, size);
     request->args.reserve(parser_.args().size());
@@ -141,10 +144,13 @@ void ClientSession::flush() {
   WriteBatch* batch = take_spare(spare_batches_);
   batch->session = this;
   batch->close_after = false;
+  const uint64_t now_ns = proxy_.timing() ? uv_hrtime() : 0;
   while (head_ != nullptr && head_->done) {
     Request* request = head_;
     head_ = request->next;
     if (head_ == nullptr) tail_ = nullptr;
+    proxy_.account(*request, now_ns);
+    proxy_.stats().bytes_sent += request->reply.size();
     batch->bufs.push_back(uv_buf_init(const_cast<char*>(request->reply.data()),
                                       static_cast<unsigned>(request->reply.size())));
     batch->requests.push_back(request);

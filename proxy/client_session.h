@@ -62,6 +62,7 @@ class ClientSession {
   resp::RequestParser parser_;
   std::string name_;
   uint64_t last_active_ms_ = 0;
+  uint64_t read_ns_ = 0;     // when the last read came in (metrics on): its requests' start
 
   Request* head_ = nullptr;  // oldest request without a written reply
   Request* tail_ = nullptr;

@@ -37,18 +37,14 @@ std::string unknown_command_error(std::span<const std::string_view> args) {
 // classify -> local answer, or plan -> send.
 void Proxy::dispatch(ClientSession& client, Request& request) {
   ++stats_.requests;
-  request.started_at_ms = now_ms();
   std::span<const std::string_view> args = request.args;
 
   const routing::CommandInfo* cmd = routing::find_command(args[0]);
-  if (cmd == nullptr) {
-    ++stats_.requests_by_class[ProxyStats::kOther];
-    return reply_error(request, unknown_command_error(args));
-  }
+  request.top_cmd = cmd;  // its metrics label
+  if (cmd == nullptr) return reply_error(request, unknown_command_error(args));
   if (cmd->is_container() && args.size() >= 2) {
     const routing::CommandInfo* sub = routing::find_subcommand(*cmd, args[1]);
     if (sub == nullptr) {
-      ++stats_.requests_by_class[ProxyStats::kOther];
       return reply_error(request, "ERR unknown subcommand '" + std::string(args[1].substr(0, 128)) + "'. Try " +
                                       lower(cmd->name) + " HELP.");
     }
@@ -56,20 +52,12 @@ void Proxy::dispatch(ClientSession& client, Request& request) {
   }
   request.cmd = cmd;
   if (!routing::arity_ok(*cmd, args.size())) {
-    ++stats_.requests_by_class[ProxyStats::kOther];
     std::string name(cmd->name);
     std::replace(name.begin(), name.end(), '|', ' ');
     return reply_error(request, "ERR wrong number of arguments for '" + name + "' command");
   }
 
-  switch (cmd->cls) {
-    case routing::CommandClass::local:
-      ++stats_.requests_by_class[ProxyStats::kLocal];
-      return answer_local(client, request);
-    case routing::CommandClass::read: ++stats_.requests_by_class[ProxyStats::kRead]; break;
-    case routing::CommandClass::write: ++stats_.requests_by_class[ProxyStats::kWrite]; break;
-    default: ++stats_.requests_by_class[ProxyStats::kOther]; break;
-  }
+  if (cmd->cls == routing::CommandClass::local) return answer_local(client, request);
   if (routing::has_block_option(*cmd, args)) {
     return reply_error(request, "ERR blocking " + std::string(args[0]) +
                                     " is not supported by ringproxy: a blocked server connection would stall "
@@ -499,6 +487,7 @@ void Proxy::release_if_finished(Request& request) {
 }
 
 void Proxy::reply_error(Request& request, std::string_view message) {
+  request.rejected = true;
   resp::append_error(request.owned_reply, message);
   request.reply = request.owned_reply;
   ++stats_.error_replies;

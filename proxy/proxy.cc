@@ -10,6 +10,7 @@
 #include "proxy/migration.h"
 #include "proxy/reload.h"
 #include "proxy/repair.h"
+#include "proxy/resp/reply_scanner.h"
 
 namespace ringproxy::proxy {
 
@@ -20,6 +21,9 @@ void Request::recycle() {
   raw = {};
   args.clear();
   cmd = nullptr;
+  top_cmd = nullptr;
+  started_ns = 0;
+  rejected = false;
   topology.reset();
   fragments.clear();
   groups.clear();
@@ -39,7 +43,8 @@ Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics, st
       config_(std::move(config)),
       metrics_(metrics),
       config_path_(std::move(config_path)),
-      config_digest_(std::move(digest)) {}
+      config_digest_(std::move(digest)),
+      timing_(config_.metrics.listen.has_value()) {}
 
 Proxy::~Proxy() {
   migration_.reset();  // first: it may hold parked requests
@@ -286,21 +291,72 @@ void Proxy::on_sweep(uv_timer_t* handle) { static_cast<Proxy*>(handle->data)->sw
 // most one sweep period later (an atomic floating-point add per counter per request cost
 // ~2% of the instructions of a pipelined request).
 void Proxy::publish_metrics() {
-  prometheus::Counter* by_class[4] = {metrics_->requests_read, metrics_->requests_write, metrics_->requests_local,
-                                      metrics_->requests_other};
-  for (size_t i = 0; i < 4; ++i) {
-    uint64_t delta = stats_.requests_by_class[i] - published_.requests_by_class[i];
-    if (delta > 0) by_class[i]->Increment(static_cast<double>(delta));
-  }
   if (uint64_t delta = stats_.error_replies - published_.error_replies; delta > 0) {
     metrics_->error_replies->Increment(static_cast<double>(delta));
   }
+  if (uint64_t delta = stats_.bytes_received - published_.bytes_received; delta > 0) {
+    metrics_->client_bytes_received->Increment(static_cast<double>(delta));
+  }
+  if (uint64_t delta = stats_.bytes_sent - published_.bytes_sent; delta > 0) {
+    metrics_->client_bytes_sent->Increment(static_cast<double>(delta));
+  }
+  accounting_.publish(*metrics_);
   published_ = stats_;
   const MigrationProgress& migration = migration_progress();
   metrics_->migration_active->Set(migration_ && !migration_->finished() ? 1 : 0);
   metrics_->migration_keys_to_move->Set(static_cast<double>(migration.keys_to_move));
   for (auto& server : servers_) server->publish_metrics();
   for (auto& server : draining_) server->publish_metrics();
+  if (now_ms() - process_published_ms_ >= 1000) {  // /proc reads: once a second is plenty
+    process_published_ms_ = now_ms();
+    metrics_->update_process();
+  }
+}
+
+// ------------------------------------------------------------------ RequestAccounting --
+
+RequestAccounting::RequestAccounting() {
+  const size_t slots = routing::all_commands().size() + 1;  // + "unknown"
+  counts.assign(slots, {});
+  published.assign(slots, {});
+  counters.assign(slots, {});
+}
+
+void RequestAccounting::account(const Request& request, uint64_t now_ns) {
+  const std::span<const routing::CommandInfo> table = routing::all_commands();
+  const size_t slot = request.top_cmd != nullptr ? static_cast<size_t>(request.top_cmd - table.data()) : table.size();
+  const metrics::Outcome outcome = request.rejected                      ? metrics::kRejected
+                                   : resp::is_error_reply(request.reply) ? metrics::kError
+                                                                         : metrics::kOk;
+  ++counts[slot][outcome];
+  if (request.started_ns == 0 || now_ns < request.started_ns) return;
+  size_t cls = 3;
+  if (request.cmd != nullptr) {
+    switch (request.cmd->cls) {
+      case routing::CommandClass::read: cls = 0; break;
+      case routing::CommandClass::write: cls = 1; break;
+      case routing::CommandClass::local: cls = 2; break;
+      default: break;
+    }
+  }
+  latency[cls].observe_ns(now_ns - request.started_ns);
+}
+
+void RequestAccounting::publish(metrics::Metrics& metrics) {
+  const std::span<const routing::CommandInfo> table = routing::all_commands();
+  for (size_t slot = 0; slot < counts.size(); ++slot) {
+    for (size_t o = 0; o < 3; ++o) {
+      const uint64_t delta = counts[slot][o] - published[slot][o];
+      if (delta == 0) continue;
+      if (counters[slot][o] == nullptr) {  // first use: the only lookup (and lock) it takes
+        counters[slot][o] = metrics.requests(slot < table.size() ? table[slot].name : "unknown",
+                                             static_cast<metrics::Outcome>(o));
+      }
+      counters[slot][o]->Increment(static_cast<double>(delta));
+      published[slot][o] = counts[slot][o];
+    }
+  }
+  for (size_t c = 0; c < 4; ++c) latency[c].publish(*metrics.request_latency(c));
 }
 
 void Proxy::sweep() {

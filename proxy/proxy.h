@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -45,13 +46,25 @@ struct ReloadReport {
 };
 
 struct ProxyStats {
-  enum Class { kRead, kWrite, kLocal, kOther };
-  uint64_t requests_by_class[4] = {};
   uint64_t clients_accepted = 0;
   uint64_t clients_rejected = 0;
   uint64_t requests = 0;
   uint64_t error_replies = 0;   // replies that were errors (the proxy's or a server's)
   uint64_t protocol_errors = 0;
+  uint64_t bytes_received = 0, bytes_sent = 0;  // from and to clients
+};
+
+// Requests by command and outcome, and their latency by class: counted with plain integers
+// as replies are written, handed to Prometheus by the sweep.
+struct RequestAccounting {
+  RequestAccounting();
+  void account(const Request& request, uint64_t now_ns);
+  void publish(metrics::Metrics& metrics);
+
+  std::vector<std::array<uint64_t, 3>> counts;      // per command table slot (+ unknown), per outcome
+  std::vector<std::array<uint64_t, 3>> published;
+  std::vector<std::array<prometheus::Counter*, 3>> counters;  // resolved on first use
+  metrics::LatencyHistogram latency[4];             // read, write, local, other
 };
 
 class Proxy {
@@ -74,6 +87,9 @@ class Proxy {
   const conf::Config& config() const { return config_; }
   metrics::Metrics* metrics() const { return metrics_; }
   ProxyStats& stats() { return stats_; }
+  // Latency is measured only when the metrics endpoint is on (two clock reads per batch).
+  bool timing() const { return timing_; }
+  void account(const Request& request, uint64_t now_ns) { accounting_.account(request, now_ns); }
   const std::shared_ptr<const routing::RoutingTable>& table() const { return topology_->table; }
   const std::shared_ptr<const Topology>& topology() const { return topology_; }
   ShardRuntime& shard_state(uint32_t shard) const { return *topology_->shards[shard]; }
@@ -179,6 +195,9 @@ class Proxy {
   MigrationProgress last_migration_;
   ProxyStats stats_;
   ProxyStats published_;          // what publish_metrics() has handed to Prometheus
+  RequestAccounting accounting_;
+  bool timing_ = false;
+  uint64_t process_published_ms_ = 0;
   uint64_t started_at_ms_ = 0;
   uint64_t next_client_id_ = 1;
   bool stopping_ = false;

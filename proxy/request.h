@@ -49,6 +49,7 @@ struct Fragment {
   BlockRef reply_block;             // keeps `reply` alive
   std::string owned_reply;          // the proxy's error reply when the server failed
   uint64_t sent_at_ms = 0;
+  uint64_t sent_ns = 0;             // when it was written (metrics on), for the server's latency
   bool done = false;
 };
 
@@ -71,7 +72,9 @@ struct Request {
   std::vector<std::string_view> args;
   const routing::CommandInfo* cmd = nullptr;
   std::shared_ptr<const Topology> topology;  // the snapshot it was planned with
-  uint64_t started_at_ms = 0;
+  const routing::CommandInfo* top_cmd = nullptr;  // the top-level command (metrics label)
+  uint64_t started_ns = 0;          // when it was read (uv_hrtime), 0 when not timed
+  bool rejected = false;            // refused by the proxy: nothing was sent
 
   std::vector<Fragment> fragments;  // sized once at dispatch; never reallocated after
   std::vector<GroupState> groups;   // empty on the fast path (one fragment, no replication)

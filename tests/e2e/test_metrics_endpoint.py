@@ -28,12 +28,12 @@ class MetricsEndpointTest(unittest.TestCase):
                 r.get(f"m{i}")
             r.ping()
             # Per-request counters reach Prometheus on the proxy's sweep (<= 100 ms later).
-            wait_until(lambda: (value(scrape(port), "ringproxy_requests_total", '{class="write"}') or 0) >= 100,
-                       what="request counters published")
+            wait_until(lambda: (value(scrape(port), "ringproxy_requests_total", '{command="get",outcome="ok"}') or 0)
+                       >= 100, what="request counters published")
             text = scrape(port)
-            self.assertGreaterEqual(value(text, "ringproxy_requests_total", '{class="write"}'), 100)
-            self.assertGreaterEqual(value(text, "ringproxy_requests_total", '{class="read"}'), 100)
-            self.assertGreaterEqual(value(text, "ringproxy_requests_total", '{class="local"}'), 1)
+            self.assertEqual(value(text, "ringproxy_requests_total", '{command="set",outcome="ok"}'), 100)
+            self.assertEqual(value(text, "ringproxy_requests_total", '{command="get",outcome="ok"}'), 100)
+            self.assertGreaterEqual(value(text, "ringproxy_requests_total", '{command="ping",outcome="ok"}'), 1)
             self.assertGreaterEqual(value(text, "ringproxy_client_connections"), 1)
             self.assertGreaterEqual(value(text, "ringproxy_client_connections_accepted_total"), 1)
             sent = sum(float(v) for v in re.findall(r"^ringproxy_server_requests_total\{.*\} (\S+)$", text, re.M))
