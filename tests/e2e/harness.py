@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import re
 import time
+import urllib.request
 
 import redis
 
@@ -241,3 +243,15 @@ def raw_exchange(port, payload, expect_bytes=None, timeout=5.0, read_until_close
                 break
             data += chunk
         return data
+
+
+def scrape(port):
+    """The /metrics text of a metrics endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def value(text, name, labels=""):
+    """One sample of a /metrics text (labels exactly as printed), or None."""
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$", text, re.M)
+    return float(match.group(1)) if match else None

@@ -1,20 +1,8 @@
 """The Prometheus endpoint: served on [metrics] listen, counters move with traffic."""
 import re
-import signal
 import unittest
-import urllib.request
 
-from harness import Cluster, wait_until
-
-
-def scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return response.read().decode()
-
-
-def value(text, name, labels=""):
-    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$", text, re.M)
-    return float(match.group(1)) if match else None
+from harness import Cluster, scrape, value, wait_until
 
 
 class MetricsEndpointTest(unittest.TestCase):

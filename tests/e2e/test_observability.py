@@ -16,21 +16,11 @@ import urllib.request
 import redis
 import yaml
 
-from harness import Cluster, Proxy, RedisServer, free_port, toml_config, wait_until
+from harness import Cluster, Proxy, RedisServer, free_port, scrape, toml_config, value, wait_until
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 DASHBOARD = os.path.join(ROOT, "metrics", "grafana-dashboard.json")
 ALERTS = os.path.join(ROOT, "metrics", "alerts.yml")
-
-
-def scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return response.read().decode()
-
-
-def value(text, name, labels=""):
-    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$", text, re.M)
-    return float(match.group(1)) if match else None
 
 
 def families(text):

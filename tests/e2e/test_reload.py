@@ -9,7 +9,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, RedisServer, free_port, toml_config, wait_until
+from harness import Cluster, RedisServer, free_port, scrape, toml_config, value, wait_until
 
 
 def proxy_info(cluster):
@@ -119,7 +119,6 @@ class TestReloadMetrics(ReloadCase):
     metrics = True
 
     def test_the_metrics_show_the_digest_and_count_reloads(self):
-        from test_metrics_endpoint import scrape, value
         port = self.cluster.metrics_port
         text = scrape(port)
         digest = proxy_info(self.cluster)["config_digest"]
