@@ -90,7 +90,7 @@ void BackendConnection::flush() {
   const size_t first = queue_.size() - unsent_;
   unsent_ = 0;
   bufs_.clear();
-  const uint64_t now_ns = server_.proxy().timing() ? uv_hrtime() : 0;
+  const uint64_t now_ns = server_.proxy().timing() ? server_.proxy().loop_ns() : 0;
   for (size_t i = first; i < queue_.size(); ++i) {
     Fragment* f = queue_[i];
     f->sent_ns = now_ns;
@@ -142,7 +142,7 @@ void BackendConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf
                       Failure::counted);
   }
   self->input_.commit(static_cast<size_t>(nread));
-  if (self->server_.proxy().timing()) self->read_ns_ = uv_hrtime();
+  if (self->server_.proxy().timing()) self->read_ns_ = self->server_.proxy().loop_ns();
   self->handle_replies();
 }
 

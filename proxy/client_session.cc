@@ -73,7 +73,7 @@ void ClientSession::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*)
   self->input_.commit(static_cast<size_t>(nread));
   self->last_active_ms_ = self->proxy_.now_ms();
   self->proxy_.stats().bytes_received += static_cast<uint64_t>(nread);
-  if (self->proxy_.timing()) self->read_ns_ = uv_hrtime();  // one clock read per read, not per request
+  if (self->proxy_.timing()) self->read_ns_ = self->proxy_.loop_ns();  // one clock read per loop iteration
   self->parse_requests();
 }
 
@@ -144,7 +144,7 @@ void ClientSession::flush() {
   WriteBatch* batch = take_spare(spare_batches_);
   batch->session = this;
   batch->close_after = false;
-  const uint64_t now_ns = proxy_.timing() ? uv_hrtime() : 0;
+  const uint64_t now_ns = proxy_.timing() ? proxy_.loop_ns() : 0;
   while (head_ != nullptr && head_->done) {
     Request* request = head_;
     head_ = request->next;

@@ -271,6 +271,7 @@ void Proxy::forget_dirty(BackendConnection* connection) {
 void Proxy::on_prepare(uv_prepare_t* handle) { static_cast<Proxy*>(handle->data)->flush_dirty(); }
 
 void Proxy::flush_dirty() {
+  iteration_ns_ = 0;  // the flushes' time; and the reads of the next iteration take a new one
   // By index: a flush may append to a list (a failed write completes requests) or leave a
   // tombstone in it (a client closed).
   while (!dirty_connections_.empty() || !dirty_clients_.empty()) {
@@ -283,6 +284,7 @@ void Proxy::flush_dirty() {
     }
     dirty_clients_.clear();
   }
+  iteration_ns_ = 0;
 }
 
 void Proxy::on_sweep(uv_timer_t* handle) { static_cast<Proxy*>(handle->data)->sweep(); }

@@ -89,6 +89,12 @@ class Proxy {
   ProxyStats& stats() { return stats_; }
   // Latency is measured only when the metrics endpoint is on (two clock reads per batch).
   bool timing() const { return timing_; }
+  // The clock for latencies: read once per loop iteration for all the reads it handles,
+  // once for all the flushes (not per request or per connection).
+  uint64_t loop_ns() {
+    if (iteration_ns_ == 0) iteration_ns_ = uv_hrtime();
+    return iteration_ns_;
+  }
   void account(const Request& request, uint64_t now_ns) { accounting_.account(request, now_ns); }
   const std::shared_ptr<const routing::RoutingTable>& table() const { return topology_->table; }
   const std::shared_ptr<const Topology>& topology() const { return topology_; }
@@ -197,6 +203,7 @@ class Proxy {
   ProxyStats published_;          // what publish_metrics() has handed to Prometheus
   RequestAccounting accounting_;
   bool timing_ = false;
+  uint64_t iteration_ns_ = 0;     // see loop_ns()
   uint64_t process_published_ms_ = 0;
   uint64_t started_at_ms_ = 0;
   uint64_t next_client_id_ = 1;
