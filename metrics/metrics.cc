@@ -1,6 +1,6 @@
 #include "metrics/metrics.h"
 
-#include <prometheus/exposer.h>
+#include <prometheus/text_serializer.h>
 
 namespace ringproxy::metrics {
 
@@ -208,22 +208,7 @@ void Metrics::forget_server(const ServerMetrics& m) {
   server_pending_->Remove(m.pending);
 }
 
-bool Metrics::listen(const std::string& address, std::string* error) {
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(address, 1);
-    exposer_->RegisterCollectable(registry_);
-    return true;
-  } catch (const std::exception& e) {
-    *error = "cannot serve metrics on " + address + ": " + e.what();
-    return false;
-  }
-}
-
-int Metrics::bound_port() const {
-  if (!exposer_) return 0;
-  auto ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
-}
+std::string Metrics::render() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
 
 ServerMetrics Metrics::server(const std::string& server, const std::string& shard) {
   prometheus::Labels labels{{"server", server}, {"shard", shard}};

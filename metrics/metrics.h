@@ -15,10 +15,6 @@
 #include "metrics/latency.h"
 #include "metrics/process.h"
 
-namespace prometheus {
-class Exposer;
-}
-
 namespace ringproxy::metrics {
 
 // Server states, in the order of ringproxy::proxy::ServerState.
@@ -57,9 +53,8 @@ class Metrics {
   Metrics();
   ~Metrics();
 
-  // Serves /metrics on `address` ("127.0.0.1:9121"); false with `error` on failure.
-  bool listen(const std::string& address, std::string* error);
-  int bound_port() const;
+  // The Prometheus text exposition of every metric (what GET /metrics answers).
+  std::string render() const;
 
   ServerMetrics server(const std::string& server, const std::string& shard);
   ShardMetrics shard(const std::string& shard);
@@ -95,7 +90,6 @@ class Metrics {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Histogram* request_latency_[4] = {};
   std::unique_ptr<ProcessMetrics> process_;

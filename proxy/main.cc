@@ -20,14 +20,6 @@ int run(const ringproxy::conf::Config& config, const std::string& path, const st
   uv_loop_t loop;
   uv_loop_init(&loop);
   auto metrics = std::make_unique<ringproxy::metrics::Metrics>();
-  if (config.metrics.listen) {
-    std::string error;
-    if (!metrics->listen(config.metrics.listen->to_string(), &error)) {
-      spdlog::critical("{}", error);
-      return 1;
-    }
-    spdlog::info("metrics on http://{}/metrics", config.metrics.listen->to_string());
-  }
   int status = 0;
   {
     ringproxy::proxy::Proxy proxy(&loop, config, metrics.get(), path, digest);

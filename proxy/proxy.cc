@@ -75,6 +75,16 @@ bool Proxy::start(std::string* error) {
     return false;
   }
 
+  if (config_.metrics.listen) {
+    metrics_endpoint_ = std::make_unique<MetricsEndpoint>(loop_, *metrics_);
+    if (!metrics_endpoint_->listen(*config_.metrics.listen, error)) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+      servers_.clear();
+      return false;
+    }
+    spdlog::info("metrics on http://{}/metrics", config_.metrics.listen->to_string());
+  }
+
   uv_prepare_init(loop_, &flusher_);
   flusher_.data = this;
   uv_prepare_start(&flusher_, on_prepare);
@@ -117,6 +127,7 @@ void Proxy::stop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  if (metrics_endpoint_) metrics_endpoint_->close();
   if (watcher_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
     watcher_->stop();

@@ -1,7 +1,6 @@
 // The Proxy owns everything that lives for the process: the libuv loop's handles, the
 // listener, client sessions, backend servers, the routing snapshot and the counters.
-// Single-threaded: every method runs on the loop thread (the metrics exposer has its own
-// thread but only reads atomic counters).
+// Single-threaded: every method runs on the loop thread, the metrics endpoint included.
 //
 // The data path (dispatcher.cc), top-down:
 //
@@ -25,6 +24,7 @@
 
 #include "conf/config.h"
 #include "metrics/metrics.h"
+#include "proxy/metrics_endpoint.h"
 #include "proxy/migration.h"
 #include "proxy/request.h"
 #include "proxy/topology.h"
@@ -197,6 +197,7 @@ class Proxy {
   std::string last_reload_error_;
   std::string restart_needed_;     // settings changed in the file that only a restart applies
   std::unique_ptr<ConfigWatcher> watcher_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   std::unique_ptr<Migration> migration_;
   MigrationProgress last_migration_;
   ProxyStats stats_;

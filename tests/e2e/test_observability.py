@@ -6,10 +6,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -149,6 +151,38 @@ class MetricsContent(unittest.TestCase):
         with self.assertRaises(redis.ResponseError):
             client.execute_command("PROXY", "RELOAD")
         self.assertGreaterEqual(value(scrape(self.port), "ringproxy_config_reloads_total", '{outcome="failed"}'), 1)
+
+
+class MetricsHttp(unittest.TestCase):
+    """The endpoint runs on the proxy's event loop: plain, bounded HTTP."""
+
+    def test_only_get_metrics_and_bounded_requests(self):
+        cluster = Cluster(shards=1, metrics=True)
+        self.addCleanup(lambda: self.assertEqual(cluster.cleanup(), 0))
+        port = cluster.metrics_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics?x=1", timeout=5) as response:
+            self.assertEqual(response.status, 200)
+            self.assertIn("text/plain; version=0.0.4", response.headers["Content-Type"])
+            self.assertIn("ringproxy_shards 1", response.read().decode())
+        for method, path, code in (("GET", "/", 404), ("POST", "/metrics", 405)):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=b"" if method == "POST" else None)
+            with self.assertRaises(urllib.error.HTTPError) as raised:
+                urllib.request.urlopen(request, timeout=5)
+            self.assertEqual(raised.exception.code, code)
+        head = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", method="HEAD")
+        with urllib.request.urlopen(head, timeout=5) as response:
+            self.assertEqual(response.status, 200)
+            self.assertEqual(response.read(), b"")
+        # A request that never ends is cut off at 16 KiB; the proxy keeps serving.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            try:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 40000)
+                answer = s.recv(100)
+            except (ConnectionResetError, BrokenPipeError):
+                answer = b""
+            self.assertEqual(answer, b"")  # closed without an answer
+        self.assertTrue(cluster.client().set("still", "served"))
+        self.assertIn("ringproxy_shards", scrape(port))
 
 
 class ReplicationCounters(unittest.TestCase):
