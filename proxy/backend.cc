@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "proxy/net.h"
 #include "proxy/probe.h"
-#include "proxy/resync.h"
 #include "proxy/proxy.h"
+#include "proxy/resync.h"
 
 namespace ringproxy::proxy {
 
@@ -50,10 +51,8 @@ void BackendConnection::connect() {
   if (state_ != State::disconnected) return;
   Proxy& proxy = server_.proxy();
   const conf::Address& address = server_.address();
-  sockaddr_storage addr{};
-  int rc = address.host.find(':') == std::string::npos
-               ? uv_ip4_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in*>(&addr))
-               : uv_ip6_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in6*>(&addr));
+  sockaddr_storage addr;
+  int rc = to_sockaddr(address, &addr);
   if (rc != 0) return fail(std::string("bad address: ") + uv_strerror(rc), Failure::counted);
 
   handle_ = new uv_tcp_t;

@@ -1,9 +1,9 @@
 #include "proxy/metrics_endpoint.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <string_view>
+
+#include "proxy/net.h"
 
 namespace ringproxy::proxy {
 namespace {
@@ -25,15 +25,8 @@ struct MetricsEndpoint::Exchange {
 };
 
 bool MetricsEndpoint::listen(const conf::Address& address, std::string* error) {
-  sockaddr_storage addr{};
-  int rc = address.host.find(':') == std::string::npos
-               ? uv_ip4_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in*>(&addr))
-               : uv_ip6_addr(address.host.c_str(), address.port, reinterpret_cast<sockaddr_in6*>(&addr));
-  uv_tcp_init(loop_, &listener_);
   listener_.data = this;
-  if (rc == 0) rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 64, on_connection);
-  if (rc != 0) {
+  if (int rc = listen_on(loop_, &listener_, address, 64, on_connection); rc != 0) {
     *error = "cannot serve metrics on " + address.to_string() + ": " + uv_strerror(rc);
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     return false;

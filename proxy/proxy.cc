@@ -8,6 +8,7 @@
 #include "proxy/backend.h"
 #include "proxy/client_session.h"
 #include "proxy/migration.h"
+#include "proxy/net.h"
 #include "proxy/reload.h"
 #include "proxy/repair.h"
 #include "proxy/resp/reply_scanner.h"
@@ -60,15 +61,8 @@ bool Proxy::start(std::string* error) {
   metrics_->set_config(config_digest_, static_cast<double>(config_loaded_unix_));
 
   const conf::Address& listen = config_.proxy.listen;
-  sockaddr_storage addr{};
-  int rc = listen.host.find(':') == std::string::npos
-               ? uv_ip4_addr(listen.host.c_str(), listen.port, reinterpret_cast<sockaddr_in*>(&addr))
-               : uv_ip6_addr(listen.host.c_str(), listen.port, reinterpret_cast<sockaddr_in6*>(&addr));
-  uv_tcp_init(loop_, &listener_);
   listener_.data = this;
-  if (rc == 0) rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 511, on_connection);
-  if (rc != 0) {
+  if (int rc = listen_on(loop_, &listener_, listen, 511, on_connection); rc != 0) {
     *error = "cannot listen on " + listen.to_string() + ": " + uv_strerror(rc);
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     servers_.clear();
