@@ -40,7 +40,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                    .Register(*registry_);
   auto& latency = BuildHistogram()
                       .Name("ringproxy_request_duration_seconds")
-                      .Help("Time from a request's arrival (parsed) to its reply (written), by command class "
+                      .Help("Time from the read that brought a request to the write of its reply, by command class "
                             "(read, write, local: answered by the proxy, other).")
                       .Register(*registry_);
   for (size_t c = 0; c < 4; ++c) request_latency_[c] = &latency.Add({{"class", kClasses[c]}}, LatencyHistogram::bounds());

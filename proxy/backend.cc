@@ -354,8 +354,10 @@ void BackendServer::detach() {
 
 void BackendServer::publish_metrics() {
   latency_.publish(*metrics_.latency);
-  metrics_.connections->Set(static_cast<double>(connected_count()));
-  metrics_.pending->Set(static_cast<double>(pending()));
+  if (!detached()) {  // a drained server's gauges may be shared with its successor's
+    metrics_.connections->Set(static_cast<double>(connected_count()));
+    metrics_.pending->Set(static_cast<double>(pending()));
+  }
   if (requests_ == published_requests_) return;
   metrics_.requests->Increment(static_cast<double>(requests_ - published_requests_));
   published_requests_ = requests_;

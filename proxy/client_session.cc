@@ -120,6 +120,7 @@ void ClientSession::enqueue_protocol_error(std::string_view why) {
   spdlog::info("client {} ({}): protocol error: {}; closing", id_, peer(), why);
   Request* request = proxy_.new_request();
   request->client = this;
+  request->rejected = true;
   resp::append_error(request->owned_reply, "ERR Protocol error: " + std::string(why));
   request->reply = request->owned_reply;
   request->done = true;

@@ -9,7 +9,8 @@ namespace ringproxy::proxy {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 16 * 1024;
-constexpr uint64_t kIdleMs = 10000;
+constexpr uint64_t kMaxAgeMs = 10000;
+constexpr size_t kMaxConnections = 16;
 
 }  // namespace
 
@@ -56,7 +57,10 @@ void MetricsEndpoint::on_connection(uv_stream_t* server, int status) {
   uv_tcp_init(self->loop_, &exchange->handle);
   exchange->handle.data = exchange;
   self->exchanges_.push_back(exchange);
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&exchange->handle)) != 0) return self->finish(exchange);
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&exchange->handle)) != 0 ||
+      self->exchanges_.size() > kMaxConnections) {
+    return self->finish(exchange);
+  }
   uv_read_start(reinterpret_cast<uv_stream_t*>(&exchange->handle), on_alloc, on_read);
 }
 
@@ -129,7 +133,7 @@ void MetricsEndpoint::on_tick(uv_timer_t* timer) {
   const uint64_t now = uv_now(self->loop_);
   std::vector<Exchange*> idle;
   for (Exchange* exchange : self->exchanges_) {
-    if (now - exchange->started_ms > kIdleMs) idle.push_back(exchange);
+    if (now - exchange->started_ms > kMaxAgeMs) idle.push_back(exchange);
   }
   for (Exchange* exchange : idle) self->finish(exchange);
 }

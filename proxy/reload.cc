@@ -93,10 +93,15 @@ void Proxy::drain_removed_servers() {
     }
     spdlog::info("server {} (shard {}) drained: closing it", draining_[i]->name(), draining_[i]->shard_name());
     draining_[i]->stop();
-    // Its series go, unless a server of the new ring has the same labels (and so shares them).
-    const bool shared = std::any_of(servers_.begin(), servers_.end(), [&](const auto& s) {
-      return s->name() == draining_[i]->name() && s->shard_name() == draining_[i]->shard_name();
-    });
+    draining_[i]->publish_metrics();  // its last counts
+    // Its series go, unless another server (live, or draining too) has the same labels and so
+    // shares them.
+    auto same_labels = [&](const auto& s) {
+      return s.get() != draining_[i].get() && s->name() == draining_[i]->name() &&
+             s->shard_name() == draining_[i]->shard_name();
+    };
+    const bool shared = std::any_of(servers_.begin(), servers_.end(), same_labels) ||
+                        std::any_of(draining_.begin(), draining_.end(), same_labels);
     if (!shared) draining_[i]->forget_metrics();
     draining_.erase(draining_.begin() + static_cast<std::ptrdiff_t>(i));
   }

@@ -294,6 +294,14 @@ scrape_configs:
                        for a in alerts)
         wait_until(shard_down_alert, timeout=60, what="the RingproxyShardDown alert (pending or firing)")
 
+        # Every dashboard query is valid PromQL for this Prometheus, with Grafana's variables set.
+        with open(DASHBOARD) as f:
+            dashboard = json.load(f)
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                expr = target["expr"].replace("$__rate_interval", "1m").replace("$job", ".*")
+                self.query(expr)  # asserts status == success
+
 
 class Logs(unittest.TestCase):
     def run_proxy(self, level):
