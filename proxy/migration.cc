@@ -223,8 +223,8 @@ void Migration::begin(KeyMove& move) {
       if (move.error.empty()) move.error = "shard '" + move.sources[i].shard + "' (" + server.to_string() + ") does not answer";
       continue;
     }
-    if (!command(server, Op{this, Op::dump, id, i, key}, key, "DUMP %b", key.data(), key.size()) ||
-        !command(server, Op{this, Op::ttl, id, i, key}, key, "PTTL %b", key.data(), key.size())) {
+    if (!command(server, Op{this, Op::dump, id, i, key}, "DUMP %b", key.data(), key.size()) ||
+        !command(server, Op{this, Op::ttl, id, i, key}, "PTTL %b", key.data(), key.size())) {
       if (move.error.empty()) move.error = "cannot reach " + server.to_string();
     }
   }
@@ -315,7 +315,7 @@ void Migration::restore(KeyMove& move) {
   for (uint32_t s : target.servers) {
     switch (proxy_.server_mode(s)) {
       case routing::kServerLive:
-        sent_any |= command(table.servers()[s].address, Op{this, Op::restore, id, 0, key}, key,
+        sent_any |= command(table.servers()[s].address, Op{this, Op::restore, id, 0, key},
                             "RESTORE %b %lld %b ABSTTL", key.data(), key.size(), expires_at, payload.data(),
                             payload.size());
         break;
@@ -354,7 +354,7 @@ void Migration::delete_sources(KeyMove& move) {
         }
       }
       if (mode == routing::kServerLive) {
-        command(address, Op{this, Op::del, move.id, i, key}, key, "DEL %b", key.data(), key.size());
+        command(address, Op{this, Op::del, move.id, i, key}, "DEL %b", key.data(), key.size());
       }
     }
   }
@@ -471,7 +471,7 @@ const conf::Address& Migration::readable_server(const Source& source) const {
   return source.servers.front();
 }
 
-bool Migration::command(const conf::Address& server, Op op, const std::string&, const char* format, ...) {
+bool Migration::command(const conf::Address& server, Op op, const char* format, ...) {
   Link* l = link(server);
   if (l == nullptr) return false;
   auto* pending = new Op(std::move(op));
@@ -628,7 +628,7 @@ void Migration::scan_step() {
       }
       target.in_flight = true;
       target.sent_ms = now;
-      if (!command(target.source.servers.front(), Op{this, Op::scan, pass_id_, i, {}}, {}, "SCAN %s COUNT 200",
+      if (!command(target.source.servers.front(), Op{this, Op::scan, pass_id_, i, {}}, "SCAN %s COUNT 200",
                    target.cursor.c_str())) {
         target.in_flight = false;
         target.done = true;

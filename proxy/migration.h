@@ -102,7 +102,7 @@ class Migration {
   void restore(KeyMove& move);
   void delete_sources(KeyMove& move);
   void finish(KeyMove& move, bool ok, const std::string& why);
-  bool command(const conf::Address& server, Op op, const std::string& bytes_for_log, const char* format, ...);
+  bool command(const conf::Address& server, Op op, const char* format, ...);
   Link* link(const conf::Address& server);
   void drop_link(const std::string& name);  // frees it: its pending commands fail now
   // A server that did not answer is not asked again for retry_interval: moves that need it
