@@ -541,6 +541,10 @@ void BackendServer::maybe_resync(uint64_t now_ms) {
   resync_->start();
 }
 
+void BackendServer::cancel_resync_from(const BackendServer& peer) {
+  if (resync_ != nullptr && resync_->peer() == &peer) std::exchange(resync_, nullptr)->cancel();
+}
+
 void BackendServer::on_resync_result(bool ok, std::string_view why) {
   resync_ = nullptr;
   if (!ok) {

@@ -122,6 +122,8 @@ class BackendServer {
   void mark_stale(std::string_view why);
   void on_lagging(std::string_view why);
   void on_resync_result(bool ok, std::string_view why);
+  // A reload removes `peer`: a resync copying from it stops (and is retried from another).
+  void cancel_resync_from(const BackendServer& peer);
   uint32_t shard_index() const { return shard_index_; }
   uint64_t resyncs() const { return resyncs_; }
   void on_lag_over();

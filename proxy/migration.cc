@@ -1,6 +1,5 @@
 #include "proxy/migration.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +10,7 @@
 #include <optional>
 
 #include "proxy/backend.h"
+#include "proxy/hiredis_uv.h"
 #include "proxy/client_session.h"
 #include "proxy/proxy.h"
 #include "proxy/request.h"
@@ -433,16 +433,8 @@ void Migration::release_ready(uint64_t client) {
 Migration::Link* Migration::link(const conf::Address& server) {
   const std::string name = server.to_string();
   if (auto it = links_.find(name); it != links_.end()) return it->second.get();
-  redisAsyncContext* ctx = redisAsyncConnect(server.host.c_str(), server.port);
+  redisAsyncContext* ctx = connect_async(server, proxy_.loop(), this, on_connect, on_disconnect);
   if (ctx == nullptr) return nullptr;
-  if (ctx->err) {
-    redisAsyncFree(ctx);
-    return nullptr;
-  }
-  ctx->data = this;
-  redisLibuvAttach(ctx, proxy_.loop());
-  redisAsyncSetConnectCallback(ctx, on_connect);
-  redisAsyncSetDisconnectCallback(ctx, on_disconnect);
   auto& slot = links_[name];
   slot = std::make_unique<Link>();
   slot->ctx = ctx;

@@ -1,6 +1,5 @@
 #include "proxy/probe.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -8,6 +7,7 @@
 #include <string>
 
 #include "proxy/backend.h"
+#include "proxy/hiredis_uv.h"
 #include "proxy/proxy.h"
 
 namespace ringproxy::proxy {
@@ -21,17 +21,9 @@ void ServerProbe::start() {
   uv_timer_start(&timer_, on_timeout, timeout_ms_, 0);
 
   const conf::Address& address = server_->address();
-  ctx_ = redisAsyncConnect(address.host.c_str(), address.port);
-  if (ctx_ == nullptr || ctx_->err) {
-    std::string why = ctx_ ? ctx_->errstr : "out of memory";
-    if (ctx_) redisAsyncFree(ctx_);
-    ctx_ = nullptr;
-    return finish(false, why.c_str());
-  }
-  ctx_->data = this;
-  redisLibuvAttach(ctx_, loop);
-  redisAsyncSetConnectCallback(ctx_, on_connect);
-  redisAsyncSetDisconnectCallback(ctx_, on_disconnect);
+  std::string why;
+  ctx_ = connect_async(address, loop, this, on_connect, on_disconnect, &why);
+  if (ctx_ == nullptr) return finish(false, why.c_str());
   redisAsyncCommand(ctx_, on_reply, this, "INFO server");
 }
 

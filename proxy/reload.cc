@@ -58,6 +58,7 @@ void Proxy::bind_topology(std::shared_ptr<const routing::RoutingTable> table) {
   for (auto& [key, server] : previous) {
     spdlog::info("server {} (shard {}) removed by the reload: draining {} requests in flight", server->name(),
                  server->shard_name(), server->pending());
+    for (auto& live : servers_) live->cancel_resync_from(*server);
     server->detach();
     draining_.push_back(std::move(server));
   }

@@ -1,6 +1,5 @@
 #include "proxy/repair.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
@@ -9,6 +8,7 @@
 #include <cstdarg>
 
 #include "proxy/backend.h"
+#include "proxy/hiredis_uv.h"
 #include "proxy/proxy.h"
 #include "routing/replication.h"
 
@@ -45,15 +45,8 @@ void RepairJob::start() {
   timer_.data = this;
   if (servers_.size() < 2) return finish(true, "fewer than 2 servers in sync: nothing to compare");
   for (const conf::Address& address : servers_) {
-    redisAsyncContext* ctx = redisAsyncConnect(address.host.c_str(), address.port);
-    if (ctx == nullptr || ctx->err) {
-      if (ctx) redisAsyncFree(ctx);
-      return finish(false, "cannot connect to " + address.to_string());
-    }
-    ctx->data = this;
-    redisLibuvAttach(ctx, proxy_->loop());
-    redisAsyncSetConnectCallback(ctx, on_connect);
-    redisAsyncSetDisconnectCallback(ctx, on_disconnect);
+    redisAsyncContext* ctx = connect_async(address, proxy_->loop(), this, on_connect, on_disconnect);
+    if (ctx == nullptr) return finish(false, "cannot connect to " + address.to_string());
     contexts_.push_back(ctx);
   }
   cursors_.assign(servers_.size(), "0");

@@ -1,6 +1,5 @@
 #include "proxy/resync.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +9,7 @@
 #include <string_view>
 
 #include "proxy/backend.h"
+#include "proxy/hiredis_uv.h"
 #include "proxy/proxy.h"
 
 namespace ringproxy::proxy {
@@ -17,6 +17,7 @@ namespace {
 
 constexpr uint64_t kSyncDeadlineMs = 300'000;  // the full copy of a large server takes time
 constexpr uint64_t kHoldDeadlineMs = 2'000;    // writes are held only for the cutover
+constexpr uint64_t kUnreachableMs = 10'000;    // a replica retries its master every second
 
 std::string_view info_field(std::string_view info, std::string_view name) {
   size_t at = 0;
@@ -43,17 +44,7 @@ ResyncJob::ResyncJob(BackendServer& stale, BackendServer& peer)
       shard_(stale.proxy().topology()->shards[stale.shard_index()]) {}
 
 redisAsyncContext* ResyncJob::connect(BackendServer& server) {
-  redisAsyncContext* ctx = redisAsyncConnect(server.address().host.c_str(), server.address().port);
-  if (ctx == nullptr) return nullptr;
-  if (ctx->err) {
-    redisAsyncFree(ctx);
-    return nullptr;
-  }
-  ctx->data = this;
-  redisLibuvAttach(ctx, stale_->proxy().loop());
-  redisAsyncSetConnectCallback(ctx, on_connect);
-  redisAsyncSetDisconnectCallback(ctx, on_disconnect);
-  return ctx;
+  return connect_async(server.address(), stale_->proxy().loop(), this, on_connect, on_disconnect);
 }
 
 void ResyncJob::start() {
@@ -115,6 +106,13 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
       step_ = Step::syncing;
       return poll_later(20);
     case Step::syncing:
+      if (info_field(text, "master_link_status") != "up" && info_field(text, "master_sync_in_progress") != "1") {
+        const uint64_t now = stale_->proxy().now_ms();
+        if (link_down_since_ms_ == 0) link_down_since_ms_ = now;
+        if (now - link_down_since_ms_ > kUnreachableMs) return finish(false, "it cannot reach its peer");
+      } else {
+        link_down_since_ms_ = 0;
+      }
       if (info_field(text, "master_link_status") == "up" && info_field(text, "master_sync_in_progress") == "0") {
         step_ = Step::draining;
         holding_ = true;
@@ -150,6 +148,10 @@ void ResyncJob::tick() {
   Proxy& proxy = stale_->proxy();
   const uint64_t now = proxy.now_ms();
   if (now - started_ms_ > kSyncDeadlineMs) return finish(false, "full sync took too long");
+  // Only a peer in sync has everything; a dead one would leave the copy waiting forever.
+  if (peer_->detached() || peer_->mode() != routing::kServerLive) {
+    return finish(false, "its peer " + peer_->name() + " is no longer live");
+  }
   if (holding_ && now - hold_started_ms_ > kHoldDeadlineMs) return finish(false, "cutover took too long");
   if (waiting_) return poll_later(holding_ ? 1 : 50);
   switch (step_) {

@@ -11,7 +11,9 @@
 //
 // No write is lost (every write before the cutover reached the peer and was streamed;
 // every write after it goes to the server directly) or applied twice. A step that fails
-// or takes too long aborts the job; the server stays stale and is retried later.
+// or takes too long aborts the job; the server stays stale and is retried later. So does
+// a peer that stops being live (it died, lags or was removed), and a stale server that cannot
+// reach its peer for kUnreachableMs: the retry picks a live peer.
 //
 // Lifetime: owned by its BackendServer (cancel() when the server goes away); reports once
 // through BackendServer::on_resync_result(); deletes itself after its handles are closed.
@@ -37,6 +39,7 @@ class ResyncJob {
   ResyncJob(BackendServer& stale, BackendServer& peer);
   void start();
   void cancel();
+  const BackendServer* peer() const { return peer_; }
 
  private:
   enum class Step : uint8_t { replicaof, syncing, draining, catching_up, promoting, done };
@@ -64,6 +67,7 @@ class ResyncJob {
   uv_timer_t timer_{};
   uint64_t started_ms_ = 0;
   uint64_t hold_started_ms_ = 0;
+  uint64_t link_down_since_ms_ = 0;  // 0: the stale server's link to the peer is up or syncing
   uint64_t peer_offset_ = 0;
   bool peer_offset_known_ = false;
   bool holding_ = false;

@@ -78,12 +78,13 @@ class RedisServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self):
-        log = open(os.path.join(self.workdir, f"redis-{self.port}.log"), "ab")
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", self.workdir,
-             "--protected-mode", "no", "--enable-debug-command", "local"],
-            stdout=log, stderr=log)
+        # The child keeps its own copy of the log descriptor; ours closes at once.
+        with open(os.path.join(self.workdir, f"redis-{self.port}.log"), "ab") as log:
+            self.proc = subprocess.Popen(
+                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--daemonize", "no", "--dir", self.workdir,
+                 "--protected-mode", "no", "--enable-debug-command", "local"],
+                stdout=log, stderr=log)
         wait_until(lambda: self.client().ping(), what=f"redis-server on {self.port}")
         return self
 
@@ -146,9 +147,9 @@ class Proxy:
         self.proc = None
 
     def start(self, extra_args=()):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([RINGPROXY_BIN, "--config", self.config_path, *extra_args],
-                                     stdout=log, stderr=log)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([RINGPROXY_BIN, "--config", self.config_path, *extra_args],
+                                         stdout=log, stderr=log)
         wait_until(lambda: self.client().ping(), what=f"ringproxy on {self.port}")
         return self
 
@@ -210,7 +211,9 @@ class Cluster:
             for rs in self.sets:
                 for r in rs:
                     r.stop()
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            # RINGPROXY_E2E_KEEP=1 keeps the logs and configs for a post-mortem.
+            if not os.environ.get("RINGPROXY_E2E_KEEP"):
+                shutil.rmtree(self.workdir, ignore_errors=True)
         return status
 
 

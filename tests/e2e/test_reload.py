@@ -578,5 +578,40 @@ class TestMoveReplicated(MigrationCase):
             self.assertFalse(on_new[0] & set(rs[0].client().keys("key:*")))
 
 
+class TestReloadDuringResync(ReloadCase):
+    """A reload that removes the peer a stale server is being resynced from."""
+    shards = 1
+    servers = 3
+    pool = {"failure_limit": 1, "retry_interval_ms": 200, "request_timeout_ms": 500, "connect_timeout_ms": 300}
+    replication = {"strategy": "multi-primary", "write_ack": "one"}
+
+    def test_the_resync_starts_again_from_a_peer_that_stays(self):
+        s0, s1, s2 = self.cluster.sets[0]
+        s0.client().config_set("repl-diskless-sync-delay", 30)  # the copy from s0 waits: a window
+        s1.client().config_set("repl-diskless-sync-delay", 0)
+        r = self.cluster.client()
+        for i in range(200):
+            r.set(f"key:{i}", i)
+        s2.kill()
+        s2.start()  # empty: stale until resynced
+        s2.client().config_set("repl-diskless-sync-delay", 0)
+
+        def poke():
+            r.set("poke", 1)  # a write notices the restart
+            return f"from {s0.address} starting" in self.cluster.proxy.log()
+        wait_until(poke, timeout=20, what="resync from s0")
+
+        self.write_config([("shard1", [s1.address, s2.address])], pool=self.pool)
+        self.assertIn("reloaded", self.reload())
+        wait_until(lambda: f"from {s1.address} starting" in self.cluster.proxy.log(), timeout=20,
+                   what="resync from s1")
+        wait_until(lambda: proxy_info(self.cluster)["server1"]["state"] == "up", timeout=30, what="s2 live")
+        for i in range(200):
+            self.assertEqual(s2.client().get(f"key:{i}"), str(i).encode())
+        self.assertEqual(s2.client().info("replication")["role"], "master")
+        r.set("after", 1)
+        self.assertEqual(s2.client().get("after"), b"1")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -53,9 +53,9 @@ class TwemproxyCompatTest(unittest.TestCase):
                     f"  servers:\n")
             for s, w, n in zip(self.servers, weights, names):
                 f.write(f"   - {s.address}:{w} {n}\n")
-        log = open(os.path.join(self.dir, f"nc-{port}.log"), "ab")
-        proc = subprocess.Popen([NUTCRACKER, "-c", conf, "-s", str(stats), "-a", "127.0.0.1",
-                                 "-o", os.path.join(self.dir, f"nc-{port}.out")], stdout=log, stderr=log)
+        with open(os.path.join(self.dir, f"nc-{port}.log"), "ab") as log:
+            proc = subprocess.Popen([NUTCRACKER, "-c", conf, "-s", str(stats), "-a", "127.0.0.1",
+                                     "-o", os.path.join(self.dir, f"nc-{port}.out")], stdout=log, stderr=log)
         try:
             wait_until(lambda: redis.Redis(port=port, socket_timeout=2).set("probe", 1), what="nutcracker")
             return self.placement_after_writing(port)
