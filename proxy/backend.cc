@@ -141,6 +141,7 @@ void BackendConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf
                       Failure::counted);
   }
   self->input_.commit(static_cast<size_t>(nread));
+  self->last_read_ms_ = self->server_.proxy().now_ms();
   if (self->server_.proxy().timing()) self->read_ns_ = self->server_.proxy().loop_ns();
   self->handle_replies();
 }
@@ -180,8 +181,10 @@ void BackendConnection::check_timeouts(uint64_t now_ms) {
   if (state_ == State::connecting && now_ms - connect_started_ms_ >= pool.connect_timeout_ms) {
     return fail("connect timed out after " + std::to_string(pool.connect_timeout_ms) + " ms", Failure::timeout);
   }
+  // Timed from the later of the oldest request's send and the last bytes the server sent:
+  // a server still streaming a large reply (or the replies before it) is not hung.
   if (state_ == State::connected && queue_.size() > unsent_ &&
-      now_ms - queue_.front()->sent_at_ms >= pool.request_timeout_ms) {
+      now_ms - std::max(queue_.front()->sent_at_ms, last_read_ms_) >= pool.request_timeout_ms) {
     if (server_.replicated()) return lag(now_ms);
     fail("timed out after " + std::to_string(pool.request_timeout_ms) + " ms", Failure::timeout);
   }

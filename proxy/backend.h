@@ -84,6 +84,7 @@ class BackendConnection {
   resp::ReplyScanner scanner_;
   std::deque<Fragment*> queue_;      // sent first, then `unsent_` not yet written
   size_t unsent_ = 0;
+  uint64_t last_read_ms_ = 0;  // when the server last sent bytes (request timeouts count from it)
   std::vector<WriteBatch*> spare_batches_;
   std::vector<uv_buf_t> bufs_;       // reused for every flush
   uint64_t read_ns_ = 0;             // when the last read came in (metrics on)

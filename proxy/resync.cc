@@ -105,15 +105,22 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
     case Step::replicaof:
       step_ = Step::syncing;
       return poll_later(20);
-    case Step::syncing:
-      if (info_field(text, "master_link_status") != "up" && info_field(text, "master_sync_in_progress") != "1") {
+    case Step::syncing: {
+      // ROLE: ["slave", host, port, state, offset]. "connect"/"connecting" is a replica that
+      // has not reached its master; "handshake"/"sync" is one waiting for or loading the copy
+      // (which can take long: the peer's diskless-sync delay, a big dataset).
+      const std::string_view state = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 4 &&
+                                             reply->element[3]->type == REDIS_REPLY_STRING
+                                         ? std::string_view(reply->element[3]->str, reply->element[3]->len)
+                                         : std::string_view();
+      if (state == "connect" || state == "connecting") {
         const uint64_t now = stale_->proxy().now_ms();
         if (link_down_since_ms_ == 0) link_down_since_ms_ = now;
         if (now - link_down_since_ms_ > kUnreachableMs) return finish(false, "it cannot reach its peer");
       } else {
         link_down_since_ms_ = 0;
       }
-      if (info_field(text, "master_link_status") == "up" && info_field(text, "master_sync_in_progress") == "0") {
+      if (state == "connected") {
         step_ = Step::draining;
         holding_ = true;
         hold_started_ms_ = stale_->proxy().now_ms();
@@ -121,6 +128,7 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
         return poll_later(0);
       }
       return poll_later(50);
+    }
     case Step::catching_up:
       if (ctx == peer_ctx_) {
         // 0 is a real offset: a backlog created for this replica on an idle peer.
@@ -157,7 +165,7 @@ void ResyncJob::tick() {
   switch (step_) {
     case Step::syncing:
       waiting_ = true;
-      redisAsyncCommand(stale_ctx_, on_reply, this, "INFO replication");
+      redisAsyncCommand(stale_ctx_, on_reply, this, "ROLE");
       return;
     case Step::draining:
       if (shard_->inflight_writes > 0) return poll_later(1);

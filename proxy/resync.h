@@ -3,7 +3,7 @@
 // the peer's writes streamed as they happen), then is cut over:
 //
 //   1. stale: REPLICAOF <peer>           the proxy sends it nothing meanwhile
-//   2. poll stale INFO replication       until the link is up and the full sync done
+//   2. poll stale ROLE                   until it is "connected": the full sync is done
 //   3. hold the shard's new writes       (Proxy::hold_writes), wait for none in flight
 //   4. peer: master_repl_offset = X;     poll stale until slave_repl_offset >= X
 //   5. stale: REPLICAOF NO ONE           it now holds exactly what the peer holds
@@ -67,7 +67,7 @@ class ResyncJob {
   uv_timer_t timer_{};
   uint64_t started_ms_ = 0;
   uint64_t hold_started_ms_ = 0;
-  uint64_t link_down_since_ms_ = 0;  // 0: the stale server's link to the peer is up or syncing
+  uint64_t link_down_since_ms_ = 0;  // since when ROLE says it cannot reach the peer (0: it can)
   uint64_t peer_offset_ = 0;
   bool peer_offset_known_ = false;
   bool holding_ = false;

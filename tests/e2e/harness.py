@@ -77,13 +77,14 @@ class RedisServer:
     def address(self):
         return f"127.0.0.1:{self.port}"
 
-    def start(self):
+    def start(self, *extra_args):
+        """extra_args: more redis-server options, e.g. ("--dbfilename", "x.rdb") to start with data."""
         # The child keeps its own copy of the log descriptor; ours closes at once.
         with open(os.path.join(self.workdir, f"redis-{self.port}.log"), "ab") as log:
             self.proc = subprocess.Popen(
                 [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--daemonize", "no", "--dir", self.workdir,
-                 "--protected-mode", "no", "--enable-debug-command", "local"],
+                 "--protected-mode", "no", "--enable-debug-command", "local", *extra_args],
                 stdout=log, stderr=log)
         wait_until(lambda: self.client().ping(), what=f"redis-server on {self.port}")
         return self

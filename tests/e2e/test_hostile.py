@@ -376,6 +376,43 @@ def proxy_clients(cluster):
 
 # ------------------------------------------------------- slow and dying servers --
 
+class StreamingReplyTest(ClusterTestCase):
+    pool = {"hash_tag": "{}", "request_timeout_ms": 1000, "failure_limit": 100}
+
+    def test_a_reply_still_streaming_after_the_timeout_is_not_a_timeout(self):
+        # A 64 MB reply; once the server has built it (MGET done), the server is stopped for
+        # 0.4 s and let run for 5 ms, over and over: it never falls silent for the timeout
+        # (1 s), but its reply takes far longer than that to arrive.
+        value = b"x" * (1 << 20)
+        keys = [f"{{big}}:{i}" for i in range(64)]
+        pipe = self.r.pipeline(transaction=False)
+        for k in keys:
+            pipe.set(k, value)
+        pipe.execute()
+        server = self.cluster.redis[self.cluster.names.index(self.cluster.route("{big}"))]
+        direct = server.client()
+        direct.config_resetstat()
+        result = {}
+        reader = threading.Thread(target=lambda: result.update(reply=self.cluster.client(socket_timeout=60).mget(keys)))
+        reader.start()
+        # INFO is served between commands: once it counts the MGET, the reply is being written.
+        wait_until(lambda: "cmdstat_mget" in direct.info("commandstats"), timeout=20, what="the MGET executed")
+        stopped_for = 0.0
+        try:
+            while reader.is_alive():
+                server.signal(signal.SIGSTOP)
+                time.sleep(0.4)
+                stopped_for += 0.4
+                server.signal(signal.SIGCONT)
+                time.sleep(0.005)
+        finally:
+            server.signal(signal.SIGCONT)
+            reader.join()
+        self.assertTrue(result.get("reply") == [value] * len(keys), "the reply is not the 64 values")
+        if stopped_for <= 1.0:
+            self.skipTest("the reply arrived before the server could be slowed down")
+
+
 class SlowServerTest(ClusterTestCase):
     pool = {"hash_tag": "{}", "request_timeout_ms": 800, "connect_timeout_ms": 500,
             "failure_limit": 100, "retry_interval_ms": 200}

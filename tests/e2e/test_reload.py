@@ -507,8 +507,13 @@ class TestMoveFailures(MigrationCase):
         self.assertEqual(client.get(moved_from_2[0]), b"v")  # other shards move as usual
         with self.assertRaisesRegex(redis.ResponseError, "TRYAGAIN"):  # the key may be on shard1: unknown
             client.get(moved_from_1[0])
-        first.start()  # back, empty, with one key written while it was away from the proxy
-        first.client().set(moved_from_1[1], "kept")
+        # Back, with one key (written while it was away from the proxy) there from its first
+        # moment: set after the start, a background pass could scan the server before it.
+        seed = RedisServer(self.cluster.workdir).start("--dbfilename", "seed.rdb")
+        seed.client().set(moved_from_1[1], "kept")
+        seed.client().save()
+        seed.stop()
+        first.start("--dbfilename", "seed.rdb")
         wait_until(lambda: client.get(moved_from_1[1]) == b"kept", timeout=20, what="shard1 to be used again")
         self.wait_migration_done()
         self.assertEqual(new.client().get(moved_from_1[1]), b"kept")
