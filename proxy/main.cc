@@ -16,13 +16,14 @@
 
 namespace {
 
-int run(const ringproxy::conf::Config& config, const std::string& path, const std::string& digest) {
+int run(const ringproxy::conf::Config& config, const std::string& path, const std::string& digest, bool watch) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   auto metrics = std::make_unique<ringproxy::metrics::Metrics>();
   int status = 0;
   {
     ringproxy::proxy::Proxy proxy(&loop, config, metrics.get(), path, digest);
+    proxy.watch_config(watch);
     std::string error;
     if (!proxy.start(&error)) {
       spdlog::critical("{}", error);
@@ -75,9 +76,11 @@ int main(int argc, char** argv) {
   CLI::App app{"ringproxy: a sharding proxy for Redis-protocol servers"};
   std::string config_path;
   bool check_only = false;
+  bool no_watch = false;
   std::string log_level = "info";
   app.add_option("-c,--config", config_path, "TOML config file")->check(CLI::ExistingFile);
   app.add_flag("--check-config", check_only, "validate the config file and exit");
+  app.add_flag("--no-watch", no_watch, "do not reload when the config file changes (SIGHUP and PROXY RELOAD still do)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.set_version_flag("-v,--version", std::string("ringproxy ") + RINGPROXY_VERSION);
@@ -111,5 +114,5 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::signal(SIGPIPE, SIG_IGN);
-  return run(*loaded.config, config_path, loaded.digest);
+  return run(*loaded.config, config_path, loaded.digest, !no_watch);
 }

@@ -86,10 +86,10 @@ bool Proxy::start(std::string* error) {
   // Timeouts are checked by a sweep rather than a timer per request: no timer work on
   // the hot path, at the cost of up to one sweep period of extra delay.
   const conf::PoolConfig& pool = config_.pool;
-  uint64_t period = std::clamp<uint64_t>(std::min(pool.connect_timeout_ms, pool.request_timeout_ms) / 10, 5, 100);
+  sweep_period_ms_ = std::clamp<uint64_t>(std::min(pool.connect_timeout_ms, pool.request_timeout_ms) / 10, 5, 100);
   uv_timer_init(loop_, &sweeper_);
   sweeper_.data = this;
-  uv_timer_start(&sweeper_, on_sweep, period, period);
+  uv_timer_start(&sweeper_, on_sweep, sweep_period_ms_, sweep_period_ms_);
 
   uv_signal_init(loop_, &sigint_);
   uv_signal_init(loop_, &sigterm_);
@@ -100,8 +100,10 @@ bool Proxy::start(std::string* error) {
     uv_signal_init(loop_, &sighup_);
     sighup_.data = this;
     uv_signal_start(&sighup_, on_signal, SIGHUP);
-    watcher_ = std::make_unique<ConfigWatcher>(*this, config_path_);
-    watcher_->start();
+    if (watch_config_) {
+      watcher_ = std::make_unique<ConfigWatcher>(*this, config_path_);
+      watcher_->start();
+    }
   }
 
   started_listening_ = true;
@@ -122,10 +124,8 @@ void Proxy::stop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   if (metrics_endpoint_) metrics_endpoint_->close();
-  if (watcher_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
-    watcher_->stop();
-  }
+  if (!config_path_.empty()) uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
+  if (watcher_) watcher_->stop();
   std::vector<ClientSession*> clients = clients_;
   for (ClientSession* client : clients) client->close();
   if (migration_) migration_->stop();  // after the clients: its parked requests are orphans now
@@ -369,6 +369,17 @@ void RequestAccounting::publish(metrics::Metrics& metrics) {
 void Proxy::sweep() {
   uint64_t now = now_ms();
   publish_metrics();
+  // A sweep far later than its period means this process was not running (preempted,
+  // throttled, stopped): replies may be sitting unread in the sockets, and libuv runs timers
+  // before it reads. Servers and clients are not judged on such a sweep (at most one in a
+  // row, so an overloaded proxy still times out a hung server); the loop reads first.
+  const bool stalled = last_sweep_ms_ != 0 && now - last_sweep_ms_ > 2 * sweep_period_ms_ + 100;
+  last_sweep_ms_ = now;
+  if (stalled && !skipped_stalled_sweep_) {
+    skipped_stalled_sweep_ = true;
+    return;
+  }
+  skipped_stalled_sweep_ = false;
   for (auto& server : servers_) server->sweep(now);
   drain_removed_servers();
   for (uint32_t shard = 0; shard < topology_->shards.size(); ++shard) {

@@ -76,6 +76,10 @@ class Proxy {
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
 
+  // Before start(): whether the config file's directory is watched for changes (reloads
+  // then come only from SIGHUP and PROXY RELOAD).
+  void watch_config(bool watch) { watch_config_ = watch; }
+
   // Binds the listener and connects to the servers; false with `error` set on failure.
   bool start(std::string* error);
   // Stops accepting, closes every connection; the loop then runs out.
@@ -191,6 +195,7 @@ class Proxy {
   conf::Config config_;
   metrics::Metrics* metrics_;
   std::string config_path_;
+  bool watch_config_ = true;
   std::string config_digest_;
   uint64_t config_loaded_unix_ = 0;
   uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
@@ -223,6 +228,9 @@ class Proxy {
   uv_tcp_t listener_{};
   uv_prepare_t flusher_{};
   uv_timer_t sweeper_{};
+  uint64_t sweep_period_ms_ = 100;
+  uint64_t last_sweep_ms_ = 0;
+  bool skipped_stalled_sweep_ = false;
   uv_signal_t sigint_{}, sigterm_{}, sighup_{};
 
   std::vector<ClientSession*> dirty_clients_;

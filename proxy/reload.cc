@@ -20,6 +20,7 @@ namespace ringproxy::proxy {
 namespace {
 
 constexpr uint64_t kDebounceMs = 200;
+constexpr uint64_t kDebounceMaxMs = 1000;
 
 std::string describe(const std::optional<conf::Address>& address) {
   return address ? address->to_string() : std::string("off");
@@ -227,7 +228,11 @@ void ConfigWatcher::on_change(uv_fs_event_t* handle, const char*, int, int statu
   // Any change in the directory: a symlinked file (a Kubernetes ConfigMap swaps a "..data"
   // link) changes without an event of its own. The digest says whether it really changed.
   if (status < 0) return;
-  uv_timer_start(&self->debounce_, on_settled, kDebounceMs, 0);  // restarts: the last event counts
+  const uint64_t now = self->proxy_.now_ms();
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&self->debounce_))) self->first_event_ms_ = now;
+  const uint64_t deadline = self->first_event_ms_ + kDebounceMaxMs;
+  // Restarts: the last event counts, up to the deadline.
+  uv_timer_start(&self->debounce_, on_settled, std::min(kDebounceMs, deadline > now ? deadline - now : 0), 0);
 }
 
 void ConfigWatcher::on_settled(uv_timer_t* timer) {

@@ -45,6 +45,17 @@ def free_port():
             return port
 
 
+def started(proc, log_path, ping):
+    """A wait_until predicate: `ping()` answers, and `proc` (not some other process that took
+    the port) is alive; gives up at once if it exited (a port taken, a bad option)."""
+    def predicate():
+        if proc.poll() is not None:
+            with open(log_path, errors="replace") as f:
+                raise GaveUp(f"exited with status {proc.returncode}: {f.read()[-2000:]}")
+        return ping()
+    return predicate
+
+
 def rss_kb(pid):
     """Resident memory of a process, in kB."""
     with open(f"/proc/{pid}/status") as f:
@@ -54,6 +65,10 @@ def rss_kb(pid):
     return 0
 
 
+class GaveUp(Exception):
+    """Raised by a wait_until predicate that knows waiting longer is pointless."""
+
+
 def wait_until(predicate, timeout=30.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     last_error = None
@@ -61,6 +76,8 @@ def wait_until(predicate, timeout=30.0, interval=0.02, what="condition"):
         try:
             if predicate():
                 return
+        except GaveUp:
+            raise
         except Exception as e:  # noqa: BLE001 - retried until the deadline
             last_error = e
         time.sleep(interval)
@@ -84,9 +101,11 @@ class RedisServer:
             self.proc = subprocess.Popen(
                 [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--daemonize", "no", "--dir", self.workdir,
-                 "--protected-mode", "no", "--enable-debug-command", "local", *extra_args],
+                 "--protected-mode", "no", "--enable-debug-command", "local",
+                 # A resync starts at once, and its copy is not left behind for a restart to load.
+                 "--repl-diskless-sync-delay", "0", "--rdb-del-sync-files", "yes", *extra_args],
                 stdout=log, stderr=log)
-        wait_until(lambda: self.client().ping(), what=f"redis-server on {self.port}")
+        wait_until(started(self.proc, log.name, lambda: self.client().ping()), what=f"redis-server on {self.port}")
         return self
 
     def client(self, **kw):
@@ -151,7 +170,7 @@ class Proxy:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([RINGPROXY_BIN, "--config", self.config_path, *extra_args],
                                          stdout=log, stderr=log)
-        wait_until(lambda: self.client().ping(), what=f"ringproxy on {self.port}")
+        wait_until(started(self.proc, self.log_path, lambda: self.client().ping()), what=f"ringproxy on {self.port}")
         return self
 
     def client(self, **kw):
@@ -181,7 +200,8 @@ class Cluster:
     `replication`: the [pool.replication] table (needed when servers > 1).
     """
 
-    def __init__(self, shards=3, pool=None, proxy=None, metrics=False, weights=None, servers=1, replication=None):
+    def __init__(self, shards=3, pool=None, proxy=None, metrics=False, weights=None, servers=1, replication=None,
+                 proxy_args=()):
         self.workdir = tempfile.mkdtemp(prefix="ringproxy-e2e-")
         self.sets = [[RedisServer(self.workdir).start() for _ in range(servers)] for _ in range(shards)]
         self.redis = [s[0] for s in self.sets]
@@ -191,7 +211,7 @@ class Cluster:
         port = free_port()
         config = toml_config(port, [(n, [r.address for r in rs], w) for n, rs, w in zip(self.names, self.sets, weights)],
                              metrics_port=self.metrics_port, pool=pool, proxy=proxy, replication=replication)
-        self.proxy = Proxy(self.workdir, config, port).start()
+        self.proxy = Proxy(self.workdir, config, port).start(proxy_args)
 
     def client(self, **kw):
         return self.proxy.client(**kw)

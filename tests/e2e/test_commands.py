@@ -191,7 +191,7 @@ class CommandsTest(unittest.TestCase):
         self.assertEqual(data, b"+PONG\r\n+OK\r\n")
 
     def test_inline_commands_are_forwarded(self):
-        data = raw_exchange(self.cluster.proxy.port, b'SET inl "a b"\r\nGET inl\r\n', expect_bytes=16)
+        data = raw_exchange(self.cluster.proxy.port, b'SET inl "a b"\r\nGET inl\r\n', expect_bytes=14)
         self.assertEqual(data, b"+OK\r\n$3\r\na b\r\n")
 
     def test_pipelined_replies_come_back_in_request_order(self):

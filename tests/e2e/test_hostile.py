@@ -413,6 +413,30 @@ class StreamingReplyTest(ClusterTestCase):
             self.skipTest("the reply arrived before the server could be slowed down")
 
 
+class ProxyStallTest(ClusterTestCase):
+    pool = {"hash_tag": "{}", "request_timeout_ms": 1000, "failure_limit": 100}
+
+    def test_a_stalled_proxy_does_not_blame_the_server(self):
+        # The server works 0.3 s on the script; meanwhile the proxy itself is stopped for 2 s
+        # (as a preempted or throttled process would be). Its reply waits in the socket: on
+        # resuming, the proxy reads it rather than calling the server timed out.
+        spin = ("local t0 = redis.call('TIME') local start = t0[1] * 1000000 + t0[2] "
+                "repeat local t = redis.call('TIME') until t[1] * 1000000 + t[2] - start >= 300000 "
+                "return redis.call('INCR', KEYS[1])")
+        s = connect(self.port)
+        s.sendall(cmd("EVAL", spin, "1", "stall-counter"))
+        time.sleep(0.1)  # forwarded: the server is busy with it
+        proxy = self.cluster.proxy.proc
+        proxy.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(2.0)
+        finally:
+            proxy.send_signal(signal.SIGCONT)
+        self.assertEqual(RespReader(s).read(), 1)
+        s.close()
+        self.assertNotIn("timed out", self.cluster.proxy.log())
+
+
 class SlowServerTest(ClusterTestCase):
     pool = {"hash_tag": "{}", "request_timeout_ms": 800, "connect_timeout_ms": 500,
             "failure_limit": 100, "retry_interval_ms": 200}

@@ -32,10 +32,12 @@ class ReloadCase(unittest.TestCase):
     servers = 1
 
     metrics = False
+    # Off except where the watch is what is tested: it would race the explicit reloads.
+    watch = False
 
     def setUp(self):
         self.cluster = Cluster(shards=self.shards, pool=self.pool, servers=self.servers, replication=self.replication,
-                               metrics=self.metrics)
+                               metrics=self.metrics, proxy_args=() if self.watch else ("--no-watch",))
         self.addCleanup(self.stop_cluster)
         self.extra = []  # servers a test starts later
         self.addCleanup(lambda: [s.stop() for s in self.extra])
@@ -55,8 +57,10 @@ class ReloadCase(unittest.TestCase):
     def write_config(self, shards, pool=None, proxy=None, replication=None, port=None):
         text = toml_config(port or self.cluster.proxy.port, shards, pool=pool, proxy=proxy,
                            replication=replication or self.replication, metrics_port=self.cluster.metrics_port)
-        with open(self.cluster.proxy.config_path, "w") as f:
+        tmp = self.cluster.proxy.config_path + ".tmp"
+        with open(tmp, "w") as f:
             f.write(text)
+        os.replace(tmp, self.cluster.proxy.config_path)  # never seen half-written
 
     def reload(self):
         return self.cluster.client().execute_command("PROXY", "RELOAD").decode()
@@ -86,11 +90,32 @@ class TestReloadTriggers(ReloadCase):
     def test_sighup_reloads(self):
         self.write_config(self.shard_list(), pool={"request_timeout_ms": 1700})
         self.cluster.proxy.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: reloads_ok(self.cluster) >= 1, what="a reload after SIGHUP")
-        self.assertIn("reloaded (SIGHUP)", self.cluster.proxy.log())
+        wait_until(lambda: "reloaded (SIGHUP)" in self.cluster.proxy.log(), what="a reload after SIGHUP")
+        self.assertEqual(reloads_ok(self.cluster), 1)
+
+    def test_with_no_watch_a_changed_file_waits_for_a_reload(self):
+        self.write_config(self.shard_list(), pool={"request_timeout_ms": 1900})
+        time.sleep(1.5)  # longer than the watch's debounce could last
+        self.assertEqual(reloads_ok(self.cluster), 0)
+        self.assertIn("reloaded (PROXY RELOAD)", self.reload())
+
+    def test_a_changed_listen_address_is_reported_as_needing_a_restart(self):
+        other = free_port()
+        self.write_config(self.shard_list(), port=other)
+        message = self.reload()
+        self.assertIn("needs a restart to apply: [proxy] listen", message)
+        info = proxy_info(self.cluster)
+        self.assertIn(f"the file says 127.0.0.1:{other}", info["config_restart_needed"])
+        self.assertTrue(self.cluster.client().set("still", "served"))  # on the old address
+        self.assertIn("needs a restart", self.cluster.proxy.log())
+
+
+class TestFileWatch(ReloadCase):
+    watch = True
 
     def test_a_changed_file_is_reloaded_including_when_replaced_by_rename(self):
-        self.write_config(self.shard_list(), pool={"request_timeout_ms": 1600})
+        with open(self.cluster.proxy.config_path, "w") as f:  # written in place
+            f.write(toml_config(self.cluster.proxy.port, self.shard_list(), pool={"request_timeout_ms": 1600}))
         wait_until(lambda: reloads_ok(self.cluster) >= 1, what="a reload after the file changed")
         # What editors do: write a new file, rename it over the old one.
         tmp = self.cluster.proxy.config_path + ".tmp"
@@ -104,15 +129,25 @@ class TestReloadTriggers(ReloadCase):
         time.sleep(0.6)
         self.assertEqual(reloads_ok(self.cluster), 2)
 
-    def test_a_changed_listen_address_is_reported_as_needing_a_restart(self):
-        other = free_port()
-        self.write_config(self.shard_list(), port=other)
-        message = self.reload()
-        self.assertIn("needs a restart to apply: [proxy] listen", message)
-        info = proxy_info(self.cluster)
-        self.assertIn(f"the file says 127.0.0.1:{other}", info["config_restart_needed"])
-        self.assertTrue(self.cluster.client().set("still", "served"))  # on the old address
-        self.assertIn("needs a restart", self.cluster.proxy.log())
+    def test_a_directory_that_never_goes_quiet_does_not_put_the_reload_off(self):
+        # A log written next to the config, every 50 ms: the debounce still ends within 1 s.
+        stop = threading.Event()
+
+        def noise():
+            with open(os.path.join(self.cluster.workdir, "noise.log"), "a") as f:
+                while not stop.is_set():
+                    f.write("x\n")
+                    f.flush()
+                    time.sleep(0.05)
+        thread = threading.Thread(target=noise)
+        thread.start()
+        try:
+            time.sleep(0.3)
+            self.write_config(self.shard_list(), pool={"request_timeout_ms": 1600})
+            wait_until(lambda: reloads_ok(self.cluster) >= 1, timeout=20, what="a reload despite the noise")
+        finally:
+            stop.set()
+            thread.join()
 
 
 class TestReloadMetrics(ReloadCase):
@@ -186,15 +221,13 @@ class TestBadFiles(ReloadCase):
                 self.assertTrue(client.set(f"after-{kind}", "x"))
         info = proxy_info(self.cluster)
         self.assertEqual(info["config_digest"], digest)
-        # The file watch saw the same bad files: they count as failed reloads too.
-        self.assertGreaterEqual(int(info["config_reloads_failed"]), failed)
+        self.assertEqual(int(info["config_reloads_failed"]), failed)
         self.assertEqual(int(info["config_reloads_ok"]), 0)
         self.assertIn("reload (PROXY RELOAD) rejected", self.cluster.proxy.log())
         # SIGHUP with a bad file: rejected, counted, logged.
         self.cluster.proxy.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: int(proxy_info(self.cluster)["config_reloads_failed"]) > failed,
-                   what="the SIGHUP reload to fail")
-        self.assertIn("reload (SIGHUP) rejected", self.cluster.proxy.log())
+        wait_until(lambda: "reload (SIGHUP) rejected" in self.cluster.proxy.log(), what="the SIGHUP reload to fail")
+        self.assertEqual(int(proxy_info(self.cluster)["config_reloads_failed"]), failed + 1)
 
 
 class TestReloadUnderLoad(ReloadCase):
@@ -253,7 +286,7 @@ class TestReloadUnderLoad(ReloadCase):
                     wait_until(lambda n=n: reloads_ok(self.cluster) >= n + 1, what=f"reload {n + 1}")
                 time.sleep(0.05)
             wait_until(lambda: reloads_ok(self.cluster) >= 50, what="50 reloads")
-            time.sleep(0.3)
+            wait_until(lambda: checked[0] > 50 or errors, timeout=60, what="the writer/reader to check 50 rounds")
         finally:
             stop.set()
             thread.join(60)

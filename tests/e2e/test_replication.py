@@ -139,16 +139,16 @@ class LaggingServerTest(unittest.TestCase):
             time.sleep(0.5)
             victim = cluster.sets[0][2]
             victim.signal(signal.SIGSTOP)
-            time.sleep(4)
+            time.sleep(8)
             victim.signal(signal.SIGCONT)
             time.sleep(0.5)
             stop.set()
             for t in threads:
                 t.join(30)
             self.assertEqual(errors, [])
-            # The timeout is 1 s (checked by a 100 ms sweep); the stop lasted 4 s: nobody waited
+            # The timeout is 1 s (checked by a 100 ms sweep); the stop lasted 8 s: nobody waited
             # for SIGCONT. (Generous: the machine is shared.)
-            self.assertLess(max(latencies), 3.0, "a request waited for the stopped server")
+            self.assertLess(max(latencies), 5.0, "a request waited for the stopped server")
             wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=20, what="replay drained")
             self.assertEqual(len(set(digests(cluster.sets[0]))), 1, "servers differ after the replay")
             counts = [s.client().get("c0") for s in cluster.sets[0]]
