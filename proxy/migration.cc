@@ -486,9 +486,10 @@ bool Migration::command(const conf::Address& server, Op op, const char* format, 
 }
 
 // hiredis frees a context after these callbacks; its pending commands get a null reply.
-void Migration::forget(const redisAsyncContext* ctx) {
+void Migration::forget(const redisAsyncContext* ctx, bool refused) {
   for (auto it = links_.begin(); it != links_.end(); ++it) {
     if (it->second->ctx == ctx) {
+      if (refused) unreachable_until_[it->first] = proxy_.now_ms() + retry_interval_ms_;
       links_.erase(it);
       return;
     }
@@ -497,7 +498,7 @@ void Migration::forget(const redisAsyncContext* ctx) {
 
 void Migration::on_connect(const redisAsyncContext* ctx, int status) {
   auto* self = static_cast<Migration*>(ctx->data);
-  if (status != REDIS_OK) return self->forget(ctx);
+  if (status != REDIS_OK) return self->forget(ctx, true);
   for (auto& [name, link] : self->links_) {
     if (link->ctx == ctx) link->connected = true;
   }
@@ -505,7 +506,7 @@ void Migration::on_connect(const redisAsyncContext* ctx, int status) {
 
 void Migration::on_disconnect(const redisAsyncContext* ctx, int) {
   auto* self = static_cast<Migration*>(ctx->data);
-  if (!self->closing_) self->forget(ctx);
+  if (!self->closing_) self->forget(ctx, false);
 }
 
 // ------------------------------------------------------------ the background pass --

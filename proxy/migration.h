@@ -109,7 +109,8 @@ class Migration {
   // fail at once (TRYAGAIN) instead of each waiting for the deadline.
   std::unordered_map<std::string, uint64_t> unreachable_until_;
   const conf::Address& readable_server(const Source& source) const;
-  void forget(const redisAsyncContext* ctx);
+  // `refused`: the connect failed, so the server is not asked again for retry_interval.
+  void forget(const redisAsyncContext* ctx, bool refused);
   void scan_more();
   void scan_step();
   void start_pass();
