@@ -381,8 +381,8 @@ class StreamingReplyTest(ClusterTestCase):
 
     def test_a_reply_still_streaming_after_the_timeout_is_not_a_timeout(self):
         # A 64 MB reply; once the server has built it (MGET done), the server is stopped for
-        # 0.4 s and let run for 5 ms, over and over: it never falls silent for the timeout
-        # (1 s), but its reply takes far longer than that to arrive.
+        # 0.3 s and let run for 5 ms, over and over (for 3 s at most, then it runs freely): it
+        # never falls silent for the timeout (1 s), but its reply takes longer than that.
         value = b"x" * (1 << 20)
         keys = [f"{{big}}:{i}" for i in range(64)]
         pipe = self.r.pipeline(transaction=False)
@@ -399,10 +399,10 @@ class StreamingReplyTest(ClusterTestCase):
         wait_until(lambda: "cmdstat_mget" in direct.info("commandstats"), timeout=20, what="the MGET executed")
         stopped_for = 0.0
         try:
-            while reader.is_alive():
+            while reader.is_alive() and stopped_for < 3.0:
                 server.signal(signal.SIGSTOP)
-                time.sleep(0.4)
-                stopped_for += 0.4
+                time.sleep(0.3)
+                stopped_for += 0.3
                 server.signal(signal.SIGCONT)
                 time.sleep(0.005)
         finally:
