@@ -161,6 +161,9 @@ bool Migration::park_if_moving(Request& request) {
   parked.client = client;
   parked.generation = generation_;
   client_order_[client].push_back(&request);
+  // Not sent anywhere: it does not hold back the moves that wait for the previous ring's
+  // requests to finish (it takes the snapshot of its turn when it resumes).
+  request.topology.reset();
   if (waits == 0) {
     release_ready(client);  // (it cannot be released before the ones ahead of it)
     return true;
@@ -379,6 +382,18 @@ void Migration::finish(KeyMove& move, bool ok, const std::string& why) {
             "); retry";
   } else if (moved_.size() < kMovedMemory && owned->generation == generation_) {
     moved_.insert(owned->key);  // (a move planned on an earlier ring proves nothing now)
+  }
+  // Planned on an earlier ring, it put the key where that ring said (or found it there). A
+  // move planned on this ring follows at once, and its waiters (requests, the pass) wait for
+  // that one: released now, they would look for the key on its new shard too early.
+  if (ok && owned->generation != generation_ && !closing_) {
+    routing::previous_owners(owned->key, *current_, earlier_, owners_);
+    if (!owners_.empty()) {
+      KeyMove& again = start_move(owned->key, owned->from_scan);
+      again.waiters = std::move(owned->waiters);
+      if (ready()) begin(again);
+      return;
+    }
   }
   if (owned->from_scan) --scan_moves_in_flight_;
   std::vector<uint64_t> clients;
@@ -634,7 +649,9 @@ void Migration::scan_step() {
     }
   }
   const bool scanned = std::all_of(scan_targets_.begin(), scan_targets_.end(), [](const ScanTarget& t) { return t.done; });
-  if (!scanned || !scan_queue_.empty() || scan_moves_in_flight_ > 0) return;
+  // Nor while any move is in flight: the pass skipped its key, and a move planned on an earlier
+  // ring may still put it where that ring said (a move on this ring then follows).
+  if (!scanned || !scan_queue_.empty() || scan_moves_in_flight_ > 0 || !moving_.empty()) return;
   pass_running_ = false;
   progress_.scanning = false;
   ++progress_.passes;

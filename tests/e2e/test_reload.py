@@ -9,7 +9,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, RedisServer, free_port, scrape, toml_config, value, wait_until
+from harness import Cluster, Proxy, RedisServer, free_port, scrape, toml_config, value, wait_until
 
 
 def proxy_info(cluster):
@@ -495,6 +495,57 @@ class TestMove(MigrationCase):
 
 class TestMoveFailures(MigrationCase):
     """Regressions from a hostile review: reloads and dead servers in the middle of moves."""
+
+    def routes(self, shards, keys):
+        """Where a throwaway proxy with `shards` sends each key (the ring, not the data)."""
+        port = free_port()
+        proxy = Proxy(self.cluster.workdir, toml_config(port, shards, pool=self.pool), port).start(("--no-watch",))
+        try:
+            client = proxy.client()
+            return {k: dict(zip(*[iter(client.execute_command("PROXY", "ROUTE", k))] * 2))[b"shard"].decode()
+                    for k in keys}
+        finally:
+            proxy.stop()
+
+    def test_a_request_waiting_on_a_move_planned_before_a_reload_finds_the_key(self):
+        # The key goes shard1 -> shard4 -> shard5 over two reloads. Its first move is still
+        # writing it to shard4 (stopped) when the second reload comes; a GET sent after that
+        # waits for the first move, then must find the key (moved on to shard5), not miss it.
+        new4, new5 = self.new_server(), self.new_server()
+        ring1 = self.shard_list() + [("shard4", [new4.address])]
+        ring2 = ring1 + [("shard5", [new5.address])]
+        candidates = [f"hop:{i}" for i in range(300)]
+        r0, r1, r2 = (self.routes(s, candidates) for s in (self.shard_list(), ring1, ring2))
+        key = next(k for k in candidates if (r0[k], r1[k], r2[k]) == ("shard1", "shard4", "shard5"))
+        client = self.cluster.client()
+        client.set(key, "v")
+        source = self.cluster.server_of("shard1").client()
+        source.config_resetstat()
+        pool = dict(self.pool, migration_keys_per_second=1, request_timeout_ms=8000)
+        results = {}
+
+        def get(name):
+            results[name] = self.cluster.client(socket_timeout=30).get(key)
+        first = threading.Thread(target=get, args=("first",))
+        second = threading.Thread(target=get, args=("second",))
+        new4.signal(signal.SIGSTOP)
+        try:
+            self.write_config(ring1, pool=pool)
+            self.reload()
+            first.start()  # parks; its move reads shard1, then writes to the stopped shard4
+            wait_until(lambda: "cmdstat_dump" in source.info("commandstats"), what="the first move reading")
+            time.sleep(0.2)
+            self.write_config(ring2, pool=pool)
+            self.reload()
+            second.start()
+            time.sleep(0.3)  # it waits for the first move
+        finally:
+            new4.signal(signal.SIGCONT)
+        first.join(30)
+        second.join(30)
+        self.assertEqual((results.get("first"), results.get("second")), (b"v", b"v"))
+        self.wait_migration_done()
+        self.assertEqual([s.client().exists(key) for s in (self.cluster.redis[0], new4, new5)], [0, 0, 1])
 
     def test_a_reload_while_a_key_is_being_moved_loses_nothing(self):
         client = self.cluster.client()
