@@ -377,14 +377,15 @@ def proxy_clients(cluster):
 # ------------------------------------------------------- slow and dying servers --
 
 class StreamingReplyTest(ClusterTestCase):
-    pool = {"hash_tag": "{}", "request_timeout_ms": 1000, "failure_limit": 100}
+    pool = {"hash_tag": "{}", "request_timeout_ms": 3000, "failure_limit": 100}
 
     def test_a_reply_still_streaming_after_the_timeout_is_not_a_timeout(self):
-        # A 64 MB reply; once the server has built it (MGET done), the server is stopped for
-        # 0.3 s and let run for 5 ms, over and over (for 3 s at most, then it runs freely): it
-        # never falls silent for the timeout (1 s), but its reply takes longer than that.
+        # A 128 MB reply; once the server has built it (MGET done), the server is stopped for
+        # 0.3 s and let run for 5 ms, over and over (6 s of stops at most, then it runs
+        # freely): it never falls silent for the timeout (3 s: ten windows in a row would have
+        # to pass without the server being scheduled), but its reply takes longer than that.
         value = b"x" * (1 << 20)
-        keys = [f"{{big}}:{i}" for i in range(64)]
+        keys = [f"{{big}}:{i}" for i in range(128)]
         pipe = self.r.pipeline(transaction=False)
         for k in keys:
             pipe.set(k, value)
@@ -399,7 +400,7 @@ class StreamingReplyTest(ClusterTestCase):
         wait_until(lambda: "cmdstat_mget" in direct.info("commandstats"), timeout=20, what="the MGET executed")
         stopped_for = 0.0
         try:
-            while reader.is_alive() and stopped_for < 3.0:
+            while reader.is_alive() and stopped_for < 6.0:
                 server.signal(signal.SIGSTOP)
                 time.sleep(0.3)
                 stopped_for += 0.3
@@ -408,8 +409,8 @@ class StreamingReplyTest(ClusterTestCase):
         finally:
             server.signal(signal.SIGCONT)
             reader.join()
-        self.assertTrue(result.get("reply") == [value] * len(keys), "the reply is not the 64 values")
-        if stopped_for <= 1.0:
+        self.assertTrue(result.get("reply") == [value] * len(keys), "the reply is not the 128 values")
+        if stopped_for <= 3.0:
             self.skipTest("the reply arrived before the server could be slowed down")
 
 
