@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "metrics/series.h"
+
 namespace ringproxy::metrics {
 
 using prometheus::BuildCounter;
@@ -22,16 +24,9 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Register(*registry_);
   client_connections_rejected = &rejected.Add({});
 
-  client_bytes_received = &BuildCounter()
-                               .Name("ringproxy_client_received_bytes_total")
-                               .Help("Bytes read from clients.")
-                               .Register(*registry_)
-                               .Add({});
-  client_bytes_sent = &BuildCounter()
-                           .Name("ringproxy_client_sent_bytes_total")
-                           .Help("Bytes written to clients.")
-                           .Register(*registry_)
-                           .Add({});
+  client_bytes_received = &single_counter(*registry_, "ringproxy_client_received_bytes_total",
+                                          "Bytes read from clients.");
+  client_bytes_sent = &single_counter(*registry_, "ringproxy_client_sent_bytes_total", "Bytes written to clients.");
   requests_ = &BuildCounter()
                    .Name("ringproxy_requests_total")
                    .Help("Client requests by command (lower case; \"unknown\" for commands redis does not have) "
@@ -124,44 +119,27 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                       .Name("ringproxy_config_info")
                       .Help("1, labelled with the running config's digest (first 16 hex digits of its SHA-256).")
                       .Register(*registry_);
-  config_loaded_at_ = &BuildGauge()
-                           .Name("ringproxy_config_loaded_timestamp_seconds")
-                           .Help("When the running config was loaded (Unix time).")
-                           .Register(*registry_)
-                           .Add({});
-  last_reload_success_ = &BuildGauge()
-                              .Name("ringproxy_config_last_reload_success_timestamp_seconds")
-                              .Help("When a reload last succeeded (Unix time; 0: never).")
-                              .Register(*registry_)
-                              .Add({});
+  config_loaded_at_ = &single_gauge(*registry_, "ringproxy_config_loaded_timestamp_seconds",
+                                    "When the running config was loaded (Unix time).");
+  last_reload_success_ = &single_gauge(*registry_, "ringproxy_config_last_reload_success_timestamp_seconds",
+                                       "When a reload last succeeded (Unix time; 0: never).");
   auto& reloads = BuildCounter()
                       .Name("ringproxy_config_reloads_total")
                       .Help("Config reloads, by outcome (ok; failed: the file was rejected and nothing changed).")
                       .Register(*registry_);
   reloads_ok_ = &reloads.Add({{"outcome", "ok"}});
   reloads_failed_ = &reloads.Add({{"outcome", "failed"}});
-  restart_needed_ = &BuildGauge()
-                         .Name("ringproxy_config_restart_needed")
-                         .Help("1 when the config file changes a setting only a restart applies (listen addresses).")
-                         .Register(*registry_)
-                         .Add({});
-  shards_ = &BuildGauge().Name("ringproxy_shards").Help("Shards in the ring.").Register(*registry_).Add({});
-  servers_ = &BuildGauge().Name("ringproxy_servers").Help("Servers of all shards.").Register(*registry_).Add({});
-  ring_points_ = &BuildGauge()
-                      .Name("ringproxy_ring_points")
-                      .Help("Points on the hash ring (ketama), or shards (modula, jump).")
-                      .Register(*registry_)
-                      .Add({});
-  migration_active = &BuildGauge()
-                          .Name("ringproxy_migration_active")
-                          .Help("1 while keys whose shard changed in a reload are being moved.")
-                          .Register(*registry_)
-                          .Add({});
-  migration_keys_to_move = &BuildGauge()
-                                .Name("ringproxy_migration_keys_to_move")
-                                .Help("Keys found to move by the current migration (so far).")
-                                .Register(*registry_)
-                                .Add({});
+  restart_needed_ =
+      &single_gauge(*registry_, "ringproxy_config_restart_needed",
+                    "1 when the config file changes a setting only a restart applies (listen addresses).");
+  shards_ = &single_gauge(*registry_, "ringproxy_shards", "Shards in the ring.");
+  servers_ = &single_gauge(*registry_, "ringproxy_servers", "Servers of all shards.");
+  ring_points_ = &single_gauge(*registry_, "ringproxy_ring_points",
+                               "Points on the hash ring (ketama), or shards (modula, jump).");
+  migration_active = &single_gauge(*registry_, "ringproxy_migration_active",
+                                   "1 while keys whose shard changed in a reload are being moved.");
+  migration_keys_to_move = &single_gauge(*registry_, "ringproxy_migration_keys_to_move",
+                                         "Keys found to move by the current migration (so far).");
   auto& migrated = BuildCounter()
                        .Name("ringproxy_migration_keys_total")
                        .Help("Keys moved to their new shard after a ring change, by outcome (moved, failed).")

@@ -9,11 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "metrics/series.h"
+
 namespace ringproxy::metrics {
 namespace {
-
-using prometheus::BuildCounter;
-using prometheus::BuildGauge;
 
 // /proc/self/stat's fields after the command name (which may hold spaces): [0] is "state".
 std::vector<std::string> stat_fields() {
@@ -39,32 +38,14 @@ double boot_time() {
 }  // namespace
 
 ProcessMetrics::ProcessMetrics(prometheus::Registry& registry) {
-  cpu_seconds_ = &BuildCounter()
-                      .Name("process_cpu_seconds_total")
-                      .Help("Total user and system CPU time spent in seconds.")
-                      .Register(registry)
-                      .Add({});
-  resident_bytes_ = &BuildGauge()
-                         .Name("process_resident_memory_bytes")
-                         .Help("Resident memory size in bytes.")
-                         .Register(registry)
-                         .Add({});
-  virtual_bytes_ = &BuildGauge()
-                        .Name("process_virtual_memory_bytes")
-                        .Help("Virtual memory size in bytes.")
-                        .Register(registry)
-                        .Add({});
-  open_fds_ = &BuildGauge().Name("process_open_fds").Help("Number of open file descriptors.").Register(registry).Add({});
-  max_fds_ = &BuildGauge()
-                  .Name("process_max_fds")
-                  .Help("Maximum number of open file descriptors.")
-                  .Register(registry)
-                  .Add({});
-  start_time_ = &BuildGauge()
-                     .Name("process_start_time_seconds")
-                     .Help("Start time of the process since unix epoch in seconds.")
-                     .Register(registry)
-                     .Add({});
+  cpu_seconds_ = &single_counter(registry, "process_cpu_seconds_total",
+                                 "Total user and system CPU time spent in seconds.");
+  resident_bytes_ = &single_gauge(registry, "process_resident_memory_bytes", "Resident memory size in bytes.");
+  virtual_bytes_ = &single_gauge(registry, "process_virtual_memory_bytes", "Virtual memory size in bytes.");
+  open_fds_ = &single_gauge(registry, "process_open_fds", "Number of open file descriptors.");
+  max_fds_ = &single_gauge(registry, "process_max_fds", "Maximum number of open file descriptors.");
+  start_time_ = &single_gauge(registry, "process_start_time_seconds",
+                              "Start time of the process since unix epoch in seconds.");
   const std::vector<std::string> fields = stat_fields();
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   if (fields.size() > 19 && ticks > 0) start_time_->Set(boot_time() + std::stod(fields[19]) / ticks);
