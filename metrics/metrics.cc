@@ -92,6 +92,18 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                   .Name("ringproxy_server_resyncs_total")
                   .Help("Full resyncs of a stale server that completed.")
                   .Register(*registry_);
+  replays_ = &BuildCounter()
+                  .Name("ringproxy_server_replays_total")
+                  .Help("Catch-ups of a lagging or returning server by replaying the writes it missed.")
+                  .Register(*registry_);
+  fences_ = &BuildCounter()
+                 .Name("ringproxy_server_fences_total")
+                 .Help("Abandoned connections killed on the server before anything newer ran on it.")
+                 .Register(*registry_);
+  leader_changes_ = &BuildCounter()
+                         .Name("ringproxy_leader_changes_total")
+                         .Help("Changes of the server that leads a shard's writes (a promotion, or the primary back).")
+                         .Register(*registry_);
   repairs_ = &BuildCounter()
                   .Name("ringproxy_repairs_total")
                   .Help("Anti-entropy repair passes of a shard, by outcome (started, finished, failed).")
@@ -181,6 +193,8 @@ void Metrics::forget_server(const ServerMetrics& m) {
   replay_queue_->Remove(m.replay_queue);
   replay_dropped_->Remove(m.replay_dropped);
   resyncs_->Remove(m.resyncs);
+  replays_->Remove(m.replays);
+  fences_->Remove(m.fences);
   server_latency_->Remove(m.latency);
   server_connections_->Remove(m.connections);
   server_pending_->Remove(m.pending);
@@ -198,6 +212,8 @@ ServerMetrics Metrics::server(const std::string& server, const std::string& shar
   m.replay_queue = &replay_queue_->Add(labels);
   m.replay_dropped = &replay_dropped_->Add(labels);
   m.resyncs = &resyncs_->Add(labels);
+  m.replays = &replays_->Add(labels);
+  m.fences = &fences_->Add(labels);
   m.latency = &server_latency_->Add(labels, LatencyHistogram::bounds());
   m.connections = &server_connections_->Add(labels);
   m.pending = &server_pending_->Add(labels);
@@ -212,7 +228,8 @@ ShardMetrics Metrics::shard(const std::string& shard) {
   return ShardMetrics{&repairs_->Add({{"shard", shard}, {"outcome", "started"}}),
                       &repairs_->Add({{"shard", shard}, {"outcome", "finished"}}),
                       &repairs_->Add({{"shard", shard}, {"outcome", "failed"}}),
-                      &repair_keys_fixed_->Add({{"shard", shard}}), &read_repairs_->Add({{"shard", shard}})};
+                      &repair_keys_fixed_->Add({{"shard", shard}}), &read_repairs_->Add({{"shard", shard}}),
+                      &leader_changes_->Add({{"shard", shard}})};
 }
 
 }  // namespace ringproxy::metrics

@@ -29,6 +29,8 @@ struct ServerMetrics {
   prometheus::Gauge* replay_queue = nullptr;
   prometheus::Counter* replay_dropped = nullptr;
   prometheus::Counter* resyncs = nullptr;
+  prometheus::Counter* replays = nullptr;     // catch-ups by replay that completed
+  prometheus::Counter* fences = nullptr;      // abandoned connections killed before reuse
   prometheus::Histogram* latency = nullptr;   // request written -> reply read
   prometheus::Gauge* connections = nullptr;   // connected, of backend_connections
   prometheus::Gauge* pending = nullptr;       // requests sent or queued, not answered yet
@@ -46,6 +48,7 @@ struct ShardMetrics {
   prometheus::Counter* repairs_failed = nullptr;
   prometheus::Counter* repair_keys_fixed = nullptr;
   prometheus::Counter* read_repairs = nullptr;
+  prometheus::Counter* leader_changes = nullptr;  // primary-replica: who leads writes changed
 };
 
 class Metrics {
@@ -104,6 +107,9 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* replay_queue_;
   prometheus::Family<prometheus::Counter>* replay_dropped_;
   prometheus::Family<prometheus::Counter>* resyncs_;
+  prometheus::Family<prometheus::Counter>* replays_;
+  prometheus::Family<prometheus::Counter>* fences_;
+  prometheus::Family<prometheus::Counter>* leader_changes_;
   prometheus::Family<prometheus::Counter>* repairs_;
   prometheus::Family<prometheus::Counter>* repair_keys_fixed_;
   prometheus::Family<prometheus::Counter>* read_repairs_;

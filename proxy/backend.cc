@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "proxy/fence.h"
 #include "proxy/net.h"
 #include "proxy/probe.h"
 #include "proxy/proxy.h"
@@ -76,8 +77,36 @@ void BackendConnection::on_connect(uv_connect_t* req, int status) {
   if (self == nullptr) return;  // closed meanwhile
   if (status != 0) return self->fail(std::string("connect: ") + uv_strerror(status), Failure::counted);
   self->state_ = State::connected;
+  self->local_address_ = local_address(self->handle_);
+  // Connections this server abandoned are killed before anything this one sends runs.
+  const std::vector<std::string>& fences = self->server_.proxy().fences().pending(self->server_.address_key());
+  for (auto it = fences.rbegin(); it != fences.rend(); ++it) self->push_fence(*it, true);
   uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_), on_alloc, on_read);
   if (self->unsent_ > 0 && !self->dirty) self->server_.proxy().mark_dirty(self);
+}
+
+void BackendConnection::push_fence(const std::string& target, bool front) {
+  Fence& fence = fences_.emplace_back();
+  fence.target = target;
+  const std::string command = FenceBook::kill_command(target);
+  Block* block = Block::create(command.size());
+  std::memcpy(block->data(), command.data(), command.size());
+  fence.fragment.fence = true;
+  fence.fragment.bytes = std::string_view(block->data(), command.size());
+  fence.fragment.bytes_block = BlockRef::adopt(block);
+  fence.fragment.sent_at_ms = server_.proxy().now_ms();
+  if (front) {
+    queue_.push_front(&fence.fragment);
+  } else {
+    queue_.push_back(&fence.fragment);
+  }
+  ++unsent_;
+}
+
+void BackendConnection::send_fence(const std::string& target) {
+  if (state_ != State::connected) return;  // a connection that connects later sends every pending fence first
+  push_fence(target, false);
+  if (!dirty) server_.proxy().mark_dirty(this);
 }
 
 // Writes queued fragments: directly when the socket takes them all (the common case, and
@@ -156,6 +185,19 @@ void BackendConnection::handle_replies() {
     if (queue_.size() == unsent_) return fail("reply without a request", Failure::counted);
     Fragment* fragment = queue_.front();
     queue_.pop_front();
+    if (fragment->fence) {  // the proxy's own CLIENT KILL
+      const std::string target = std::move(fences_.front().target);
+      const std::string reply(input_.unconsumed(), std::min<size_t>(scanner_.reply_bytes(), 256));
+      fences_.pop_front();
+      input_.consume(scanner_.reply_bytes());
+      scanner_.reset();
+      server_.on_fence_reply(target, reply);
+      if (lagging_since_ms_ != 0 && queue_.size() == unsent_) {
+        lagging_since_ms_ = 0;
+        server_.on_lag_over();
+      }
+      continue;
+    }
     server_.proxy().count_pending(server_.index(), -1);
     if (fragment->sent_ns != 0 && read_ns_ > fragment->sent_ns) server_.observe_latency(read_ns_ - fragment->sent_ns);
     size_t n = scanner_.reply_bytes();
@@ -233,14 +275,22 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
   failed.swap(queue_);
   const size_t written = failed.size() - unsent_;
   unsent_ = 0;
-  server_.proxy().count_pending(server_.index(), -static_cast<int64_t>(failed.size()));
-  if (!had_work) return;
+  server_.proxy().count_pending(server_.index(), -static_cast<int64_t>(failed.size() - fences_.size()));
+  // The server may still run what was written (a stopped server wakes up and reads it,
+  // even though this end is closed): whoever writes to it next kills this client first.
+  bool wrote_commands = false;
+  for (size_t i = 0; i < written && !wrote_commands; ++i) wrote_commands = !failed[i]->fence;
+  std::string local = std::move(local_address_);
+  local_address_.clear();
+  if (!had_work) return;  // (also when mark_down below fails this connection again)
   if (kind != Failure::not_counted) server_.on_failure(why, kind == Failure::timeout);
+  if (wrote_commands) server_.fence(std::move(local));  // after on_failure: it may be down now
 
   std::string error = "-ERR shard '" + server_.shard_name() + "' server " + server_.name() + ": " +
                       std::string(why) + "\r\n";
   for (size_t i = 0; i < failed.size(); ++i) {
     Fragment* fragment = failed[i];
+    if (fragment->fence) continue;
     if (fragment->settled) {  // already answered for; only released now
       server_.proxy().on_fragment_done(*fragment);
       continue;
@@ -251,6 +301,7 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
     fragment->reply = fragment->owned_reply;
     server_.proxy().on_fragment_done(*fragment);
   }
+  fences_.clear();  // after the loop: `failed` points into it
 }
 
 void BackendConnection::close_handle() {
@@ -271,6 +322,7 @@ BackendServer::BackendServer(Proxy& proxy, uint32_t index, const routing::Server
       name_(entry.name),
       shard_name_(std::move(shard_name)),
       address_(entry.address),
+      address_key_(entry.address.to_string()),
       metrics_(proxy.metrics()->server(entry.name, shard_name_)),
       replicated_(replication.strategy != conf::ReplicationStrategy::none),
       replication_(replication),
@@ -355,6 +407,12 @@ void BackendServer::detach() {
   metrics_.replay_queue->Set(0);
 }
 
+void BackendServer::abandon() {
+  for (auto& connection : connections_) {
+    connection->fail("replaced by a server at the same address", BackendConnection::Failure::not_counted);
+  }
+}
+
 void BackendServer::publish_metrics() {
   latency_.publish(*metrics_.latency);
   if (!detached()) {  // a drained server's gauges may be shared with its successor's
@@ -388,7 +446,9 @@ void BackendServer::on_failure(std::string_view why, bool timeout) {
   reconnect_after_ms_ = proxy_.now_ms() + backoff;
   spdlog::warn("server {} (shard {}): {} (failure {} of {})", name_, shard_name_, why, consecutive_failures_,
                pool.failure_limit);
-  if (state_ == ServerState::up && consecutive_failures_ >= pool.failure_limit) mark_down(why);
+  // A replicated server that lost a connection is not trusted again until a probe has seen
+  // the same run_id (a restart without persistence lost its data): it is down at once.
+  if (state_ == ServerState::up && (consecutive_failures_ >= pool.failure_limit || replicated_)) mark_down(why);
 }
 
 void BackendServer::mark_down(std::string_view why) {
@@ -410,7 +470,7 @@ void BackendServer::mark_up() {
     spdlog::warn("server {} (shard {}) answers again but is stale: {}", name_, shard_name_, last_error_);
     return;
   }
-  if (!replay_.empty()) {
+  if (replicated_ && (!replay_.empty() || fenced() || awaiting_copies_ > 0)) {
     set_state(ServerState::recovering);
     spdlog::info("server {} (shard {}) is back; replaying {} missed writes", name_, shard_name_, replay_.size());
     return replay_more();
@@ -431,8 +491,7 @@ void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_v
     }
   }
   if (state_ != ServerState::down && state_ != ServerState::stale) return;  // the start-up probe
-  if (ok && consecutive_failures_ >= proxy_.config().pool.failure_limit) return mark_up();
-  if (ok && state_ == ServerState::stale) return mark_up();
+  if (ok) return mark_up();
   last_error_ = std::string(why);
   down_until_ms_ = proxy_.now_ms() + proxy_.config().pool.retry_interval_ms;
 }
@@ -453,7 +512,51 @@ void BackendServer::queue_for_replay(std::string_view bytes) {
   replay_.push_back({BlockRef::adopt(block), std::string_view(block->data(), bytes.size())});
   replay_bytes_ += bytes.size();
   metrics_.replay_queue->Set(static_cast<double>(replay_.size()));
+  if (state_ == ServerState::up) {
+    // A live server missed this write (its connection failed before sending it): it is
+    // behind until the write is replayed, so it serves nothing meanwhile.
+    set_state(ServerState::recovering);
+    set_mode(routing::kServerQueue);
+    spdlog::warn("server {} (shard {}) missed a write; replaying it", name_, shard_name_);
+  }
   if (state_ == ServerState::recovering && !lagging_ && replaying_.empty()) replay_more();
+}
+
+void BackendServer::copy_resolved() {
+  if (awaiting_copies_ > 0 && --awaiting_copies_ == 0 && state_ == ServerState::recovering) replay_more();
+}
+
+bool BackendServer::fenced() const { return proxy_.fences().any(address_key_); }
+
+void BackendServer::fence(std::string local) {
+  if (local.empty()) return;
+  const std::string target = local;
+  proxy_.fences().add(address_key_, std::move(local));
+  if (!replicated_ || detached()) return;  // the next connection kills it before it sends
+  if (state_ == ServerState::up) {
+    set_state(ServerState::recovering);
+    set_mode(routing::kServerQueue);
+    spdlog::warn("server {} (shard {}): a connection was abandoned with commands outstanding; it serves nothing "
+                 "until that connection is killed",
+                 name_, shard_name_);
+  }
+  // A stale server is fenced by its resync; a down one by its next connection.
+  if (state_ == ServerState::recovering) connections_.front()->send_fence(target);
+}
+
+void BackendServer::on_fence_reply(std::string_view target, std::string_view reply) {
+  if (!proxy_.fences().done(address_key_, target)) return;  // another connection's kill ran first
+  ++fences_run_;
+  metrics_.fences->Increment();
+  if (resp::is_error_reply(reply)) {
+    spdlog::warn("server {} (shard {}): cannot kill the abandoned connection {} ({}): commands it still holds may "
+                 "run late",
+                 name_, shard_name_, target, reply.substr(0, reply.find('\r')));
+  } else {
+    spdlog::info("server {} (shard {}): killed the abandoned connection {} (nothing it held will run)", name_,
+                 shard_name_, target);
+  }
+  if (!fenced() && state_ == ServerState::recovering) replay_more();
 }
 
 void BackendServer::on_lagging(std::string_view why) {
@@ -469,6 +572,11 @@ void BackendServer::on_lagging(std::string_view why) {
 }
 
 void BackendServer::on_lag_over() {
+  // Every connection's late replies must be in: a replay on connection 0 must not overtake
+  // writes another connection still holds.
+  for (const auto& connection : connections_) {
+    if (connection->lagging()) return;
+  }
   lagging_ = false;
   if (state_ != ServerState::recovering) return;
   spdlog::info("server {} (shard {}) answers again; replaying {} queued writes", name_, shard_name_, replay_.size());
@@ -490,14 +598,20 @@ void BackendServer::mark_stale(std::string_view why) {
 // Sends what is queued, in order, on connection 0 (one FIFO: the replay keeps its order).
 // New writes keep queueing behind while it drains; when nothing is left the server is live.
 void BackendServer::replay_more() {
-  if (state_ != ServerState::recovering || lagging_) return;
+  if (state_ != ServerState::recovering || lagging_ || fenced()) return;
   if (replay_.empty()) {
-    if (!replaying_.empty()) return;
+    if (!replaying_.empty() || awaiting_copies_ > 0) return;
     set_state(ServerState::up);
     set_mode(routing::kServerLive);
+    if (replayed_) {
+      ++replays_;
+      metrics_.replays->Increment();
+    }
+    replayed_ = false;
     spdlog::info("server {} (shard {}) caught up: it is live again", name_, shard_name_);
     return;
   }
+  replayed_ = true;
   while (!replay_.empty()) {
     ReplayEntry entry = std::move(replay_.front());
     replay_.pop_front();
@@ -530,6 +644,9 @@ void BackendServer::on_replay_done(Fragment& fragment) {
 // when it is live), one attempt at a time, retried every retry_interval.
 void BackendServer::maybe_resync(uint64_t now_ms) {
   if (resync_ != nullptr || now_ms < next_resync_ms_ || detached()) return;
+  // Only once nothing is outstanding on its connections: what they hold either runs before
+  // the resync or, abandoned, is killed by it (fence.h).
+  if (pending() > 0) return;
   const routing::ShardEntry& shard = proxy_.table()->shards()[shard_index_];
   BackendServer* peer = nullptr;
   for (uint32_t s : shard.servers) {
@@ -563,8 +680,13 @@ void BackendServer::on_resync_result(bool ok, std::string_view why) {
   replay_.clear();
   replay_bytes_ = 0;
   metrics_.up->Set(1);
-  set_mode(routing::kServerLive);
   for (auto& connection : connections_) connection->connect();
+  if (fenced() || awaiting_copies_ > 0) {  // a connection abandoned meanwhile is killed first
+    set_state(ServerState::recovering);
+    spdlog::info("server {} (shard {}) resynced; live once its abandoned connections are killed", name_, shard_name_);
+    return;
+  }
+  set_mode(routing::kServerLive);
   spdlog::info("server {} (shard {}) resynced: it is live again", name_, shard_name_);
 }
 
@@ -572,6 +694,15 @@ void BackendServer::sweep(uint64_t now_ms) {
   if (detached()) {  // draining: only its requests in flight matter
     for (auto& connection : connections_) connection->check_timeouts(now_ms);
     return;
+  }
+  if (state_ == ServerState::stale) {
+    // A lagging connection of a stale server is given up (and fenced): the resync replaces
+    // whatever its late writes would have done.
+    for (auto& connection : connections_) {
+      if (connection->lagging()) {
+        connection->fail("given up: the server is stale and will be resynced", BackendConnection::Failure::not_counted);
+      }
+    }
   }
   if (state_ == ServerState::stale && consecutive_failures_ < proxy_.config().pool.failure_limit) {
     maybe_resync(now_ms);
@@ -583,7 +714,9 @@ void BackendServer::sweep(uint64_t now_ms) {
   for (auto& connection : connections_) {
     connection->check_timeouts(now_ms);
     // Keep idle connections warm after a failure, with backoff.
-    if (state_ == ServerState::up && connection->disconnected() && now_ms >= reconnect_after_ms_) {
+    // A recovering server with a fence pending needs a connection to run the kill on.
+    if ((state_ == ServerState::up || (state_ == ServerState::recovering && fenced())) &&
+        connection->disconnected() && now_ms >= reconnect_after_ms_) {
       connection->connect();
     }
   }

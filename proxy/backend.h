@@ -57,7 +57,12 @@ class BackendConnection {
   void fail(std::string_view why, Failure kind);  // closes; fails every queued fragment
   bool connected() const { return state_ == State::connected; }
   bool disconnected() const { return state_ == State::disconnected; }
-  size_t pending() const { return queue_.size(); }
+  size_t pending() const { return queue_.size() - fences_.size(); }
+  // Written and not answered: the server may still run these commands.
+  bool busy() const { return queue_.size() > unsent_; }
+  bool lagging() const { return lagging_since_ms_ != 0; }
+  // Sends CLIENT KILL for `target`, an abandoned connection (see fence.h).
+  void send_fence(const std::string& target);
   bool dirty = false;                             // in the proxy's flush list
 
  private:
@@ -72,6 +77,7 @@ class BackendConnection {
 
   void handle_replies();
   void close_handle();
+  void push_fence(const std::string& target, bool front);
   void lag(uint64_t now_ms);
 
   BackendServer& server_;
@@ -88,6 +94,12 @@ class BackendConnection {
   std::vector<WriteBatch*> spare_batches_;
   std::vector<uv_buf_t> bufs_;       // reused for every flush
   uint64_t read_ns_ = 0;             // when the last read came in (metrics on)
+  std::string local_address_;        // as redis names this client: what a fence kills
+  struct Fence {
+    Fragment fragment;
+    std::string target;
+  };
+  std::deque<Fence> fences_;         // CLIENT KILLs in `queue_`, in order
 };
 
 class BackendServer {
@@ -105,6 +117,9 @@ class BackendServer {
   static constexpr uint32_t kDetached = UINT32_MAX;
   void rebind(uint32_t index, uint32_t shard_index, const conf::ReplicationConfig& replication);
   void detach();
+  // Closes every connection now (their requests fail): a server at the same address is
+  // taking over, and must find nothing of ours still queued on the server (fence.h).
+  void abandon();
   bool detached() const { return index_ == kDetached; }
   routing::ServerMode mode() const { return mode_; }
   size_t connection_count() const { return connections_.size(); }
@@ -128,6 +143,20 @@ class BackendServer {
   uint32_t shard_index() const { return shard_index_; }
   uint64_t resyncs() const { return resyncs_; }
   void on_lag_over();
+
+  // Fences (fence.h): an abandoned connection of this server is to be killed. While one is
+  // pending a replicated server serves nothing: each new connection kills it first.
+  void fence(std::string local);
+  void on_fence_reply(std::string_view target, std::string_view reply);
+  bool fenced() const;
+  const std::string& address_key() const { return address_key_; }
+  uint64_t fences_run() const { return fences_run_; }
+
+  // A copy that waits for its leader's reply (primary-replica, SPOP) is on its way to this
+  // catching-up server: it is not live before the copy is queued, or dropped.
+  void expect_copy() { ++awaiting_copies_; }
+  void copy_resolved();
+  uint64_t replays() const { return replays_; }
   size_t replay_queue_length() const { return replay_.size(); }
   uint64_t replay_dropped() const { return replay_dropped_; }
   bool replicated() const { return replicated_; }
@@ -166,6 +195,7 @@ class BackendServer {
   std::string name_;
   std::string shard_name_;
   conf::Address address_;
+  std::string address_key_;                      // address_.to_string(): the fence book's key
   ServerState state_ = ServerState::up;
   routing::ServerMode mode_ = routing::kServerLive;  // mirrored in the proxy's planner view
   uint32_t consecutive_failures_ = 0;
@@ -190,6 +220,10 @@ class BackendServer {
   ResyncJob* resync_ = nullptr;                  // likewise
   uint64_t next_resync_ms_ = 0;
   uint64_t resyncs_ = 0;
+  uint64_t replays_ = 0;                         // catch-ups by replay that completed
+  uint64_t fences_run_ = 0;
+  uint32_t awaiting_copies_ = 0;                 // see expect_copy()
+  bool replayed_ = false;                        // this catch-up replayed something
   uint32_t shard_index_ = 0;
 };
 

@@ -81,6 +81,7 @@ void Proxy::route(Request& request, bool keys_moved) {
     bool held = !held_requests_.empty() && (request.cmd->cls == routing::CommandClass::write ||
                                             request.cmd->cls == routing::CommandClass::admin);
     for (const routing::PlannedGroup& g : plan_.groups) held = held || (plan_.replicated && shard_state(g.shard).held);
+    if (!held && plan_.replicated && request.cmd->cls == routing::CommandClass::write) held = leader_change_waits(plan_);
     if (held) {
       // Writes stay in arrival order behind the held ones. A token in fragments_pending
       // keeps the request alive if its client leaves meanwhile.
@@ -92,6 +93,35 @@ void Proxy::route(Request& request, bool keys_moved) {
   send_plan(request, plan_);
 }
 
+// A write whose leader (the server that applies it first: the primary, or the replica
+// standing in for it) is not the shard's last leader waits until the writes the last one
+// led are done: their copies go to the others only once it has answered, and must not land
+// after the new leader's. The old leader, if it lags with writes in flight, would answer
+// late and send copies after the new leader's writes: it is made stale (resynced) instead.
+bool Proxy::leader_change_waits(const routing::Plan& plan) {
+  for (const routing::PlannedGroup& g : plan.groups) {
+    if (!g.rule.primary_first || g.count < 2) continue;
+    BackendServer* leader = servers_[plan.fragments[g.first].server].get();
+    ShardRuntime& shard = shard_state(g.shard);
+    if (shard.leader == leader) continue;
+    if (shard.inflight_writes > 0) {
+      shard.leader_change_pending = true;
+      return true;
+    }
+    BackendServer* previous = std::exchange(shard.leader, leader);
+    if (previous == nullptr) continue;
+    ++shard.leader_changes;
+    shard.metrics.leader_changes->Increment();
+    spdlog::info("shard {}: writes are now led by {}", shard.name, leader->name());
+    for (auto& server : servers_) {  // `previous` may have been removed by a reload
+      if (server.get() == previous && previous->pending() > 0 && previous->mode() != routing::kServerLive) {
+        previous->mark_stale("it lost the lead with writes in flight");
+      }
+    }
+  }
+  return false;
+}
+
 // Counted: a resync and a repair may hold the same shard at once.
 void Proxy::hold_writes(ShardRuntime& shard, bool hold) {
   if (hold) {
@@ -99,6 +129,10 @@ void Proxy::hold_writes(ShardRuntime& shard, bool hold) {
     return;
   }
   if (shard.held > 0 && --shard.held > 0) return;
+  release_held_requests();
+}
+
+void Proxy::release_held_requests() {
   std::vector<Request*> held;
   held.swap(held_requests_);
   for (size_t i = 0; i < held.size(); ++i) {
@@ -127,7 +161,13 @@ void Proxy::fragment_finished(Request& request, bool leaves_flight) {
 // only) nor a resync cutover (a live peer) has to wait for.
 void Proxy::leave_flight(Request& request) {
   if (request.fragments_in_flight == 0 || --request.fragments_in_flight > 0) return;
-  for (const GroupState& group : request.groups) --request.topology->shards[group.shard]->inflight_writes;
+  for (const GroupState& group : request.groups) {
+    ShardRuntime& shard = *request.topology->shards[group.shard];
+    if (--shard.inflight_writes == 0 && shard.leader_change_pending) {
+      shard.leader_change_pending = false;
+      release_held_ = true;  // released before the next flush, not inside this reply's handling
+    }
+  }
 }
 
 BlockRef Proxy::bytes_block(std::string_view bytes, std::string_view* view) {
@@ -259,6 +299,7 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
       // leader has applied it, as what it applied; a copy of a refused write never is.
       if (fragment.stage == 1) {
         fragment.replay_after_leader = true;
+        fragment.server->expect_copy();
       } else {
         fragment.server->queue_for_replay(fragment.bytes);
       }
@@ -283,15 +324,33 @@ void Proxy::on_fragment_done(Fragment& fragment) {
   if (fragment.request == nullptr) return fragment.server->on_replay_done(fragment);
   Request& request = *fragment.request;
   fragment.state = Fragment::State::done;
-  if (fragment.settled && !fragment.late_reply.empty()) send_late_second_stage(request, fragment);
-  fragment_finished(request, !fragment.settled);  // a settled copy left the flight already
-  if (fragment.settled) return release_if_finished(request);  // its outcome was given already
-  if (request.groups.empty()) {
-    finish_request(request, fragment.reply);
-  } else {
-    on_group_outcome(request, fragment);
+  // A stale leader's late reply sends nothing: its resync makes it equal to the others.
+  if (fragment.settled && !fragment.late_reply.empty() && fragment.server->state() != ServerState::stale) {
+    send_late_second_stage(request, fragment);
   }
+  fragment_finished(request, !fragment.settled);  // a settled copy left the flight already
+  if (!fragment.settled) {  // else its outcome was given already
+    if (request.groups.empty()) {
+      finish_request(request, fragment.reply);
+    } else {
+      on_group_outcome(request, fragment);
+    }
+  }
+  if (request.replicated_write && fragment.slot == 0) drop_waiting_copies(request, fragment);
   release_if_finished(request);
+}
+
+// The leader is done for good: copies still waiting for it (refused, missed, or lost) will
+// never be queued, and their servers stop waiting for them.
+void Proxy::drop_waiting_copies(Request& request, const Fragment& leader) {
+  if (request.groups.empty()) return;
+  const GroupState& group = request.groups[leader.group];
+  for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+    Fragment& f = request.fragments[i];
+    if (!f.replay_after_leader) continue;
+    f.replay_after_leader = false;
+    f.server->copy_resolved();
+  }
 }
 
 // The server lags: the fragment's outcome is given now, its late reply only releases it.
@@ -396,6 +455,7 @@ void Proxy::send_second_stage(Request& request, GroupState& group, const Fragmen
     if (f.replay_after_leader) {
       f.replay_after_leader = false;
       if (!nothing_to_apply) f.server->queue_for_replay(bytes);
+      f.server->copy_resolved();
       continue;
     }
     if (f.state != Fragment::State::planned) continue;

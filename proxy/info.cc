@@ -112,7 +112,8 @@ std::string info_text(Proxy& proxy, std::string_view section) {
                ",repairs_started=" + std::to_string(repair.started) + ",repairs_finished=" +
                std::to_string(repair.finished) + ",repairs_failed=" + std::to_string(repair.failed) +
                ",repair_keys_fixed=" + std::to_string(repair.keys_fixed) +
-               ",read_repairs=" + std::to_string(repair.read_repairs));
+               ",read_repairs=" + std::to_string(repair.read_repairs) +
+               ",leader_changes=" + std::to_string(state.leader_changes));
     }
     for (size_t i = 0; i < proxy.servers().size(); ++i) {
       const BackendServer& server = *proxy.servers()[i];
@@ -122,6 +123,7 @@ std::string info_text(Proxy& proxy, std::string_view section) {
                ",failures=" + std::to_string(server.failures()) + ",pending=" + std::to_string(server.pending()) +
                ",replay_queue=" + std::to_string(server.replay_queue_length()) + ",replay_dropped=" +
                std::to_string(server.replay_dropped()) + ",resyncs=" + std::to_string(server.resyncs()) +
+               ",replays=" + std::to_string(server.replays()) + ",fences=" + std::to_string(server.fences_run()) +
                ",last_error=" + (server.last_error().empty() ? "none" : sanitize(server.last_error())));
     }
     out += "\r\n";

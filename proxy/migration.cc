@@ -11,6 +11,7 @@
 
 #include "proxy/backend.h"
 #include "proxy/hiredis_uv.h"
+#include "proxy/net.h"
 #include "proxy/client_session.h"
 #include "proxy/proxy.h"
 #include "proxy/request.h"
@@ -463,6 +464,8 @@ void Migration::drop_link(const std::string& name) {
   if (it == links_.end()) return;
   std::unique_ptr<Link> link = std::move(it->second);
   links_.erase(it);
+  // A RESTORE or DEL it sent may still run on a stopped server, after newer writes.
+  if (link->connected) proxy_.fence(name, local_address(link->ctx->c.fd));
   redisAsyncFree(link->ctx);  // its pending commands get a null reply: their moves fail now
 }
 

@@ -1,7 +1,11 @@
 // Socket addresses for libuv, from the config's numeric addresses.
 #pragma once
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <uv.h>
+
+#include <string>
 
 #include "conf/config.h"
 
@@ -25,6 +29,32 @@ inline int listen_on(uv_loop_t* loop, uv_tcp_t* handle, const conf::Address& add
   if (rc == 0) rc = uv_tcp_bind(handle, reinterpret_cast<const sockaddr*>(&addr), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(handle), backlog, on_connection);
   return rc;
+}
+
+// The local end of a connected socket as redis prints a client's addr ("127.0.0.1:51234",
+// "[::1]:51234"): what CLIENT KILL ADDR matches. "" when it cannot be read.
+inline std::string local_address(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
+  char ip[64] = {};
+  if (addr.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
+    uv_ip4_name(in, ip, sizeof(ip));
+    return std::string(ip) + ":" + std::to_string(ntohs(in->sin_port));
+  }
+  if (addr.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    uv_ip6_name(in6, ip, sizeof(ip));
+    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(in6->sin6_port));
+  }
+  return "";
+}
+
+inline std::string local_address(const uv_tcp_t* handle) {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(handle), &fd) != 0) return "";
+  return local_address(fd);
 }
 
 }  // namespace ringproxy::proxy

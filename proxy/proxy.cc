@@ -273,7 +273,22 @@ void Proxy::forget_dirty(BackendConnection* connection) {
 
 // Once per loop iteration, before polling: requests to servers first (so they are on
 // the wire as early as possible), then replies to clients.
-void Proxy::on_prepare(uv_prepare_t* handle) { static_cast<Proxy*>(handle->data)->flush_dirty(); }
+void Proxy::fence(const std::string& server, std::string local) {
+  if (local.empty()) return;
+  fences_.add(server, local);
+  for (auto& backend : servers_) {  // it serves nothing until the kill has run
+    if (backend->address_key() == server) backend->fence(local);
+  }
+}
+
+void Proxy::on_prepare(uv_prepare_t* handle) {
+  auto* self = static_cast<Proxy*>(handle->data);
+  if (self->release_held_) {
+    self->release_held_ = false;
+    self->release_held_requests();
+  }
+  self->flush_dirty();
+}
 
 void Proxy::flush_dirty() {
   iteration_ns_ = 0;  // the flushes' time; and the reads of the next iteration take a new one

@@ -24,6 +24,7 @@
 
 #include "conf/config.h"
 #include "metrics/metrics.h"
+#include "proxy/fence.h"
 #include "proxy/metrics_endpoint.h"
 #include "proxy/migration.h"
 #include "proxy/request.h"
@@ -110,6 +111,12 @@ class Proxy {
   // The data path.
   void dispatch(ClientSession& client, Request& request);
 
+  // Connections abandoned with commands outstanding (fence.h). Side connections (repair,
+  // key moves, resync) report theirs with fence(); data connections through their server.
+  FenceBook& fences() { return fences_; }
+  // `server`: its address as conf::Address::to_string() prints it.
+  void fence(const std::string& server, std::string local);
+
   // Anti-entropy repair of a replicated shard (PROXY REPAIR, or every repair_interval_ms).
   std::string start_repair(uint32_t shard);   // what to tell the client
   void start_read_repair(ShardRuntime& shard, uint32_t shard_index, std::vector<std::string> keys);
@@ -179,6 +186,9 @@ class Proxy {
   bool send_plan(Request& request, const routing::Plan& plan);
   void fragment_finished(Request& request, bool leaves_flight = true);
   void leave_flight(Request& request);
+  bool leader_change_waits(const routing::Plan& plan);
+  void release_held_requests();
+  void drop_waiting_copies(Request& request, const Fragment& leader);
   void on_group_outcome(Request& request, Fragment& fragment);
   void send_second_stage(Request& request, GroupState& group, const Fragment& leader);
   void send_late_second_stage(Request& request, Fragment& leader);
@@ -223,6 +233,8 @@ class Proxy {
   std::vector<uint32_t> pending_;   // requests in flight per server
   uint64_t rotation_ = 0;
   std::vector<Request*> held_requests_;            // waiting for a cutover, in arrival order
+  bool release_held_ = false;                      // a leader change may go ahead: on_prepare releases them
+  FenceBook fences_;
   std::vector<ClientSession*> clients_;
 
   uv_tcp_t listener_{};

@@ -56,6 +56,24 @@ void Proxy::bind_topology(std::shared_ptr<const routing::RoutingTable> table) {
     modes_[i] = servers_[i]->mode();
     pending_[i] = static_cast<uint32_t>(servers_[i]->pending());
   }
+  // A server that joins a replicated shard whose other servers were kept holds none of the
+  // shard's data (or old data, if it was removed and added back): it is resynced before it
+  // serves. A removed server at the same address that is still draining is given up first,
+  // so nothing it still holds can run after that resync (fence.h).
+  for (BackendServer* server : added) {
+    for (auto& draining : draining_) {
+      if (draining->address() == server->address()) draining->abandon();
+    }
+    for (auto& [key, removed] : previous) {
+      if (removed->address() == server->address()) removed->abandon();
+    }
+    if (!server->replicated()) continue;
+    const routing::ShardEntry& shard = table->shards()[server->shard_index()];
+    const bool joins_data = std::any_of(shard.servers.begin(), shard.servers.end(), [&](uint32_t s) {
+      return std::find(added.begin(), added.end(), servers_[s].get()) == added.end();
+    });
+    if (joins_data) server->mark_stale("it joined a shard that holds data: it is resynced before it serves");
+  }
   for (auto& [key, server] : previous) {
     spdlog::info("server {} (shard {}) removed by the reload: draining {} requests in flight", server->name(),
                  server->shard_name(), server->pending());

@@ -9,6 +9,7 @@
 
 #include "proxy/backend.h"
 #include "proxy/hiredis_uv.h"
+#include "proxy/net.h"
 #include "proxy/proxy.h"
 #include "routing/replication.h"
 
@@ -235,6 +236,13 @@ void RepairJob::tick() {
 void RepairJob::finish(bool ok, const std::string& why) {
   if (finished_) return;
   finished_ = true;
+  // Fixes still outstanding may run late on a stopped server, after newer writes: each
+  // server's next writer kills this connection first (fence.h).
+  if (!ok && step_ == Step::fixing) {
+    for (size_t s = 0; s < contexts_.size(); ++s) {
+      if (contexts_[s] != nullptr) proxy_->fence(servers_[s].to_string(), local_address(contexts_[s]->c.fd));
+    }
+  }
   step_ = Step::done;
   if (holding_) proxy_->hold_writes(*state_, false);
   holding_ = false;

@@ -10,6 +10,7 @@
 
 #include "proxy/backend.h"
 #include "proxy/hiredis_uv.h"
+#include "proxy/net.h"
 #include "proxy/proxy.h"
 
 namespace ringproxy::proxy {
@@ -58,6 +59,13 @@ void ResyncJob::start() {
   if (stale_ctx_ == nullptr || peer_ctx_ == nullptr) return finish(false, "cannot connect");
   const conf::Address& peer = peer_->address();
   waiting_ = true;
+  // Pipelined: the kills run before REPLICAOF, so nothing an abandoned connection still
+  // holds can run on the copy.
+  fences_ = proxy.fences().pending(stale_->address_key());
+  for (const std::string& local : fences_) {
+    redisAsyncCommand(stale_ctx_, on_reply, this, "CLIENT KILL ADDR %b SKIPME yes", local.data(), local.size());
+  }
+  if (fences_.empty()) step_ = Step::replicaof;
   redisAsyncCommand(stale_ctx_, on_reply, this, "REPLICAOF %s %d", peer.host.c_str(), static_cast<int>(peer.port));
   poll_later(1000);  // the deadline checks run on the timer
 }
@@ -73,7 +81,10 @@ void ResyncJob::on_timer(uv_timer_t* timer) { static_cast<ResyncJob*>(timer->dat
 
 void ResyncJob::on_connect(const redisAsyncContext* ctx, int status) {
   auto* self = static_cast<ResyncJob*>(ctx->data);
-  if (status == REDIS_OK) return;
+  if (status == REDIS_OK) {
+    if (ctx == self->stale_ctx_) self->stale_local_ = local_address(ctx->c.fd);
+    return;
+  }
   if (ctx == self->stale_ctx_) self->stale_ctx_ = nullptr;  // hiredis frees it
   if (ctx == self->peer_ctx_) self->peer_ctx_ = nullptr;
   self->finish(false, std::string("cannot connect: ") + ctx->errstr);
@@ -96,6 +107,13 @@ void ResyncJob::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
 // The replies drive the steps; the timer drives polling and deadlines.
 void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
   auto* reply = static_cast<redisReply*>(raw);
+  if (step_ == Step::fencing) {  // one reply per kill, then REPLICAOF's
+    const std::string& local = fences_[fences_answered_];
+    const std::string_view text = reply->type == REDIS_REPLY_ERROR ? std::string_view(reply->str, reply->len) : "";
+    stale_->on_fence_reply(local, reply->type == REDIS_REPLY_ERROR ? "-" + std::string(text) : ":1");
+    if (++fences_answered_ == fences_.size()) step_ = Step::replicaof;
+    return;
+  }
   waiting_ = false;
   if (reply->type == REDIS_REPLY_ERROR) return finish(false, std::string("server said: ") + reply->str);
   std::string_view text = reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS
@@ -145,6 +163,7 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
       return poll_later(1);
     case Step::promoting:
       return finish(true, "");
+    case Step::fencing:  // handled above
     case Step::draining:
     case Step::done:
       return;
@@ -186,6 +205,9 @@ void ResyncJob::finish(bool ok, const std::string& why) {
   if (finished_) return;
   finished_ = true;
   step_ = Step::done;
+  // A REPLICAOF (or a kill) that has not run yet must not run later: the next attempt kills
+  // this connection first.
+  if (!ok && stale_ != nullptr && !stale_local_.empty()) stale_->fence(stale_local_);
   // The server is live before the held writes go out, so they reach it too.
   if (stale_ != nullptr) stale_->on_resync_result(ok, why);
   if (holding_) proxy_->hold_writes(*shard_, false);

@@ -2,6 +2,8 @@
 // replication: the stale server becomes a replica of the peer (REPLICAOF: full copy, then
 // the peer's writes streamed as they happen), then is cut over:
 //
+//   0. stale: CLIENT KILL ADDR <...>     connections the proxy abandoned (fence.h): what
+//                                        they still hold must not run on the copy
 //   1. stale: REPLICAOF <peer>           the proxy sends it nothing meanwhile
 //   2. poll stale ROLE                   until it is "connected": the full sync is done
 //   3. hold the shard's new writes       (Proxy::hold_writes), wait for none in flight
@@ -24,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proxy/topology.h"
 
@@ -42,7 +45,7 @@ class ResyncJob {
   const BackendServer* peer() const { return peer_; }
 
  private:
-  enum class Step : uint8_t { replicaof, syncing, draining, catching_up, promoting, done };
+  enum class Step : uint8_t { fencing, replicaof, syncing, draining, catching_up, promoting, done };
 
   ~ResyncJob() = default;  // only from on_timer_closed
   static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
@@ -61,7 +64,10 @@ class ResyncJob {
   BackendServer* stale_;
   BackendServer* peer_;
   std::shared_ptr<ShardRuntime> shard_;  // where its writes are held (kept across reloads)
-  Step step_ = Step::replicaof;
+  Step step_ = Step::fencing;
+  std::vector<std::string> fences_;   // the kills sent before REPLICAOF, in order
+  size_t fences_answered_ = 0;
+  std::string stale_local_;           // our connection to the stale server, as redis names it
   redisAsyncContext* stale_ctx_ = nullptr;
   redisAsyncContext* peer_ctx_ = nullptr;
   uv_timer_t timer_{};

@@ -17,6 +17,7 @@
 namespace ringproxy::proxy {
 
 class RepairJob;
+class BackendServer;
 
 struct RepairStats {
   uint64_t started = 0, finished = 0, failed = 0;
@@ -34,6 +35,11 @@ struct ShardRuntime {
   std::string name;
   uint32_t inflight_writes = 0;  // replicated write requests in flight (see Proxy::leave_flight)
   uint32_t held = 0;             // hold_writes() count: a resync cutover, a repair batch
+  // The server that led the last write (primary-replica: the primary, or the replica that
+  // stands in for it). Compared, never dereferenced unless found among the live servers.
+  BackendServer* leader = nullptr;
+  bool leader_change_pending = false;  // a write waits for the last leader's writes to finish
+  uint64_t leader_changes = 0;
   RepairJob* repair = nullptr;   // owned, self-deleting
   RepairStats repair_stats;
   metrics::ShardMetrics metrics;

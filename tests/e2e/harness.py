@@ -109,7 +109,8 @@ class RedisServer:
         return self
 
     def client(self, **kw):
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, **kw)
+        kw.setdefault("socket_timeout", 5)
+        return redis.Redis(host="127.0.0.1", port=self.port, **kw)
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -248,6 +249,20 @@ def server_states(cluster):
     info = cluster.client().info("proxy")
     servers = [(int(k[6:]), v) for k, v in info.items() if k.startswith("server") and k[6:].isdigit()]
     return [v["state"] for _, v in sorted(servers)]
+
+
+def server_infos(cluster):
+    """Each server's line of INFO proxy (state, requests, resyncs, replays, fences...), in order."""
+    info = cluster.client().info("proxy")
+    servers = [(int(k[6:]), v) for k, v in info.items() if k.startswith("server") and k[6:].isdigit()]
+    return [v for _, v in sorted(servers)]
+
+
+def shard_infos(cluster):
+    """Each shard's line of INFO proxy (repairs, leader_changes...), in order."""
+    info = cluster.client().info("proxy")
+    shards = [(int(k[5:]), v) for k, v in info.items() if k.startswith("shard") and k[5:].isdigit()]
+    return [v for _, v in sorted(shards)]
 
 
 def raw_exchange(port, payload, expect_bytes=None, timeout=5.0, read_until_close=False):

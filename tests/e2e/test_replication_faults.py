@@ -1,0 +1,155 @@
+"""Replication under faults that leave commands queued inside a server: a stopped server runs
+whatever its sockets hold when it wakes, even from connections the proxy has given up. Each
+test asserts the recovery path it took from the proxy's own counters (INFO proxy)."""
+import signal
+import threading
+import time
+import unittest
+
+import redis
+
+from harness import Cluster, digests, server_infos, server_states, wait_until
+
+
+class Writers:
+    """Pipelining clients with checkable writes: INCR on one counter per client, then RPUSH of
+    unique elements (or, with `pad`, SET of a unique value padded to `pad` bytes on one of 64
+    keys: many bytes on the wire, a small dataset). Outcomes are tallied per client."""
+
+    def __init__(self, cluster, clients=4, batch=50, pad=0):
+        self.cluster, self.batch, self.pad = cluster, batch, pad
+        self.written = [{} for _ in range(clients)]  # SET key -> values sent, in order
+        self.stop = threading.Event()
+        self.go = threading.Event()     # cleared: the clients pause between pipelines
+        self.go.set()
+        self.idle = [threading.Event() for _ in range(clients)]
+        self.acked = [0] * clients      # INCRs acknowledged
+        self.attempted = [0] * clients  # INCRs sent (acknowledged or not)
+        self.pushed = [[] for _ in range(clients)]  # acknowledged RPUSH elements
+        self.threads = [threading.Thread(target=self.run, args=(n,), daemon=True) for n in range(clients)]
+
+    def run(self, n):
+        r = self.cluster.client(socket_timeout=30)
+        seq = 0
+        while not self.stop.is_set():
+            if not self.go.is_set():
+                self.idle[n].set()
+                self.go.wait(0.1)
+                continue
+            self.idle[n].clear()
+            pipe = r.pipeline(transaction=False)
+            elements = []
+            for _ in range(self.batch):
+                pipe.incr(f"c{n}")
+                elements.append(f"{n}:{seq}")
+                if self.pad:
+                    key = f"s{n}:{seq % 64}"
+                    self.written[n].setdefault(key, []).append(elements[-1])
+                    pipe.set(key, elements[-1].ljust(self.pad, "."))
+                else:
+                    pipe.rpush(f"l{n}", elements[-1])
+                seq += 1
+            self.attempted[n] += self.batch
+            try:
+                replies = pipe.execute(raise_on_error=False)
+            except redis.RedisError:
+                r = self.cluster.client(socket_timeout=30)
+                continue
+            for i in range(self.batch):
+                if not isinstance(replies[2 * i], Exception):
+                    self.acked[n] += 1
+                if not isinstance(replies[2 * i + 1], Exception) and not self.pad:
+                    self.pushed[n].append(elements[i])
+
+    def pause(self):
+        self.go.clear()
+        wait_until(lambda: all(e.is_set() for e in self.idle), timeout=60, what="writers paused")
+
+    def resume(self):
+        self.go.set()
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def check(self, test, servers):
+        """Every acknowledged INCR and element is there, nothing is there twice."""
+        for s in servers:
+            c = s.client()
+            for n in range(len(self.acked)):
+                value = int(c.get(f"c{n}") or 0)
+                test.assertGreaterEqual(value, self.acked[n], f"{s.address} c{n}: acknowledged INCRs missing")
+                test.assertLessEqual(value, self.attempted[n], f"{s.address} c{n}: INCRs applied twice")
+                for key, values in self.written[n].items():
+                    value = c.get(key)
+                    test.assertTrue(value is None or value.decode().rstrip(".") in values,
+                                    f"{s.address} {key}: a value never written")
+                elements = [e.decode() for e in c.lrange(f"l{n}", 0, -1)]
+                test.assertEqual(len(elements), len(set(elements)), f"{s.address} l{n}: an element pushed twice")
+                missing = set(self.pushed[n]) - set(elements)
+                test.assertFalse(missing, f"{s.address} l{n}: acknowledged elements missing")
+
+
+class StoppedServerBacklogTest(unittest.TestCase):
+    def test_backlog_of_a_stopped_server_does_not_run_after_its_resync(self):
+        """Issue 9's double apply. A server is SIGSTOPped under pipelined writers: the writes
+        in flight to it are settled after the timeout and stay in its socket. Its replay queue
+        overflows, it is stale, and its resync starts while it is still stopped. The writers pause
+        (so the sync itself is short); after SIGCONT
+        redis reads that backlog 16 KB per event-loop turn; a client of its own makes each turn
+        slow, so the full sync and the cutover finish long before the backlog does. Whatever of
+        the backlog ran after the cutover was applied twice (the peer's copy had it already)."""
+        cluster = Cluster(shards=1, servers=3,
+                          pool={"request_timeout_ms": 1000, "connect_timeout_ms": 500, "retry_interval_ms": 200},
+                          replication={"strategy": "multi-primary", "write_ack": "quorum",
+                                       "replay_queue_max_writes": 200})
+        victim = cluster.sets[0][2]
+        writers = Writers(cluster, pad=1000)
+        slow = threading.Event()
+
+        def slow_down():  # one DEBUG SLEEP per event-loop turn of the victim
+            c = victim.client(socket_timeout=60)
+            while not slow.is_set():
+                c.execute_command("DEBUG", "SLEEP", "0.03")
+
+        slower = threading.Thread(target=slow_down, daemon=True)
+        try:
+            writers.start()
+            wait_until(lambda: sum(writers.acked) > 2000, timeout=30, what="load")
+            victim.signal(signal.SIGSTOP)
+            wait_until(lambda: server_states(cluster)[2] == "stale", timeout=30, what="replay queue overflowed")
+            # The backlog: what the victim's socket took before the proxy settled its writes.
+            self.assertIn("replay queue overflowed", cluster.proxy.log())
+            # Quiet while it syncs, so that the sync is quick next to the backlog.
+            writers.pause()
+            slower.start()
+            victim.signal(signal.SIGCONT)
+            wait_until(lambda: server_infos(cluster)[2]["resyncs"] >= 1, timeout=60, what="resynced")
+            writers.resume()
+            mark = sum(writers.acked)
+            wait_until(lambda: sum(writers.acked) > mark + 2000, timeout=60, what="load after the resync")
+            slow.set()
+            slower.join(30)
+            writers.finish()
+            wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=30, what="all up")
+            wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, timeout=30,
+                       what="servers equal (the backlog ran after the cutover)")
+            writers.check(self, cluster.sets[0])
+            # The path: a resync, whose first step killed the abandoned connection.
+            info = server_infos(cluster)[2]
+            self.assertGreaterEqual(info["fences"], 1, info)
+            self.assertEqual(info["resyncs"], 1, info)
+        finally:
+            slow.set()
+            writers.stop.set()
+            victim.signal(signal.SIGCONT)
+            self.assertEqual(cluster.cleanup(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
