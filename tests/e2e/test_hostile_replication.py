@@ -8,7 +8,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, digests, server_states, wait_until
+from harness import Cluster, digests, server_infos, server_states, wait_until
 
 # request_timeout_ms: short enough that lag is seen in seconds, long enough that a busy
 # shared machine is not mistaken for a lagging server.
@@ -53,6 +53,8 @@ class SpopEffectTest(unittest.TestCase):
             self.assertEqual(len(members[0]), 175)
             self.assertEqual(members[0], members[1])
             self.assertEqual(members[0], members[2], "the replayed SPOP popped different members")
+            info = server_infos(cluster)[2]
+            self.assertEqual((info["replays"], info["resyncs"]), (1, 0), "the path: a replay")
         finally:
             if victim:
                 resume(victim)
@@ -99,6 +101,7 @@ class PrimaryErrorWhileLaggingTest(unittest.TestCase):
             self.assertNotIn("is stale", cluster.proxy.log(), "a refused write made the replica stale")
             self.assertEqual(server_states(cluster), ["up"] * 3)
             self.assertEqual(len(set(digests(cluster.sets[0]))), 1)
+            self.assertEqual(server_infos(cluster)[2]["resyncs"], 0, "the path: no resync")
         finally:
             if victim:
                 resume(victim)
@@ -216,6 +219,8 @@ class QuorumReadWhileLaggingTest(unittest.TestCase):
             wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=20, what="caught up")
             self.assertEqual(len(set(digests(cluster.sets[0]))), 1)
             self.assertEqual(r.get("q7"), b"1007")
+            info = server_infos(cluster)[0]
+            self.assertEqual((info["replays"], info["resyncs"]), (1, 0), "the path: a replay")
         finally:
             if victim:
                 resume(victim)
@@ -269,6 +274,7 @@ class CounterTest(unittest.TestCase):
                 t.join(30)
             wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, timeout=20, what="converged")
             self.check(cluster, tally, cluster.sets[0])
+            self.assertEqual([i["resyncs"] >= 1 for i in server_infos(cluster)], [False, True, True])
         finally:
             stop.set()
             self.assertEqual(cluster.cleanup(), 0)
@@ -303,6 +309,7 @@ class CounterTest(unittest.TestCase):
             wait_until(lambda: len(set(digests([s1, s2]))) == 1, timeout=20, what="converged")
             self.check(cluster, tally, [s1, s2])
             self.assertEqual(s2.client().info("replication")["role"], "master")
+            self.assertEqual(server_infos(cluster)[2]["resyncs"], 1, "the path: a resync (the second attempt)")
         finally:
             stop.set()
             self.assertEqual(cluster.cleanup(), 0)
@@ -332,6 +339,7 @@ class IdleResyncTest(unittest.TestCase):
             victim.client().config_set("repl-diskless-sync-delay", 0)
             wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=30, what="idle resync")
             self.assertEqual(victim.client().get("k42"), b"42")
+            self.assertEqual(server_infos(cluster)[2]["resyncs"], 1, "the path: a resync")
         finally:
             self.assertEqual(cluster.cleanup(), 0)
 
@@ -372,6 +380,7 @@ class DisconnectTest(unittest.TestCase):
             wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, timeout=20, what="converged")
             before = int(r.get("c"))
             self.assertEqual(r.incr("c"), before + 1)
+            self.assertGreaterEqual(server_infos(cluster)[2]["resyncs"], 1, "the path: a resync")
         finally:
             stop.set()
             self.assertEqual(cluster.cleanup(), 0)
@@ -388,6 +397,7 @@ class SplitWhileLaggingTest(unittest.TestCase):
             r.mset({k: "old" for k in keys})
             victim.signal(signal.SIGSTOP)
             r.mset({k: k for k in keys})  # times out on the stopped server; quorum holds
+            wait_until(lambda: server_states(cluster)[1] == "recovering", timeout=15, what="lagging")
             for i in range(20):
                 self.assertTrue(r.mset({k: f"{k}:{i}" for k in keys[i::7]}))
                 self.assertGreater(r.delete(*keys[i * 3:i * 3 + 2], "nope"), -1)
@@ -399,6 +409,8 @@ class SplitWhileLaggingTest(unittest.TestCase):
             for k, v in expected.items():
                 rs = cluster.sets[cluster.names.index(cluster.route(k))]
                 self.assertEqual({s.client().get(k) for s in rs}, {v}, k)
+            info = server_infos(cluster)[1]
+            self.assertEqual((info["replays"], info["resyncs"]), (1, 0), "the path: a replay")
         finally:
             victim.signal(signal.SIGCONT)
             self.assertEqual(cluster.cleanup(), 0)
@@ -430,6 +442,8 @@ class PrimaryLagTest(unittest.TestCase):
             self.assertEqual(r.incr("c"), 2)  # the primary applied the unacknowledged INCR
             wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, timeout=10,
                        what="replicas got what the primary applied")
+            # The path: the late reply's copies, no resync (on_primary_down = fail: no promotion).
+            self.assertEqual([i["resyncs"] for i in server_infos(cluster)], [0, 0, 0])
         finally:
             primary.signal(signal.SIGCONT)
             self.assertEqual(cluster.cleanup(), 0)

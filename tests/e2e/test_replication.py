@@ -6,7 +6,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, digests, server_states, wait_until
+from harness import Cluster, digests, server_infos, server_states, shard_infos, wait_until
 
 
 def holders(servers, key):
@@ -139,7 +139,11 @@ class LaggingServerTest(unittest.TestCase):
             time.sleep(0.5)
             victim = cluster.sets[0][2]
             victim.signal(signal.SIGSTOP)
-            time.sleep(8)
+            wait_until(lambda: server_states(cluster)[2] == "recovering", timeout=15, what="lagging")
+            # Stopped well past the timeout, but not so long that its replay queue overflows.
+            queued = server_infos(cluster)[2]["replay_queue"]
+            wait_until(lambda: server_infos(cluster)[2]["replay_queue"] > queued + 1000, timeout=30,
+                       what="writes queued for replay")
             victim.signal(signal.SIGCONT)
             time.sleep(0.5)
             stop.set()
@@ -151,6 +155,10 @@ class LaggingServerTest(unittest.TestCase):
             self.assertLess(max(latencies), 5.0, "a request waited for the stopped server")
             wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=20, what="replay drained")
             self.assertEqual(len(set(digests(cluster.sets[0]))), 1, "servers differ after the replay")
+            # The path its name promises: a replay, no resync.
+            info = server_infos(cluster)[2]
+            self.assertGreaterEqual(info["replays"], 1, info)
+            self.assertEqual(info["resyncs"], 0, info)
             counts = [s.client().get("c0") for s in cluster.sets[0]]
             self.assertEqual(len(set(counts)), 1)
         finally:
@@ -251,6 +259,7 @@ class ResyncTest(unittest.TestCase):
             # Every acknowledged INCR counted exactly once, on every server.
             counts = {s.client().get("counter") for s in cluster.sets[0]}
             self.assertEqual(counts, {str(len(acked)).encode()})
+            self.assertGreaterEqual(server_infos(cluster)[2]["resyncs"], 1, "the path: a resync")
         finally:
             stop.set()
             self.assertEqual(cluster.cleanup(), 0)
@@ -274,6 +283,8 @@ class ResyncTest(unittest.TestCase):
             self.assertEqual(len(set(digests(cluster.sets[0]))), 1)
             self.assertEqual({s.client().get("n") for s in cluster.sets[0]}, {b"400"})
             self.assertIn("overflowed", cluster.proxy.log())
+            info = server_infos(cluster)[1]
+            self.assertEqual((info["resyncs"], info["replays"]), (1, 0), info)
         finally:
             cluster.sets[0][1].signal(signal.SIGCONT)
             self.assertEqual(cluster.cleanup(), 0)
@@ -387,6 +398,9 @@ class PromoteTest(unittest.TestCase):
             wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, what="digests equal")
             self.assertEqual(primary.client().get("p650"), b"650")
             self.assertEqual(primary.client().get("n"), b"400")
+            # The path: the first replica took the lead, the primary was resynced and leads again.
+            self.assertEqual(shard_infos(cluster)[0]["leader_changes"], 2)
+            self.assertEqual(server_infos(cluster)[0]["resyncs"], 1)
         finally:
             self.assertEqual(cluster.cleanup(), 0)
 
