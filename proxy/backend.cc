@@ -80,32 +80,26 @@ void BackendConnection::on_connect(uv_connect_t* req, int status) {
   self->local_address_ = local_address(self->handle_);
   // Connections this server abandoned are killed before anything this one sends runs.
   const std::vector<std::string>& fences = self->server_.proxy().fences().pending(self->server_.address_key());
-  for (auto it = fences.rbegin(); it != fences.rend(); ++it) self->push_fence(*it, true);
+  for (auto it = fences.rbegin(); it != fences.rend(); ++it) self->push_fence(self->server_.fence_fragment(*it), true);
   uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_), on_alloc, on_read);
   if (self->unsent_ > 0 && !self->dirty) self->server_.proxy().mark_dirty(self);
 }
 
-void BackendConnection::push_fence(const std::string& target, bool front) {
-  Fence& fence = fences_.emplace_back();
-  fence.target = target;
-  const std::string command = FenceBook::kill_command(target);
-  Block* block = Block::create(command.size());
-  std::memcpy(block->data(), command.data(), command.size());
-  fence.fragment.fence = true;
-  fence.fragment.bytes = std::string_view(block->data(), command.size());
-  fence.fragment.bytes_block = BlockRef::adopt(block);
-  fence.fragment.sent_at_ms = server_.proxy().now_ms();
+// A fence goes first on a new connection (nothing was written on it yet).
+void BackendConnection::push_fence(Fragment* fence, bool front) {
+  fence->sent_at_ms = server_.proxy().now_ms();
+  server_.proxy().count_pending(server_.index(), 1);
   if (front) {
-    queue_.push_front(&fence.fragment);
+    queue_.push_front(fence);
   } else {
-    queue_.push_back(&fence.fragment);
+    queue_.push_back(fence);
   }
   ++unsent_;
 }
 
 void BackendConnection::send_fence(const std::string& target) {
   if (state_ != State::connected) return;  // a connection that connects later sends every pending fence first
-  push_fence(target, false);
+  push_fence(server_.fence_fragment(target), false);
   if (!dirty) server_.proxy().mark_dirty(this);
 }
 
@@ -185,19 +179,6 @@ void BackendConnection::handle_replies() {
     if (queue_.size() == unsent_) return fail("reply without a request", Failure::counted);
     Fragment* fragment = queue_.front();
     queue_.pop_front();
-    if (fragment->fence) {  // the proxy's own CLIENT KILL
-      const std::string target = std::move(fences_.front().target);
-      const std::string reply(input_.unconsumed(), std::min<size_t>(scanner_.reply_bytes(), 256));
-      fences_.pop_front();
-      input_.consume(scanner_.reply_bytes());
-      scanner_.reset();
-      server_.on_fence_reply(target, reply);
-      if (lagging_since_ms_ != 0 && queue_.size() == unsent_) {
-        lagging_since_ms_ = 0;
-        server_.on_lag_over();
-      }
-      continue;
-    }
     server_.proxy().count_pending(server_.index(), -1);
     if (fragment->sent_ns != 0 && read_ns_ > fragment->sent_ns) server_.observe_latency(read_ns_ - fragment->sent_ns);
     size_t n = scanner_.reply_bytes();
@@ -275,11 +256,10 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
   failed.swap(queue_);
   const size_t written = failed.size() - unsent_;
   unsent_ = 0;
-  server_.proxy().count_pending(server_.index(), -static_cast<int64_t>(failed.size() - fences_.size()));
+  server_.proxy().count_pending(server_.index(), -static_cast<int64_t>(failed.size()));
   // The server may still run what was written (a stopped server wakes up and reads it,
   // even though this end is closed): whoever writes to it next kills this client first.
-  bool wrote_commands = false;
-  for (size_t i = 0; i < written && !wrote_commands; ++i) wrote_commands = !failed[i]->fence;
+  const bool wrote_commands = written > 0;
   std::string local = std::move(local_address_);
   local_address_.clear();
   if (!had_work) return;  // (also when mark_down below fails this connection again)
@@ -290,7 +270,6 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
                       std::string(why) + "\r\n";
   for (size_t i = 0; i < failed.size(); ++i) {
     Fragment* fragment = failed[i];
-    if (fragment->fence) continue;
     if (fragment->settled) {  // already answered for; only released now
       server_.proxy().on_fragment_done(*fragment);
       continue;
@@ -301,7 +280,6 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
     fragment->reply = fragment->owned_reply;
     server_.proxy().on_fragment_done(*fragment);
   }
-  fences_.clear();  // after the loop: `failed` points into it
 }
 
 void BackendConnection::close_handle() {
@@ -544,6 +522,30 @@ void BackendServer::fence(std::string local) {
   if (state_ == ServerState::recovering) connections_.front()->send_fence(target);
 }
 
+Fragment* BackendServer::fence_fragment(const std::string& target) {
+  Fence& fence = fencing_.emplace_back();
+  fence.target = target;
+  const std::string command = FenceBook::kill_command(target);
+  Block* block = Block::create(command.size());
+  std::memcpy(block->data(), command.data(), command.size());
+  fence.fragment.server = this;
+  fence.fragment.bytes = std::string_view(block->data(), command.size());
+  fence.fragment.bytes_block = BlockRef::adopt(block);
+  return &fence.fragment;
+}
+
+// A fence's reply, or its failure (then a later connection sends it again).
+bool BackendServer::on_fence_done(Fragment& fragment) {
+  auto it = std::find_if(fencing_.begin(), fencing_.end(), [&](const Fence& f) { return &f.fragment == &fragment; });
+  if (it == fencing_.end()) return false;  // not a fence: a replayed write
+  const std::string target = std::move(it->target);
+  const bool failed = fragment.failed;
+  const std::string reply(fragment.reply.substr(0, 256));
+  fencing_.erase(it);
+  if (!failed) on_fence_reply(target, reply);
+  return true;
+}
+
 void BackendServer::on_fence_reply(std::string_view target, std::string_view reply) {
   if (!proxy_.fences().done(address_key_, target)) return;  // another connection's kill ran first
   ++fences_run_;
@@ -626,6 +628,7 @@ void BackendServer::replay_more() {
 }
 
 void BackendServer::on_replay_done(Fragment& fragment) {
+  if (!fencing_.empty() && on_fence_done(fragment)) return;
   if (fragment.failed) {
     mark_stale(fragment.maybe_sent ? "a replayed write was lost in flight" : "its replay was interrupted");
   } else if (resp::is_error_reply(fragment.reply)) {

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -57,7 +58,7 @@ class BackendConnection {
   void fail(std::string_view why, Failure kind);  // closes; fails every queued fragment
   bool connected() const { return state_ == State::connected; }
   bool disconnected() const { return state_ == State::disconnected; }
-  size_t pending() const { return queue_.size() - fences_.size(); }
+  size_t pending() const { return queue_.size(); }
   // Written and not answered: the server may still run these commands.
   bool busy() const { return queue_.size() > unsent_; }
   bool lagging() const { return lagging_since_ms_ != 0; }
@@ -77,7 +78,7 @@ class BackendConnection {
 
   void handle_replies();
   void close_handle();
-  void push_fence(const std::string& target, bool front);
+  void push_fence(Fragment* fence, bool front);
   void lag(uint64_t now_ms);
 
   BackendServer& server_;
@@ -95,11 +96,6 @@ class BackendConnection {
   std::vector<uv_buf_t> bufs_;       // reused for every flush
   uint64_t read_ns_ = 0;             // when the last read came in (metrics on)
   std::string local_address_;        // as redis names this client: what a fence kills
-  struct Fence {
-    Fragment fragment;
-    std::string target;
-  };
-  std::deque<Fence> fences_;         // CLIENT KILLs in `queue_`, in order
 };
 
 class BackendServer {
@@ -148,6 +144,7 @@ class BackendServer {
   // pending a replicated server serves nothing: each new connection kills it first.
   void fence(std::string local);
   void on_fence_reply(std::string_view target, std::string_view reply);
+  Fragment* fence_fragment(const std::string& target);  // a CLIENT KILL to send, owned here
   bool fenced() const;
   const std::string& address_key() const { return address_key_; }
   uint64_t fences_run() const { return fences_run_; }
@@ -184,6 +181,7 @@ class BackendServer {
   void start_probe();
   void maybe_resync(uint64_t now_ms);
   void replay_more();
+  bool on_fence_done(Fragment& fragment);  // false: not one of ours
 
   struct ReplayEntry {
     BlockRef block;
@@ -215,6 +213,12 @@ class BackendServer {
   size_t replay_bytes_ = 0;
   uint64_t replay_dropped_ = 0;
   std::deque<Fragment> replaying_;               // replayed writes in flight (connection 0)
+  struct Fence {
+    Fragment fragment;
+    std::string target;
+  };
+  std::list<Fence> fencing_;                     // CLIENT KILLs in flight, on any connection
+                                                 // (a list: connections point into it)
   bool lagging_ = false;                         // timed out: late replies still to come
   ServerProbe* probe_ = nullptr;                 // owned: deleted by its own close callback
   ResyncJob* resync_ = nullptr;                  // likewise

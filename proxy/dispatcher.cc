@@ -165,7 +165,7 @@ void Proxy::leave_flight(Request& request) {
     ShardRuntime& shard = *request.topology->shards[group.shard];
     if (--shard.inflight_writes == 0 && shard.leader_change_pending) {
       shard.leader_change_pending = false;
-      release_held_ = true;  // released before the next flush, not inside this reply's handling
+      release_held_soon();  // not inside this reply's handling
     }
   }
 }
@@ -329,14 +329,16 @@ void Proxy::on_fragment_done(Fragment& fragment) {
     send_late_second_stage(request, fragment);
   }
   fragment_finished(request, !fragment.settled);  // a settled copy left the flight already
-  if (!fragment.settled) {  // else its outcome was given already
-    if (request.groups.empty()) {
-      finish_request(request, fragment.reply);
-    } else {
-      on_group_outcome(request, fragment);
-    }
+  if (fragment.settled) {  // its outcome was given already
+    if (request.replicated_write && fragment.slot == 0) drop_waiting_copies(request, fragment);
+    return release_if_finished(request);
   }
-  if (request.replicated_write && fragment.slot == 0) drop_waiting_copies(request, fragment);
+  if (request.groups.empty()) {
+    finish_request(request, fragment.reply);
+  } else {
+    on_group_outcome(request, fragment);
+    if (request.replicated_write && fragment.slot == 0) drop_waiting_copies(request, fragment);
+  }
   release_if_finished(request);
 }
 

@@ -89,6 +89,8 @@ bool Proxy::start(std::string* error) {
   sweep_period_ms_ = std::clamp<uint64_t>(std::min(pool.connect_timeout_ms, pool.request_timeout_ms) / 10, 5, 100);
   uv_timer_init(loop_, &sweeper_);
   sweeper_.data = this;
+  uv_timer_init(loop_, &releaser_);
+  releaser_.data = this;
   uv_timer_start(&sweeper_, on_sweep, sweep_period_ms_, sweep_period_ms_);
 
   uv_signal_init(loop_, &sigint_);
@@ -121,6 +123,7 @@ void Proxy::stop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&flusher_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&releaser_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   if (metrics_endpoint_) metrics_endpoint_->close();
@@ -281,14 +284,15 @@ void Proxy::fence(const std::string& server, std::string local) {
   }
 }
 
-void Proxy::on_prepare(uv_prepare_t* handle) {
-  auto* self = static_cast<Proxy*>(handle->data);
-  if (self->release_held_) {
-    self->release_held_ = false;
-    self->release_held_requests();
-  }
-  self->flush_dirty();
+void Proxy::on_prepare(uv_prepare_t* handle) { static_cast<Proxy*>(handle->data)->flush_dirty(); }
+
+// A leader change may go ahead (leave_flight): the held writes are released on the next loop
+// turn, outside the reply handling that noticed it.
+void Proxy::release_held_soon() {
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&releaser_))) uv_timer_start(&releaser_, on_release, 0, 0);
 }
+
+void Proxy::on_release(uv_timer_t* handle) { static_cast<Proxy*>(handle->data)->release_held_requests(); }
 
 void Proxy::flush_dirty() {
   iteration_ns_ = 0;  // the flushes' time; and the reads of the next iteration take a new one

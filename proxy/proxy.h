@@ -174,6 +174,8 @@ class Proxy {
   static void on_connection(uv_stream_t* server, int status);
   static void on_prepare(uv_prepare_t* handle);
   static void on_sweep(uv_timer_t* handle);
+  static void on_release(uv_timer_t* handle);
+  void release_held_soon();
   static void on_signal(uv_signal_t* handle, int signum);
 
   void accept_client();
@@ -233,13 +235,13 @@ class Proxy {
   std::vector<uint32_t> pending_;   // requests in flight per server
   uint64_t rotation_ = 0;
   std::vector<Request*> held_requests_;            // waiting for a cutover, in arrival order
-  bool release_held_ = false;                      // a leader change may go ahead: on_prepare releases them
   FenceBook fences_;
   std::vector<ClientSession*> clients_;
 
   uv_tcp_t listener_{};
   uv_prepare_t flusher_{};
   uv_timer_t sweeper_{};
+  uv_timer_t releaser_{};           // release_held_soon()
   uint64_t sweep_period_ms_ = 100;
   uint64_t last_sweep_ms_ = 0;
   bool skipped_stalled_sweep_ = false;

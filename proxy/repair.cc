@@ -56,6 +56,8 @@ void RepairJob::start() {
   if (targeted_) return start_batch();
   spdlog::info("repair of shard {} started ({} servers)", shard_.name, servers_.size());
   for (size_t i = 0; i < servers_.size(); ++i) scan(i);
+  last_reply_ms_ = proxy_->now_ms();
+  uv_timer_start(&timer_, on_timer, 100, 0);  // a server that stops answering fails the scan
 }
 
 void RepairJob::cancel() {
@@ -108,6 +110,7 @@ void RepairJob::scan(size_t server) { command(server, kScan, 0, "SCAN %s COUNT 5
 
 void RepairJob::handle(const Pending& p, void* raw) {
   auto* reply = static_cast<redisReply*>(raw);
+  last_reply_ms_ = proxy_->now_ms();
   if (reply->type == REDIS_REPLY_ERROR && p.kind != kFix) return finish(false, std::string("server said: ") + reply->str);
   switch (p.kind) {
     case kScan: {
@@ -159,6 +162,7 @@ void RepairJob::start_batch() {
 
 void RepairJob::compare_batch() {
   step_ = Step::comparing;
+  uv_timer_start(&timer_, on_timer, 100, 0);  // the hold's deadline covers the compare and the fix
   const size_t n = batch_end_ - batch_begin_;
   for (size_t s = 0; s < servers_.size(); ++s) {
     dumps_[s].assign(n, std::nullopt);
@@ -224,6 +228,23 @@ void RepairJob::on_timer(uv_timer_t* timer) { static_cast<RepairJob*>(timer->dat
 void RepairJob::tick() {
   if (finished_) return;
   if (step_ == Step::waiting) return start_batch();
+  if (step_ == Step::scanning) {
+    const uint64_t deadline = std::max<uint64_t>(kHoldDeadlineMs, 2ull * proxy_->config().pool.request_timeout_ms);
+    if (proxy_->now_ms() - last_reply_ms_ > deadline) {
+      return finish(false, "a server did not answer its SCAN within " + std::to_string(deadline) + " ms");
+    }
+    uv_timer_start(&timer_, on_timer, 100, 0);
+    return;
+  }
+  if (step_ == Step::comparing || step_ == Step::fixing) {
+    // A server that stops answering must not hold the shard's writes: the batch is given up
+    // (and its connections fenced, should its fixes run late).
+    if (proxy_->now_ms() - hold_started_ms_ > kHoldDeadlineMs) {
+      return finish(false, "a server did not answer within " + std::to_string(kHoldDeadlineMs) + " ms");
+    }
+    uv_timer_start(&timer_, on_timer, 100, 0);
+    return;
+  }
   if (step_ != Step::holding) return;
   if (proxy_->now_ms() - hold_started_ms_ > kHoldDeadlineMs) return finish(false, "writes in flight did not drain");
   if (state_->inflight_writes > 0) {

@@ -76,6 +76,7 @@ class RepairJob {
   size_t outstanding_ = 0;
   uint64_t keys_fixed_ = 0;
   uint64_t hold_started_ms_ = 0;
+  uint64_t last_reply_ms_ = 0;            // the scan gives up when the servers go quiet
   bool holding_ = false;
   bool finished_ = false;
   bool cancelled_ = false;

@@ -41,7 +41,6 @@ struct Fragment {
                                     // the leader has answered (with its effect), or dropped
   bool settled = false;             // its outcome was given early (the server lagged); the
                                     // late reply only releases it
-  bool fence = false;               // the proxy's CLIENT KILL of an abandoned connection
   BackendServer* server = nullptr;
   std::string_view bytes;           // what is sent: the client's bytes, or a rebuilt
   BlockRef bytes_block;             //   sub-command of a split; this keeps them alive

@@ -151,5 +151,45 @@ class StoppedServerBacklogTest(unittest.TestCase):
             self.assertEqual(cluster.cleanup(), 0)
 
 
+class RepairMeetsAStoppedServerTest(unittest.TestCase):
+    def test_a_server_stopped_mid_repair_does_not_hold_the_shards_writes(self):
+        """A repair whose server stops answering hung: its SCAN had no deadline (the repair
+        stayed `running` for ever, and no other could start), and a batch holding the shard's
+        writes had none once its compare began (the writes waited for ever). Now each step
+        gives up (a batch after 2 s, fencing its connections should its fixes run late),
+        writes go on, and the stopped server catches up by replay once it answers."""
+        cluster = Cluster(shards=1, servers=3,
+                          pool={"request_timeout_ms": 1000, "connect_timeout_ms": 500, "retry_interval_ms": 200},
+                          replication={"strategy": "multi-primary", "write_ack": "quorum",
+                                       "repair_keys_per_second": 1000})
+        victim = cluster.sets[0][2]
+        try:
+            r = cluster.client()
+            pipe = r.pipeline(transaction=False)
+            for i in range(20000):
+                pipe.set(f"k{i}", i)
+            pipe.execute()
+            self.assertIn(b"started", r.execute_command("PROXY", "REPAIR", "shard1"))
+            wait_until(lambda: cluster.client().info("proxy")["shard0"]["repair"] == "running", what="repair running")
+            victim.signal(signal.SIGSTOP)
+            r.set("lag-trigger", 1)
+            wait_until(lambda: server_states(cluster)[2] == "recovering", timeout=15, what="lagging")
+            started = time.monotonic()
+            for i in range(50):  # held at most 2 s by the batch, then the stopped server is left behind
+                self.assertTrue(r.set(f"after{i}", i))
+            self.assertLess(time.monotonic() - started, 15, "writes were held behind the repair")
+            wait_until(lambda: cluster.client().info("proxy")["shard0"]["repairs_failed"] >= 1, timeout=20,
+                       what="the repair gave up")
+            victim.signal(signal.SIGCONT)
+            wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=30, what="caught up")
+            wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, timeout=20, what="servers equal")
+            self.assertEqual(victim.client().get("after49"), b"49")
+            info = server_infos(cluster)[2]
+            self.assertEqual((info["resyncs"], info["replays"]), (0, 1), info)
+        finally:
+            victim.signal(signal.SIGCONT)
+            self.assertEqual(cluster.cleanup(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
