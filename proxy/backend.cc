@@ -331,6 +331,15 @@ void BackendServer::stop() {
   for (auto& connection : connections_) connection->fail("proxy is shutting down", BackendConnection::Failure::not_counted);
 }
 
+bool BackendConnection::settled_in_flight() const {
+  return std::any_of(queue_.begin(), queue_.end(), [](const Fragment* f) { return f->settled && f->request; });
+}
+
+bool BackendServer::settled_in_flight() const {
+  return std::any_of(connections_.begin(), connections_.end(),
+                     [](const auto& connection) { return connection->settled_in_flight(); });
+}
+
 size_t BackendServer::pending() const {
   size_t total = 0;
   for (const auto& connection : connections_) total += connection->pending();
@@ -426,7 +435,9 @@ void BackendServer::on_failure(std::string_view why, bool timeout) {
                pool.failure_limit);
   // A replicated server that lost a connection is not trusted again until a probe has seen
   // the same run_id (a restart without persistence lost its data): it is down at once.
-  if (state_ == ServerState::up && (consecutive_failures_ >= pool.failure_limit || replicated_)) mark_down(why);
+  // (recovering included: it might come back empty, and must not be replayed onto.)
+  const bool trusted = state_ == ServerState::up || (replicated_ && state_ == ServerState::recovering);
+  if (trusted && (consecutive_failures_ >= pool.failure_limit || replicated_)) mark_down(why);
 }
 
 void BackendServer::mark_down(std::string_view why) {
@@ -565,9 +576,10 @@ void BackendServer::on_lagging(std::string_view why) {
   metrics_.timeouts->Increment();
   ++failures_;
   last_error_ = std::string(why);
-  if (state_ != ServerState::up) return;
+  if (state_ != ServerState::up && state_ != ServerState::recovering) return;
+  lagging_ = true;  // (recovering too: its replay must not overtake what this connection holds)
+  if (state_ == ServerState::recovering) return;
   set_state(ServerState::recovering);
-  lagging_ = true;
   set_mode(routing::kServerQueue);
   spdlog::warn("server {} (shard {}) lags ({}); writes queue for it until its late replies are in", name_,
                shard_name_, why);
@@ -634,12 +646,10 @@ void BackendServer::on_replay_done(Fragment& fragment) {
   } else if (resp::is_error_reply(fragment.reply)) {
     mark_stale("a replayed write was refused: " + std::string(fragment.reply.substr(0, fragment.reply.find('\r'))));
   }
-  // Replies come back in order on connection 0, and a failure fails them all in order.
+  // Replies come back in order on connection 0, and a failure fails them all in order: each
+  // pops its own entry (the others may still be queued on the connection: never clear them).
   if (!replaying_.empty() && &replaying_.front() == &fragment) replaying_.pop_front();
-  if (state_ == ServerState::stale) {
-    replaying_.clear();
-    return;
-  }
+  if (state_ == ServerState::stale) return;
   replay_more();
 }
 

@@ -62,6 +62,7 @@ class BackendConnection {
   // Written and not answered: the server may still run these commands.
   bool busy() const { return queue_.size() > unsent_; }
   bool lagging() const { return lagging_since_ms_ != 0; }
+  bool settled_in_flight() const;
   // Sends CLIENT KILL for `target`, an abandoned connection (see fence.h).
   void send_fence(const std::string& target);
   bool dirty = false;                             // in the proxy's flush list
@@ -152,6 +153,9 @@ class BackendServer {
   // A copy that waits for its leader's reply (primary-replica, SPOP) is on its way to this
   // catching-up server: it is not live before the copy is queued, or dropped.
   void expect_copy() { ++awaiting_copies_; }
+  uint32_t awaiting_copies() const { return awaiting_copies_; }
+  // Writes whose outcome was given early (it lagged): their late replies may still come.
+  bool settled_in_flight() const;
   void copy_resolved();
   uint64_t replays() const { return replays_; }
   size_t replay_queue_length() const { return replay_.size(); }

@@ -93,28 +93,30 @@ void Proxy::route(Request& request, bool keys_moved) {
   send_plan(request, plan_);
 }
 
-// A write whose leader (the server that applies it first: the primary, or the replica
-// standing in for it) is not the shard's last leader waits until the writes the last one
-// led are done: their copies go to the others only once it has answered, and must not land
-// after the new leader's. The old leader, if it lags with writes in flight, would answer
-// late and send copies after the new leader's writes: it is made stale (resynced) instead.
+// A write whose leader (the server that applies it first: the primary, the replica standing
+// in for it, an SPOP's first live server; or none, for a write sent to every server at once)
+// is not the shard's last leader waits until the writes the last one led are done: their
+// copies go to the others only once it has answered, and must not land after the new
+// leader's writes. An old leader that lags with writes in flight would answer late and send
+// copies after the new leader's writes: it is made stale (resynced) instead.
 bool Proxy::leader_change_waits(const routing::Plan& plan) {
   for (const routing::PlannedGroup& g : plan.groups) {
-    if (!g.rule.primary_first || g.count < 2) continue;
-    BackendServer* leader = servers_[plan.fragments[g.first].server].get();
+    if (g.count < 2) continue;
+    BackendServer* leader = g.rule.primary_first ? servers_[plan.fragments[g.first].server].get() : nullptr;
     ShardRuntime& shard = shard_state(g.shard);
-    if (shard.leader == leader) continue;
-    if (shard.inflight_writes > 0) {
+    if (shard.leader_known && shard.leader == leader) continue;
+    if (shard.leader_known && shard.inflight_writes > 0) {
       shard.leader_change_pending = true;
       return true;
     }
+    const bool known = std::exchange(shard.leader_known, true);
     BackendServer* previous = std::exchange(shard.leader, leader);
-    if (previous == nullptr) continue;
+    if (!known || previous == nullptr || leader == nullptr) continue;  // not a change of server
     ++shard.leader_changes;
     shard.metrics.leader_changes->Increment();
     spdlog::info("shard {}: writes are now led by {}", shard.name, leader->name());
     for (auto& server : servers_) {  // `previous` may have been removed by a reload
-      if (server.get() == previous && previous->pending() > 0 && previous->mode() != routing::kServerLive) {
+      if (server.get() == previous && previous->mode() != routing::kServerLive && previous->settled_in_flight()) {
         previous->mark_stale("it lost the lead with writes in flight");
       }
     }

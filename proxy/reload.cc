@@ -65,7 +65,9 @@ void Proxy::bind_topology(std::shared_ptr<const routing::RoutingTable> table) {
       if (draining->address() == server->address()) draining->abandon();
     }
     for (auto& [key, removed] : previous) {
-      if (removed->address() == server->address()) removed->abandon();
+      if (removed->address() != server->address()) continue;
+      removed->detach();  // first: its index and mode belong to the new table now
+      removed->abandon();
     }
     if (!server->replicated()) continue;
     const routing::ShardEntry& shard = table->shards()[server->shard_index()];
@@ -107,11 +109,14 @@ void Proxy::bind_topology(std::shared_ptr<const routing::RoutingTable> table) {
 void Proxy::drain_removed_servers() {
   for (auto& server : draining_) server->sweep(now_ms());
   for (size_t i = 0; i < draining_.size();) {
-    if (draining_[i]->pending() > 0) {
+    if (draining_[i]->pending() > 0 || draining_[i]->awaiting_copies() > 0) {
       ++i;
       continue;
     }
     spdlog::info("server {} (shard {}) drained: closing it", draining_[i]->name(), draining_[i]->shard_name());
+    for (const auto& shard : topology_->shards) {  // compared by address: forget it before it goes
+      if (shard->leader == draining_[i].get()) shard->leader_known = false;
+    }
     draining_[i]->stop();
     draining_[i]->publish_metrics();  // its last counts
     // Its series go, unless another server (live, or draining too) has the same labels and so

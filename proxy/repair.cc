@@ -51,6 +51,7 @@ void RepairJob::start() {
     contexts_.push_back(ctx);
   }
   cursors_.assign(servers_.size(), "0");
+  fixes_outstanding_.assign(servers_.size(), 0);
   dumps_.resize(servers_.size());
   ttls_.resize(servers_.size());
   if (targeted_) return start_batch();
@@ -76,6 +77,7 @@ void RepairJob::command(size_t server, int kind, size_t key, const char* format,
     return finish(false, "cannot send to a server");
   }
   ++outstanding_;
+  if (kind == kFix) ++fixes_outstanding_[server];
 }
 
 void RepairJob::on_connect(const redisAsyncContext* ctx, int status) {
@@ -110,6 +112,7 @@ void RepairJob::scan(size_t server) { command(server, kScan, 0, "SCAN %s COUNT 5
 
 void RepairJob::handle(const Pending& p, void* raw) {
   auto* reply = static_cast<redisReply*>(raw);
+  if (p.kind == kFix) --fixes_outstanding_[p.server];
   last_reply_ms_ = proxy_->now_ms();
   if (reply->type == REDIS_REPLY_ERROR && p.kind != kFix) return finish(false, std::string("server said: ") + reply->str);
   switch (p.kind) {
@@ -259,9 +262,11 @@ void RepairJob::finish(bool ok, const std::string& why) {
   finished_ = true;
   // Fixes still outstanding may run late on a stopped server, after newer writes: each
   // server's next writer kills this connection first (fence.h).
-  if (!ok && step_ == Step::fixing) {
+  if (!ok) {
     for (size_t s = 0; s < contexts_.size(); ++s) {
-      if (contexts_[s] != nullptr) proxy_->fence(servers_[s].to_string(), local_address(contexts_[s]->c.fd));
+      if (contexts_[s] != nullptr && fixes_outstanding_[s] > 0) {
+        proxy_->fence(servers_[s].to_string(), local_address(contexts_[s]->c.fd));
+      }
     }
   }
   step_ = Step::done;

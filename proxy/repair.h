@@ -77,6 +77,7 @@ class RepairJob {
   uint64_t keys_fixed_ = 0;
   uint64_t hold_started_ms_ = 0;
   uint64_t last_reply_ms_ = 0;            // the scan gives up when the servers go quiet
+  std::vector<uint32_t> fixes_outstanding_;  // per server: fenced if the job fails with any
   bool holding_ = false;
   bool finished_ = false;
   bool cancelled_ = false;

@@ -42,7 +42,7 @@ uint64_t to_u64(std::string_view text) {
 
 ResyncJob::ResyncJob(BackendServer& stale, BackendServer& peer)
     : proxy_(&stale.proxy()), stale_(&stale), peer_(&peer),
-      shard_(stale.proxy().topology()->shards[stale.shard_index()]) {}
+      shard_(stale.proxy().topology()->shards[stale.shard_index()]), stale_key_(stale.address_key()) {}
 
 redisAsyncContext* ResyncJob::connect(BackendServer& server) {
   return connect_async(server.address(), stale_->proxy().loop(), this, on_connect, on_disconnect);
@@ -207,7 +207,8 @@ void ResyncJob::finish(bool ok, const std::string& why) {
   step_ = Step::done;
   // A REPLICAOF (or a kill) that has not run yet must not run later: the next attempt kills
   // this connection first.
-  if (!ok && stale_ != nullptr && !stale_local_.empty()) stale_->fence(stale_local_);
+  // (Cancelled too: the server may be added back later.)
+  if (!ok && !stale_local_.empty()) proxy_->fence(stale_key_, stale_local_);
   // The server is live before the held writes go out, so they reach it too.
   if (stale_ != nullptr) stale_->on_resync_result(ok, why);
   if (holding_) proxy_->hold_writes(*shard_, false);

@@ -67,6 +67,7 @@ class ResyncJob {
   Step step_ = Step::fencing;
   std::vector<std::string> fences_;   // the kills sent before REPLICAOF, in order
   size_t fences_answered_ = 0;
+  std::string stale_key_;             // the stale server's address (the fence book's key)
   std::string stale_local_;           // our connection to the stale server, as redis names it
   redisAsyncContext* stale_ctx_ = nullptr;
   redisAsyncContext* peer_ctx_ = nullptr;

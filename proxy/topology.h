@@ -35,9 +35,12 @@ struct ShardRuntime {
   std::string name;
   uint32_t inflight_writes = 0;  // replicated write requests in flight (see Proxy::leave_flight)
   uint32_t held = 0;             // hold_writes() count: a resync cutover, a repair batch
-  // The server that led the last write (primary-replica: the primary, or the replica that
-  // stands in for it). Compared, never dereferenced unless found among the live servers.
+  // Who led the last write: the server that applies it first (primary-replica: the primary,
+  // or the replica standing in for it; SPOP: the first live server), or nullptr for a write
+  // sent to every server at once (multi-primary). Compared, never dereferenced unless found
+  // among the current servers; forgotten when its server is destroyed.
   BackendServer* leader = nullptr;
+  bool leader_known = false;
   bool leader_change_pending = false;  // a write waits for the last leader's writes to finish
   uint64_t leader_changes = 0;
   RepairJob* repair = nullptr;   // owned, self-deleting
