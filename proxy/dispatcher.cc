@@ -383,7 +383,7 @@ void Proxy::on_group_outcome(Request& request, Fragment& fragment) {
   }
   routing::WriteTracker::Decision decision = group.tracker.on_outcome(fragment.slot, outcome);
   if (group.read_quorum) {
-    if (decision.answer) answer_quorum_read(request, fragment.group, decision.reply_from >= 0);
+    if (decision.answer) answer_quorum_read(request, fragment.group, decision.reply_from);
     return;
   }
   if (decision.send_to_replicas) send_second_stage(request, group, fragment);
@@ -501,10 +501,17 @@ void Proxy::answer_group(Request& request, uint32_t group_index, int reply_from,
 // read_from = quorum: every server asked has answered. Equal replies are the answer;
 // otherwise the authoritative copy is (the primary's for primary-replica, else the copy most
 // servers gave, ties to the first) and the request's keys are repaired on the shard.
-void Proxy::answer_quorum_read(Request& request, uint32_t group_index, bool all_replied) {
+void Proxy::answer_quorum_read(Request& request, uint32_t group_index, int reply_from) {
   GroupState& group = request.groups[group_index];
   const routing::ShardEntry& shard = request.topology->table->shards()[group.shard];
-  if (!all_replied) {
+  // Decided before every server replied (an error reply came first): that reply is the
+  // answer; the others are still in flight and must not be compared.
+  const bool all_in = std::all_of(request.fragments.begin() + group.first,
+                                  request.fragments.begin() + group.first + group.count,
+                                  [](const Fragment& f) { return f.state == Fragment::State::done && !f.failed; });
+  if (reply_from >= 0 && !all_in) {
+    group.reply = request.fragments[group.first + reply_from].reply;
+  } else if (reply_from < 0) {
     group.owned_reply = "-ERR shard '" + shard.name + "': read quorum not met (" +
                         std::to_string(group.tracker.acks()) + " of " + std::to_string(group.count) +
                         " servers replied)\r\n";

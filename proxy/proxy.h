@@ -195,7 +195,7 @@ class Proxy {
   void send_second_stage(Request& request, GroupState& group, const Fragment& leader);
   void send_late_second_stage(Request& request, Fragment& leader);
   void answer_group(Request& request, uint32_t group_index, int reply_from, const Fragment& last);
-  void answer_quorum_read(Request& request, uint32_t group_index, bool all_replied);
+  void answer_quorum_read(Request& request, uint32_t group_index, int reply_from);
   void finish_request(Request& request, std::string_view reply);
   void release_if_finished(Request& request);
   void answer_local(ClientSession& client, Request& request);
