@@ -1,6 +1,7 @@
 """Replication under faults that leave commands queued inside a server: a stopped server runs
 whatever its sockets hold when it wakes, even from connections the proxy has given up. Each
 test asserts the recovery path it took from the proxy's own counters (INFO proxy)."""
+import os
 import signal
 import threading
 import time
@@ -8,7 +9,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, digests, server_infos, server_states, wait_until
+from harness import Cluster, RedisServer, digests, server_infos, server_states, toml_config, wait_until
 
 
 class Writers:
@@ -189,6 +190,45 @@ class RepairMeetsAStoppedServerTest(unittest.TestCase):
         finally:
             victim.signal(signal.SIGCONT)
             self.assertEqual(cluster.cleanup(), 0)
+
+
+class ReplicaJoinsByReloadTest(unittest.TestCase):
+    def test_a_replica_added_by_a_reload_is_resynced_before_it_serves(self):
+        """A server that a reload adds to a replicated shard holding data started `up` and empty:
+        reads from it found nothing and the servers differed for good. It is now stale until
+        resynced from a live peer, under writes; removed and added back, the same."""
+        pool = {"request_timeout_ms": 1000, "connect_timeout_ms": 500, "retry_interval_ms": 200}
+        replication = {"strategy": "multi-primary", "write_ack": "quorum", "read_from": "any"}
+        cluster = Cluster(shards=1, servers=2, pool=pool, replication=replication, proxy_args=("--no-watch",))
+        a, b = cluster.sets[0]
+        c = RedisServer(cluster.workdir).start()
+        writers = Writers(cluster, clients=2, batch=20)
+
+        def reload(servers):
+            with open(cluster.proxy.config_path + ".tmp", "w") as f:
+                f.write(toml_config(cluster.proxy.port, [("shard1", [s.address for s in servers])], pool=pool,
+                                    replication=replication))
+            os.replace(cluster.proxy.config_path + ".tmp", cluster.proxy.config_path)
+            self.assertIn("reloaded", cluster.client().execute_command("PROXY", "RELOAD").decode())
+        try:
+            writers.start()
+            wait_until(lambda: sum(writers.acked) > 2000, timeout=30, what="load")
+            reload([a, b, c])
+            wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=30, what="the new replica resynced")
+            self.assertEqual(server_infos(cluster)[2]["resyncs"], 1, "the path: a resync")
+            reload([a, b])  # removed, then added back: it missed what was written meanwhile
+            mark = sum(writers.acked)
+            wait_until(lambda: sum(writers.acked) > mark + 1000, timeout=30, what="writes while it is out")
+            reload([a, b, c])
+            wait_until(lambda: server_states(cluster) == ["up"] * 3, timeout=30, what="resynced again")
+            self.assertEqual(server_infos(cluster)[2]["resyncs"], 1, "a new server object, resynced once")
+            writers.finish()
+            wait_until(lambda: len(set(digests([a, b, c]))) == 1, timeout=30, what="servers equal")
+            writers.check(self, [a, b, c])
+        finally:
+            writers.stop.set()
+            self.assertEqual(cluster.cleanup(), 0)
+            c.stop()
 
 
 if __name__ == "__main__":
