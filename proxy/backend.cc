@@ -696,6 +696,7 @@ void BackendServer::on_resync_result(bool ok, std::string_view why) {
   for (auto& connection : connections_) connection->connect();
   if (fenced() || awaiting_copies_ > 0) {  // a connection abandoned meanwhile is killed first
     set_state(ServerState::recovering);
+    set_mode(routing::kServerQueue);  // its copy is complete: from now on writes queue for it
     spdlog::info("server {} (shard {}) resynced; live once its abandoned connections are killed", name_, shard_name_);
     return;
   }

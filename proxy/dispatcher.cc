@@ -243,7 +243,9 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
   if (grouped) {
     request.groups.reserve(plan.groups.size());
     for (const routing::PlannedGroup& g : plan.groups) {
-      request.groups.emplace_back(g.rule, g.first, g.count, g.shard).read_quorum = g.read_quorum;
+      GroupState& group = request.groups.emplace_back(g.rule, g.first, g.count, g.shard);
+      group.read_quorum = g.read_quorum;
+      group.cutovers = shard_state(g.shard).cutovers;
     }
   }
   if (plan.kind != routing::PlanKind::forward) {
@@ -403,6 +405,23 @@ void Proxy::on_group_outcome(Request& request, Fragment& fragment) {
 void Proxy::send_late_second_stage(Request& request, Fragment& leader) {
   if (!request.replicated_write || leader.slot != 0 || resp::is_error_reply(leader.late_reply)) return;
   GroupState& group = request.groups[leader.group];
+  // A server that was stale when the write was planned got no copy: its resync was to bring
+  // the write. If that resync cut over since, its peer did not have the write yet (its copy
+  // was cancelled until now): it gets the copy too, through its replay queue.
+  if (request.topology->shards[group.shard]->cutovers != group.cutovers) {
+    for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+      Fragment& f = request.fragments[i];
+      if (f.stage != 1 || f.state != Fragment::State::done || !f.failed || !f.queued_for_replay ||
+          f.replay_after_leader) {
+        continue;
+      }
+      // (the server may have been removed and destroyed since: only a current one counts)
+      const bool current = std::any_of(servers_.begin(), servers_.end(), [&](const auto& s) { return s.get() == f.server; });
+      if (!current || f.server->state() == ServerState::stale) continue;
+      f.replay_after_leader = true;
+      f.server->expect_copy();
+    }
+  }
   uint32_t revived = 0;
   for (uint32_t i = group.first; i < group.first + group.count; ++i) {
     Fragment& f = request.fragments[i];

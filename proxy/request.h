@@ -62,6 +62,7 @@ struct GroupState {
   std::string_view reply;           // once answered
   std::string owned_reply;          // the shortfall error, when the ack level was not met
   bool read_quorum = false;
+  uint64_t cutovers = 0;            // its shard's resync cutovers when it was planned
 };
 
 struct Request {

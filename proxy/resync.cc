@@ -162,6 +162,7 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
       }
       return poll_later(1);
     case Step::promoting:
+      ++shard_->cutovers;
       return finish(true, "");
     case Step::fencing:  // handled above
     case Step::draining:

@@ -43,6 +43,7 @@ struct ShardRuntime {
   bool leader_known = false;
   bool leader_change_pending = false;  // a write waits for the last leader's writes to finish
   uint64_t leader_changes = 0;
+  uint64_t cutovers = 0;         // resyncs that completed (a write planned before one may need a copy)
   RepairJob* repair = nullptr;   // owned, self-deleting
   RepairStats repair_stats;
   metrics::ShardMetrics metrics;
