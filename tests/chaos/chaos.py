@@ -48,6 +48,9 @@ def parse_args(argv):
     p.add_argument("--clients", type=int, default=None, help="client threads (default: 4-8, seeded)")
     p.add_argument("--keep", action="store_true", help="keep every schedule's workdir, not only failing ones")
     p.add_argument("--no-netns", action="store_true", help="do not use a network namespace (no partitions)")
+    p.add_argument("--self-test", action="store_true",
+                   help="one short schedule without faults, then one replica is corrupted behind the proxy's back: "
+                        "passes (exit 0) when every kind of check catches it")
     p.add_argument("--in-netns", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.schedules < 1:
@@ -90,6 +93,8 @@ def inner_argv(args):
         argv += ["--clients", str(args.clients)]
     if args.keep:
         argv.append("--keep")
+    if args.self_test:
+        argv.append("--self-test")
     return argv
 
 
@@ -150,8 +155,30 @@ def describe_faults(counts):
     return " ".join(f"{k}x{n}" if n > 1 else k for k, n in sorted(counts.items()) if n) or "none"
 
 
+def self_test(args, netns):
+    import runner  # noqa: E402
+    plan = schedule.make_plan(args.seed, ["primary-replica/fail"], ["all"], [], 3.0, partitions=netns, clients=4)
+    plan.second = ""
+    result = runner.run_schedule(plan, args.bin, netns, keep=args.keep, tamper=True)
+    fired = {v.check.split("+")[0] for v in result.violations}
+    wanted = {"servers-differ", "counter-bounds", "set-contents", "list-contents", "string-value"}
+    shown = set()
+    for v in result.violations:
+        if v.check not in shown:
+            shown.add(v.check)
+            print(v.render("  "))
+    print(f"self-test: {result.ops} operations; checks that fired: {', '.join(sorted(fired)) or 'none'}")
+    if wanted - fired:
+        print(f"self-test FAILED: no violation from {', '.join(sorted(wanted - fired))}")
+        return 1
+    print("self-test passed: every check caught the corrupted replica")
+    return 0
+
+
 def run_all(args, netns):
     import runner  # noqa: E402 - needs redis-py, only in the process that runs schedules
+    if args.self_test:
+        return self_test(args, netns)
     totals = Counter()
     faults = ops = violations = 0
     failing = []

@@ -188,9 +188,14 @@ def check_key(history, key, views):
     order = {w: v for w, v in views.items() if v in legal and exact is not None and v != exact}
     seen = {w: f"{v!r} <- {history.origin(key, v)}" for w, v in views.items()}
     if never:
-        out.append(Violation("string-value", key,
-                             f"one of {short(sorted(map(repr, legal)), 8)} (the last acknowledged write, or one of "
-                             f"unknown outcome)", seen))
+        if len(legal) == 1:
+            only = next(iter(legal))
+            expected = (f"{only!r} (the last acknowledged write, seq {last_ok[0]})" if last_ok is not None
+                        else "absent (no write to it was acknowledged or of unknown outcome)")
+        else:
+            expected = (f"one of {short(sorted(map(repr, legal)), 8)} (the last acknowledged write, or one of "
+                        f"unknown outcome)")
+        out.append(Violation("string-value", key, expected, seen))
     elif order:
         out.append(Violation("string-order", key,
                              f"{exact!r}: the last acknowledged write (seq {last_ok[0]}), nothing of unknown outcome "

@@ -294,7 +294,32 @@ def info_servers(proxy):
     return [v for k, v in info.items() if k.startswith("server") and k[6:].isdigit() and isinstance(v, dict)]
 
 
-def run_schedule(plan, binary, netns, keep=False):
+def tamper_with(cluster, load):
+    """--self-test: corrupt one replica behind the proxy's back, one way per check, so that the
+    checks can be seen to fire (an acknowledged element lost, one pushed twice, a counter
+    incremented by nobody, a value nobody wrote)."""
+    ops = load.ops()
+    acked_set = next(op for op in ops if op.kind == "sadd" and op.outcome == "ok")
+    acked_push = next(op for op in ops if op.kind == "rpush" and op.outcome == "ok")
+    victim = cluster.r1[1].client()
+    key_owner = cluster.proxy.admin()
+    for op in (acked_set, acked_push):
+        reply = key_owner.execute_command("PROXY", "ROUTE", op.keys[0])
+        if dict(zip(reply[0::2], reply[1::2]))[b"shard"] != b"r1":
+            raise RuntimeError(f"self-test: {op.keys[0]} is not on r1")
+    victim.srem(acked_set.keys[0], acked_set.args[0])
+    victim.rpush(acked_push.keys[0], acked_push.args[0])
+    for k in checks.key_space(cluster.plan.clients):
+        reply = key_owner.execute_command("PROXY", "ROUTE", k)
+        if dict(zip(reply[0::2], reply[1::2]))[b"shard"] == b"r1":
+            if k.startswith("c:"):
+                victim.incrby(k, 1000)
+            elif k.startswith("k:"):
+                victim.set(k, "never-written")
+    cluster.event("self-test: r1-1 tampered with")
+
+
+def run_schedule(plan, binary, netns, keep=False, tamper=False):
     result = Result(plan)
     workdir = tempfile.mkdtemp(prefix=f"ringproxy-chaos-{plan.seed}-")
     result.workdir = workdir
@@ -344,6 +369,8 @@ def run_schedule(plan, binary, netns, keep=False):
             result.violations.append(V("never-healed", "proxy", f"every server up within {HEAL_DEADLINE:.0f} s",
                                        {a: f"{st} (last_error: {le})" for a, (st, le) in
                                         ((a, states.get(a, ("missing", ""))) for a in addresses)}))
+        if tamper:
+            tamper_with(cluster, load)
         run_checks(cluster, load, result, states, healed)
     except KeyboardInterrupt:
         raise
