@@ -151,6 +151,13 @@ def netns_run(args):
 
 # --- the checker itself ---
 
+def binary_mtime(path):
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(path)))
+    except OSError:
+        return "missing"
+
+
 def describe_faults(counts):
     return " ".join(f"{k}x{n}" if n > 1 else k for k, n in sorted(counts.items()) if n) or "none"
 
@@ -182,6 +189,7 @@ def run_all(args, netns):
     totals = Counter()
     faults = ops = violations = 0
     failing = []
+    first_mtime = binary_mtime(args.bin)
 
     def stop(signum, _frame):
         # Once: the cleanup that follows (kill by PID, nft, workdir) must not be interrupted.
@@ -196,6 +204,11 @@ def run_all(args, netns):
         plan = schedule.make_plan(seed, args.strategies, args.acks, args.kinds, args.duration, partitions=netns,
                                   clients=args.clients)
         started = time.monotonic()
+        mtime = binary_mtime(args.bin)
+        if mtime != first_mtime:
+            print(f"    note: {args.bin} was replaced (now modified {mtime}); this schedule runs the new binary",
+                  flush=True)
+            first_mtime = mtime
         result = runner.run_schedule(plan, args.bin, netns, keep=args.keep)
         faults += result.faults_injected
         ops += result.ops
@@ -208,7 +221,7 @@ def run_all(args, netns):
               f"faults={result.faults_injected} ({describe_faults(result.fault_counts)}) "
               f"ops={result.ops} (ok {oc.get('ok', 0)}, refused {oc.get('fail', 0)}, unknown "
               f"{oc.get('info', 0) + oc.get(None, 0)}) violations={len(result.violations)} "
-              f"in {time.monotonic() - started:.0f}s", flush=True)
+              f"in {time.monotonic() - started:.0f}s (binary of {mtime})", flush=True)
         print(f"    recovery paths: {result.paths}", flush=True)
         for note in result.notes:
             print(f"    note: {note}", flush=True)
@@ -249,8 +262,7 @@ def main(argv):
             print(f"chaos: no ringproxy binary at {args.bin} (build it, or pass --bin / RINGPROXY_BIN)",
                   file=sys.stderr)
             return 2
-        mtime = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(args.bin)))
-        print(f"chaos: binary {args.bin} (modified {mtime}); {args.schedules} schedules from seed {args.seed}, "
+        print(f"chaos: binary {args.bin} (modified {binary_mtime(args.bin)}); {args.schedules} schedules from seed {args.seed}, "
               f"{args.duration:g} s of faults each", flush=True)
         if not args.no_netns and os.geteuid() == 0:
             status = netns_run(args)

@@ -225,52 +225,55 @@ class Injector:
 
 LOG_PATHS = [
     ("lag", r"\) lags \("),
-    ("replay", r"answers again; replaying|is back; replaying"),
     ("caught_up", r"caught up: it is live again"),
     ("down", r"\) is down: "),
     ("stale", r"\) is stale: "),
     ("resync", r"resync of .* starting"),
-    ("resynced", r"resynced: it is live again"),
+    ("resynced", r"resynced"),
     ("resync_failed", r"resync of .* failed"),
     ("missed_write", r"missed a write; replaying it"),
-    ("abandoned_conn", r"a connection was abandoned"),
+    ("killed_conn", r"killed the abandoned connection"),
+    ("led_by", r"writes are now led by"),
     ("reloads", r"reloaded \("),
 ]
 
 
-def recovery_paths(cluster, info_servers):
+def recovery_paths(cluster, info):
+    """Which recovery paths the proxy took, from its own counters (INFO proxy) and its log."""
     log = cluster.proxy.log()
-    counts = {name: len(re.findall(rx, log)) for name, rx in LOG_PATHS}
-    dropped = sum(int(v.get("replay_dropped", 0)) for v in info_servers)
-    resyncs = sum(int(v.get("resyncs", 0)) for v in info_servers)
-    failures = sum(int(v.get("failures", 0)) for v in info_servers)
-    leader = ""
-    if cluster.plan.on_primary_down == "promote":
-        primary = re.escape(cluster.r1[0].address)
-        changes = len(re.findall(rf"server {primary} \(shard r1\) (lags|is down|is stale)", log))
-        leader = f" leader_changes={changes}"
-    return (f"lag={counts['lag']} replay={counts['replay']} caught_up={counts['caught_up']} down={counts['down']} "
-            f"stale={counts['stale']} resync={counts['resync']}/{counts['resynced']}ok/{counts['resync_failed']}failed "
-            f"resyncs_counter={resyncs} replay_dropped={dropped} failures={failures} "
-            f"missed_write={counts['missed_write']} reloads={counts['reloads']}{leader}")
+    n = {name: len(re.findall(rx, log)) for name, rx in LOG_PATHS}
+    servers = [v for k, v in info.items() if k.startswith("server") and k[6:].isdigit() and isinstance(v, dict)]
+    shards = [v for k, v in info.items() if k.startswith("shard") and k[5:].isdigit() and isinstance(v, dict)]
+
+    def total(rows, field):
+        values = [int(v[field]) for v in rows if field in v]
+        return str(sum(values)) if values else "n/a"
+    return (f"lag={n['lag']} replays={total(servers, 'replays')} caught_up={n['caught_up']} down={n['down']} "
+            f"stale={n['stale']} resyncs={total(servers, 'resyncs')} (started {n['resync']}, failed "
+            f"{n['resync_failed']}) replay_dropped={total(servers, 'replay_dropped')} "
+            f"fences={total(servers, 'fences')} killed_conns={n['killed_conn']} "
+            f"leader_changes={total(shards, 'leader_changes')} (log: {n['led_by']}) "
+            f"missed_write={n['missed_write']} failures={total(servers, 'failures')} reloads={n['reloads']}")
 
 
 TIMELINE = [
     (r"lags \(", "lags"), (r"is stale: ([^;]*)", "stale({})"), (r"is down", "down"),
-    (r"resync of \S+ \(shard \S+\) from (\S+) starting", "resync-from {}"), (r"resynced", "resynced"),
-    (r"resync of .* failed", "resync-failed"), (r"answers again; replaying (\d+)", "replay {}"),
+    (r"resync of \S+ \(shard \S+\) from (\S+) starting", "resync-from {}"), (r"resync of .* failed", "resync-failed"),
+    (r"resynced", "resynced"), (r"answers again; replaying (\d+)", "replay {}"),
     (r"is back; replaying (\d+)", "back, replay {}"), (r"caught up", "caught-up"),
     (r"answers again but is stale", "back-stale"), (r"removed by the reload", "removed"),
-    (r"missed a write", "missed-write"), (r"abandoned", "abandoned-conn"),
+    (r"missed a write", "missed-write"), (r"killed the abandoned", "killed-abandoned-conn"),
+    (r"abandoned", "abandoned-conn"), (r"writes are now led by", "leads"),
 ]
 
 
-def timeline(cluster, server, limit=16):
+def timeline(cluster, server, limit=18):
     """What happened to one server, from the proxy log and the chaos events, in time order:
-    '02.275 lags; 02.300 stale(overflow…); …' (seconds and milliseconds of the wall clock)."""
+    'mm:ss.mmm lags; mm:ss.mmm stale(overflow…); …' (wall clock, as in the proxy log)."""
     items = []
+    marks = (f"server {server.address} ", f"of {server.address} ", f"led by {server.address}")
     for line in cluster.proxy.log().splitlines():
-        if f"server {server.address} " not in line and f"of {server.address} " not in line:
+        if not any(m in line for m in marks):
             continue
         for rx, tag in TIMELINE:
             m = re.search(rx, line)
@@ -286,12 +289,11 @@ def timeline(cluster, server, limit=16):
     return text + (f" … (+{len(items) - limit})" if len(items) > limit else "") if items else "nothing logged"
 
 
-def info_servers(proxy):
+def proxy_info(proxy):
     try:
-        info = proxy.info()
+        return proxy.info()
     except Exception:  # noqa: BLE001
-        return []
-    return [v for k, v in info.items() if k.startswith("server") and k[6:].isdigit() and isinstance(v, dict)]
+        return {}
 
 
 def tamper_with(cluster, load):
@@ -381,7 +383,7 @@ def run_schedule(plan, binary, netns, keep=False, tamper=False):
         if load is not None:
             load.stop(5)
             result.ops, result.outcomes = load.counts()
-        result.paths = recovery_paths(cluster, info_servers(cluster.proxy)) if cluster.proxy.alive() else "proxy gone"
+        result.paths = recovery_paths(cluster, proxy_info(cluster.proxy) if cluster.proxy.alive() else {})
         cluster.stop()
         with open(os.path.join(workdir, "events.log"), "w") as f:
             f.write("\n".join(cluster.events) + "\n")
@@ -434,10 +436,8 @@ def run_checks(cluster, load, result, states, healed):
                 up = [s for s in servers if states.get(s.address, ("?",))[0] == "up"]
                 up_differ = len({digests.get(s) for s in up}) > 1
                 seen = {label(shard, i, s): f"digest {checks.decode(digests.get(s))}" for i, s in enumerate(servers)}
-                majority = max(set(digests.values()), key=list(digests.values()).count)
-                for i, s in enumerate(servers):
-                    if digests.get(s) != majority or i == 0:
-                        seen[f"timeline of {s.address}"] = timeline(cluster, s)
+                for s in servers:
+                    seen[f"timeline of {s.address}"] = timeline(cluster, s)
                 for k, desc in diffs[:3]:
                     for who, what in desc.items():
                         seen[f"{k} on {who.split(' (')[0]}"] = what
