@@ -273,3 +273,53 @@ def diff_keys(history, keys, per_server):
                 desc[n] = summarize(v)
         out.append((k, desc))
     return out
+
+
+def check_reads(ops, strong):
+    """GETs of counters made through the proxy during the run. A read can never show more than
+    the INCRBYs sent before it was answered; with `strong` (see Plan.strong_reads) it must show
+    at least every INCRBY acknowledged before it was sent."""
+    import bisect
+    acked, attempted, reads = defaultdict(list), defaultdict(list), defaultdict(list)
+    for op in ops:
+        if op.kind == "incrby":
+            if op.outcome == "ok":
+                acked[op.keys[0]].append((op.t1, op.args[0]))
+            if op.outcome != "fail":
+                attempted[op.keys[0]].append((op.t0, op.args[0]))
+        elif op.kind == "get" and op.outcome == "ok":
+            reads[op.keys[0]].append(op)
+
+    def prefix(entries):
+        entries.sort()
+        times, sums, total = [], [], 0
+        for t, d in entries:
+            total += d
+            times.append(t)
+            sums.append(total)
+        return times, sums
+
+    def upto(index, t, strict=True):
+        times, sums = index
+        i = bisect.bisect_left(times, t) if strict else bisect.bisect_right(times, t)
+        return sums[i - 1] if i else 0
+
+    out = []
+    for key in sorted(reads):
+        a, b = prefix(acked[key]), prefix(attempted[key])
+        bad = []
+        for op in reads[key]:
+            lo, hi = upto(a, op.t0), upto(b, op.t1, strict=False)
+            if op.result > hi or (strong and op.result < lo):
+                bad.append((op, lo, hi))
+        if bad:
+            seen = {}
+            for op, lo, hi in bad[:4]:
+                what = "more than was ever sent" if op.result > hi else "misses acknowledged increments"
+                seen[f"GET by client {op.client} sent {clock(op.t0)}, answered {clock(op.t1)}"] = \
+                    f"{op.result} ({what}: acknowledged before it {lo}, sent before its answer {hi})"
+            out.append(Violation("counter-read", key,
+                                 "acknowledged-before-the-read <= value <= sent-before-its-answer" if strong else
+                                 "value <= the INCRBYs sent before its answer", seen,
+                                 f"{len(bad)} of {len(reads[key])} reads of {key} out of bounds"))
+    return out

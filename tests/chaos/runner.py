@@ -338,6 +338,12 @@ def run_schedule(plan, binary, netns, keep=False, tamper=False):
         load = Workload(cluster.proxy, plan.clients, plan.seed)
         load.start()
         time.sleep(WARMUP)
+        if tamper:  # --self-test: changes nobody sent, for the reads made during the run to see
+            counters = [k for k in checks.key_space(plan.clients) if k.startswith("c:")][:2]
+            for k, delta in zip(counters, (1_000_000, -1_000_000)):
+                for s in cluster.r1:
+                    s.client().incrby(k, delta)
+                cluster.event(f"self-test: {k} incremented by {delta} on every r1 server")
         injector = Injector(cluster, result)
         injector.run(time.monotonic())
         injector.heal()
@@ -456,3 +462,5 @@ def run_checks(cluster, load, result, states, healed):
         views = {who: vals[k] for who, (shard, vals) in per_server.items() if shard == route[k]}
         views["proxy"] = via_proxy[k]
         result.violations.extend(checks.check_key(history, k, views))
+    # Reads made during the run, through the proxy.
+    result.violations.extend(checks.check_reads(load.ops(), cluster.plan.strong_reads))

@@ -57,6 +57,15 @@ class Plan:
         return self.strategy + (f"/{self.on_primary_down}" if self.on_primary_down else "")
 
     @property
+    def strong_reads(self):
+        """Whether a read must see every write acknowledged before it was sent: every acknowledged
+        write is on every server that serves reads (write_ack = all: a server that missed one is
+        not live), or reads go to the primary, which applied every acknowledged write first
+        (primary-replica, on_primary_down = fail, read_from = primary)."""
+        return self.ack == "all" or (self.strategy == "primary-replica" and self.on_primary_down == "fail"
+                                     and self.replication.get("read_from") == "primary")
+
+    @property
     def request_timeout(self):
         return self.pool["request_timeout_ms"] / 1000.0
 
@@ -104,6 +113,10 @@ def make_plan(seed, strategies, acks, kinds, duration, partitions, clients=None)
     if strategy == "primary-replica":
         replication["on_primary_down"] = on_down
     replication["replay_queue_max_writes"] = rng.choice([200, 200, 1000, 100000])
+    if strategy == "primary-replica":
+        replication["read_from"] = rng.choice(["primary", "primary", "prefer-replica", "quorum"])
+    else:
+        replication["read_from"] = rng.choice(["any", "quorum"])
     n_clients = clients or rng.randint(4, 8)
 
     usable = [k for k in kinds if k != "partition" or partitions]
@@ -133,8 +146,8 @@ def make_plan(seed, strategies, acks, kinds, duration, partitions, clients=None)
         return Component(kind, victim, start, d)
 
     def victim_any():
-        # The primary (servers[0]) about a third of the time, so leader changes happen.
-        return 0 if rng.random() < 0.35 else rng.choice([1, 2])
+        # The primary (servers[0]) a third of the time (half with promote), so leader changes happen.
+        return 0 if rng.random() < (0.5 if on_down == "promote" else 0.35) else rng.choice([1, 2])
 
     t = rng.uniform(0.5, 1.5)
     while usable and t < duration - 1.0:

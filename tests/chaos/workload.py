@@ -1,7 +1,7 @@
 """The load: concurrent pipelining clients running checkable writes, and their history.
 
 Key families, one operation type each so every check stays sound:
-  c:<i>           INCRBY (shared by all clients; deltas are summed)
+  c:<i>           INCRBY (shared by all clients; deltas are summed), and GET through the proxy
   s:<i>           SADD of unique elements "<client>:<seq>"
   l:<i>           RPUSH of unique elements "<client>:<seq>"
   k:<client>:<j>  SET / MSET (split across shards) / DEL (multi-key, split) / EXPIRE, each
@@ -25,7 +25,8 @@ STRINGS_PER_CLIENT = 12
 # the whole request before sending anything.
 NOTHING_WRITTEN = ("nothing was written", "writes fail until it is back", "is unavailable: no usable server")
 
-OP_WEIGHTS = [("incrby", 3), ("sadd", 2), ("rpush", 3), ("set", 3), ("mset", 1), ("del", 1), ("expire", 1)]
+OP_WEIGHTS = [("incrby", 3), ("sadd", 2), ("rpush", 3), ("set", 3), ("mset", 1), ("del", 1), ("expire", 1),
+              ("get", 1.5)]
 
 
 def classify_error(e):
@@ -36,15 +37,15 @@ def classify_error(e):
 
 
 class Op:
-    __slots__ = ("client", "seq", "kind", "keys", "args", "outcome", "error", "t0", "t1")
+    __slots__ = ("client", "seq", "kind", "keys", "args", "outcome", "error", "t0", "t1", "result")
 
     def __init__(self, client, seq, kind, keys, args):
         self.client, self.seq, self.kind, self.keys, self.args = client, seq, kind, keys, args
-        self.outcome, self.error, self.t0, self.t1 = None, None, None, None
+        self.outcome, self.error, self.t0, self.t1, self.result = None, None, None, None, None
 
     def to_json(self):
         return {"c": self.client, "seq": self.seq, "op": self.kind, "keys": self.keys, "args": self.args,
-                "outcome": self.outcome, "error": self.error, "t0": self.t0, "t1": self.t1}
+                "outcome": self.outcome, "error": self.error, "t0": self.t0, "t1": self.t1, "result": self.result}
 
 
 class Client(threading.Thread):
@@ -69,6 +70,8 @@ class Client(threading.Thread):
         own = [f"k:{cid}:{j}" for j in range(STRINGS_PER_CLIENT)]
         if kind == "incrby":
             return Op(cid, seq, kind, [f"c:{rng.randrange(COUNTERS)}"], [rng.randint(1, 9)])
+        if kind == "get":
+            return Op(cid, seq, kind, [f"c:{rng.randrange(COUNTERS)}"], [])
         if kind == "sadd":
             return Op(cid, seq, kind, [f"s:{rng.randrange(SETS)}"], [elem])
         if kind == "rpush":
@@ -91,6 +94,8 @@ class Client(threading.Thread):
             getattr(pipe, op.kind)(k[0], a[0])
         elif op.kind == "set":
             pipe.set(k[0], a[0])
+        elif op.kind == "get":
+            pipe.get(k[0])
         elif op.kind == "mset":
             pipe.mset(dict(zip(k, a)))
         elif op.kind == "del":
@@ -131,6 +136,8 @@ class Client(threading.Thread):
                     op.outcome, op.error = classify_error(reply), str(reply)[:300]
                 else:
                     op.outcome = "ok"
+                    if op.kind == "get":
+                        op.result = int(reply) if reply is not None else 0
             self.batches += 1
             if any(op.outcome != "ok" for op in batch):
                 time.sleep(0.01)  # a refused shard answers at once: do not spin on it
