@@ -176,8 +176,11 @@ def self_test(args, netns):
             print(v.render("  "))
     print(f"self-test: {result.ops} operations; checks that fired: {', '.join(sorted(fired)) or 'none'}")
     if wanted - fired:
-        print(f"self-test FAILED: no violation from {', '.join(sorted(wanted - fired))}")
+        print(f"self-test FAILED: no violation from {', '.join(sorted(wanted - fired))}; workdir {result.workdir}")
         return 1
+    if not args.keep:
+        import shutil
+        shutil.rmtree(result.workdir, ignore_errors=True)
     print("self-test passed: every check caught the corrupted replica")
     return 0
 
