@@ -269,6 +269,13 @@ def diff_keys(history, keys, per_server):
             elif isinstance(v, list) and k.startswith("l:"):
                 dups = [e for e, c in Counter(v).items() if c > 1]
                 desc[n] = f"len {len(v)}, {len(dups)} duplicated" + (f" ({seq_ranges(dups)})" if dups else "")
+                ref = vals[0]
+                if isinstance(ref, list) and v is not ref and v != ref:
+                    i = next((i for i, (a, b) in enumerate(zip(v, ref)) if a != b), min(len(v), len(ref)))
+                    same = sorted(v) == sorted(ref)
+                    desc[n] += (f"; {'same elements, other order' if same else 'other elements'}: first difference "
+                                f"with {names[0].split(' (')[0]} at index {i}: {v[i:i + 3]} vs {ref[i:i + 3]} "
+                                f"(sent {history.window([e for e in v[i:i + 3] + ref[i:i + 3]])})")
             else:
                 desc[n] = summarize(v)
         out.append((k, desc))
