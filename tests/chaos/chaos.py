@@ -46,7 +46,8 @@ def parse_args(argv):
     p.add_argument("--faults", default="", help="comma list of fault kinds to draw from: "
                                                 + ", ".join(schedule.FAULT_KINDS) + " (default: all)")
     p.add_argument("--clients", type=int, default=None, help="client threads (default: 4-8, seeded)")
-    p.add_argument("--keep", action="store_true", help="keep every schedule's workdir, not only failing ones")
+    p.add_argument("--keep", action="store_true", help="keep every schedule's workdir, not only failing ones "
+                                                     "(also RINGPROXY_E2E_KEEP=1)")
     p.add_argument("--no-netns", action="store_true", help="do not use a network namespace (no partitions)")
     p.add_argument("--self-test", action="store_true",
                    help="one short schedule without faults, then one replica is corrupted behind the proxy's back: "
@@ -255,6 +256,8 @@ def run_all(args, netns):
 
 def main(argv):
     args = parse_args(argv)
+    if os.environ.get("RINGPROXY_E2E_KEEP"):
+        args.keep = True  # as the e2e harness: keep every workdir for a post-mortem
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 1_000_000)
         print(f"chaos: seed {args.seed} (random; pass --seed {args.seed} to run the same schedules again)",
@@ -273,6 +276,8 @@ def main(argv):
                 return status
         elif not args.no_netns:
             print("chaos: not root: no network namespace, so no partitions", flush=True)
+        else:
+            print("chaos: --no-netns: servers on 127.0.0.N in this namespace, no partitions", flush=True)
         return run_all(args, netns=False)
     print(f"chaos: inside network namespace {args.in_netns} (servers on 127.0.0.2…, partitions with nftables)",
           flush=True)
