@@ -225,8 +225,7 @@ def run_all(args, netns):
               f"faults={result.faults_injected} ({describe_faults(result.fault_counts)}) "
               f"ops={result.ops} (ok {oc.get('ok', 0)}, refused {oc.get('fail', 0)}, unknown "
               f"{oc.get('info', 0) + oc.get(None, 0)}) violations={len(result.violations)} "
-              f"in {time.monotonic() - started:.0f}s (binary of {mtime})", flush=True)
-        print(f"    recovery paths: {result.paths}", flush=True)
+              f"in {time.monotonic() - started:.0f}s (binary of {mtime}) paths: {result.paths}", flush=True)
         for note in result.notes:
             print(f"    note: {note}", flush=True)
         if result.violations:
