@@ -133,7 +133,9 @@ class Client(threading.Thread):
             for op, reply in zip(batch, replies):
                 op.t1 = t1
                 if isinstance(reply, Exception):
-                    op.outcome, op.error = classify_error(reply), str(reply)[:300]
+                    # A read that failed wrote nothing, whatever the error.
+                    op.outcome = "fail" if op.kind == "get" else classify_error(reply)
+                    op.error = str(reply)[:300]
                 else:
                     op.outcome = "ok"
                     if op.kind == "get":
