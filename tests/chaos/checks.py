@@ -78,6 +78,9 @@ class History:
         exact = writes[last_ok][1] if last_ok is not None and not later_unknown else None
         return legal, exact, (writes[last_ok] if last_ok is not None else None)
 
+    def element_outcome(self, key, element):
+        return self.elements.get(key, {}).get(element, "never sent")
+
     def window(self, elements):
         """When these elements were sent (wall clock, as in the proxy log): 'hh:mm:ss.mmm–hh:mm:ss.mmm'."""
         times = [self.element_time[e] for e in elements if self.element_time.get(e)]
@@ -278,6 +281,15 @@ def diff_keys(history, keys, per_server):
                                 f"(sent {history.window([e for e in v[i:i + 3] + ref[i:i + 3]])})")
             else:
                 desc[n] = summarize(v)
+            if isinstance(v, list) and k.startswith(("s:", "l:")) and isinstance(vals[0], list) and v is not vals[0]:
+                mine, ref = set(v), set(vals[0])
+                extra, lacking = sorted(mine - ref, key=elem_order), sorted(ref - mine, key=elem_order)
+                for what, elems in (("not on", extra), ("missing, on", lacking)):
+                    if elems:
+                        desc[n] += (f"; {len(elems)} {what} {names[0].split(' (')[0]}: "
+                                    + ", ".join(f"{e} ({history.element_outcome(k, e)}, sent "
+                                                f"{clock(history.element_time[e]) if history.element_time.get(e) else '?'})"
+                                                for e in elems[:3]) + (" …" if len(elems) > 3 else ""))
         out.append((k, desc))
     return out
 
