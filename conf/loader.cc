@@ -234,8 +234,10 @@ template <class T, size_t N>
 void read_fields(std::string_view source, const toml::table& table, std::string_view table_name,
                  const Field<T> (&fields)[N], T& out) {
   for (const auto& [key, node] : in_document_order(table)) {
+    // (A named copy: clang 14 cannot capture a structured binding in a lambda.)
+    const std::string_view name = key->str();
     const auto* field = std::find_if(std::begin(fields), std::end(fields),
-                                     [&](const Field<T>& f) { return f.key == key->str(); });
+                                     [name](const Field<T>& f) { return f.key == name; });
     if (field == std::end(fields)) unknown_key(source, *key, table_name, keys_of(fields));
     field->read(Value(source, key->str(), *node), out);
   }
