@@ -13,7 +13,9 @@ a fresh or a reused connection:
             length changed, a huge bulk length, random bytes;
   abandoned a pipeline whose connection closes (or resets) before the replies come back.
 
-After every round: the proxy is alive; a PING on a separate connection answers within 5 s;
+Every 50 rounds the config file is rewritten (server connections per server, write_ack,
+read_from; the same ring), so the proxy reloads under the traffic (PROXY RELOAD is among the
+commands too). After every round: the proxy is alive; a PING on a separate connection answers within 5 s;
 everything the proxy sent is well-formed RESP; every 10 rounds its RSS is under the limit.
 At the end the proxy must exit 0 on SIGTERM (under ASan that includes the leak check).
 Each failure is written to <artifacts>/ with the rounds that led to it, the proxy is
@@ -216,7 +218,8 @@ class Commands:
         # The proxy's own commands.
         self.entries += [([b"PROXY", b"ROUTE"], 3, (2, 2, 1)), ([b"PROXY", b"HELP"], 2, (0, 0, 0)),
                          ([b"PROXY", b"REPAIR"], 3, (0, 0, 0)), ([b"INFO"], -1, (0, 0, 0)),
-                         ([b"HELLO"], -1, (0, 0, 0)), ([b"PING"], -1, (0, 0, 0))]
+                         ([b"HELLO"], -1, (0, 0, 0)), ([b"PING"], -1, (0, 0, 0)),
+                         ([b"PROXY", b"RELOAD"], 2, (0, 0, 0))]  # the same file: new server connections
 
 
 def arg(rng):
@@ -325,15 +328,25 @@ class Run:
         self.servers = [harness.RedisServer(self.workdir).start() for _ in range(3)]
         self.commands = Commands(self.servers[0])
         self.port = harness.free_port()
-        s1, s2, s3 = (s.address for s in self.servers)
-        config = (f'[proxy]\nlisten = "127.0.0.1:{self.port}"\n\n[metrics]\nlisten = ""\n\n'
-                  '[pool]\nhash_tag = "{}"\nrequest_timeout_ms = 2000\n\n'
-                  f'[[pool.shards]]\nname = "shard1"\nservers = ["{s1}"]\n\n'
-                  f'[[pool.shards]]\nname = "shard2"\nservers = ["{s2}", "{s3}"]\n'
-                  'replication = { strategy = "primary-replica", write_ack = "quorum", '
-                  f'read_from = "{self.args.read_from}" }}\n')
-        self.proxy = harness.Proxy(self.workdir, config, self.port)
+        self.proxy = harness.Proxy(self.workdir, self.config(), self.port)
         self.start_proxy()
+
+    def config(self, connections=1, write_ack="quorum", read_from=None):
+        s1, s2, s3 = (s.address for s in self.servers)
+        return (f'[proxy]\nlisten = "127.0.0.1:{self.port}"\n\n[metrics]\nlisten = ""\n\n'
+                f'[pool]\nhash_tag = "{{}}"\nrequest_timeout_ms = 2000\nbackend_connections = {connections}\n\n'
+                f'[[pool.shards]]\nname = "shard1"\nservers = ["{s1}"]\n\n'
+                f'[[pool.shards]]\nname = "shard2"\nservers = ["{s2}", "{s3}"]\n'
+                f'replication = {{ strategy = "primary-replica", write_ack = "{write_ack}", '
+                f'read_from = "{read_from or self.args.read_from}" }}\n')
+
+    def reconfigure(self):
+        """A new config file (same ring): the proxy reloads it under the fuzzing traffic,
+        replacing server connections when their number changes."""
+        text = self.config(self.rng.choice([1, 2, 3]), self.rng.choice(["primary", "one", "quorum", "all"]),
+                           self.rng.choice([None, "primary", "prefer-replica", "replica", "any"]))
+        with open(self.proxy.config_path, "w") as f:  # in place, as an operator's editor may
+            f.write(text)
 
     def start_proxy(self):
         self.proxy.start(["--log-level", "warn"])
@@ -453,6 +466,8 @@ class Run:
             rss_mb = harness.rss_kb(self.proxy.proc.pid) / 1024
             if rss_mb > self.args.rss_limit_mb:
                 raise Failure("rss", f"ringproxy RSS {rss_mb:.0f} MB > {self.args.rss_limit_mb} MB")
+        if self.rounds % 50 == 0:
+            self.reconfigure()
         if self.rounds % 200 == 0:  # keep the servers' datasets small
             for s in self.servers:
                 s.client().flushall()
