@@ -35,6 +35,8 @@ constexpr uint32_t kMaxBackendConnections = 64;
 constexpr uint64_t kMaxTotalWeight = (uint64_t{1} << 31) - 1;
 // twemproxy hashes "<name>-<index>" for ketama points in an 86-byte buffer; 64 leaves room.
 constexpr size_t kMaxShardNameBytes = 64;
+// Servers of one shard: the planner's per-shard arrays hold 64 (routing/planner.cc).
+constexpr size_t kMaxShardServers = 64;
 
 struct ConfigError {
   std::string message;  // complete: "file:line:column: message"
@@ -234,8 +236,10 @@ template <class T, size_t N>
 void read_fields(std::string_view source, const toml::table& table, std::string_view table_name,
                  const Field<T> (&fields)[N], T& out) {
   for (const auto& [key, node] : in_document_order(table)) {
+    // (A named copy: clang 14 cannot capture a structured binding in a lambda.)
+    const std::string_view name = key->str();
     const auto* field = std::find_if(std::begin(fields), std::end(fields),
-                                     [&](const Field<T>& f) { return f.key == key->str(); });
+                                     [name](const Field<T>& f) { return f.key == name; });
     if (field == std::end(fields)) unknown_key(source, *key, table_name, keys_of(fields));
     field->read(Value(source, key->str(), *node), out);
   }
@@ -353,6 +357,11 @@ void check_replica_set(std::string_view source, const toml::table& table, const 
   const toml::source_region& where = at ? at->source() : table.get("servers")->source();
   const size_t n = shard.servers.size();
   const ReplicationConfig& r = shard.replication;
+  if (n > kMaxShardServers) {
+    fail_at(source, table.get("servers")->source(),
+            "shard '" + shard.name + "' lists " + std::to_string(n) + " servers; at most " +
+                std::to_string(kMaxShardServers) + " are allowed");
+  }
   if (r.strategy == ReplicationStrategy::none && n > 1) {
     fail_at(source, table.get("servers")->source(),
             "shard '" + shard.name + "' lists " + std::to_string(n) +

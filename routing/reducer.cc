@@ -48,7 +48,10 @@ void Reducer::finish(std::string& out) const {
           resp::append_error(out, "ERR unexpected non-integer reply from a shard");
           return;
         }
-        sum += *value;
+        if (__builtin_add_overflow(sum, *value, &sum)) {  // no real count gets here, but a reply might
+          resp::append_error(out, "ERR the shards' integer replies add up beyond 64 bits");
+          return;
+        }
       }
       resp::append_integer(out, sum);
       return;

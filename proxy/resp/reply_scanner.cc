@@ -93,6 +93,10 @@ ParseStatus ReplyScanner::scan(const char* data, size_t len) {
           return ParseStatus::error;
         }
         if (n > 0) children = static_cast<uint64_t>(n);
+        if (children > UINT64_MAX - (remaining_ - 1)) {  // the count would wrap: no real reply is this big
+          error_ = "multibulk length too large in reply";
+          return ParseStatus::error;
+        }
         break;
       }
       default:

@@ -1,5 +1,6 @@
 #include "proxy/resp/request_parser.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace ringproxy::resp {
@@ -8,6 +9,8 @@ namespace {
 // Redis's own limits for the parts of a request that are not bulk payloads.
 constexpr size_t kMaxInlineBytes = 64 * 1024;
 constexpr size_t kMaxHeaderLine = 64 * 1024;
+// ArgRef holds uint32 offsets and lengths: no request may be longer, whatever the limit says.
+constexpr uint64_t kMaxRepresentableRequest = UINT32_MAX;
 
 // Finds "\r\n" at or after `from`; returns the index of '\r' or npos.
 size_t find_crlf(const char* data, size_t len, size_t from) {
@@ -137,7 +140,8 @@ ParseStatus RequestParser::parse_multibulk(const char* data, size_t len) {
       int64_t next = read_count_line(data, len, pos_ + 1, &bulk);
       if (next == 0) return ParseStatus::incomplete;
       if (next < 0) return fail("invalid bulk length");
-      if (static_cast<uint64_t>(next) + static_cast<uint64_t>(bulk) + 2 > limits_.max_request_bytes) {
+      if (static_cast<uint64_t>(next) + static_cast<uint64_t>(bulk) + 2 >
+          std::min(limits_.max_request_bytes, kMaxRepresentableRequest)) {
         return fail("request too large (max_request_bytes)");
       }
       bulk_len_ = bulk;

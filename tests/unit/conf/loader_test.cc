@@ -384,6 +384,24 @@ TEST(Loader, TotalWeightIsBounded) {
             "allowed");
 }
 
+// The planner picks a read server from stack arrays of 64 entries and numbers a group's
+// servers in a uint8_t: a replicated shard of 70 servers overflowed them (found while
+// writing tests/fuzz/routing_fuzz; config_loader_fuzz now plans over every config it loads).
+TEST(Loader, AtMost64ServersInAShard) {
+  auto shard_of = [](int servers) {
+    std::string text =
+        "[[pool.shards]]\nname = \"wide\"\n"
+        "replication = { strategy = \"multi-primary\", write_ack = \"one\", read_from = \"any\" }\n"
+        "servers = [";
+    for (int i = 0; i < servers; ++i) text += (i ? ", \"127.0.0.1:" : "\"127.0.0.1:") + std::to_string(7000 + i) + "\"";
+    return text + "]\n";
+  };
+  EXPECT_TRUE(parse(shard_of(64)).config.has_value());
+  const LoadResult result = parse(shard_of(65));
+  EXPECT_FALSE(result.config.has_value());
+  EXPECT_EQ(result.error, "test.toml:4:11: shard 'wide' lists 65 servers; at most 64 are allowed");
+}
+
 TEST(LoadConfigFile, MissingFile) {
   const LoadResult result = load_config_file("/nonexistent/ringproxy.toml");
   EXPECT_FALSE(result.config.has_value());

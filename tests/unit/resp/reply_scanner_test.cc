@@ -58,6 +58,23 @@ TEST(ReplyScanner, AnyNestingDepthFrames) {
   EXPECT_EQ(s.reply_bytes(), deep.size() - 7);
 }
 
+// The values still expected are counted in a uint64: array lengths that add up past 2^64
+// wrapped it, and a reply that announced ~2^64 elements was framed as complete after one
+// (found by the reference scanner of tests/fuzz/reply_scanner_fuzz). A backend that sends
+// this is broken; the proxy must not take the bytes after it for the next reply.
+TEST(ReplyScanner, ArrayLengthsThatOverflowTheCountAreAnError) {
+  std::string reply;
+  for (int i = 0; i < 18; ++i) reply += "*999999999999999999\r\n";
+  reply += "*446744073709551653\r\n";  // the expected count is now 2^64 + 1
+  reply += ":1\r\n+NEXT\r\n";
+  ReplyScanner s;
+  EXPECT_EQ(s.scan(reply.data(), reply.size()), ParseStatus::error);
+  // Just below the wrap it frames (and waits for the elements).
+  std::string big = "*999999999999999999\r\n*999999999999999999\r\n:1\r\n";
+  ReplyScanner t;
+  EXPECT_EQ(t.scan(big.data(), big.size()), ParseStatus::incomplete);
+}
+
 TEST(ReplyScanner, FullInt64RangeOfIntegers) {
   for (std::string r : {":9223372036854775807\r\n", ":-9223372036854775808\r\n"}) {
     ReplyScanner s;

@@ -140,6 +140,19 @@ TEST(RequestParser, Limits) {
   EXPECT_EQ(parse_split(endless_inline, endless_inline.size()).status, ParseStatus::error);
 }
 
+// Arguments are uint32 offsets into the request: with max_request_bytes above 4 GiB (the
+// loader accepts up to 2^63), a 4 GiB bulk was accepted and its length would be truncated,
+// e.g. an MSET split with a 1-byte value. Such a request is refused instead.
+TEST(RequestParser, RequestsBeyond4GiBAreRefusedWhateverTheLimit) {
+  ParserLimits limits{.max_request_bytes = 8ull << 30, .max_arguments = 1u << 20};
+  Parsed p = parse_split("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4294967296\r\n", 30, limits);
+  EXPECT_EQ(p.status, ParseStatus::error);
+  EXPECT_NE(p.error.find("max_request_bytes"), std::string::npos) << p.error;
+  RequestParser parser(limits);
+  std::string fits = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4294967000\r\n";
+  EXPECT_EQ(parser.parse(fits.data(), fits.size()), ParseStatus::incomplete);
+}
+
 TEST(RequestParser, ReportsBytesNeededForLargeArgument) {
   std::string req = "*2\r\n$3\r\nSET\r\n$1000\r\n";
   RequestParser parser;

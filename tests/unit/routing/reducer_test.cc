@@ -63,5 +63,25 @@ TEST(Reducer, UnexpectedShapesBecomeErrors) {
   EXPECT_EQ(out.rfind("-ERR", 0), 0u);
 }
 
+// Found by tests/fuzz/routing_fuzz: the sum of the shards' counts overflowed int64 (undefined
+// behaviour; a wrapped, negative count otherwise).
+TEST(Reducer, SumThatOverflowsIsAnError) {
+  for (auto [a, b] : {std::pair{":9223372036854775807\r\n", ":1\r\n"},
+                      std::pair{":-9223372036854775808\r\n", ":-1\r\n"}}) {
+    Reducer r(Merge::sum_integers, {{}, {}}, 0);
+    r.add(0, a);
+    r.add(1, b);
+    std::string out;
+    r.finish(out);
+    EXPECT_EQ(out.rfind("-ERR", 0), 0u) << out;
+  }
+  Reducer edge(Merge::sum_integers, {{}, {}}, 0);
+  edge.add(0, ":9223372036854775806\r\n");
+  edge.add(1, ":1\r\n");
+  std::string out;
+  edge.finish(out);
+  EXPECT_EQ(out, ":9223372036854775807\r\n");
+}
+
 }  // namespace
 }  // namespace ringproxy::routing
