@@ -83,7 +83,8 @@ WriteTracker::Decision WriteTracker::on_outcome(uint32_t slot, Outcome outcome) 
 std::string WriteTracker::shortfall_error(std::string_view shard) const {
   return "-ERR write to shard '" + std::string(shard) + "' acknowledged by " + std::to_string(acks_) + " of " +
          std::to_string(servers_) + " servers, " + std::to_string(rule_.needed) +
-         " needed (it may be applied on the servers that acknowledged it)\r\n";
+         " needed (it may be applied on the servers that acknowledged it, and on those that did not answer in "
+         "time)\r\n";
 }
 
 std::optional<uint32_t> pick_read_server(conf::ReadFrom read_from, std::span<const uint8_t> readable,

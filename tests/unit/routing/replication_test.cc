@@ -65,7 +65,7 @@ TEST(WriteTracker, ShortfallIsReportedAsSoonAsTheLevelIsUnreachable) {
   EXPECT_EQ(d.reply_from, -1);
   EXPECT_EQ(t.shortfall_error("s1"),
             "-ERR write to shard 's1' acknowledged by 1 of 3 servers, 3 needed (it may be applied on the "
-            "servers that acknowledged it)\r\n");
+            "servers that acknowledged it, and on those that did not answer in time)\r\n");
 }
 
 TEST(WriteTracker, SameErrorEverywhereIsTheAnswer) {
