@@ -205,7 +205,10 @@ bool Proxy::send_plan(Request& request, const routing::Plan& plan) {
   const size_t n = plan.fragments.size();
   if (n == 1 && plan.kind == routing::PlanKind::forward && !plan.replicated && !request.raw.empty()) {
     // Most requests: the client's bytes, unchanged, to one server.
-    request.fragments.resize(1);
+    // (emplace_back, not resize(1): the request's fragments are empty here, and GCC inlines
+    // this but not resize's default-append, ~70 instructions per request.)
+    request.fragments.clear();
+    request.fragments.emplace_back();
     request.fragments_pending = 1;
     Fragment& fragment = request.fragments.front();
     fragment.request = &request;
