@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "conf/loader.h"
 #include "routing/planner.h"
 #include "routing/routing_table.h"
@@ -20,14 +21,6 @@ namespace {
 
 using namespace ringproxy;
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "config_loader_fuzz: invariant broken: %s\n", what);
-  std::abort();
-}
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) fail(#cond); \
-  } while (0)
 
 void check_config(const conf::Config& c) {
   const conf::PoolConfig& pool = c.pool;
@@ -93,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     result = conf::parse_config(text, "fuzz.toml");
   } catch (...) {
-    fail("parse_config threw");
+    ::ringproxy::fuzz::invariant_broken(__FILE__, "parse_config threw");
   }
   if (result.config) {
     CHECK(result.error.empty());

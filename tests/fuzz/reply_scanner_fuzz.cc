@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "proxy/resp/reply_scanner.h"
 
 namespace {
@@ -21,14 +22,6 @@ namespace {
 using ringproxy::resp::ParseStatus;
 using ringproxy::resp::ReplyScanner;
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "reply_scanner_fuzz: invariant broken: %s\n", what);
-  std::abort();
-}
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) fail(#cond); \
-  } while (0)
 
 struct Outcome {
   ParseStatus status = ParseStatus::incomplete;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "proxy/resp/request_parser.h"
 
 namespace {
@@ -22,14 +23,6 @@ using ringproxy::resp::ParserLimits;
 using ringproxy::resp::ParseStatus;
 using ringproxy::resp::RequestParser;
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "request_parser_fuzz: invariant broken: %s\n", what);
-  std::abort();
-}
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) fail(#cond); \
-  } while (0)
 
 struct Outcome {
   ParseStatus status = ParseStatus::incomplete;

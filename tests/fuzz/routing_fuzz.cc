@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.h"
 #include "conf/loader.h"
 #include "proxy/resp/reply_scanner.h"
 #include "proxy/resp/request_parser.h"
@@ -43,14 +44,6 @@ namespace {
 using namespace ringproxy;
 using namespace ringproxy::routing;
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "routing_fuzz: invariant broken: %s\n", what);
-  std::abort();
-}
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) fail(#cond); \
-  } while (0)
 
 constexpr uint32_t kServers = 6;  // shard1: 1 server, shard2: 2, shard3: 3
 
