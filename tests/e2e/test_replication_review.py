@@ -36,6 +36,18 @@ def checked_cluster(**kw):
         harness.RINGPROXY_BIN = saved
 
 
+def write_in_background(cluster, key):
+    """SET key 1 from a thread of its own (its leader is stopped: it answers only later)."""
+    def write():
+        try:
+            cluster.client(socket_timeout=30).set(key, 1)
+        except redis.RedisError:
+            pass
+    t = threading.Thread(target=write, daemon=True)
+    t.start()
+    return t
+
+
 def reload(cluster, shards, replication):
     with open(cluster.proxy.config_path, "w") as f:
         f.write(toml_config(cluster.proxy.port, shards, pool=RELOAD_POOL, replication=replication))
@@ -132,15 +144,7 @@ class RestartWhileRecoveringTest(unittest.TestCase):
             wait_until(lambda: server_states(cluster)[1] == "down", what="replica down")
             # A write led by a primary that stops: the replica's copy waits for its late reply.
             primary.signal(signal.SIGSTOP)
-            out = []
-
-            def write():
-                try:
-                    out.append(cluster.client(socket_timeout=30).set("late", 1))
-                except redis.RedisError as e:
-                    out.append(e)
-            t = threading.Thread(target=write, daemon=True)
-            t.start()
+            t = write_in_background(cluster, "late")
             # The probe sees the same run_id: recovering, waiting for that copy.
             wait_until(lambda: server_states(cluster)[1] == "recovering", timeout=10, what="replica recovering")
             replica.kill()
@@ -200,15 +204,7 @@ class RemovedServerWaitingForACopyTest(unittest.TestCase):
             r1.client().execute_command("CLIENT", "KILL", "TYPE", "normal")
             wait_until(lambda: server_states(cluster)[1] == "down", what="r1 down")
             p.signal(signal.SIGSTOP)
-            out = []
-
-            def write():
-                try:
-                    out.append(cluster.client(socket_timeout=30).set("w", 1))
-                except redis.RedisError as e:
-                    out.append(e)
-            t = threading.Thread(target=write, daemon=True)
-            t.start()
+            t = write_in_background(cluster, "w")
             wait_until(lambda: int(cluster.client().info("proxy")["server0"]["pending"]) >= 1, what="write on p")
             with open(cluster.proxy.config_path, "w") as f:
                 f.write(toml_config(cluster.proxy.port, [("shard1", [p.address, r2.address])], pool=COPY_POOL,
