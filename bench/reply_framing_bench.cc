@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "proxy/resp/reply_scanner.h"
+#include "routing/resp/reply_scanner.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 #include "routing/reducer.h"
 
-#include "proxy/resp/reply_scanner.h"
-#include "proxy/resp/writer.h"
+#include "routing/resp/reply_scanner.h"
+#include "routing/resp/writer.h"
 
 namespace ringproxy::routing {
 

@@ -161,7 +161,7 @@ class FreshCluster(unittest.TestCase):
 
 class ReplyFramingBugsTest(FreshCluster):
 
-    # BUG: proxy/resp/reply_scanner.cc parse_int() rejects 19-digit integers
+    # BUG: routing/resp/reply_scanner.cc parse_int() rejects 19-digit integers
     # ("if (end - begin > 18) return false"), but a redis integer reply can be any int64,
     # e.g. ":9223372036854775807" or ":-9223372036854775808". The legal reply is taken as
     # a protocol error from the server: the client gets "-ERR ... invalid integer reply",
@@ -189,7 +189,7 @@ class ReplyFramingBugsTest(FreshCluster):
         shard = self.cluster.route("{m}max")
         self.assertEqual(server_failures(self.cluster, shard), 0)
 
-    # BUG: proxy/resp/reply_scanner.cc limits array nesting to kMaxDepth = 32 and treats a
+    # BUG: routing/resp/reply_scanner.cc limits array nesting to kMaxDepth = 32 and treats a
     # deeper reply as a protocol error of the server. Redis can legally send deeper replies
     # (EVAL returning nested tables; Lua allows far more than 32 levels). The proxy closes
     # the backend connection (failing other clients' in-flight requests on it) and counts

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_check.h"
-#include "proxy/resp/reply_scanner.h"
+#include "routing/resp/reply_scanner.h"
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_check.h"
-#include "proxy/resp/request_parser.h"
+#include "routing/resp/request_parser.h"
 
 namespace {
 

@@ -30,8 +30,8 @@
 
 #include "tests/fuzz/fuzz_check.h"
 #include "conf/loader.h"
-#include "proxy/resp/reply_scanner.h"
-#include "proxy/resp/request_parser.h"
+#include "routing/resp/reply_scanner.h"
+#include "routing/resp/request_parser.h"
 #include "routing/command_table.h"
 #include "routing/keys.h"
 #include "routing/planner.h"

@@ -2,7 +2,7 @@
 // the connection makes epoll report EPOLLERR; libuv then calls the poll callback with an
 // error status, which hiredis 0.14's own adapter ignored: the command never got a reply and
 // the context never disconnected (a resync or key move hung forever).
-#include "proxy/hiredis_uv.h"
+#include "proxy/net/hiredis_uv.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

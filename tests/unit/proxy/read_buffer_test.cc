@@ -1,4 +1,4 @@
-#include "proxy/buffer.h"
+#include "proxy/net/buffer.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/resp/request_parser.h"
+#include "routing/resp/request_parser.h"
 
 namespace ringproxy::proxy {
 namespace {

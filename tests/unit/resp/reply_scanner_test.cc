@@ -1,11 +1,11 @@
-#include "proxy/resp/reply_scanner.h"
+#include "routing/resp/reply_scanner.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "proxy/resp/writer.h"
+#include "routing/resp/writer.h"
 
 namespace ringproxy::resp {
 namespace {

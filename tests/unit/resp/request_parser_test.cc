@@ -1,4 +1,4 @@
-#include "proxy/resp/request_parser.h"
+#include "routing/resp/request_parser.h"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,249 @@
+#include "proxy/admin/local_commands.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstring>
+
+#include "proxy/backend/backend_server.h"
+#include "ringproxy_version.h"
+#include "routing/keys.h"
+#include "routing/resp/writer.h"
+
+namespace ringproxy::proxy {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::optional<int64_t> to_int(std::string_view text) {
+  int64_t value;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+constexpr std::string_view kFlagNames[] = {
+    "write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript",
+    "blocking", "loading", "stale", "skip_monitor", "skip_slowlog", "fast", "no_auth",
+    "may_replicate", "no_mandatory_keys", "no_async_loading", "no_multi", "movablekeys", "allow_busy"};
+
+bool listed(const routing::CommandInfo& c) { return c.cls != routing::CommandClass::unsupported; }
+
+// COMMAND's reply entry, in Redis 7's RESP2 shape (10 fields). ACL categories, tips and
+// key specs are left empty: clients use the first six.
+void append_command_entry(std::string& out, const routing::CommandInfo& c) {
+  resp::append_array_header(out, 10);
+  resp::append_bulk(out, c.name);
+  resp::append_integer(out, c.arity);
+  size_t flags = 0;
+  for (size_t i = 0; i < std::size(kFlagNames); ++i) flags += (c.redis_flags >> i) & 1u;
+  resp::append_array_header(out, flags);
+  for (size_t i = 0; i < std::size(kFlagNames); ++i) {
+    if ((c.redis_flags >> i) & 1u) resp::append_simple(out, kFlagNames[i]);
+  }
+  resp::append_integer(out, c.first_key);
+  resp::append_integer(out, c.last_key);
+  resp::append_integer(out, c.key_step);
+  resp::append_array_header(out, 0);
+  resp::append_array_header(out, 0);
+  resp::append_array_header(out, 0);
+  size_t subs = 0;
+  for (const routing::CommandInfo& s : c.subcommands) subs += listed(s);
+  resp::append_array_header(out, subs);
+  for (const routing::CommandInfo& s : c.subcommands) {
+    if (listed(s)) append_command_entry(out, s);
+  }
+}
+
+bool valid_client_name(std::string_view name) {
+  for (char c : name) {
+    if (c < '!' || c > '~') return false;  // Redis: no spaces, newlines or special characters
+  }
+  return true;
+}
+
+}  // namespace
+
+void LocalCommands::answer(ClientSession& client, Request& request) {
+  std::string& out = request.owned_reply;
+  const std::vector<std::string_view>& args = request.args;
+  std::string_view name = request.cmd->name;
+
+  if (name == "ping") {
+    if (args.size() > 2) {
+      resp::append_error(out, "ERR wrong number of arguments for 'ping' command");
+    } else if (args.size() == 1) {
+      resp::append_simple(out, "PONG");
+    } else {
+      resp::append_bulk(out, args[1]);
+    }
+  } else if (name == "echo") {
+    resp::append_bulk(out, args[1]);
+  } else if (name == "quit") {
+    resp::append_simple(out, "OK");
+    request.close_after_reply = true;
+  } else if (name == "select") {
+    std::optional<int64_t> db = to_int(args[1]);
+    if (!db) resp::append_error(out, "ERR value is not an integer or out of range");
+    else if (*db != 0) resp::append_error(out, "ERR DB index is out of range: ringproxy serves database 0 only");
+    else resp::append_simple(out, "OK");
+  } else if (name == "hello") {
+    std::optional<int64_t> version = args.size() > 1 ? to_int(args[1]) : 2;
+    if (!version) {
+      resp::append_error(out, "ERR Protocol version is not an integer or out of range");
+    } else if (*version != 2) {
+      resp::append_error(out, "NOPROTO sorry, this protocol version is not supported (ringproxy speaks RESP2)");
+    } else {
+      // Every option is checked before any is applied, as Redis does.
+      std::optional<std::string_view> new_name;
+      for (size_t i = 2; i < args.size(); ++i) {
+        if (iequals(args[i], "setname") && i + 1 < args.size() && valid_client_name(args[i + 1])) {
+          new_name = args[++i];
+        } else if (iequals(args[i], "setname") && i + 1 < args.size()) {
+          resp::append_error(out, "ERR Client names cannot contain spaces, newlines or special characters.");
+          return data_path_.complete_local(request);
+        } else {
+          out.clear();
+          resp::append_error(out, iequals(args[i], "auth")
+                                      ? "ERR AUTH is not supported: ringproxy has no password configured"
+                                      : "ERR Syntax error in HELLO option '" + std::string(args[i].substr(0, 64)) + "'");
+          return data_path_.complete_local(request);
+        }
+      }
+      if (new_name) client.set_name(std::string(*new_name));
+      resp::append_array_header(out, 14);
+      resp::append_bulk(out, "server");
+      resp::append_bulk(out, "ringproxy");
+      resp::append_bulk(out, "version");
+      resp::append_bulk(out, RINGPROXY_VERSION);
+      resp::append_bulk(out, "proto");
+      resp::append_integer(out, 2);
+      resp::append_bulk(out, "id");
+      resp::append_integer(out, static_cast<int64_t>(client.id()));
+      resp::append_bulk(out, "mode");
+      resp::append_bulk(out, "standalone");
+      resp::append_bulk(out, "role");
+      resp::append_bulk(out, "master");
+      resp::append_bulk(out, "modules");
+      resp::append_array_header(out, 0);
+    }
+  } else if (name == "client|setname") {
+    if (!valid_client_name(args[2])) {
+      resp::append_error(out, "ERR Client names cannot contain spaces, newlines or special characters.");
+    } else {
+      client.set_name(std::string(args[2]));
+      resp::append_simple(out, "OK");
+    }
+  } else if (name == "client|getname") {
+    if (client.name().empty()) resp::append_null_bulk(out); else resp::append_bulk(out, client.name());
+  } else if (name == "client|id") {
+    resp::append_integer(out, static_cast<int64_t>(client.id()));
+  } else if (name == "command") {
+    size_t count = 0;
+    for (const routing::CommandInfo& c : routing::all_commands()) count += listed(c);
+    resp::append_array_header(out, count);
+    for (const routing::CommandInfo& c : routing::all_commands()) {
+      if (listed(c)) append_command_entry(out, c);
+    }
+  } else if (name == "command|count") {
+    size_t count = 0;
+    for (const routing::CommandInfo& c : routing::all_commands()) count += listed(c);
+    resp::append_integer(out, static_cast<int64_t>(count));
+  } else if (name == "command|list") {
+    std::vector<std::string_view> names;
+    for (const routing::CommandInfo& c : routing::all_commands()) {
+      if (listed(c)) names.push_back(c.name);
+    }
+    resp::append_array_header(out, names.size());
+    for (std::string_view n : names) resp::append_bulk(out, n);
+  } else if (name == "command|info") {
+    resp::append_array_header(out, args.size() - 2);
+    for (size_t i = 2; i < args.size(); ++i) {
+      const routing::CommandInfo* c = routing::find_command(args[i]);
+      if (c != nullptr && listed(*c)) append_command_entry(out, *c); else out.append("*-1\r\n");
+    }
+  } else if (name == "command|docs") {
+    resp::append_array_header(out, 0);  // redis-cli asks at start-up; docs are Redis's own
+  } else if (name == "command|getkeys") {
+    std::span<const std::string_view> target(args.begin() + 2, args.end());
+    const routing::CommandInfo* c = routing::find_command(target[0]);
+    if (c != nullptr && c->is_container() && target.size() >= 2) c = routing::find_subcommand(*c, target[1]);
+    std::vector<uint32_t> positions;
+    if (c == nullptr) {
+      resp::append_error(out, "ERR Invalid command specified");
+    } else if (!routing::arity_ok(*c, target.size())) {
+      resp::append_error(out, "ERR Invalid number of arguments specified for command");
+    } else if (std::string_view err = routing::find_key_positions(*c, target, positions); !err.empty()) {
+      resp::append_error(out, "ERR " + std::string(err));
+    } else {
+      resp::append_array_header(out, positions.size());
+      for (uint32_t p : positions) resp::append_bulk(out, target[p]);
+    }
+  } else if (name == "info") {
+    resp::append_bulk(out, info_text(info_, args.size() > 1 ? args[1] : std::string_view()));
+  } else if (name == "proxy") {
+    answer_proxy_command(request);
+  } else {
+    resp::append_error(out, "ERR " + std::string(name) + " is not answered by this version of ringproxy");
+  }
+  data_path_.complete_local(request);
+}
+
+void LocalCommands::answer_proxy_command(Request& request) {
+  std::string& out = request.owned_reply;
+  const std::vector<std::string_view>& args = request.args;
+  if (iequals(args[1], "route") && args.size() == 3) {
+    const routing::RoutingTable& table = *servers_.table();
+    std::string_view key = args[2];
+    std::string_view hashed = routing::apply_hash_tag(key, table.hash_tag());
+    uint32_t hash = routing::shard_hash(table.hash(), table.hash_tag(), key);
+    uint32_t shard = table.ring().locate(hash);
+    const routing::ShardEntry& entry = table.shards()[shard];
+    resp::append_array_header(out, 12);
+    resp::append_bulk(out, "key");
+    resp::append_bulk(out, key);
+    resp::append_bulk(out, "hashed");
+    resp::append_bulk(out, hashed);
+    resp::append_bulk(out, "hash");
+    resp::append_integer(out, hash);
+    resp::append_bulk(out, "shard");
+    resp::append_bulk(out, entry.name);
+    resp::append_bulk(out, "servers");
+    resp::append_array_header(out, entry.servers.size());
+    for (uint32_t s : entry.servers) resp::append_bulk(out, table.servers()[s].name);
+    resp::append_bulk(out, "states");
+    resp::append_array_header(out, entry.servers.size());
+    for (uint32_t s : entry.servers) resp::append_bulk(out, server_state_name(servers_.servers()[s]->state()));
+  } else if (iequals(args[1], "repair") && args.size() == 3) {
+    const routing::RoutingTable& table = *servers_.table();
+    uint32_t shard = 0;
+    while (shard < table.shards().size() && table.shards()[shard].name != args[2]) ++shard;
+    if (shard == table.shards().size()) {
+      resp::append_error(out, "ERR no shard named '" + std::string(args[2].substr(0, 64)) + "'");
+    } else {
+      out += servers_.start_repair(shard);
+    }
+  } else if (iequals(args[1], "reload") && args.size() == 2) {
+    ReloadReport report = reloader_.reload("PROXY RELOAD");
+    if (report.ok) {
+      resp::append_simple(out, report.message);
+    } else {
+      resp::append_error(out, "ERR " + report.message);
+    }
+  } else if (iequals(args[1], "help")) {
+    static const std::string_view kHelp[] = {
+        "PROXY RELOAD: read the config file again and apply it (the error, with its line, if it is rejected)",
+        "PROXY ROUTE <key>: the shard and servers <key> goes to, and its hash",
+        "PROXY REPAIR <shard>: compare the shard's servers and make divergent keys equal (progress in INFO proxy)",
+        "PROXY HELP: this text",
+    };
+    resp::append_array_header(out, std::size(kHelp));
+    for (std::string_view line : kHelp) resp::append_simple(out, line);
+  } else {
+    resp::append_error(out, "ERR unknown PROXY subcommand or wrong number of arguments. Try PROXY HELP.");
+  }
+}
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,29 @@
+// Commands the proxy answers itself: PING ECHO QUIT SELECT HELLO CLIENT COMMAND INFO PROXY.
+// The data path hands them over (a LocalCommandHandler) after classifying them.
+//
+// Ownership: owned by the Proxy.
+#pragma once
+
+#include "proxy/admin/info.h"
+#include "proxy/datapath/data_path.h"
+
+namespace ringproxy::proxy {
+
+class LocalCommands final : public LocalCommandHandler {
+ public:
+  LocalCommands(DataPath& data_path, Servers& servers, Reloader& reloader, InfoSources info)
+      : data_path_(data_path), servers_(servers), reloader_(reloader), info_(info) {}
+
+  void answer(ClientSession& client, Request& request) override;
+
+ private:
+  // PROXY ROUTE <key> | REPAIR <shard> | RELOAD | HELP
+  void answer_proxy_command(Request& request);
+
+  DataPath& data_path_;
+  Servers& servers_;
+  Reloader& reloader_;
+  InfoSources info_;
+};
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,284 @@
+#include "proxy/backend/backend_connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "proxy/backend/backend_server.h"
+#include "proxy/backend/servers.h"
+#include "proxy/net/address.h"
+
+namespace ringproxy::proxy {
+
+// One writev of queued fragments. Holds a reference to every block it points into until
+// libuv is done with them (the requests may complete, and be freed, before that).
+struct BackendConnection::WriteBatch {
+  uv_write_t req;
+  std::vector<uv_buf_t> bufs;
+  std::vector<BlockRef> blocks;
+};
+
+BackendConnection::BackendConnection(BackendServer& server, uint32_t index) : server_(server), index_(index) {}
+
+BackendConnection::~BackendConnection() {
+  close_handle();
+  for (WriteBatch* batch : spare_batches_) delete batch;
+}
+
+void BackendConnection::enqueue(Fragment* fragment) {
+  fragment->sent_at_ms = server_.worker().now_ms();
+  queue_.push_back(fragment);
+  ++unsent_;
+  if (state_ == State::disconnected) connect();
+  if (state_ == State::connected && !dirty) server_.worker().flush_to_server(this);
+}
+
+void BackendConnection::connect() {
+  if (state_ != State::disconnected) return;
+  Worker& worker = server_.worker();
+  const conf::Address& address = server_.address();
+  sockaddr_storage addr;
+  int rc = to_sockaddr(address, &addr);
+  if (rc != 0) return fail(std::string("bad address: ") + uv_strerror(rc), Failure::counted);
+
+  handle_ = new uv_tcp_t;
+  uv_tcp_init(worker.loop(), handle_);
+  handle_->data = this;
+  uv_tcp_nodelay(handle_, 1);
+  uv_tcp_keepalive(handle_, 1, 60);
+  auto* req = new uv_connect_t;
+  state_ = State::connecting;
+  connect_started_ms_ = worker.now_ms();
+  rc = uv_tcp_connect(req, handle_, reinterpret_cast<const sockaddr*>(&addr), on_connect);
+  if (rc != 0) {
+    delete req;
+    fail(std::string("connect: ") + uv_strerror(rc), Failure::counted);
+  }
+}
+
+void BackendConnection::on_connect(uv_connect_t* req, int status) {
+  auto* self = static_cast<BackendConnection*>(req->handle->data);
+  delete req;
+  if (self == nullptr) return;  // closed meanwhile
+  if (status != 0) return self->fail(std::string("connect: ") + uv_strerror(status), Failure::counted);
+  self->state_ = State::connected;
+  self->local_address_ = local_address(self->handle_);
+  // Connections this server abandoned are killed before anything this one sends runs.
+  const std::vector<std::string>& fences = self->server_.servers().fences().pending(self->server_.address_key());
+  for (auto it = fences.rbegin(); it != fences.rend(); ++it) self->push_fence(self->server_.fence_fragment(*it), true);
+  uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_), on_alloc, on_read);
+  if (self->unsent_ > 0 && !self->dirty) self->server_.worker().flush_to_server(self);
+}
+
+// A fence goes first on a new connection (nothing was written on it yet).
+void BackendConnection::push_fence(Fragment* fence, bool front) {
+  fence->sent_at_ms = server_.worker().now_ms();
+  server_.servers().count_pending(server_.index(), 1);
+  if (front) {
+    queue_.push_front(fence);
+  } else {
+    queue_.push_back(fence);
+  }
+  ++unsent_;
+}
+
+void BackendConnection::send_fence(const std::string& target) {
+  if (state_ != State::connected) return;  // a connection that connects later sends every pending fence first
+  push_fence(server_.fence_fragment(target), false);
+  if (!dirty) server_.worker().flush_to_server(this);
+}
+
+// Writes queued fragments: directly when the socket takes them all (the common case, and
+// no libuv write request or callback is needed), else the rest through uv_write. libuv's
+// uv_try_write refuses while earlier writes are queued, so the order is kept.
+void BackendConnection::flush() {
+  dirty = false;
+  if (state_ != State::connected || unsent_ == 0) return;
+  const size_t first = queue_.size() - unsent_;
+  unsent_ = 0;
+  bufs_.clear();
+  const uint64_t now_ns = server_.worker().timing() ? server_.worker().loop_ns() : 0;
+  for (size_t i = first; i < queue_.size(); ++i) {
+    Fragment* f = queue_[i];
+    f->sent_ns = now_ns;
+    bufs_.push_back(uv_buf_init(const_cast<char*>(f->bytes.data()), static_cast<unsigned>(f->bytes.size())));
+  }
+  auto* stream = reinterpret_cast<uv_stream_t*>(handle_);
+  int written = uv_try_write(stream, bufs_.data(), static_cast<unsigned>(bufs_.size()));
+  if (written < 0 && written != UV_EAGAIN) return fail(std::string("write: ") + uv_strerror(written), Failure::counted);
+  if (written > 0 && static_cast<size_t>(written) == total_bytes(bufs_)) return;
+  if (written > 0) advance_bufs(bufs_, static_cast<size_t>(written));
+
+  WriteBatch* batch = take_spare(spare_batches_);
+  batch->bufs.swap(bufs_);
+  for (size_t i = first; i < queue_.size(); ++i) batch->blocks.push_back(queue_[i]->bytes_block);
+  batch->req.data = batch;
+  int rc = uv_write(&batch->req, stream, batch->bufs.data(), static_cast<unsigned>(batch->bufs.size()), on_write);
+  if (rc != 0) {
+    delete batch;
+    fail(std::string("write: ") + uv_strerror(rc), Failure::counted);
+  }
+}
+
+void BackendConnection::on_write(uv_write_t* req, int status) {
+  auto* batch = static_cast<WriteBatch*>(req->data);
+  auto* self = static_cast<BackendConnection*>(req->handle->data);
+  if (self != nullptr && self->spare_batches_.size() < 8) {
+    batch->bufs.clear();
+    batch->blocks.clear();  // releases the blocks now
+    self->spare_batches_.push_back(batch);  // reused: no malloc per flush
+  } else {
+    delete batch;  // the connection closed (or has spares enough)
+  }
+  if (status < 0 && status != UV_ECANCELED && self != nullptr) {
+    self->fail(std::string("write: ") + uv_strerror(status), Failure::counted);
+  }
+}
+
+void BackendConnection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<BackendConnection*>(handle->data);
+  auto [data, size] = self->input_.prepare(self->scanner_.bytes_needed());
+  *buf = uv_buf_init(data, static_cast<unsigned>(size));
+}
+
+void BackendConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+  auto* self = static_cast<BackendConnection*>(stream->data);
+  if (self == nullptr || nread == 0) return;  // 0: nothing to read now, not EOF
+  if (nread < 0) {
+    return self->fail(nread == UV_EOF ? "connection closed by the server" : uv_strerror(static_cast<int>(nread)),
+                      Failure::counted);
+  }
+  self->input_.commit(static_cast<size_t>(nread));
+  self->last_read_ms_ = self->server_.worker().now_ms();
+  if (self->server_.worker().timing()) self->read_ns_ = self->server_.worker().loop_ns();
+  self->handle_replies();
+}
+
+void BackendConnection::handle_replies() {
+  while (true) {
+    resp::ParseStatus status = scanner_.scan(input_.unconsumed(), input_.unconsumed_size());
+    if (status == resp::ParseStatus::incomplete) return;
+    if (status == resp::ParseStatus::error) {
+      return fail(std::string("protocol error in reply: ") + std::string(scanner_.error()), Failure::counted);
+    }
+    if (queue_.size() == unsent_) return fail("reply without a request", Failure::counted);
+    Fragment* fragment = queue_.front();
+    queue_.pop_front();
+    server_.servers().count_pending(server_.index(), -1);
+    if (fragment->sent_ns != 0 && read_ns_ > fragment->sent_ns) server_.observe_latency(read_ns_ - fragment->sent_ns);
+    size_t n = scanner_.reply_bytes();
+    if (!fragment->settled) {
+      fragment->reply = std::string_view(input_.unconsumed(), n);
+    } else {
+      fragment->late_reply = std::string_view(input_.unconsumed(), n);
+    }
+    fragment->reply_block = input_.block();
+    input_.consume(n);
+    scanner_.reset();
+    server_.on_success();
+    server_.servers().events().on_fragment_done(*fragment);
+    if (lagging_since_ms_ != 0 && queue_.size() == unsent_) {  // every late reply is in
+      lagging_since_ms_ = 0;
+      server_.on_lag_over();
+    }
+  }
+}
+
+void BackendConnection::check_timeouts(uint64_t now_ms) {
+  const conf::PoolConfig& pool = server_.worker().config().pool;
+  if (state_ == State::connecting && now_ms - connect_started_ms_ >= pool.connect_timeout_ms) {
+    return fail("connect timed out after " + std::to_string(pool.connect_timeout_ms) + " ms", Failure::timeout);
+  }
+  // Timed from the later of the oldest request's send and the last bytes the server sent:
+  // a server still streaming a large reply (or the replies before it) is not hung.
+  if (state_ == State::connected && queue_.size() > unsent_ &&
+      now_ms - std::max(queue_.front()->sent_at_ms, last_read_ms_) >= pool.request_timeout_ms) {
+    if (server_.replicated()) return lag(now_ms);
+    fail("timed out after " + std::to_string(pool.request_timeout_ms) + " ms", Failure::timeout);
+  }
+}
+
+// A replicated server that stopped answering keeps its connection: closing it would leave
+// the writes in flight neither known applied nor known lost (a full resync). Instead every
+// request in flight is settled now (its client is answered without this server), the late
+// replies are matched and dropped, and the server takes new writes through its replay
+// queue until they have all come back. Only if it stays silent far longer is the
+// connection given up (and the server then needs a resync).
+void BackendConnection::lag(uint64_t now_ms) {
+  const conf::PoolConfig& pool = server_.worker().config().pool;
+  if (lagging_since_ms_ == 0) {
+    lagging_since_ms_ = now_ms;
+    server_.on_lagging("timed out after " + std::to_string(pool.request_timeout_ms) + " ms");
+  }
+  const uint64_t give_up_ms = std::max<uint64_t>(30000, 10ull * pool.request_timeout_ms);
+  if (now_ms - lagging_since_ms_ >= give_up_ms) {
+    return fail("no reply for " + std::to_string(now_ms - lagging_since_ms_) + " ms", Failure::timeout);
+  }
+  std::string error = "-ERR shard '" + server_.shard_name() + "' server " + server_.name() + ": timed out after " +
+                      std::to_string(pool.request_timeout_ms) + " ms\r\n";
+  for (size_t i = 0; i + unsent_ < queue_.size(); ++i) {
+    Fragment* fragment = queue_[i];
+    if (fragment->settled || fragment->request == nullptr) continue;
+    fragment->settled = true;
+    fragment->failed = true;
+    fragment->owned_reply = error;
+    fragment->reply = fragment->owned_reply;
+    server_.servers().events().on_fragment_settled(*fragment);
+  }
+}
+
+void BackendConnection::fail(std::string_view why, Failure kind) {
+  bool had_work = state_ != State::disconnected || !queue_.empty();
+  if (lagging_since_ms_ != 0) {  // writes it took may or may not have been applied
+    lagging_since_ms_ = 0;
+    server_.mark_stale(std::string("connection lost while lagging: ") + std::string(why));
+  }
+  close_handle();
+  state_ = State::disconnected;
+  input_ = ReadBuffer();
+  scanner_.reset();
+  std::deque<Fragment*> failed;
+  failed.swap(queue_);
+  const size_t written = failed.size() - unsent_;
+  unsent_ = 0;
+  server_.servers().count_pending(server_.index(), -static_cast<int64_t>(failed.size()));
+  // The server may still run what was written (a stopped server wakes up and reads it,
+  // even though this end is closed): whoever writes to it next kills this client first.
+  const bool wrote_commands = written > 0;
+  std::string local = std::move(local_address_);
+  local_address_.clear();
+  if (!had_work) return;  // (also when mark_down below fails this connection again)
+  if (kind != Failure::not_counted) server_.on_failure(why, kind == Failure::timeout);
+  if (wrote_commands) server_.fence(std::move(local));  // after on_failure: it may be down now
+
+  std::string error = "-ERR shard '" + server_.shard_name() + "' server " + server_.name() + ": " +
+                      std::string(why) + "\r\n";
+  for (size_t i = 0; i < failed.size(); ++i) {
+    Fragment* fragment = failed[i];
+    if (fragment->settled) {  // already answered for; only released now
+      server_.servers().events().on_fragment_done(*fragment);
+      continue;
+    }
+    fragment->failed = true;
+    fragment->maybe_sent = i < written;  // written to the socket: it may have been applied
+    fragment->owned_reply = error;
+    fragment->reply = fragment->owned_reply;
+    server_.servers().events().on_fragment_done(*fragment);
+  }
+}
+
+void BackendConnection::close_handle() {
+  if (handle_ == nullptr) return;
+  handle_->data = nullptr;  // late callbacks (connect, write) see the connection is gone
+  uv_close(reinterpret_cast<uv_handle_t*>(handle_), on_close);
+  handle_ = nullptr;
+}
+
+void BackendConnection::on_close(uv_handle_t* handle) { delete reinterpret_cast<uv_tcp_t*>(handle); }
+
+bool BackendConnection::settled_in_flight() const {
+  return std::any_of(queue_.begin(), queue_.end(), [](const Fragment* f) { return f->settled && f->request; });
+}
+
+}  // namespace ringproxy::proxy

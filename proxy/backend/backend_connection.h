@@ -1,0 +1,82 @@
+// One persistent connection to a redis-server, shared by many clients: a FIFO of fragments
+// pipelined onto it, replies matched in order, writes batched into one writev per loop
+// iteration (the Worker's flush), request timeouts and lag (replicated shards: a timed-out
+// write is settled and its late reply still awaited).
+//
+// TLS seam: bytes leave through flush()'s uv_try_write/uv_write and arrive through
+// on_alloc/on_read on handle_; a TLS session would sit between those calls and the socket.
+//
+// Ownership: owned by its BackendServer; its uv handle outlives it until the close callback.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/net/buffer.h"
+#include "proxy/net/worker.h"
+#include "proxy/requests/request.h"
+#include "routing/resp/reply_scanner.h"
+
+namespace ringproxy::proxy {
+
+class BackendServer;
+
+class BackendConnection final : public Flushable {
+ public:
+  BackendConnection(BackendServer& server, uint32_t index);
+  ~BackendConnection();
+
+  void enqueue(Fragment* fragment);
+  void connect();
+  void flush() override;                          // writes queued fragments (once per iteration)
+  void check_timeouts(uint64_t now_ms);
+  enum class Failure : uint8_t { counted, timeout, not_counted };
+  void fail(std::string_view why, Failure kind);  // closes; fails every queued fragment
+  bool connected() const { return state_ == State::connected; }
+  bool disconnected() const { return state_ == State::disconnected; }
+  size_t pending() const { return queue_.size(); }
+  // Written and not answered: the server may still run these commands.
+  bool busy() const { return queue_.size() > unsent_; }
+  bool lagging() const { return lagging_since_ms_ != 0; }
+  bool settled_in_flight() const;
+  // Sends CLIENT KILL for `target`, an abandoned connection (see fence.h).
+  void send_fence(const std::string& target);
+
+ private:
+  enum class State : uint8_t { disconnected, connecting, connected };
+  struct WriteBatch;
+
+  static void on_connect(uv_connect_t* req, int status);
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  static void on_close(uv_handle_t* handle);
+
+  void handle_replies();
+  void close_handle();
+  void push_fence(Fragment* fence, bool front);
+  void lag(uint64_t now_ms);
+
+  BackendServer& server_;
+  uint32_t index_;
+  State state_ = State::disconnected;
+  uv_tcp_t* handle_ = nullptr;       // heap: it outlives us until its close callback
+  uint64_t connect_started_ms_ = 0;
+  uint64_t lagging_since_ms_ = 0;    // replicated shards: timed out, waiting for late replies
+  ReadBuffer input_;
+  resp::ReplyScanner scanner_;
+  std::deque<Fragment*> queue_;      // sent first, then `unsent_` not yet written
+  size_t unsent_ = 0;
+  uint64_t last_read_ms_ = 0;  // when the server last sent bytes (request timeouts count from it)
+  std::vector<WriteBatch*> spare_batches_;
+  std::vector<uv_buf_t> bufs_;       // reused for every flush
+  uint64_t read_ns_ = 0;             // when the last read came in (metrics on)
+  std::string local_address_;        // as redis names this client: what a fence kills
+};
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,465 @@
+#include "proxy/backend/backend_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "proxy/backend/backend_connection.h"
+#include "proxy/backend/probe.h"
+#include "proxy/backend/resync.h"
+#include "proxy/backend/servers.h"
+
+namespace ringproxy::proxy {
+
+std::string_view server_state_name(ServerState state) {
+  switch (state) {
+    case ServerState::up: return "up";
+    case ServerState::down: return "down";
+    case ServerState::recovering: return "recovering";
+    case ServerState::stale: return "stale";
+  }
+  return "unknown";
+}
+
+BackendServer::BackendServer(Servers& servers, uint32_t index, const routing::ServerEntry& entry, std::string shard_name,
+                             const conf::ReplicationConfig& replication)
+    : servers_(servers),
+      worker_(servers.worker()),
+      index_(index),
+      name_(entry.name),
+      shard_name_(std::move(shard_name)),
+      address_(entry.address),
+      address_key_(entry.address.to_string()),
+      metrics_(servers.worker().metrics()->server(entry.name, shard_name_)),
+      replicated_(replication.strategy != conf::ReplicationStrategy::none),
+      replication_(replication),
+      shard_index_(entry.shard) {
+  uint32_t count = servers.worker().config().pool.backend_connections;
+  for (uint32_t i = 0; i < count; ++i) connections_.push_back(std::make_unique<BackendConnection>(*this, i));
+  metrics_.up->Set(1);
+  set_state(ServerState::up);
+}
+
+BackendServer::~BackendServer() { stop(); }
+
+void BackendServer::start() {
+  for (auto& connection : connections_) connection->connect();
+  if (replicated_ && run_id_.empty()) start_probe();  // learn its run_id, to notice restarts
+}
+
+void BackendServer::start_probe() {
+  if (probe_ != nullptr) return;
+  const conf::PoolConfig& pool = worker_.config().pool;
+  probe_ = new ServerProbe(*this, pool.connect_timeout_ms + pool.request_timeout_ms);
+  probe_->start();
+}
+
+void BackendServer::stop() {
+  if (probe_ != nullptr) std::exchange(probe_, nullptr)->cancel();
+  if (resync_ != nullptr) std::exchange(resync_, nullptr)->cancel();
+  for (auto& connection : connections_) connection->fail("proxy is shutting down", BackendConnection::Failure::not_counted);
+}
+
+bool BackendServer::settled_in_flight() const {
+  return std::any_of(connections_.begin(), connections_.end(),
+                     [](const auto& connection) { return connection->settled_in_flight(); });
+}
+
+size_t BackendServer::pending() const {
+  size_t total = 0;
+  for (const auto& connection : connections_) total += connection->pending();
+  return total;
+}
+
+void BackendServer::send(Fragment& fragment, uint64_t client_id) {
+  fragment.server = this;
+  ++requests_;
+  servers_.count_pending(index_, 1);
+  connections_[client_id % connections_.size()]->enqueue(&fragment);
+}
+
+void BackendServer::on_success() { consecutive_failures_ = 0; }
+
+void BackendServer::set_mode(routing::ServerMode mode) {
+  mode_ = mode;
+  servers_.set_server_mode(index_, mode);
+}
+
+void BackendServer::rebind(uint32_t index, uint32_t shard_index, const conf::ReplicationConfig& replication) {
+  index_ = index;
+  shard_index_ = shard_index;
+  const bool was_replicated = replicated_;
+  replication_ = replication;
+  replicated_ = replication.strategy != conf::ReplicationStrategy::none;
+  if (was_replicated && !replicated_) {  // nothing to catch up with any more
+    replay_.clear();
+    replay_bytes_ = 0;
+    metrics_.replay_queue->Set(0);
+    if (state_ == ServerState::recovering || state_ == ServerState::stale) {
+      lagging_ = false;
+      set_state(ServerState::up);
+      set_mode(routing::kServerLive);
+    }
+  }
+  if (replicated_ && run_id_.empty()) start_probe();
+}
+
+void BackendServer::forget_metrics() { worker_.metrics()->forget_server(metrics_); }
+
+void BackendServer::detach() {
+  index_ = kDetached;
+  if (probe_ != nullptr) std::exchange(probe_, nullptr)->cancel();
+  if (resync_ != nullptr) std::exchange(resync_, nullptr)->cancel();
+  if (!replay_.empty()) {
+    spdlog::warn("server {} (shard {}) was removed with {} writes in its replay queue: they are dropped", name_,
+                 shard_name_, replay_.size());
+  }
+  replay_.clear();
+  replay_bytes_ = 0;
+  metrics_.replay_queue->Set(0);
+}
+
+void BackendServer::abandon() {
+  for (auto& connection : connections_) {
+    connection->fail("replaced by a server at the same address", BackendConnection::Failure::not_counted);
+  }
+}
+
+void BackendServer::publish_metrics() {
+  latency_.publish(*metrics_.latency);
+  if (!detached()) {  // a drained server's gauges may be shared with its successor's
+    metrics_.connections->Set(static_cast<double>(connected_count()));
+    metrics_.pending->Set(static_cast<double>(pending()));
+  }
+  if (requests_ == published_requests_) return;
+  metrics_.requests->Increment(static_cast<double>(requests_ - published_requests_));
+  published_requests_ = requests_;
+}
+
+size_t BackendServer::connected_count() const {
+  size_t n = 0;
+  for (const auto& connection : connections_) n += connection->connected();
+  return n;
+}
+
+void BackendServer::set_state(ServerState state) {
+  state_ = state;
+  for (size_t i = 0; i < 4; ++i) metrics_.state[i]->Set(static_cast<size_t>(state) == i ? 1 : 0);
+}
+
+void BackendServer::on_failure(std::string_view why, bool timeout) {
+  ++failures_;
+  metrics_.errors->Increment();
+  if (timeout) metrics_.timeouts->Increment();
+  last_error_ = std::string(why);
+  ++consecutive_failures_;
+  const conf::PoolConfig& pool = worker_.config().pool;
+  uint64_t backoff = std::min<uint64_t>(pool.retry_interval_ms, 50ull << std::min(consecutive_failures_, 10u));
+  reconnect_after_ms_ = worker_.now_ms() + backoff;
+  spdlog::warn("server {} (shard {}): {} (failure {} of {})", name_, shard_name_, why, consecutive_failures_,
+               pool.failure_limit);
+  // A replicated server that lost a connection is not trusted again until a probe has seen
+  // the same run_id (a restart without persistence lost its data): it is down at once.
+  // (recovering included: it might come back empty, and must not be replayed onto.)
+  const bool trusted = state_ == ServerState::up || (replicated_ && state_ == ServerState::recovering);
+  if (trusted && (consecutive_failures_ >= pool.failure_limit || replicated_)) mark_down(why);
+}
+
+void BackendServer::mark_down(std::string_view why) {
+  const bool stale = state_ == ServerState::stale;
+  set_state(stale ? ServerState::stale : ServerState::down);
+  down_until_ms_ = worker_.now_ms() + worker_.config().pool.retry_interval_ms;
+  if (!stale) set_mode(routing::kServerQueue);
+  metrics_.up->Set(0);
+  spdlog::error("server {} (shard {}) is down: {}; requests for its keys fail until it answers again", name_,
+                shard_name_, why);
+  for (auto& connection : connections_) connection->fail("server is down", BackendConnection::Failure::not_counted);
+}
+
+void BackendServer::mark_up() {
+  consecutive_failures_ = 0;
+  metrics_.up->Set(1);
+  for (auto& connection : connections_) connection->connect();
+  if (state_ == ServerState::stale) {
+    spdlog::warn("server {} (shard {}) answers again but is stale: {}", name_, shard_name_, last_error_);
+    return;
+  }
+  if (replicated_ && (!replay_.empty() || fenced() || awaiting_copies_ > 0)) {
+    set_state(ServerState::recovering);
+    spdlog::info("server {} (shard {}) is back; replaying {} missed writes", name_, shard_name_, replay_.size());
+    return replay_more();
+  }
+  set_state(ServerState::up);
+  set_mode(routing::kServerLive);
+  spdlog::info("server {} (shard {}) is up again", name_, shard_name_);
+}
+
+void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_view run_id) {
+  probe_ = nullptr;
+  if (ok && !run_id.empty()) {
+    if (run_id_.empty()) {
+      run_id_ = std::string(run_id);
+    } else if (run_id != run_id_) {
+      run_id_ = std::string(run_id);
+      if (replicated_) mark_stale("it restarted (new run_id): the data it had is gone");
+    }
+  }
+  if (state_ != ServerState::down && state_ != ServerState::stale) return;  // the start-up probe
+  if (ok) return mark_up();
+  last_error_ = std::string(why);
+  down_until_ms_ = worker_.now_ms() + worker_.config().pool.retry_interval_ms;
+}
+
+// Replay queue: bounded in writes and bytes. A write that does not fit makes the server
+// stale (a resync replaces the replay); nothing is dropped silently.
+void BackendServer::queue_for_replay(std::string_view bytes) {
+  if (state_ == ServerState::stale || !replicated_ || detached()) return;
+  if (replay_.size() >= replication_.replay_queue_max_writes ||
+      replay_bytes_ + bytes.size() > replication_.replay_queue_max_bytes) {
+    replay_dropped_ += replay_.size() + 1;
+    metrics_.replay_dropped->Increment(static_cast<double>(replay_.size() + 1));
+    return mark_stale("its replay queue overflowed (" + std::to_string(replay_.size()) + " writes, " +
+                      std::to_string(replay_bytes_) + " bytes)");
+  }
+  Block* block = Block::create(bytes.size());
+  std::memcpy(block->data(), bytes.data(), bytes.size());
+  replay_.push_back({BlockRef::adopt(block), std::string_view(block->data(), bytes.size())});
+  replay_bytes_ += bytes.size();
+  metrics_.replay_queue->Set(static_cast<double>(replay_.size()));
+  if (state_ == ServerState::up) {
+    // A live server missed this write (its connection failed before sending it): it is
+    // behind until the write is replayed, so it serves nothing meanwhile.
+    set_state(ServerState::recovering);
+    set_mode(routing::kServerQueue);
+    spdlog::warn("server {} (shard {}) missed a write; replaying it", name_, shard_name_);
+  }
+  if (state_ == ServerState::recovering && !lagging_ && replaying_.empty()) replay_more();
+}
+
+void BackendServer::copy_resolved() {
+  if (awaiting_copies_ > 0 && --awaiting_copies_ == 0 && state_ == ServerState::recovering) replay_more();
+}
+
+bool BackendServer::fenced() const { return servers_.fences().any(address_key_); }
+
+void BackendServer::fence(std::string local) {
+  if (local.empty()) return;
+  const std::string target = local;
+  servers_.fences().add(address_key_, std::move(local));
+  if (!replicated_ || detached()) return;  // the next connection kills it before it sends
+  if (state_ == ServerState::up) {
+    set_state(ServerState::recovering);
+    set_mode(routing::kServerQueue);
+    spdlog::warn("server {} (shard {}): a connection was abandoned with commands outstanding; it serves nothing "
+                 "until that connection is killed",
+                 name_, shard_name_);
+  }
+  // A stale server is fenced by its resync; a down one by its next connection.
+  if (state_ == ServerState::recovering) connections_.front()->send_fence(target);
+}
+
+Fragment* BackendServer::fence_fragment(const std::string& target) {
+  Fence& fence = fencing_.emplace_back();
+  fence.target = target;
+  const std::string command = FenceBook::kill_command(target);
+  Block* block = Block::create(command.size());
+  std::memcpy(block->data(), command.data(), command.size());
+  fence.fragment.server = this;
+  fence.fragment.bytes = std::string_view(block->data(), command.size());
+  fence.fragment.bytes_block = BlockRef::adopt(block);
+  return &fence.fragment;
+}
+
+// A fence's reply, or its failure (then a later connection sends it again).
+bool BackendServer::on_fence_done(Fragment& fragment) {
+  auto it = std::find_if(fencing_.begin(), fencing_.end(), [&](const Fence& f) { return &f.fragment == &fragment; });
+  if (it == fencing_.end()) return false;  // not a fence: a replayed write
+  const std::string target = std::move(it->target);
+  const bool failed = fragment.failed;
+  const std::string reply(fragment.reply.substr(0, 256));
+  fencing_.erase(it);
+  if (!failed) on_fence_reply(target, reply);
+  return true;
+}
+
+void BackendServer::on_fence_reply(std::string_view target, std::string_view reply) {
+  if (!servers_.fences().done(address_key_, target)) return;  // another connection's kill ran first
+  ++fences_run_;
+  metrics_.fences->Increment();
+  if (resp::is_error_reply(reply)) {
+    spdlog::warn("server {} (shard {}): cannot kill the abandoned connection {} ({}): commands it still holds may "
+                 "run late",
+                 name_, shard_name_, target, reply.substr(0, reply.find('\r')));
+  } else {
+    spdlog::info("server {} (shard {}): killed the abandoned connection {} (nothing it held will run)", name_,
+                 shard_name_, target);
+  }
+  if (!fenced() && state_ == ServerState::recovering) replay_more();
+}
+
+void BackendServer::on_lagging(std::string_view why) {
+  metrics_.timeouts->Increment();
+  ++failures_;
+  last_error_ = std::string(why);
+  if (state_ != ServerState::up && state_ != ServerState::recovering) return;
+  lagging_ = true;  // (recovering too: its replay must not overtake what this connection holds)
+  if (state_ == ServerState::recovering) return;
+  set_state(ServerState::recovering);
+  set_mode(routing::kServerQueue);
+  spdlog::warn("server {} (shard {}) lags ({}); writes queue for it until its late replies are in", name_,
+               shard_name_, why);
+}
+
+void BackendServer::on_lag_over() {
+  // Every connection's late replies must be in: a replay on connection 0 must not overtake
+  // writes another connection still holds.
+  for (const auto& connection : connections_) {
+    if (connection->lagging()) return;
+  }
+  lagging_ = false;
+  if (state_ != ServerState::recovering) return;
+  spdlog::info("server {} (shard {}) answers again; replaying {} queued writes", name_, shard_name_, replay_.size());
+  replay_more();
+}
+
+void BackendServer::mark_stale(std::string_view why) {
+  if (state_ == ServerState::stale || !replicated_) return;
+  set_state(ServerState::stale);
+  lagging_ = false;
+  last_error_ = std::string(why);
+  replay_.clear();
+  replay_bytes_ = 0;
+  metrics_.replay_queue->Set(0);
+  set_mode(routing::kServerSkip);
+  spdlog::error("server {} (shard {}) is stale: {}; it serves nothing until resynced", name_, shard_name_, why);
+}
+
+// Sends what is queued, in order, on connection 0 (one FIFO: the replay keeps its order).
+// New writes keep queueing behind while it drains; when nothing is left the server is live.
+void BackendServer::replay_more() {
+  if (state_ != ServerState::recovering || lagging_ || fenced()) return;
+  if (replay_.empty()) {
+    if (!replaying_.empty() || awaiting_copies_ > 0) return;
+    set_state(ServerState::up);
+    set_mode(routing::kServerLive);
+    if (replayed_) {
+      ++replays_;
+      metrics_.replays->Increment();
+    }
+    replayed_ = false;
+    spdlog::info("server {} (shard {}) caught up: it is live again", name_, shard_name_);
+    return;
+  }
+  replayed_ = true;
+  while (!replay_.empty()) {
+    ReplayEntry entry = std::move(replay_.front());
+    replay_.pop_front();
+    replay_bytes_ -= entry.bytes.size();
+    Fragment& fragment = replaying_.emplace_back();
+    fragment.bytes = entry.bytes;
+    fragment.bytes_block = std::move(entry.block);
+    fragment.state = Fragment::State::sent;
+    send(fragment, 0);
+  }
+  metrics_.replay_queue->Set(0);
+}
+
+void BackendServer::on_replay_done(Fragment& fragment) {
+  if (!fencing_.empty() && on_fence_done(fragment)) return;
+  if (fragment.failed) {
+    mark_stale(fragment.maybe_sent ? "a replayed write was lost in flight" : "its replay was interrupted");
+  } else if (resp::is_error_reply(fragment.reply)) {
+    mark_stale("a replayed write was refused: " + std::string(fragment.reply.substr(0, fragment.reply.find('\r'))));
+  }
+  // Replies come back in order on connection 0, and a failure fails them all in order: each
+  // pops its own entry (the others may still be queued on the connection: never clear them).
+  if (!replaying_.empty() && &replaying_.front() == &fragment) replaying_.pop_front();
+  if (state_ == ServerState::stale) return;
+  replay_more();
+}
+
+// A stale server that answers is resynced from a live peer of its shard (the primary
+// when it is live), one attempt at a time, retried every retry_interval.
+void BackendServer::maybe_resync(uint64_t now_ms) {
+  if (resync_ != nullptr || now_ms < next_resync_ms_ || detached()) return;
+  // Only once nothing is outstanding on its connections: what they hold either runs before
+  // the resync or, abandoned, is killed by it (fence.h).
+  if (pending() > 0) return;
+  const routing::ShardEntry& shard = servers_.table()->shards()[shard_index_];
+  BackendServer* peer = nullptr;
+  for (uint32_t s : shard.servers) {
+    if (s != index_ && servers_.server_mode(s) == routing::kServerLive) {
+      peer = servers_.servers()[s].get();
+      break;
+    }
+  }
+  next_resync_ms_ = now_ms + worker_.config().pool.retry_interval_ms;
+  if (peer == nullptr) return;  // nobody in sync to copy from (yet)
+  resync_ = new ResyncJob(*this, *peer);
+  resync_->start();
+}
+
+void BackendServer::cancel_resync_from(const BackendServer& peer) {
+  if (resync_ != nullptr && resync_->peer() == &peer) std::exchange(resync_, nullptr)->cancel();
+}
+
+void BackendServer::on_resync_result(bool ok, std::string_view why) {
+  resync_ = nullptr;
+  if (!ok) {
+    spdlog::warn("resync of {} (shard {}) failed: {}; retrying in {} ms", name_, shard_name_, why,
+                 worker_.config().pool.retry_interval_ms);
+    return;
+  }
+  ++resyncs_;
+  metrics_.resyncs->Increment();
+  set_state(ServerState::up);
+  consecutive_failures_ = 0;
+  lagging_ = false;
+  replay_.clear();
+  replay_bytes_ = 0;
+  metrics_.up->Set(1);
+  for (auto& connection : connections_) connection->connect();
+  if (fenced() || awaiting_copies_ > 0) {  // a connection abandoned meanwhile is killed first
+    set_state(ServerState::recovering);
+    set_mode(routing::kServerQueue);  // its copy is complete: from now on writes queue for it
+    spdlog::info("server {} (shard {}) resynced; live once its abandoned connections are killed", name_, shard_name_);
+    return;
+  }
+  set_mode(routing::kServerLive);
+  spdlog::info("server {} (shard {}) resynced: it is live again", name_, shard_name_);
+}
+
+void BackendServer::sweep(uint64_t now_ms) {
+  if (detached()) {  // draining: only its requests in flight matter
+    for (auto& connection : connections_) connection->check_timeouts(now_ms);
+    return;
+  }
+  if (state_ == ServerState::stale) {
+    // A lagging connection of a stale server is given up (and fenced): the resync replaces
+    // whatever its late writes would have done.
+    for (auto& connection : connections_) {
+      if (connection->lagging()) {
+        connection->fail("given up: the server is stale and will be resynced", BackendConnection::Failure::not_counted);
+      }
+    }
+  }
+  if (state_ == ServerState::stale && consecutive_failures_ < worker_.config().pool.failure_limit) {
+    maybe_resync(now_ms);
+  }
+  if (state_ == ServerState::down || (state_ == ServerState::stale && consecutive_failures_ >= worker_.config().pool.failure_limit)) {
+    if (probe_ == nullptr && now_ms >= down_until_ms_) start_probe();
+    return;
+  }
+  for (auto& connection : connections_) {
+    connection->check_timeouts(now_ms);
+    // Keep idle connections warm after a failure, with backoff.
+    // A recovering server with a fence pending needs a connection to run the kill on.
+    if ((state_ == ServerState::up || (state_ == ServerState::recovering && fenced())) &&
+        connection->disconnected() && now_ms >= reconnect_after_ms_) {
+      connection->connect();
+    }
+  }
+}
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,184 @@
+// A backend redis-server: the few persistent connections the proxy keeps to it
+// (backend_connection.h), its health, and its replication state.
+//
+// A client always uses the same connection of a server (client id modulo the connection
+// count), so a client reads its own writes.
+//
+// Health: every refused/lost connection and every timeout is a failure. After
+// `failure_limit` consecutive failures the server is down: the planner stops routing to
+// it (requests for its shard fail fast), its connections close, and after
+// `retry_interval` a probe (hiredis, PING) decides whether it is back.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "metrics/metrics.h"
+#include "proxy/net/buffer.h"
+#include "proxy/net/worker.h"
+#include "proxy/requests/request.h"
+#include "routing/planner.h"
+#include "routing/routing_table.h"
+
+namespace ringproxy::proxy {
+
+class Servers;
+class BackendConnection;
+class ServerProbe;
+class ResyncJob;
+
+enum class ServerState : uint8_t {
+  up,          // takes requests
+  down,        // failed failure_limit times; probed every retry_interval
+  recovering,  // back, replaying the writes it missed (replicated shards); no reads yet
+  stale,       // missed writes it cannot replay (queue overflow, lost in-flight write,
+               // restarted empty): it needs a resync before it serves again
+};
+std::string_view server_state_name(ServerState state);
+
+class BackendServer {
+ public:
+  BackendServer(Servers& servers, uint32_t index, const routing::ServerEntry& entry, std::string shard_name,
+                const conf::ReplicationConfig& replication);
+  ~BackendServer();
+
+  void start();                                   // connects (preconnect)
+  void stop();
+
+  // Reloads. A server kept by a reload takes its place (index, shard, replication settings)
+  // in the new snapshot; a removed one is detached: it finishes what it has in flight,
+  // takes nothing new, and is closed once idle.
+  static constexpr uint32_t kDetached = UINT32_MAX;
+  void rebind(uint32_t index, uint32_t shard_index, const conf::ReplicationConfig& replication);
+  void detach();
+  // Closes every connection now (their requests fail): a server at the same address is
+  // taking over, and must find nothing of ours still queued on the server (fence.h).
+  void abandon();
+  bool detached() const { return index_ == kDetached; }
+  routing::ServerMode mode() const { return mode_; }
+  size_t connection_count() const { return connections_.size(); }
+  void forget_metrics();  // a drained server's series leave /metrics
+  void send(Fragment& fragment, uint64_t client_id);
+  void sweep(uint64_t now_ms);                    // timeouts, reconnects, probes
+  void publish_metrics();
+
+  void on_failure(std::string_view why, bool timeout);
+  void on_success();
+  void on_probe_result(bool ok, std::string_view why, std::string_view run_id);
+
+  // Replicated shards: writes this server missed, replayed in order when it is back.
+  void queue_for_replay(std::string_view bytes);
+  void on_replay_done(Fragment& fragment);
+  void mark_stale(std::string_view why);
+  void on_lagging(std::string_view why);
+  void on_resync_result(bool ok, std::string_view why);
+  // A reload removes `peer`: a resync copying from it stops (and is retried from another).
+  void cancel_resync_from(const BackendServer& peer);
+  uint32_t shard_index() const { return shard_index_; }
+  uint64_t resyncs() const { return resyncs_; }
+  void on_lag_over();
+
+  // Fences (fence.h): an abandoned connection of this server is to be killed. While one is
+  // pending a replicated server serves nothing: each new connection kills it first.
+  void fence(std::string local);
+  void on_fence_reply(std::string_view target, std::string_view reply);
+  Fragment* fence_fragment(const std::string& target);  // a CLIENT KILL to send, owned here
+  bool fenced() const;
+  const std::string& address_key() const { return address_key_; }
+  uint64_t fences_run() const { return fences_run_; }
+
+  // A copy that waits for its leader's reply (primary-replica, SPOP) is on its way to this
+  // catching-up server: it is not live before the copy is queued, or dropped.
+  void expect_copy() { ++awaiting_copies_; }
+  uint32_t awaiting_copies() const { return awaiting_copies_; }
+  // Writes whose outcome was given early (it lagged): their late replies may still come.
+  bool settled_in_flight() const;
+  void copy_resolved();
+  uint64_t replays() const { return replays_; }
+  size_t replay_queue_length() const { return replay_.size(); }
+  uint64_t replay_dropped() const { return replay_dropped_; }
+  bool replicated() const { return replicated_; }
+  const std::string& run_id() const { return run_id_; }
+
+  Servers& servers() const { return servers_; }
+  Worker& worker() const { return worker_; }
+  uint32_t index() const { return index_; }
+  const std::string& name() const { return name_; }
+  const std::string& shard_name() const { return shard_name_; }
+  const conf::Address& address() const { return address_; }
+  ServerState state() const { return state_; }
+  const std::string& last_error() const { return last_error_; }
+  size_t pending() const;
+  const metrics::ServerMetrics& metrics() const { return metrics_; }
+  void observe_latency(uint64_t ns) { latency_.observe_ns(ns); }
+  size_t connected_count() const;
+  uint64_t requests() const { return requests_; }
+  uint64_t failures() const { return failures_; }
+
+ private:
+  void mark_down(std::string_view why);
+  void mark_up();
+  void set_state(ServerState state);
+  void set_mode(routing::ServerMode mode);
+  void start_probe();
+  void maybe_resync(uint64_t now_ms);
+  void replay_more();
+  bool on_fence_done(Fragment& fragment);  // false: not one of ours
+
+  struct ReplayEntry {
+    BlockRef block;
+    std::string_view bytes;
+  };
+
+  Servers& servers_;
+  Worker& worker_;
+  uint32_t index_;
+  std::string name_;
+  std::string shard_name_;
+  conf::Address address_;
+  std::string address_key_;                      // address_.to_string(): the fence book's key
+  ServerState state_ = ServerState::up;
+  routing::ServerMode mode_ = routing::kServerLive;  // mirrored in the proxy's planner view
+  uint32_t consecutive_failures_ = 0;
+  uint64_t down_until_ms_ = 0;
+  std::string last_error_;
+  uint64_t requests_ = 0;
+  uint64_t published_requests_ = 0;
+  uint64_t failures_ = 0;
+  uint64_t reconnect_after_ms_ = 0;              // backoff after a failure
+  metrics::ServerMetrics metrics_;
+  metrics::LatencyHistogram latency_;             // published by publish_metrics()
+  std::vector<std::unique_ptr<BackendConnection>> connections_;
+  bool replicated_ = false;
+  conf::ReplicationConfig replication_;
+  std::string run_id_;                           // redis's run_id: changes when it restarts
+  std::deque<ReplayEntry> replay_;               // missed writes, oldest first
+  size_t replay_bytes_ = 0;
+  uint64_t replay_dropped_ = 0;
+  std::deque<Fragment> replaying_;               // replayed writes in flight (connection 0)
+  struct Fence {
+    Fragment fragment;
+    std::string target;
+  };
+  std::list<Fence> fencing_;                     // CLIENT KILLs in flight, on any connection
+                                                 // (a list: connections point into it)
+  bool lagging_ = false;                         // timed out: late replies still to come
+  ServerProbe* probe_ = nullptr;                 // owned: deleted by its own close callback
+  ResyncJob* resync_ = nullptr;                  // likewise
+  uint64_t next_resync_ms_ = 0;
+  uint64_t resyncs_ = 0;
+  uint64_t replays_ = 0;                         // catch-ups by replay that completed
+  uint64_t fences_run_ = 0;
+  uint32_t awaiting_copies_ = 0;                 // see expect_copy()
+  bool replayed_ = false;                        // this catch-up replayed something
+  uint32_t shard_index_ = 0;
+};
+
+}  // namespace ringproxy::proxy

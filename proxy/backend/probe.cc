@@ -1,0 +1,88 @@
+#include "proxy/backend/probe.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <cstring>
+#include <string>
+
+#include "proxy/backend/backend_server.h"
+#include "proxy/net/hiredis_uv.h"
+#include "proxy/backend/servers.h"
+
+namespace ringproxy::proxy {
+
+ServerProbe::ServerProbe(BackendServer& server, uint64_t timeout_ms) : server_(&server), timeout_ms_(timeout_ms) {}
+
+void ServerProbe::start() {
+  uv_loop_t* loop = server_->worker().loop();
+  uv_timer_init(loop, &timer_);
+  timer_.data = this;
+  uv_timer_start(&timer_, on_timeout, timeout_ms_, 0);
+
+  const conf::Address& address = server_->address();
+  std::string why;
+  ctx_ = connect_async(address, loop, this, on_connect, on_disconnect, &why);
+  if (ctx_ == nullptr) return finish(false, why.c_str());
+  redisAsyncCommand(ctx_, on_reply, this, "INFO server");
+}
+
+void ServerProbe::cancel() {
+  server_ = nullptr;
+  finish(false, "cancelled");
+}
+
+void ServerProbe::on_connect(const redisAsyncContext* ctx, int status) {
+  auto* self = static_cast<ServerProbe*>(ctx->data);
+  if (status != REDIS_OK) {
+    self->ctx_ = nullptr;  // hiredis frees the context after a failed connect
+    self->finish(false, ctx->errstr);
+  }
+}
+
+void ServerProbe::on_disconnect(const redisAsyncContext* ctx, int) {
+  auto* self = static_cast<ServerProbe*>(ctx->data);
+  self->ctx_ = nullptr;  // hiredis frees the context after this callback
+  self->finish(false, "connection closed");
+}
+
+void ServerProbe::on_reply(redisAsyncContext* ctx, void* reply, void*) {
+  auto* self = static_cast<ServerProbe*>(ctx->data);
+  auto* r = static_cast<redisReply*>(reply);
+  if (r == nullptr) return;  // the context is being freed; finish() already ran or will
+  if (r->type != REDIS_REPLY_STRING) {
+    std::string why = r->type == REDIS_REPLY_ERROR ? std::string(r->str) : "unexpected reply to INFO";
+    return self->finish(false, why.c_str());
+  }
+  std::string_view info(r->str, r->len);
+  size_t at = info.find("run_id:");
+  if (at != std::string_view::npos) {
+    std::string_view rest = info.substr(at + 7);
+    self->run_id_ = std::string(rest.substr(0, rest.find_first_of("\r\n")));
+  }
+  self->finish(true, "");
+}
+
+void ServerProbe::on_timeout(uv_timer_t* timer) {
+  static_cast<ServerProbe*>(timer->data)->finish(false, "probe timed out");
+}
+
+void ServerProbe::finish(bool ok, const char* why) {
+  if (finished_) return;
+  finished_ = true;
+  if (server_ != nullptr) server_->on_probe_result(ok, why, run_id_);
+  if (ctx_ != nullptr) {
+    redisAsyncContext* ctx = ctx_;
+    ctx_ = nullptr;
+    // Frees now, or right after the hiredis callback we are in returns; either way while
+    // we still exist (we are deleted later, from the timer's close callback), and any
+    // callback it runs finds finished_ set.
+    redisAsyncFree(ctx);
+  }
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_timer_closed);
+}
+
+void ServerProbe::on_timer_closed(uv_handle_t* handle) { delete static_cast<ServerProbe*>(handle->data); }
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,228 @@
+#include "proxy/backend/resync.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstring>
+#include <string_view>
+
+#include "proxy/backend/backend_server.h"
+#include "proxy/net/hiredis_uv.h"
+#include "proxy/net/address.h"
+#include "proxy/backend/servers.h"
+
+namespace ringproxy::proxy {
+namespace {
+
+constexpr uint64_t kSyncDeadlineMs = 300'000;  // the full copy of a large server takes time
+constexpr uint64_t kHoldDeadlineMs = 2'000;    // writes are held only for the cutover
+constexpr uint64_t kUnreachableMs = 10'000;    // a replica retries its master every second
+
+std::string_view info_field(std::string_view info, std::string_view name) {
+  size_t at = 0;
+  while ((at = info.find(name, at)) != std::string_view::npos) {
+    if ((at == 0 || info[at - 1] == '\n') && at + name.size() < info.size() && info[at + name.size()] == ':') {
+      std::string_view rest = info.substr(at + name.size() + 1);
+      return rest.substr(0, rest.find_first_of("\r\n"));
+    }
+    at += name.size();
+  }
+  return {};
+}
+
+uint64_t to_u64(std::string_view text) {
+  uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
+}  // namespace
+
+ResyncJob::ResyncJob(BackendServer& stale, BackendServer& peer)
+    : servers_(&stale.servers()), stale_(&stale), peer_(&peer),
+      shard_(stale.servers().topology()->shards[stale.shard_index()]), stale_key_(stale.address_key()) {}
+
+redisAsyncContext* ResyncJob::connect(BackendServer& server) {
+  return connect_async(server.address(), stale_->worker().loop(), this, on_connect, on_disconnect);
+}
+
+void ResyncJob::start() {
+  Servers& servers = stale_->servers();
+  uv_timer_init(servers.worker().loop(), &timer_);
+  timer_.data = this;
+  started_ms_ = servers.worker().now_ms();
+  spdlog::info("resync of {} (shard {}) from {} starting", stale_->name(), stale_->shard_name(), peer_->name());
+  stale_ctx_ = connect(*stale_);
+  peer_ctx_ = connect(*peer_);
+  if (stale_ctx_ == nullptr || peer_ctx_ == nullptr) return finish(false, "cannot connect");
+  const conf::Address& peer = peer_->address();
+  waiting_ = true;
+  // Pipelined: the kills run before REPLICAOF, so nothing an abandoned connection still
+  // holds can run on the copy.
+  fences_ = servers.fences().pending(stale_->address_key());
+  for (const std::string& local : fences_) {
+    redisAsyncCommand(stale_ctx_, on_reply, this, "CLIENT KILL ADDR %b SKIPME yes", local.data(), local.size());
+  }
+  if (fences_.empty()) step_ = Step::replicaof;
+  redisAsyncCommand(stale_ctx_, on_reply, this, "REPLICAOF %s %d", peer.host.c_str(), static_cast<int>(peer.port));
+  poll_later(1000);  // the deadline checks run on the timer
+}
+
+void ResyncJob::cancel() {
+  stale_ = nullptr;
+  finish(false, "cancelled");
+}
+
+void ResyncJob::poll_later(uint64_t ms) { uv_timer_start(&timer_, on_timer, ms, 0); }
+
+void ResyncJob::on_timer(uv_timer_t* timer) { static_cast<ResyncJob*>(timer->data)->tick(); }
+
+void ResyncJob::on_connect(const redisAsyncContext* ctx, int status) {
+  auto* self = static_cast<ResyncJob*>(ctx->data);
+  if (status == REDIS_OK) {
+    if (ctx == self->stale_ctx_) self->stale_local_ = local_address(ctx->c.fd);
+    return;
+  }
+  if (ctx == self->stale_ctx_) self->stale_ctx_ = nullptr;  // hiredis frees it
+  if (ctx == self->peer_ctx_) self->peer_ctx_ = nullptr;
+  self->finish(false, std::string("cannot connect: ") + ctx->errstr);
+}
+
+void ResyncJob::on_disconnect(const redisAsyncContext* ctx, int) {
+  auto* self = static_cast<ResyncJob*>(ctx->data);
+  if (ctx == self->stale_ctx_) self->stale_ctx_ = nullptr;
+  if (ctx == self->peer_ctx_) self->peer_ctx_ = nullptr;
+  self->finish(false, "connection lost");
+}
+
+void ResyncJob::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
+  auto* self = static_cast<ResyncJob*>(privdata);
+  if (self->finished_) return;
+  if (reply == nullptr) return self->finish(false, "connection lost");
+  self->handle(ctx, reply);
+}
+
+// The replies drive the steps; the timer drives polling and deadlines.
+void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
+  auto* reply = static_cast<redisReply*>(raw);
+  if (step_ == Step::fencing) {  // one reply per kill, then REPLICAOF's
+    const std::string& local = fences_[fences_answered_];
+    const std::string_view text = reply->type == REDIS_REPLY_ERROR ? std::string_view(reply->str, reply->len) : "";
+    stale_->on_fence_reply(local, reply->type == REDIS_REPLY_ERROR ? "-" + std::string(text) : ":1");
+    if (++fences_answered_ == fences_.size()) step_ = Step::replicaof;
+    return;
+  }
+  waiting_ = false;
+  if (reply->type == REDIS_REPLY_ERROR) return finish(false, std::string("server said: ") + reply->str);
+  std::string_view text = reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS
+                              ? std::string_view(reply->str, reply->len)
+                              : std::string_view();
+  switch (step_) {
+    case Step::replicaof:
+      step_ = Step::syncing;
+      return poll_later(20);
+    case Step::syncing: {
+      // ROLE: ["slave", host, port, state, offset]. "connect"/"connecting" is a replica that
+      // has not reached its master; "handshake"/"sync" is one waiting for or loading the copy
+      // (which can take long: the peer's diskless-sync delay, a big dataset).
+      const std::string_view state = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 4 &&
+                                             reply->element[3]->type == REDIS_REPLY_STRING
+                                         ? std::string_view(reply->element[3]->str, reply->element[3]->len)
+                                         : std::string_view();
+      if (state == "connect" || state == "connecting") {
+        const uint64_t now = stale_->worker().now_ms();
+        if (link_down_since_ms_ == 0) link_down_since_ms_ = now;
+        if (now - link_down_since_ms_ > kUnreachableMs) return finish(false, "it cannot reach its peer");
+      } else {
+        link_down_since_ms_ = 0;
+      }
+      if (state == "connected") {
+        step_ = Step::draining;
+        holding_ = true;
+        hold_started_ms_ = stale_->worker().now_ms();
+        stale_->servers().hold_writes(*shard_, true);
+        return poll_later(0);
+      }
+      return poll_later(50);
+    }
+    case Step::catching_up:
+      if (ctx == peer_ctx_) {
+        // 0 is a real offset: a backlog created for this replica on an idle peer.
+        peer_offset_ = to_u64(info_field(text, "master_repl_offset"));
+        peer_offset_known_ = true;
+        return poll_later(0);
+      }
+      if (peer_offset_known_ && to_u64(info_field(text, "slave_repl_offset")) >= peer_offset_) {
+        step_ = Step::promoting;
+        waiting_ = true;
+        redisAsyncCommand(stale_ctx_, on_reply, this, "REPLICAOF NO ONE");
+        return;
+      }
+      return poll_later(1);
+    case Step::promoting:
+      ++shard_->cutovers;
+      return finish(true, "");
+    case Step::fencing:  // handled above
+    case Step::draining:
+    case Step::done:
+      return;
+  }
+}
+
+void ResyncJob::tick() {
+  if (finished_) return;
+  Servers& servers = stale_->servers();
+  const uint64_t now = servers.worker().now_ms();
+  if (now - started_ms_ > kSyncDeadlineMs) return finish(false, "full sync took too long");
+  // Only a peer in sync has everything; a dead one would leave the copy waiting forever.
+  if (peer_->detached() || peer_->mode() != routing::kServerLive) {
+    return finish(false, "its peer " + peer_->name() + " is no longer live");
+  }
+  if (holding_ && now - hold_started_ms_ > kHoldDeadlineMs) return finish(false, "cutover took too long");
+  if (waiting_) return poll_later(holding_ ? 1 : 50);
+  switch (step_) {
+    case Step::syncing:
+      waiting_ = true;
+      redisAsyncCommand(stale_ctx_, on_reply, this, "ROLE");
+      return;
+    case Step::draining:
+      if (shard_->inflight_writes > 0) return poll_later(1);
+      step_ = Step::catching_up;
+      waiting_ = true;
+      redisAsyncCommand(peer_ctx_, on_reply, this, "INFO replication");
+      return;
+    case Step::catching_up:
+      waiting_ = true;
+      redisAsyncCommand(stale_ctx_, on_reply, this, "INFO replication");
+      return;
+    default:
+      return poll_later(50);
+  }
+}
+
+void ResyncJob::finish(bool ok, const std::string& why) {
+  if (finished_) return;
+  finished_ = true;
+  step_ = Step::done;
+  // A REPLICAOF (or a kill) that has not run yet must not run later: the next attempt kills
+  // this connection first.
+  // (Cancelled too: the server may be added back later.)
+  if (!ok && !stale_local_.empty()) servers_->fence(stale_key_, stale_local_);
+  // The server is live before the held writes go out, so they reach it too.
+  if (stale_ != nullptr) stale_->on_resync_result(ok, why);
+  if (holding_) servers_->hold_writes(*shard_, false);
+  for (redisAsyncContext** ctx : {&stale_ctx_, &peer_ctx_}) {
+    if (*ctx == nullptr) continue;
+    redisAsyncContext* c = *ctx;
+    *ctx = nullptr;
+    redisAsyncFree(c);  // now, or right after the hiredis callback we are in
+  }
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_timer_closed);
+}
+
+void ResyncJob::on_timer_closed(uv_handle_t* handle) { delete static_cast<ResyncJob*>(handle->data); }
+
+}  // namespace ringproxy::proxy

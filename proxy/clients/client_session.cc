@@ -1,0 +1,243 @@
+#include "proxy/clients/client_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include "proxy/clients/clients.h"
+#include "routing/resp/writer.h"
+
+namespace ringproxy::proxy {
+
+// One writev of completed replies; owns the requests until libuv is done with their bytes.
+struct ClientSession::WriteBatch {
+  uv_write_t req;
+  ClientSession* session;
+  std::vector<uv_buf_t> bufs;
+  std::vector<Request*> requests;
+  bool close_after = false;
+};
+
+ClientSession::ClientSession(Clients& clients, uint64_t id)
+    : clients_(clients),
+      worker_(clients.worker()),
+      id_(id),
+      parser_({worker_.config().proxy.max_request_bytes, worker_.config().proxy.max_arguments}) {
+  uv_tcp_init(worker_.loop(), &handle_);
+  handle_.data = this;
+}
+
+void ClientSession::start() {
+  uv_tcp_nodelay(&handle_, 1);
+  last_active_ms_ = worker_.now_ms();
+  resume_reading();
+}
+
+std::string ClientSession::peer() const {
+  sockaddr_storage addr{};
+  int len = sizeof(addr);
+  if (uv_tcp_getpeername(&handle_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
+  char host[64] = "?";
+  int port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    uv_ip4_name(in, host, sizeof(host));
+    port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    uv_ip6_name(in6, host, sizeof(host));
+    port = ntohs(in6->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+void ClientSession::resume_reading() {
+  if (reading_ || closing_ || stop_parsing_) return;
+  reading_ = true;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&handle_), on_alloc, on_read);
+}
+
+void ClientSession::pause_reading() {
+  if (!reading_) return;
+  reading_ = false;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&handle_));
+}
+
+void ClientSession::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<ClientSession*>(handle->data);
+  auto [data, size] = self->input_.prepare(self->parser_.bytes_needed());
+  *buf = uv_buf_init(data, static_cast<unsigned>(size));
+}
+
+void ClientSession::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+  auto* self = static_cast<ClientSession*>(stream->data);
+  if (nread == 0) return;  // nothing to read now, not EOF
+  if (nread < 0) return self->close();
+  self->input_.commit(static_cast<size_t>(nread));
+  self->last_active_ms_ = self->worker_.now_ms();
+  self->clients_.stats().bytes_received += static_cast<uint64_t>(nread);
+  if (self->worker_.timing()) self->read_ns_ = self->worker_.loop_ns();  // one clock read per loop iteration
+  self->parse_requests();
+}
+
+// parse: every complete request in the buffer goes to the data path, until the client has
+// max_pending_per_client requests in flight; then reading pauses (backpressure) until
+// replies have been written.
+void ClientSession::parse_requests() {
+  const uint32_t max_pending = worker_.config().proxy.max_pending_per_client;
+  while (!stop_parsing_ && pending_ < max_pending && input_.unconsumed_size() > 0) {
+    char* start = input_.unconsumed();
+    resp::ParseStatus status = parser_.parse(start, input_.unconsumed_size());
+    if (status == resp::ParseStatus::incomplete) break;
+    if (status == resp::ParseStatus::error) return enqueue_protocol_error(parser_.error());
+
+    size_t size = parser_.request_bytes();
+    if (parser_.args().empty()) {  // empty line or "*0": nothing to answer
+      input_.consume(size);
+      parser_.reset();
+      continue;
+    }
+    Request* request = clients_.requests().take();
+    request->client = this;
+    request->started_ns = read_ns_;
+    request->request_block = input_.block();
+    request->raw = std::string_view(start, size);
+    request->args.reserve(parser_.args().size());
+    for (resp::ArgRef arg : parser_.args()) request->args.emplace_back(start + arg.offset, arg.length);
+    bool inline_request = parser_.is_inline();
+    input_.consume(size);
+    parser_.reset();
+
+    if (tail_ != nullptr) tail_->next = request; else head_ = request;
+    tail_ = request;
+    ++pending_;
+    if (inline_request) request->raw = {};  // servers get a multibulk rebuilt from args
+    clients_.handler().dispatch(*this, *request);
+  }
+  if (pending_ >= max_pending) pause_reading();
+}
+
+void ClientSession::enqueue_protocol_error(std::string_view why) {
+  ++clients_.stats().protocol_errors;
+  worker_.metrics()->protocol_errors->Increment();
+  spdlog::info("client {} ({}): protocol error: {}; closing", id_, peer(), why);
+  Request* request = clients_.requests().take();
+  request->client = this;
+  request->rejected = true;
+  resp::append_error(request->owned_reply, "ERR Protocol error: " + std::string(why));
+  request->reply = request->owned_reply;
+  request->done = true;
+  request->close_after_reply = true;
+  if (tail_ != nullptr) tail_->next = request; else head_ = request;
+  tail_ = request;
+  ++pending_;
+  stop_parsing_ = true;
+  pause_reading();
+  on_request_done(*request);
+}
+
+void ClientSession::on_request_done(Request& request) {
+  if (request.close_after_reply) stop_parsing_ = true;
+  if (&request == head_ && !dirty && !closing_) worker_.flush_to_client(this);
+}
+
+// reply: the completed prefix of the queue goes out in one writev.
+void ClientSession::flush() {
+  dirty = false;
+  if (closing_ || head_ == nullptr || !head_->done) return;
+  WriteBatch* batch = take_spare(spare_batches_);
+  batch->session = this;
+  batch->close_after = false;
+  const uint64_t now_ns = worker_.timing() ? worker_.loop_ns() : 0;
+  while (head_ != nullptr && head_->done) {
+    Request* request = head_;
+    head_ = request->next;
+    if (head_ == nullptr) tail_ = nullptr;
+    clients_.accounting().account(*request, now_ns);
+    clients_.stats().bytes_sent += request->reply.size();
+    batch->bufs.push_back(uv_buf_init(const_cast<char*>(request->reply.data()),
+                                      static_cast<unsigned>(request->reply.size())));
+    batch->requests.push_back(request);
+    if (request->close_after_reply) {
+      batch->close_after = true;
+      break;
+    }
+  }
+  // Directly when the socket takes it all (no libuv request, no callback); else the rest
+  // through uv_write (uv_try_write refuses while earlier writes are queued: order is kept).
+  auto* stream = reinterpret_cast<uv_stream_t*>(&handle_);
+  int written = uv_try_write(stream, batch->bufs.data(), static_cast<unsigned>(batch->bufs.size()));
+  if (written < 0 && written != UV_EAGAIN) return written_out(batch, written);
+  if (written > 0 && static_cast<size_t>(written) == total_bytes(batch->bufs)) return written_out(batch, 0);
+  if (written > 0) advance_bufs(batch->bufs, static_cast<size_t>(written));
+  ++writes_in_flight_;
+  batch->req.data = batch;
+  int rc = uv_write(&batch->req, stream, batch->bufs.data(), static_cast<unsigned>(batch->bufs.size()), on_write);
+  if (rc != 0) {
+    --writes_in_flight_;
+    written_out(batch, rc);
+  }
+}
+
+void ClientSession::on_write(uv_write_t* req, int status) {
+  auto* batch = static_cast<WriteBatch*>(req->data);
+  --batch->session->writes_in_flight_;
+  batch->session->written_out(batch, status);
+}
+
+// The batch's replies are out (or failed to go out): its requests are done with.
+void ClientSession::written_out(WriteBatch* batch, int status) {
+  ClientSession* self = this;
+  self->pending_ -= batch->requests.size();
+  for (Request* request : batch->requests) {
+    // Answered at its ack level, a replicated write may still have copies in flight: the
+    // last of them frees it.
+    if (request->fragments_pending > 0) {
+      request->client = nullptr;
+    } else {
+      self->clients_.requests().give_back(request);
+    }
+  }
+  bool close_after = batch->close_after;
+  batch->bufs.clear();
+  batch->requests.clear();
+  self->spare_batches_.push_back(batch);  // write batches are reused: no malloc per flush
+  if (self->closing_) return;
+  if (status < 0 || close_after) return self->close();
+  // Backpressure released: take the requests already buffered, then read again.
+  if (self->pending_ < self->worker_.config().proxy.max_pending_per_client / 2 + 1 && !self->stop_parsing_) {
+    self->parse_requests();
+    if (self->pending_ < self->worker_.config().proxy.max_pending_per_client) self->resume_reading();
+  }
+  if (self->head_ != nullptr && self->head_->done && !self->dirty) self->worker_.flush_to_client(self);
+}
+
+void ClientSession::close() {
+  if (closing_) return;
+  closing_ = true;
+  reading_ = false;
+  worker_.forget(this);
+  // Requests still waiting for servers are orphaned; the others are freed now.
+  for (Request* request = head_; request != nullptr;) {
+    Request* next = request->next;
+    request->next = nullptr;
+    if (request->fragments_pending > 0) {
+      request->client = nullptr;
+    } else {
+      clients_.requests().give_back(request);
+    }
+    request = next;
+  }
+  head_ = tail_ = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&handle_), on_close);
+}
+
+ClientSession::~ClientSession() {
+  for (WriteBatch* batch : spare_batches_) delete batch;
+}
+
+void ClientSession::on_close(uv_handle_t* handle) {
+  auto* self = static_cast<ClientSession*>(handle->data);
+  self->clients_.on_closed(self);
+  delete self;
+}
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,93 @@
+// One client connection: reads and parses requests, hands each to the data path (a
+// RequestHandler), and writes replies strictly in request order (the completed prefix of its
+// queue), once per loop iteration.
+//
+// TLS seam: the bytes come in through on_alloc/on_read and go out through flush()'s
+// uv_try_write/uv_write on handle_; a TLS session would sit between those calls and the
+// socket, and nothing above this file would change.
+//
+// Ownership: created by Clients on accept; deletes itself from its handle's close callback.
+// Requests still waiting for a server when it closes are orphaned, not freed.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "proxy/net/buffer.h"
+#include "proxy/net/worker.h"
+#include "proxy/requests/request.h"
+#include "routing/resp/request_parser.h"
+
+namespace ringproxy::proxy {
+
+class Clients;
+class ClientSession;
+
+// Where a session's parsed requests go: the data path (datapath/data_path.h).
+class RequestHandler {
+ public:
+  // `request` is queued in `client`'s reply order; its reply comes through on_request_done().
+  virtual void dispatch(ClientSession& client, Request& request) = 0;
+
+ protected:
+  ~RequestHandler() = default;
+};
+
+class ClientSession final : public Flushable {
+ public:
+  ClientSession(Clients& clients, uint64_t id);
+  uv_tcp_t* handle() { return &handle_; }
+  void start();  // after uv_accept
+  void close();
+
+  // A request of this client completed (its reply is set).
+  void on_request_done(Request& request);
+  // Writes the completed prefix of the queue (called by the Worker's flush).
+  void flush() override;
+
+  uint64_t id() const { return id_; }
+  const std::string& name() const { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+  std::string peer() const;
+  uint64_t last_active_ms() const { return last_active_ms_; }
+  size_t pending() const { return pending_; }
+
+ private:
+  ~ClientSession();  // only from on_close
+  struct WriteBatch;
+
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  static void on_close(uv_handle_t* handle);
+
+  void parse_requests();
+  void written_out(WriteBatch* batch, int status);
+  void enqueue_protocol_error(std::string_view why);
+  void pause_reading();
+  void resume_reading();
+
+  Clients& clients_;
+  Worker& worker_;
+  uint64_t id_;
+  uv_tcp_t handle_{};
+  ReadBuffer input_;
+  resp::RequestParser parser_;
+  std::string name_;
+  uint64_t last_active_ms_ = 0;
+  uint64_t read_ns_ = 0;     // when the last read came in (metrics on): its requests' start
+
+  Request* head_ = nullptr;  // oldest request without a written reply
+  Request* tail_ = nullptr;
+  size_t pending_ = 0;       // requests queued or being written
+  bool reading_ = false;
+  bool closing_ = false;
+  bool stop_parsing_ = false;  // after QUIT or a protocol error
+  uint32_t writes_in_flight_ = 0;
+  std::vector<WriteBatch*> spare_batches_;  // at most one per write in flight
+};
+
+}  // namespace ringproxy::proxy

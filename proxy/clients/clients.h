@@ -1,0 +1,64 @@
+// The client side: the listener and every client session.
+//
+// Accepts connections (refusing those beyond [proxy] max_clients with Redis's error), keeps
+// the list of open sessions (INFO clients, the idle timeout, shutdown), and gives each
+// session what it needs: the Worker, the request pool, the counters and the RequestHandler
+// its requests go to.
+//
+// Ownership: owned by the Proxy. Sessions delete themselves once closed and report it
+// through on_closed().
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "conf/config.h"
+#include "proxy/clients/client_session.h"
+#include "proxy/net/worker.h"
+#include "proxy/requests/request.h"
+#include "proxy/requests/stats.h"
+
+namespace ringproxy::proxy {
+
+class Clients {
+ public:
+  Clients(Worker& worker, RequestPool& requests, ProxyStats& stats, RequestAccounting& accounting)
+      : worker_(worker), requests_(requests), stats_(stats), accounting_(accounting) {}
+  Clients(const Clients&) = delete;
+  Clients& operator=(const Clients&) = delete;
+
+  void set_handler(RequestHandler* handler) { handler_ = handler; }
+  // Binds the listener; false with `error` set (the handle is closed then).
+  bool listen(const conf::Address& address, std::string* error);
+  void stop();                              // closes the listener and every session
+  void close_idle(uint64_t now_ms);         // [proxy] client_idle_timeout_ms
+
+  const std::vector<ClientSession*>& sessions() const { return sessions_; }
+
+  // --- for the sessions ---
+  Worker& worker() const { return worker_; }
+  RequestPool& requests() const { return requests_; }
+  ProxyStats& stats() const { return stats_; }
+  RequestAccounting& accounting() const { return accounting_; }
+  RequestHandler& handler() const { return *handler_; }
+  void on_closed(ClientSession* session);
+
+ private:
+  static void on_connection(uv_stream_t* server, int status);
+  void accept_client();
+
+  Worker& worker_;
+  RequestPool& requests_;
+  ProxyStats& stats_;
+  RequestAccounting& accounting_;
+  RequestHandler* handler_ = nullptr;
+  uv_tcp_t listener_{};
+  bool listening_ = false;
+  uint64_t next_client_id_ = 1;
+  std::vector<ClientSession*> sessions_;
+};
+
+}  // namespace ringproxy::proxy

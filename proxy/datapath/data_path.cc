@@ -1,0 +1,629 @@
+// The data path: classify -> plan -> send -> reduce -> reply. See the diagram in data_path.h.
+#include "proxy/datapath/data_path.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "proxy/backend/backend_server.h"
+#include "routing/resp/reply_scanner.h"
+#include "routing/resp/writer.h"
+#include "routing/keys.h"
+#include "routing/planner.h"
+
+namespace ringproxy::proxy {
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Redis's wording, so clients and their users see familiar errors.
+std::string unknown_command_error(std::span<const std::string_view> args) {
+  std::string error = "ERR unknown command '";
+  error.append(args[0].substr(0, 128)).append("', with args beginning with: ");
+  for (size_t i = 1; i < args.size() && error.size() < 256; ++i) {
+    error.append("'").append(args[i].substr(0, 64)).append("' ");
+  }
+  return error;
+}
+
+}  // namespace
+
+DataPath::DataPath(Worker& worker, Servers& servers, RequestPool& requests, ProxyStats& stats)
+    : worker_(worker), servers_(servers), requests_(requests), stats_(stats) {}
+
+DataPath::~DataPath() {
+  for (Request* request : held_requests_) {
+    if (request->client == nullptr) requests_.give_back(request);
+  }
+}
+
+void DataPath::start() {
+  uv_timer_init(worker_.loop(), &releaser_);
+  releaser_.data = this;
+}
+
+void DataPath::stop() { uv_close(reinterpret_cast<uv_handle_t*>(&releaser_), nullptr); }
+
+// classify -> local answer, or plan -> send.
+void DataPath::dispatch(ClientSession& client, Request& request) {
+  ++stats_.requests;
+  std::span<const std::string_view> args = request.args;
+
+  const routing::CommandInfo* cmd = routing::find_command(args[0]);
+  request.top_cmd = cmd;  // its metrics label
+  if (cmd == nullptr) return reply_error(request, unknown_command_error(args));
+  if (cmd->is_container() && args.size() >= 2) {
+    const routing::CommandInfo* sub = routing::find_subcommand(*cmd, args[1]);
+    if (sub == nullptr) {
+      return reply_error(request, "ERR unknown subcommand '" + std::string(args[1].substr(0, 128)) + "'. Try " +
+                                      lower(cmd->name) + " HELP.");
+    }
+    cmd = sub;
+  }
+  request.cmd = cmd;
+  if (!routing::arity_ok(*cmd, args.size())) {
+    std::string name(cmd->name);
+    std::replace(name.begin(), name.end(), '|', ' ');
+    return reply_error(request, "ERR wrong number of arguments for '" + name + "' command");
+  }
+
+  if (cmd->cls == routing::CommandClass::local) return local_->answer(client, request);
+  if (routing::has_block_option(*cmd, args)) {
+    return reply_error(request, "ERR blocking " + std::string(args[0]) +
+                                    " is not supported by ringproxy: a blocked server connection would stall "
+                                    "every client sharing it; call it without BLOCK");
+  }
+
+  route(request);
+}
+
+// plan -> send, or hold the request while a shard it writes to is being cut over.
+void DataPath::route(Request& request, bool keys_moved) {
+  request.topology = servers_.topology();  // a held or parked request takes the snapshot of its turn
+  // After a reload that changed the ring: a request for a key whose shard changed waits
+  // here until that key has been moved (routing::previous_owners; see migration.h).
+  if (key_moves_ != nullptr && !keys_moved && key_moves_->park_if_moving(request)) return;
+  routing::plan(*request.cmd, request.args, *request.topology->table, servers_.health_for_request(),
+                {worker_.config().proxy.allow_admin_commands},
+                plan_scratch_, plan_);
+  if (plan_.kind == routing::PlanKind::reject) return reply_error(request, plan_.error);
+  if (plan_.replicated || !held_requests_.empty()) {
+    bool held = !held_requests_.empty() && (request.cmd->cls == routing::CommandClass::write ||
+                                            request.cmd->cls == routing::CommandClass::admin);
+    for (const routing::PlannedGroup& g : plan_.groups) held = held || (plan_.replicated && servers_.shard_state(g.shard).held);
+    if (!held && plan_.replicated && request.cmd->cls == routing::CommandClass::write) held = leader_change_waits(plan_);
+    if (held) {
+      // Writes stay in arrival order behind the held ones. A token in fragments_pending
+      // keeps the request alive if its client leaves meanwhile.
+      request.fragments_pending = 1;
+      held_requests_.push_back(&request);
+      return;
+    }
+  }
+  send_plan(request, plan_);
+}
+
+// A write whose leader (the server that applies it first: the primary, the replica standing
+// in for it, an SPOP's first live server; or none, for a write sent to every server at once)
+// is not the shard's last leader waits until the writes the last one led are done: their
+// copies go to the others only once it has answered, and must not land after the new
+// leader's writes. An old leader that lags with writes in flight would answer late and send
+// copies after the new leader's writes: it is made stale (resynced) instead.
+bool DataPath::leader_change_waits(const routing::Plan& plan) {
+  for (const routing::PlannedGroup& g : plan.groups) {
+    if (g.count < 2) continue;
+    BackendServer* leader = g.rule.primary_first ? servers_.servers()[plan.fragments[g.first].server].get() : nullptr;
+    ShardRuntime& shard = servers_.shard_state(g.shard);
+    if (shard.leader_known && shard.leader == leader) continue;
+    if (shard.leader_known && shard.inflight_writes > 0) {
+      shard.leader_change_pending = true;
+      return true;
+    }
+    const bool known = std::exchange(shard.leader_known, true);
+    BackendServer* previous = std::exchange(shard.leader, leader);
+    if (!known || previous == nullptr || leader == nullptr) continue;  // not a change of server
+    ++shard.leader_changes;
+    shard.metrics.leader_changes->Increment();
+    spdlog::info("shard {}: writes are now led by {}", shard.name, leader->name());
+    for (auto& server : servers_.servers()) {  // `previous` may have been removed by a reload
+      if (server.get() == previous && previous->mode() != routing::kServerLive && previous->settled_in_flight()) {
+        previous->mark_stale("it lost the lead with writes in flight");
+      }
+    }
+  }
+  return false;
+}
+
+// Counted: a resync and a repair may hold the same shard at once.
+void DataPath::hold_writes(ShardRuntime& shard, bool hold) {
+  if (hold) {
+    ++shard.held;
+    return;
+  }
+  if (shard.held > 0 && --shard.held > 0) return;
+  release_held_requests();
+}
+
+// A leader change may go ahead (leave_flight): the held writes are released on the next loop
+// turn, outside the reply handling that noticed it.
+void DataPath::release_held_soon() {
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&releaser_))) uv_timer_start(&releaser_, on_release, 0, 0);
+}
+
+void DataPath::on_release(uv_timer_t* handle) { static_cast<DataPath*>(handle->data)->release_held_requests(); }
+
+void DataPath::resume_parked(Request& request, std::string_view error) {
+  request.fragments_pending = 0;
+  if (request.client == nullptr) return requests_.give_back(&request);
+  if (!error.empty()) return reply_error(request, error);
+  route(request, true);
+}
+
+void DataPath::release_held_requests() {
+  std::vector<Request*> held;
+  held.swap(held_requests_);
+  for (size_t i = 0; i < held.size(); ++i) {
+    Request* request = held[i];
+    request->fragments_pending = 0;
+    if (request->client == nullptr) {
+      requests_.give_back(request);  // its client left while it waited
+      continue;
+    }
+    if (!held_requests_.empty()) {  // held again (another shard): keep the order
+      request->fragments_pending = 1;
+      held_requests_.push_back(request);
+      continue;
+    }
+    route(*request);
+  }
+}
+
+void DataPath::fragment_finished(Request& request, bool leaves_flight) {
+  --request.fragments_pending;
+  if (leaves_flight) leave_flight(request);
+}
+
+// A replicated write stops counting as in flight for its shards once each copy is done or
+// settled: a settled copy belongs to a lagging server, which neither a repair (live servers
+// only) nor a resync cutover (a live peer) has to wait for.
+void DataPath::leave_flight(Request& request) {
+  if (request.fragments_in_flight == 0 || --request.fragments_in_flight > 0) return;
+  for (const GroupState& group : request.groups) {
+    ShardRuntime& shard = *request.topology->shards[group.shard];
+    if (--shard.inflight_writes == 0 && shard.leader_change_pending) {
+      shard.leader_change_pending = false;
+      release_held_soon();  // not inside this reply's handling
+    }
+  }
+}
+
+BlockRef DataPath::bytes_block(std::string_view bytes, std::string_view* view) {
+  Block* block = Block::create(bytes.size());
+  std::memcpy(block->data(), bytes.data(), bytes.size());
+  *view = std::string_view(block->data(), bytes.size());
+  return BlockRef::adopt(block);
+}
+
+namespace {
+
+// Wall-clock milliseconds: absolute expiry times are Unix times.
+uint64_t wall_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+routing::WriteTracker::Outcome outcome_of(const Fragment& f) {
+  if (f.failed) return routing::WriteTracker::Outcome::missed;
+  return resp::is_error_reply(f.reply) ? routing::WriteTracker::Outcome::error_reply
+                                       : routing::WriteTracker::Outcome::ack;
+}
+
+}  // namespace
+
+// send: forward and broadcast carry the client's own bytes (rebuilt only for inline
+// requests, and for replicated writes with a relative expiry, made absolute); split builds
+// one sub-command per shard. A replicated write goes to every server of the shard: now,
+// after the primary acknowledged (stage 1), or into the replay queue of a server that is
+// down.
+bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
+  const size_t n = plan.fragments.size();
+  if (n == 1 && plan.kind == routing::PlanKind::forward && !plan.replicated && !request.raw.empty()) {
+    // Most requests: the client's bytes, unchanged, to one server.
+    // (emplace_back, not resize(1): the request's fragments are empty here, and GCC inlines
+    // this but not resize's default-append, ~70 instructions per request.)
+    request.fragments.clear();
+    request.fragments.emplace_back();
+    request.fragments_pending = 1;
+    Fragment& fragment = request.fragments.front();
+    fragment.request = &request;
+    fragment.server = servers_.servers()[plan.fragments.front().server].get();
+    fragment.bytes = request.raw;
+    fragment.bytes_block = request.request_block;
+    fragment.state = Fragment::State::sent;
+    fragment.server->send(fragment, request.client != nullptr ? request.client->id() : 0);
+    return true;
+  }
+  request.fragments.resize(n);
+  request.fragments_pending = static_cast<uint32_t>(n);
+  const bool write = request.cmd->cls == routing::CommandClass::write || request.cmd->cls == routing::CommandClass::admin;
+  request.replicated_write = plan.replicated && write;
+  if (request.replicated_write) {
+    request.fragments_in_flight = static_cast<uint32_t>(n);
+    for (const routing::PlannedGroup& g : plan.groups) ++servers_.shard_state(g.shard).inflight_writes;
+  }
+
+  std::string_view whole = request.raw;
+  BlockRef whole_block = request.request_block;
+  if (request.replicated_write && routing::rewrite_relative_expiry(request.args, wall_ms(), rewritten_)) {
+    rewritten_views_.assign(rewritten_.begin(), rewritten_.end());
+    scratch_.clear();
+    resp::append_command(scratch_, rewritten_views_);
+    whole_block = bytes_block(scratch_, &whole);
+  } else if (whole.empty()) {  // inline request: servers get the same command as multibulk
+    scratch_.clear();
+    resp::append_command(scratch_, request.args);
+    whole_block = bytes_block(scratch_, &whole);
+  }
+
+  // Groups: a fast path without them for one plain fragment.
+  const bool grouped = plan.kind != routing::PlanKind::forward || plan.replicated;
+  if (grouped) {
+    request.groups.reserve(plan.groups.size());
+    for (const routing::PlannedGroup& g : plan.groups) {
+      GroupState& group = request.groups.emplace_back(g.rule, g.first, g.count, g.shard);
+      group.read_quorum = g.read_quorum;
+      group.cutovers = servers_.shard_state(g.shard).cutovers;
+    }
+  }
+  if (plan.kind != routing::PlanKind::forward) {
+    std::vector<std::vector<uint32_t>> slots(plan.groups.size());
+    if (plan.kind == routing::PlanKind::split) {
+      for (size_t g = 0; g < plan.groups.size(); ++g) {
+        const routing::PlannedFragment& f = plan.fragments[plan.groups[g].first];
+        slots[g].assign(plan.key_slots.begin() + f.keys_begin, plan.key_slots.begin() + f.keys_end);
+      }
+    }
+    request.reducer = std::make_unique<routing::Reducer>(plan.merge, std::move(slots), plan.key_args.size());
+  }
+
+  const bool pairs = request.cmd->fanout == routing::Fanout::split_pairs;
+  for (size_t g = 0; g < plan.groups.size(); ++g) {
+    const routing::PlannedGroup& group = plan.groups[g];
+    std::string_view bytes = whole;
+    BlockRef block = whole_block;
+    if (plan.kind == routing::PlanKind::split) {  // one sub-command, shared by the group's servers
+      const routing::PlannedFragment& f = plan.fragments[group.first];
+      size_t per_key = pairs ? 2 : 1;
+      scratch_.clear();
+      resp::append_array_header(scratch_, 1 + (f.keys_end - f.keys_begin) * per_key);
+      resp::append_bulk(scratch_, request.args[0]);
+      for (uint32_t k = f.keys_begin; k < f.keys_end; ++k) {
+        uint32_t position = plan.key_args[k];
+        resp::append_bulk(scratch_, request.args[position]);
+        if (pairs) resp::append_bulk(scratch_, request.args[position + 1]);
+      }
+      block = bytes_block(scratch_, &bytes);
+    }
+    for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+      Fragment& fragment = request.fragments[i];
+      const routing::PlannedFragment& planned = plan.fragments[i];
+      fragment.request = &request;
+      fragment.index = i;
+      fragment.group = static_cast<uint32_t>(g);
+      fragment.slot = planned.slot;
+      fragment.stage = planned.stage;
+      fragment.server = servers_.servers()[planned.server].get();
+      fragment.bytes = bytes;
+      fragment.bytes_block = block;
+    }
+  }
+
+  // Copies for servers that are down or stale are settled first (queued for replay, or
+  // left to the resync); then the rest is sent. A fragment may complete, and the request
+  // be answered, while this runs: nothing below depends on it staying unanswered.
+  for (size_t i = 0; i < n; ++i) {
+    Fragment& fragment = request.fragments[i];
+    routing::Delivery delivery = plan.fragments[i].delivery;
+    if (delivery == routing::Delivery::send) continue;
+    if (delivery == routing::Delivery::replay) {
+      // A copy that follows the leader (primary-replica, SPOP) is queued only once the
+      // leader has applied it, as what it applied; a copy of a refused write never is.
+      if (fragment.stage == 1) {
+        fragment.replay_after_leader = true;
+        fragment.server->expect_copy();
+      } else {
+        fragment.server->queue_for_replay(fragment.bytes);
+      }
+    }
+    fragment.queued_for_replay = true;  // (a stale server gets nothing: the resync brings it)
+    fragment.failed = true;
+    fragment.state = Fragment::State::done;
+    fragment_finished(request);
+    on_group_outcome(request, fragment);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Fragment& fragment = request.fragments[i];
+    if (fragment.state != Fragment::State::planned || fragment.stage != 0) continue;
+    fragment.state = Fragment::State::sent;
+    fragment.server->send(fragment, request.client != nullptr ? request.client->id() : 0);
+  }
+  return true;
+}
+
+// reduce: a fragment's reply (or failure) settles its group; the groups settle the request.
+void DataPath::on_fragment_done(Fragment& fragment) {
+  if (fragment.request == nullptr) return fragment.server->on_replay_done(fragment);
+  Request& request = *fragment.request;
+  fragment.state = Fragment::State::done;
+  // A stale leader's late reply sends nothing: its resync makes it equal to the others.
+  if (fragment.settled && !fragment.late_reply.empty() && fragment.server->state() != ServerState::stale) {
+    send_late_second_stage(request, fragment);
+  }
+  fragment_finished(request, !fragment.settled);  // a settled copy left the flight already
+  if (fragment.settled) {  // its outcome was given already
+    if (request.replicated_write && fragment.slot == 0) drop_waiting_copies(request, fragment);
+    return release_if_finished(request);
+  }
+  if (request.groups.empty()) {
+    finish_request(request, fragment.reply);
+  } else {
+    on_group_outcome(request, fragment);
+    if (request.replicated_write && fragment.slot == 0) drop_waiting_copies(request, fragment);
+  }
+  release_if_finished(request);
+}
+
+// The leader is done for good: copies still waiting for it (refused, missed, or lost) will
+// never be queued, and their servers stop waiting for them.
+void DataPath::drop_waiting_copies(Request& request, const Fragment& leader) {
+  if (request.groups.empty()) return;
+  const GroupState& group = request.groups[leader.group];
+  for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+    Fragment& f = request.fragments[i];
+    if (!f.replay_after_leader) continue;
+    f.replay_after_leader = false;
+    f.server->copy_resolved();
+  }
+}
+
+// The server lags: the fragment's outcome is given now, its late reply only releases it.
+void DataPath::on_fragment_settled(Fragment& fragment) {
+  Request& request = *fragment.request;
+  leave_flight(request);
+  if (request.groups.empty()) {
+    finish_request(request, fragment.reply);
+  } else {
+    on_group_outcome(request, fragment);
+  }
+}
+
+void DataPath::on_group_outcome(Request& request, Fragment& fragment) {
+  GroupState& group = request.groups[fragment.group];
+  routing::WriteTracker::Outcome outcome = outcome_of(fragment);
+  if (request.replicated_write && group.count > 1) {
+    // A copy that may have reached the server but was not acknowledged leaves the server
+    // in an unknown state: it must be resynced. A refused copy (an error only this server
+    // gives) means it has diverged.
+    if (fragment.failed && fragment.maybe_sent) fragment.server->mark_stale("a write in flight was lost");
+    if (fragment.failed && !fragment.maybe_sent && !fragment.settled && !fragment.queued_for_replay) {
+      fragment.server->queue_for_replay(fragment.bytes);  // it never reached the server: replay it
+      fragment.queued_for_replay = true;
+    }
+  }
+  routing::WriteTracker::Decision decision = group.tracker.on_outcome(fragment.slot, outcome);
+  if (group.read_quorum) {
+    if (decision.answer) answer_quorum_read(request, fragment.group, decision.reply_from);
+    return;
+  }
+  if (decision.send_to_replicas) send_second_stage(request, group, fragment);
+  if (decision.cancel_replicas) {
+    for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+      Fragment& f = request.fragments[i];
+      if (f.state != Fragment::State::planned) continue;
+      f.state = Fragment::State::cancelled;
+      fragment_finished(request);
+    }
+  }
+  if (decision.answer) answer_group(request, fragment.group, decision.reply_from, fragment);
+}
+
+// The leader (the primary) timed out, so its copies for the others were cancelled; it has
+// now applied the write after all: the others get it too, or they would silently differ.
+void DataPath::send_late_second_stage(Request& request, Fragment& leader) {
+  if (!request.replicated_write || leader.slot != 0 || resp::is_error_reply(leader.late_reply)) return;
+  GroupState& group = request.groups[leader.group];
+  // A server that was stale when the write was planned got no copy: its resync was to bring
+  // the write. If that resync cut over since, its peer did not have the write yet (its copy
+  // was cancelled until now): it gets the copy too, through its replay queue.
+  if (request.topology->shards[group.shard]->cutovers != group.cutovers) {
+    for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+      Fragment& f = request.fragments[i];
+      if (f.stage != 1 || f.state != Fragment::State::done || !f.failed || !f.queued_for_replay ||
+          f.replay_after_leader) {
+        continue;
+      }
+      // (the server may have been removed and destroyed since: only a current one counts)
+      const bool current = servers_.current(f.server);
+      if (!current || f.server->state() == ServerState::stale) continue;
+      f.replay_after_leader = true;
+      f.server->expect_copy();
+    }
+  }
+  uint32_t revived = 0;
+  for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+    Fragment& f = request.fragments[i];
+    if (f.stage != 1 || (f.state != Fragment::State::cancelled && !f.replay_after_leader)) continue;
+    if (f.state == Fragment::State::cancelled) {
+      f.state = Fragment::State::planned;
+      ++request.fragments_pending;
+      ++revived;
+    }
+  }
+  if (revived == 0 && std::none_of(request.fragments.begin() + group.first,
+                                   request.fragments.begin() + group.first + group.count,
+                                   [](const Fragment& f) { return f.replay_after_leader; })) {
+    return;
+  }
+  if (request.fragments_in_flight == 0 && revived > 0) {
+    for (const GroupState& g : request.groups) ++request.topology->shards[g.shard]->inflight_writes;
+  }
+  request.fragments_in_flight += revived;
+  std::string_view settled_reply = leader.reply;
+  leader.reply = leader.late_reply;  // what it applied (SPOP's effect is built from it)
+  send_second_stage(request, group, leader);
+  leader.reply = settled_reply;
+}
+
+// primary-replica (and SPOP anywhere): the copies that wait for the first server.
+void DataPath::send_second_stage(Request& request, GroupState& group, const Fragment& leader) {
+  std::string_view bytes = leader.bytes;
+  BlockRef block = leader.bytes_block;
+  bool nothing_to_apply = false;
+  if (request.cmd->name == "spop") {  // replicated by effect: what the leader popped
+    std::vector<std::string_view> members;
+    if (leader.reply.starts_with("$-1") || leader.reply.starts_with("*0") || leader.reply.starts_with("*-1")) {
+      nothing_to_apply = true;
+    } else if (leader.reply.starts_with("$")) {
+      members.push_back(leader.reply);
+    } else {
+      resp::split_array_reply(leader.reply, members);
+    }
+    if (!nothing_to_apply) {
+      std::vector<std::string> words = {"SREM", std::string(request.args[1])};
+      for (std::string_view element : members) {
+        size_t header = element.find("\r\n");
+        words.emplace_back(element.substr(header + 2, element.size() - header - 4));
+      }
+      rewritten_views_.assign(words.begin(), words.end());
+      scratch_.clear();
+      resp::append_command(scratch_, rewritten_views_);
+      block = bytes_block(scratch_, &bytes);
+    }
+  }
+  for (uint32_t i = group.first; i < group.first + group.count; ++i) {
+    Fragment& f = request.fragments[i];
+    if (f.replay_after_leader) {
+      f.replay_after_leader = false;
+      if (!nothing_to_apply) f.server->queue_for_replay(bytes);
+      f.server->copy_resolved();
+      continue;
+    }
+    if (f.state != Fragment::State::planned) continue;
+    f.bytes = bytes;
+    f.bytes_block = block;
+    if (nothing_to_apply) {  // nothing was popped: every copy is trivially applied
+      f.state = Fragment::State::done;
+      f.reply = leader.reply;
+      fragment_finished(request);
+      on_group_outcome(request, f);
+      continue;
+    }
+    f.state = Fragment::State::sent;
+    f.server->send(f, request.client != nullptr ? request.client->id() : 0);
+  }
+}
+
+void DataPath::answer_group(Request& request, uint32_t group_index, int reply_from, const Fragment& last) {
+  GroupState& group = request.groups[group_index];
+  if (reply_from >= 0) {
+    group.reply = request.fragments[group.first + reply_from].reply;
+  } else if (group.count == 1) {
+    group.reply = last.reply;  // the proxy's own error for its one server
+  } else {
+    group.owned_reply = group.tracker.shortfall_error(request.topology->table->shards()[group.shard].name);
+    group.reply = group.owned_reply;
+  }
+  if (request.replicated_write && group.count > 1) {
+    const auto level = request.topology->table->shards()[group.shard].replication.write_ack;
+    worker_.metrics()->acks(static_cast<size_t>(level), group.tracker.acks() >= group.tracker.needed())->Increment();
+  }
+  if (!request.reducer) return finish_request(request, group.reply);
+  if (request.reducer->add(group_index, group.reply)) {
+    request.reducer->finish(request.owned_reply);
+    finish_request(request, request.owned_reply);
+  }
+}
+
+// read_from = quorum: every server asked has answered. Equal replies are the answer;
+// otherwise the authoritative copy is (the primary's for primary-replica, else the copy most
+// servers gave, ties to the first) and the request's keys are repaired on the shard.
+void DataPath::answer_quorum_read(Request& request, uint32_t group_index, int reply_from) {
+  GroupState& group = request.groups[group_index];
+  const routing::ShardEntry& shard = request.topology->table->shards()[group.shard];
+  // Decided before every server replied (an error reply came first): that reply is the
+  // answer; the others are still in flight and must not be compared.
+  const bool all_in = std::all_of(request.fragments.begin() + group.first,
+                                  request.fragments.begin() + group.first + group.count,
+                                  [](const Fragment& f) { return f.state == Fragment::State::done && !f.failed; });
+  if (reply_from >= 0 && !all_in) {
+    group.reply = request.fragments[group.first + reply_from].reply;
+  } else if (reply_from < 0) {
+    group.owned_reply = "-ERR shard '" + shard.name + "': read quorum not met (" +
+                        std::to_string(group.tracker.acks()) + " of " + std::to_string(group.count) +
+                        " servers replied)\r\n";
+    group.reply = group.owned_reply;
+  } else {
+    std::vector<std::optional<std::string_view>> replies;
+    for (uint32_t i = group.first; i < group.first + group.count; ++i) replies.emplace_back(request.fragments[i].reply);
+    bool same = std::all_of(replies.begin(), replies.end(), [&](const auto& r) { return r == replies.front(); });
+    size_t winner = 0;
+    if (!same) {
+      const bool primary_asked = request.fragments[group.first].server->index() == shard.servers.front();
+      const auto strategy = shard.replication.strategy == conf::ReplicationStrategy::primary_replica && primary_asked
+                                ? conf::ReplicationStrategy::primary_replica
+                                : conf::ReplicationStrategy::multi_primary;
+      winner = routing::repair_winner(strategy, replies);
+      std::vector<std::string> keys;
+      std::vector<uint32_t> positions;
+      if (routing::find_key_positions(*request.cmd, request.args, positions).empty()) {
+        for (uint32_t p : positions) keys.emplace_back(request.args[p]);
+      }
+      servers_.start_read_repair(*request.topology->shards[group.shard], group.shard, std::move(keys));
+    }
+    group.reply = request.fragments[group.first + winner].reply;
+  }
+  if (!request.reducer) return finish_request(request, group.reply);
+  if (request.reducer->add(group_index, group.reply)) {
+    request.reducer->finish(request.owned_reply);
+    finish_request(request, request.owned_reply);
+  }
+}
+
+void DataPath::finish_request(Request& request, std::string_view reply) {
+  if (request.done) return;
+  request.reply = reply;
+  if (resp::is_error_reply(request.reply)) ++stats_.error_replies;
+  request.done = true;
+  if (request.client != nullptr) request.client->on_request_done(request);
+}
+
+// A request is freed when its client no longer needs it (reply written, or client gone)
+// and no server still holds one of its fragments.
+void DataPath::release_if_finished(Request& request) {
+  if (request.client == nullptr && request.fragments_pending == 0) requests_.give_back(&request);
+}
+
+void DataPath::reply_error(Request& request, std::string_view message) {
+  request.rejected = true;
+  resp::append_error(request.owned_reply, message);
+  request.reply = request.owned_reply;
+  ++stats_.error_replies;
+  request.done = true;
+  request.client->on_request_done(request);
+}
+
+void DataPath::complete_local(Request& request) {
+  request.reply = request.owned_reply;
+  if (resp::is_error_reply(request.reply)) ++stats_.error_replies;
+  request.done = true;
+  request.client->on_request_done(request);
+}
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,123 @@
+// The data path, top-down:
+//
+//   client bytes -> parse (clients/: resp::RequestParser, views into the read block)
+//     -> classify (routing::find_command)            dispatch()
+//     -> local command? answer it                     admin/ (a LocalCommandHandler)
+//     -> keys moving after a reload? park it          reconfig/ (KeyMoves)
+//     -> plan (routing::plan: shard, servers, split)  route()
+//     -> send (BackendServer::send: queued, flushed once per loop iteration)   send_plan()
+//     -> reduce (a fragment's reply settles its group, the groups the request:
+//        routing::WriteTracker for replicated writes, routing::Reducer for split/broadcast)
+//                                                    on_fragment_done()
+//     -> reply (ClientSession: completed prefix of its in-order queue, flushed once per
+//        loop iteration)                             finish_request()
+//
+// Replication at run time lives in the reduce step: the copies that wait for the primary
+// (stage two), quorum reads and the read repair they start, late copies after a timeout,
+// and the order of writes across a leader change or a resync cutover (held writes).
+//
+// Ownership: owned by the Proxy; single-threaded. Requests come from the Clients and go back
+// to their sessions; fragments come back from the Servers (ServerEvents).
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/backend/servers.h"
+#include "proxy/clients/client_session.h"
+#include "proxy/net/buffer.h"
+#include "proxy/net/worker.h"
+#include "proxy/requests/request.h"
+#include "proxy/requests/stats.h"
+#include "routing/planner.h"
+
+namespace ringproxy::proxy {
+
+// Commands the proxy answers itself (admin/local_commands.h). The handler sets the
+// request's owned_reply and calls DataPath::complete_local().
+class LocalCommandHandler {
+ public:
+  virtual void answer(ClientSession& client, Request& request) = 0;
+
+ protected:
+  ~LocalCommandHandler() = default;
+};
+
+// After a reload that changed the ring, a request whose keys are being moved to their new
+// shard waits (reconfig/migration.h); it comes back through DataPath::resume_parked().
+class KeyMoves {
+ public:
+  // True: the request is parked (the migration owns it until it resumes it).
+  virtual bool park_if_moving(Request& request) = 0;
+
+ protected:
+  ~KeyMoves() = default;
+};
+
+class DataPath final : public RequestHandler, public ServerEvents {
+ public:
+  DataPath(Worker& worker, Servers& servers, RequestPool& requests, ProxyStats& stats);
+  ~DataPath();
+  DataPath(const DataPath&) = delete;
+  DataPath& operator=(const DataPath&) = delete;
+
+  void set_local_commands(LocalCommandHandler* handler) { local_ = handler; }
+  void set_key_moves(KeyMoves* moves) { key_moves_ = moves; }  // null: no migration running
+  void start();
+  void stop();  // closes its timer
+
+  // RequestHandler: classify -> local answer, or plan -> send.
+  void dispatch(ClientSession& client, Request& request) override;
+  // ServerEvents: reduce.
+  void on_fragment_done(Fragment& fragment) override;
+  void on_fragment_settled(Fragment& fragment) override;
+  void hold_writes(ShardRuntime& shard, bool hold) override;
+
+  // A local command's reply (owned_reply) is complete.
+  void complete_local(Request& request);
+  // Re-enters a request the migration parked (its keys have moved) into the data path.
+  void resume_parked(Request& request, std::string_view error);
+
+ private:
+  static void on_release(uv_timer_t* handle);
+  // `keys_moved`: a request the migration parked and released (its keys are where the ring
+  // says) is not looked at again.
+  void route(Request& request, bool keys_moved = false);
+  bool send_plan(Request& request, const routing::Plan& plan);
+  void fragment_finished(Request& request, bool leaves_flight = true);
+  void leave_flight(Request& request);
+  bool leader_change_waits(const routing::Plan& plan);
+  void release_held_soon();
+  void release_held_requests();
+  void drop_waiting_copies(Request& request, const Fragment& leader);
+  void on_group_outcome(Request& request, Fragment& fragment);
+  void send_second_stage(Request& request, GroupState& group, const Fragment& leader);
+  void send_late_second_stage(Request& request, Fragment& leader);
+  void answer_group(Request& request, uint32_t group_index, int reply_from, const Fragment& last);
+  void answer_quorum_read(Request& request, uint32_t group_index, int reply_from);
+  void finish_request(Request& request, std::string_view reply);
+  void release_if_finished(Request& request);
+  void reply_error(Request& request, std::string_view message);
+  BlockRef bytes_block(std::string_view bytes, std::string_view* view);
+
+  Worker& worker_;
+  Servers& servers_;
+  RequestPool& requests_;
+  ProxyStats& stats_;
+  LocalCommandHandler* local_ = nullptr;
+  KeyMoves* key_moves_ = nullptr;
+
+  std::vector<Request*> held_requests_;  // waiting for a cutover, in arrival order
+  uv_timer_t releaser_{};                // release_held_soon()
+  routing::Plan plan_;                   // reused for every request
+  routing::PlanScratch plan_scratch_;
+  std::string scratch_;                  // rebuilt commands, before they get their own block
+  std::vector<std::string> rewritten_;
+  std::vector<std::string_view> rewritten_views_;
+};
+
+}  // namespace ringproxy::proxy

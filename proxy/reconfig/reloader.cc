@@ -1,0 +1,150 @@
+#include "proxy/reconfig/reloader.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <ctime>
+#include <sstream>
+
+#include "conf/loader.h"
+#include "routing/resharding.h"
+
+namespace ringproxy::proxy {
+namespace {
+
+std::string describe(const std::optional<conf::Address>& address) {
+  return address ? address->to_string() : std::string("off");
+}
+
+}  // namespace
+
+Reloader::Reloader(Worker& worker, conf::Config& config, Servers& servers, DataPath& data_path,
+                   std::string config_path, std::string digest)
+    : worker_(worker),
+      config_(config),
+      servers_(servers),
+      data_path_(data_path),
+      config_path_(std::move(config_path)),
+      config_digest_(std::move(digest)) {}
+
+Reloader::~Reloader() { set_migration(nullptr); }  // first: it may hold parked requests
+
+void Reloader::start(bool watch) {
+  config_loaded_unix_ = static_cast<uint64_t>(std::time(nullptr));
+  worker_.metrics()->set_config(config_digest_, static_cast<double>(config_loaded_unix_));
+  if (!config_path_.empty() && watch) {
+    watcher_ = std::make_unique<ConfigWatcher>(*this, worker_.loop(), config_path_);
+    watcher_->start();
+  }
+}
+
+void Reloader::stop() {
+  stopping_ = true;
+  if (watcher_) watcher_->stop();
+  if (migration_) migration_->stop();  // after the clients: its parked requests are orphans now
+}
+
+void Reloader::sweep(uint64_t now_ms) {
+  if (!migration_) return;
+  migration_->sweep(now_ms);
+  if (migration_->finished()) {
+    last_migration_ = migration_->progress();
+    set_migration(nullptr);
+  }
+}
+
+const MigrationProgress& Reloader::migration_progress() const {
+  return migration_ ? migration_->progress() : last_migration_;
+}
+
+// The data path parks requests with the running migration only.
+void Reloader::set_migration(std::unique_ptr<Migration> migration) {
+  data_path_.set_key_moves(migration.get());
+  migration_ = std::move(migration);
+}
+
+ReloadReport Reloader::reload(std::string_view trigger) {
+  ReloadReport report;
+  if (stopping_) {
+    report.message = "ringproxy is shutting down";
+    return report;
+  }
+  if (config_path_.empty()) {
+    report.message = "ringproxy was started without a config file: nothing to reload";
+    return report;
+  }
+  conf::LoadResult loaded = conf::load_config_file(config_path_);
+  if (!loaded.config) {
+    ++reloads_failed_;
+    worker_.metrics()->count_reload(false);
+    last_reload_error_ = loaded.error;
+    spdlog::error("reload ({}) rejected, the running config stays: {}", trigger, loaded.error);
+    report.message = "reload rejected, the running config stays: " + loaded.error;
+    return report;
+  }
+  conf::Config next = std::move(*loaded.config);
+
+  // What only a restart applies keeps its running value, and is reported.
+  std::vector<std::string> restart;
+  if (!(next.proxy.listen == config_.proxy.listen)) {
+    restart.push_back("[proxy] listen (running on " + config_.proxy.listen.to_string() + ", the file says " +
+                      next.proxy.listen.to_string() + ")");
+    next.proxy.listen = config_.proxy.listen;
+  }
+  // A client's requests to a server share one connection (client id modulo the count), which
+  // keeps a pipelining client's writes in order; a new count would split a pipeline.
+  if (next.pool.backend_connections != config_.pool.backend_connections) {
+    restart.push_back("[pool] backend_connections (running with " + std::to_string(config_.pool.backend_connections) +
+                      ", the file says " + std::to_string(next.pool.backend_connections) + ")");
+    next.pool.backend_connections = config_.pool.backend_connections;
+  }
+  if (next.metrics.listen != config_.metrics.listen) {
+    restart.push_back("[metrics] listen (running on " + describe(config_.metrics.listen) + ", the file says " +
+                      describe(next.metrics.listen) + ")");
+    next.metrics.listen = config_.metrics.listen;
+  }
+  restart_needed_.clear();
+  for (const std::string& item : restart) restart_needed_ += (restart_needed_.empty() ? "" : "; ") + item;
+
+  const std::shared_ptr<const Topology> previous = servers_.topology();
+  const size_t servers_before = servers_.servers().size();
+  const size_t draining_before = servers_.draining();
+  config_ = std::move(next);
+  servers_.bind(routing::RoutingTable::build(config_.pool));
+  const std::shared_ptr<const Topology>& current = servers_.topology();
+  const bool ring_changed = !routing::same_ring(*previous->table, *current->table);
+
+  std::string migration = "none";
+  if (config_.pool.migration == conf::Migration::none) {
+    if (migration_) migration_->abandon();
+  } else if (ring_changed || migration_) {
+    if (!migration_) set_migration(std::make_unique<Migration>(servers_, data_path_));
+    migration_->on_reload(ring_changed ? previous->table : nullptr, previous, current->table, config_.pool);
+    migration = std::string(conf::migration_name(config_.pool.migration));
+  }
+
+  config_digest_ = loaded.digest;
+  config_loaded_unix_ = static_cast<uint64_t>(std::time(nullptr));
+  ++reloads_ok_;
+  last_reload_error_.clear();
+  worker_.metrics()->count_reload(true);
+  worker_.metrics()->set_config(config_digest_, static_cast<double>(config_loaded_unix_));
+  worker_.metrics()->set_restart_needed(!restart_needed_.empty());
+
+  const size_t removed = servers_.draining() - draining_before;
+  const size_t kept = servers_before - removed;
+  std::ostringstream summary;
+  summary << "reloaded (" << trigger << "): digest " << config_digest_ << ", " << current->table->shards().size()
+          << " shards, " << servers_.servers().size() << " servers (" << kept << " kept, "
+          << servers_.servers().size() - kept
+          << " added, " << removed << " removed and draining); ring " << (ring_changed ? "changed" : "unchanged")
+          << ", migration " << migration;
+  if (!restart_needed_.empty()) summary << "; needs a restart to apply: " << restart_needed_;
+  report.ok = true;
+  report.message = summary.str();
+  spdlog::info("{}", report.message);
+  if (!restart_needed_.empty()) spdlog::warn("config: needs a restart to apply: {}", restart_needed_);
+  return report;
+}
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,36 @@
+// The proxy's request counters: plain integers on the data path, handed to Prometheus by the
+// sweep (admin/metrics_publisher.h), at most one sweep period later.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "metrics/metrics.h"
+#include "proxy/requests/request.h"
+
+namespace ringproxy::proxy {
+
+struct ProxyStats {
+  uint64_t clients_accepted = 0;
+  uint64_t clients_rejected = 0;
+  uint64_t requests = 0;
+  uint64_t error_replies = 0;   // replies that were errors (the proxy's or a server's)
+  uint64_t protocol_errors = 0;
+  uint64_t bytes_received = 0, bytes_sent = 0;  // from and to clients
+};
+
+// Requests by command and outcome, and their latency by class: counted with plain integers
+// as replies are written, handed to Prometheus by the sweep.
+struct RequestAccounting {
+  RequestAccounting();
+  void account(const Request& request, uint64_t now_ns);
+  void publish(metrics::Metrics& metrics);
+
+  std::vector<std::array<uint64_t, 3>> counts;      // per command table slot (+ unknown), per outcome
+  std::vector<std::array<uint64_t, 3>> published;
+  std::vector<std::array<prometheus::Counter*, 3>> counters;  // resolved on first use
+  metrics::LatencyHistogram latency[4];             // read, write, local, other
+};
+
+}  // namespace ringproxy::proxy

@@ -1,0 +1,137 @@
+#include "routing/resp/reply_scanner.h"
+
+#include <charconv>
+#include <cstring>
+
+namespace ringproxy::resp {
+namespace {
+
+size_t find_crlf(const char* data, size_t len, size_t from) {
+  while (from < len) {
+    const void* cr = std::memchr(data + from, '\r', len - from);
+    if (cr == nullptr) return std::string_view::npos;
+    size_t at = static_cast<const char*>(cr) - data;
+    if (at + 1 >= len) return std::string_view::npos;
+    if (data[at + 1] == '\n') return at;
+    from = at + 1;
+  }
+  return std::string_view::npos;
+}
+
+// A length ("$n", "*n"): -1 or a non-negative number of at most 18 digits (no overflow;
+// nothing longer is a real length).
+bool parse_length(const char* begin, const char* end, int64_t* out) {
+  if (end - begin == 2 && begin[0] == '-' && begin[1] == '1') {
+    *out = -1;
+    return true;
+  }
+  if (begin == end || end - begin > 18) return false;
+  int64_t value = 0;
+  for (const char* p = begin; p != end; ++p) {
+    if (*p < '0' || *p > '9') return false;
+    value = value * 10 + (*p - '0');
+  }
+  *out = value;
+  return true;
+}
+
+// An integer reply: any int64, checked without computing it.
+bool is_integer(const char* begin, const char* end) {
+  int64_t value;
+  auto [ptr, ec] = std::from_chars(begin, end, value);
+  return ec == std::errc() && ptr == end;
+}
+
+}  // namespace
+
+void ReplyScanner::reset() {
+  pos_ = 0;
+  needed_ = 0;
+  remaining_ = 1;
+  error_ = {};
+}
+
+ParseStatus ReplyScanner::scan(const char* data, size_t len) {
+  while (remaining_ > 0) {
+    if (pos_ >= len) return ParseStatus::incomplete;
+    char type = data[pos_];
+    size_t cr = find_crlf(data, len, pos_ + 1);
+    if (cr == std::string_view::npos) return ParseStatus::incomplete;
+    size_t next = cr + 2;
+    uint64_t children = 0;
+    switch (type) {
+      case '+':
+      case '-':
+        break;
+      case ':':
+        if (!is_integer(data + pos_ + 1, data + cr)) {
+          error_ = "invalid integer reply";
+          return ParseStatus::error;
+        }
+        break;
+      case '$': {
+        int64_t n;
+        if (!parse_length(data + pos_ + 1, data + cr, &n)) {
+          error_ = "invalid bulk length in reply";
+          return ParseStatus::error;
+        }
+        if (n >= 0) {
+          next += static_cast<size_t>(n) + 2;
+          needed_ = next;
+          if (len < next) return ParseStatus::incomplete;  // resume at this header
+          if (data[next - 2] != '\r' || data[next - 1] != '\n') {
+            error_ = "bulk reply not terminated by CRLF";
+            return ParseStatus::error;
+          }
+        }
+        break;
+      }
+      case '*': {
+        int64_t n;
+        if (!parse_length(data + pos_ + 1, data + cr, &n)) {
+          error_ = "invalid multibulk length in reply";
+          return ParseStatus::error;
+        }
+        if (n > 0) children = static_cast<uint64_t>(n);
+        if (children > UINT64_MAX - (remaining_ - 1)) {  // the count would wrap: no real reply is this big
+          error_ = "multibulk length too large in reply";
+          return ParseStatus::error;
+        }
+        break;
+      }
+      default:
+        error_ = "unknown reply type byte";
+        return ParseStatus::error;
+    }
+    pos_ = next;
+    remaining_ = remaining_ - 1 + children;
+  }
+  return ParseStatus::complete;
+}
+
+std::optional<int64_t> integer_reply(std::string_view reply) {
+  if (reply.size() < 4 || reply[0] != ':') return std::nullopt;
+  int64_t value;
+  auto [ptr, ec] = std::from_chars(reply.data() + 1, reply.data() + reply.size() - 2, value);
+  if (ec != std::errc() || ptr != reply.data() + reply.size() - 2) return std::nullopt;
+  return value;
+}
+
+bool split_array_reply(std::string_view reply, std::vector<std::string_view>& elements) {
+  elements.clear();
+  if (reply.empty() || reply[0] != '*') return false;
+  size_t cr = find_crlf(reply.data(), reply.size(), 1);
+  int64_t n;
+  if (cr == std::string_view::npos || !parse_length(reply.data() + 1, reply.data() + cr, &n)) return false;
+  size_t pos = cr + 2;
+  for (int64_t i = 0; i < n; ++i) {
+    ReplyScanner scanner;
+    std::string_view rest = reply.substr(pos);
+    if (scanner.scan(rest.data(), rest.size()) != ParseStatus::complete) return false;
+    elements.push_back(rest.substr(0, scanner.reply_bytes()));
+    pos += scanner.reply_bytes();
+  }
+  return pos == reply.size();
+}
+
+}  // namespace ringproxy::resp

@@ -1,0 +1,46 @@
+// Frames RESP2 replies from a backend without copying or allocating per reply: it only
+// finds where each reply ends. Resumable like RequestParser: a reply split across reads is
+// scanned once, not from its start on every read.
+//
+// Also: one-shot helpers over a complete reply, used by the reducers that merge replies of
+// fanned-out commands (MGET, DEL, DBSIZE...).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "routing/resp/request_parser.h"  // ParseStatus
+
+namespace ringproxy::resp {
+
+class ReplyScanner {
+ public:
+  // Scans the reply that starts at data[0]; same contract as RequestParser::parse.
+  ParseStatus scan(const char* data, size_t len);
+  size_t reply_bytes() const { return pos_; }   // valid after `complete`
+  size_t bytes_needed() const { return needed_; }
+  std::string_view error() const { return error_; }
+  void reset();
+
+ private:
+  size_t pos_ = 0;
+  size_t needed_ = 0;
+  // Values still expected before the reply is complete, all nesting levels together: a
+  // frame needs no stack, so any depth redis produces (a script can nest 40 levels) frames.
+  uint64_t remaining_ = 1;
+  std::string_view error_;
+};
+
+// A complete reply, for reducers.
+inline bool is_error_reply(std::string_view reply) { return !reply.empty() && reply[0] == '-'; }
+inline bool is_ok_reply(std::string_view reply) { return reply == "+OK\r\n"; }
+std::optional<int64_t> integer_reply(std::string_view reply);
+
+// Splits a complete array reply into the raw bytes of its top-level elements.
+// False when `reply` is not an array (or is malformed).
+bool split_array_reply(std::string_view reply, std::vector<std::string_view>& elements);
+
+}  // namespace ringproxy::resp
