@@ -33,7 +33,7 @@ struct ShardRuntime {
     repair_stats.last_end_ms = created_ms;  // the periodic repair counts from here
   }
   std::string name;
-  uint32_t inflight_writes = 0;  // replicated write requests in flight (see Proxy::leave_flight)
+  uint32_t inflight_writes = 0;  // replicated write requests in flight (see DataPath::leave_flight)
   uint32_t held = 0;             // hold_writes() count: a resync cutover, a repair batch
   // Who led the last write: the server that applies it first (primary-replica: the primary,
   // or the replica standing in for it; SPOP: the first live server), or nullptr for a write

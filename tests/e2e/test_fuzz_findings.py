@@ -24,7 +24,7 @@ def read_for(sock, seconds):
 
 
 class QuorumReadTest(unittest.TestCase):
-    # Was a bug (fixed in Proxy::answer_quorum_read): a read_from = "quorum" group whose first outcome is an error reply is decided at
+    # Was a bug (fixed in DataPath::answer_quorum_read): a read_from = "quorum" group whose first outcome is an error reply is decided at
     # once by its WriteTracker (the majority can no longer agree), with reply_from = the
     # server that erred. Proxy::on_group_outcome passes `reply_from >= 0` to
     # answer_quorum_read as "all replied", which then compares every server's reply,

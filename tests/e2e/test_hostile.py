@@ -606,8 +606,8 @@ class MaxPendingOneTest(ClusterTestCase):
 
 class PinnedBlocksTest(unittest.TestCase):
     # BUG (memory amplification): a reply is forwarded as a view into the backend
-    # connection's read block (proxy/backend.cc handle_replies: fragment->reply_block =
-    # input_.block()), and proxy/buffer.cc ReadBuffer::prepare() keeps reading into the
+    # connection's read block (proxy/backend/backend_connection.cc handle_replies: fragment->reply_block =
+    # input_.block()), and proxy/net/buffer.cc ReadBuffer::prepare() keeps reading into the
     # free tail of a shared block. After a large reply (MGET of many keys: the block grows
     # by doubling to ~2x the reply), the next small replies land in the tail of that big
     # block. A client that does not read its replies holds up to max_pending_per_client of
@@ -685,7 +685,7 @@ class LocalCommandsTest(ClusterTestCase):
         self.assertEqual(replies[17], b"x")
 
     # BUG (minor, wrong reply): HELLO's SETNAME option skips the name check CLIENT SETNAME
-    # does (proxy/local_commands.cc answer_local "hello": client.set_name without
+    # does (proxy/admin/local_commands.cc LocalCommands::answer "hello": client.set_name without
     # valid_client_name), so "HELLO 2 SETNAME 'a b'" answers the HELLO map and stores a name
     # with a space; redis answers "-ERR Client names cannot contain spaces...". Also, the
     # name is set before later options are checked: "HELLO 2 SETNAME x BAD" fails with a

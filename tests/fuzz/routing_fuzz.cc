@@ -1,4 +1,4 @@
-// libFuzzer target: classify -> plan -> reduce, as Proxy::dispatch and send_plan drive them,
+// libFuzzer target: classify -> plan -> reduce, as DataPath::dispatch and send_plan drive them,
 // for arbitrary commands, server health and replies.
 //
 // Input: one mode byte, then
@@ -201,7 +201,7 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// classify, as Proxy::dispatch does: nullptr when the proxy answers by itself.
+// classify, as DataPath::dispatch does: nullptr when the proxy answers by itself.
 const CommandInfo* classify(std::span<const std::string_view> args) {
   const CommandInfo* cmd = find_command(args[0]);
   if (cmd == nullptr) return nullptr;
@@ -319,7 +319,7 @@ void check_plan(const CommandInfo& cmd, std::span<const std::string_view> args, 
   }
 }
 
-// send -> outcomes -> reduce, as Proxy::send_plan, on_group_outcome and answer_group do.
+// send -> outcomes -> reduce, as DataPath::send_plan, on_group_outcome and answer_group do.
 void run_plan(FuzzedDataProvider& in, const RoutingTable& table, const Plan& plan) {
   const size_t n = plan.fragments.size();
   enum class State : uint8_t { planned, sent, done, cancelled };
@@ -390,7 +390,7 @@ void run_plan(FuzzedDataProvider& in, const RoutingTable& table, const Plan& pla
     const bool all_done = std::all_of(state.begin() + group.first, state.begin() + group.first + group.count,
                                       [](State s) { return s == State::done; });
     if (group.read_quorum && d.reply_from >= 0 && all_done) {
-      // Proxy::answer_quorum_read: equal replies, or the authoritative copy (and a repair).
+      // DataPath::answer_quorum_read: equal replies, or the authoritative copy (and a repair).
       std::vector<std::optional<std::string_view>> copies;
       for (uint32_t k = group.first; k < group.first + group.count; ++k) copies.emplace_back(replies[k]);
       const size_t winner = repair_winner(table.shards()[group.shard].replication.strategy, copies);
@@ -398,7 +398,7 @@ void run_plan(FuzzedDataProvider& in, const RoutingTable& table, const Plan& pla
       reply = replies[group.first + winner];
     } else if (d.reply_from >= 0) {
       // (A read-quorum group answered by an early error lands here: its other servers may
-      // still be in flight, and Proxy::answer_quorum_read answers with the reply that decided
+      // still be in flight, and DataPath::answer_quorum_read answers with the reply that decided
       // it. It used to compare them all and answer with a reply not yet received: an empty
       // one, found by this model; e2e test_fuzz_findings.)
       const uint32_t from = group.first + d.reply_from;
