@@ -281,4 +281,14 @@ bool BackendConnection::settled_in_flight() const {
   return std::any_of(queue_.begin(), queue_.end(), [](const Fragment* f) { return f->settled && f->request; });
 }
 
+bool BackendConnection::late_copies_pending() const {
+  return std::any_of(queue_.begin(), queue_.end(), [](const Fragment* f) {
+    if (!f->settled || f->request == nullptr || !f->request->replicated_write || f->slot != 0) return false;
+    const Request& request = *f->request;
+    const GroupState& group = request.groups[f->group];
+    return std::any_of(request.fragments.begin() + group.first, request.fragments.begin() + group.first + group.count,
+                       [](const Fragment& copy) { return copy.stage == 1; });
+  });
+}
+
 }  // namespace ringproxy::proxy

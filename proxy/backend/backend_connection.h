@@ -44,6 +44,9 @@ class BackendConnection final : public Flushable {
   bool busy() const { return queue_.size() > unsent_; }
   bool lagging() const { return lagging_since_ms_ != 0; }
   bool settled_in_flight() const;
+  // A write it leads (its copies wait for its reply) was settled early and its late reply is
+  // still to come: the copies may go out then.
+  bool late_copies_pending() const;
   // Sends CLIENT KILL for `target`, an abandoned connection (see fence.h).
   void send_fence(const std::string& target);
 

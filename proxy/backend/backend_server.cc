@@ -66,6 +66,11 @@ bool BackendServer::settled_in_flight() const {
                      [](const auto& connection) { return connection->settled_in_flight(); });
 }
 
+bool BackendServer::late_copies_pending() const {
+  return std::any_of(connections_.begin(), connections_.end(),
+                     [](const auto& connection) { return connection->late_copies_pending(); });
+}
+
 size_t BackendServer::pending() const {
   size_t total = 0;
   for (const auto& connection : connections_) total += connection->pending();

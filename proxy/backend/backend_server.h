@@ -100,6 +100,9 @@ class BackendServer {
   uint32_t awaiting_copies() const { return awaiting_copies_; }
   // Writes whose outcome was given early (it lagged): their late replies may still come.
   bool settled_in_flight() const;
+  // It leads writes whose outcome was given early and whose copies wait for its late reply
+  // (backend_connection.h): a server resynced before they come would miss them.
+  bool late_copies_pending() const;
   void copy_resolved();
   uint64_t replays() const { return replays_; }
   size_t replay_queue_length() const { return replay_.size(); }

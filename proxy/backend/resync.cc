@@ -138,6 +138,12 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
       } else {
         link_down_since_ms_ = 0;
       }
+      // A write settled early whose copies wait for its leader's late reply would reach the
+      // peer after the cutover and never this server: the cutover waits until none is left
+      // (a lagging leader answers, or is given up, within its lag deadline).
+      if (state == "connected" && stale_->servers().late_copies_pending(stale_->shard_name())) {
+        return poll_later(50);
+      }
       if (state == "connected") {
         step_ = Step::draining;
         holding_ = true;
@@ -188,7 +194,7 @@ void ResyncJob::tick() {
       redisAsyncCommand(stale_ctx_, on_reply, this, "ROLE");
       return;
     case Step::draining:
-      if (shard_->inflight_writes > 0) return poll_later(1);
+      if (shard_->inflight_writes > 0 || servers.late_copies_pending(stale_->shard_name())) return poll_later(1);
       step_ = Step::catching_up;
       waiting_ = true;
       redisAsyncCommand(peer_ctx_, on_reply, this, "INFO replication");

@@ -48,6 +48,11 @@ bool Servers::current(const BackendServer* server) const {
   return std::any_of(servers_.begin(), servers_.end(), [&](const auto& s) { return s.get() == server; });
 }
 
+bool Servers::late_copies_pending(const std::string& shard) const {
+  auto leads = [&](const auto& server) { return server->shard_name() == shard && server->late_copies_pending(); };
+  return std::any_of(servers_.begin(), servers_.end(), leads) || std::any_of(draining_.begin(), draining_.end(), leads);
+}
+
 void Servers::bind(std::shared_ptr<const routing::RoutingTable> table) {
   std::map<std::string, std::unique_ptr<BackendServer>> previous;
   for (auto& server : servers_) previous[server->shard_name() + '\n' + server->name()] = std::move(server);
@@ -121,11 +126,13 @@ void Servers::bind(std::shared_ptr<const routing::RoutingTable> table) {
 }
 
 // Removed servers: closed once nothing is in flight on them (their requests finish on the
-// snapshot they were planned with).
+// snapshot they were planned with), and no leader of their shard can still send them a copy
+// it settled early (it was a use after free: chaos seed 800025).
 void Servers::drain_removed_servers() {
   for (auto& server : draining_) server->sweep(worker_.now_ms());
   for (size_t i = 0; i < draining_.size();) {
-    if (draining_[i]->pending() > 0 || draining_[i]->awaiting_copies() > 0) {
+    if (draining_[i]->pending() > 0 || draining_[i]->awaiting_copies() > 0 ||
+        late_copies_pending(draining_[i]->shard_name())) {
       ++i;
       continue;
     }

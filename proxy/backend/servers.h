@@ -63,6 +63,10 @@ class Servers {
   const std::vector<std::unique_ptr<BackendServer>>& servers() const { return servers_; }
   size_t draining() const { return draining_.size(); }
   bool current(const BackendServer* server) const;  // one of servers() (not removed)
+  // Some server of the shard named `shard` (live, or removed by a reload and draining) leads
+  // writes settled early whose copies wait for its late reply (DataPath::send_late_second_stage):
+  // a server resynced now would miss those copies, and a removed one must not be closed yet.
+  bool late_copies_pending(const std::string& shard) const;
 
   // Server health, as the planner sees it. `server` is an index into the current table.
   void set_server_mode(uint32_t server, routing::ServerMode mode) {
