@@ -9,7 +9,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, RedisServer, digests, server_infos, server_states, toml_config, wait_until
+from harness import Cluster, RedisServer, digests, server_infos, server_states, started, toml_config, wait_until
 
 
 class Writers:
@@ -94,6 +94,48 @@ class Writers:
                 test.assertEqual(len(elements), len(set(elements)), f"{s.address} l{n}: an element pushed twice")
                 missing = set(self.pushed[n]) - set(elements)
                 test.assertFalse(missing, f"{s.address} l{n}: acknowledged elements missing")
+
+
+def reload_shard(test, cluster, servers, pool, replication):
+    """Rewrites the config with `servers` as shard1 (the proxy runs --no-watch) and applies it
+    with PROXY RELOAD; returns the reload's summary."""
+    with open(cluster.proxy.config_path + ".tmp", "w") as f:
+        f.write(toml_config(cluster.proxy.port, [("shard1", [s.address for s in servers])], pool=pool,
+                            replication=replication))
+    os.replace(cluster.proxy.config_path + ".tmp", cluster.proxy.config_path)
+    reply = cluster.client().execute_command("PROXY", "RELOAD").decode()
+    test.assertIn("reloaded", reply)
+    return reply
+
+
+def increments(cluster, per_counter, n=4):
+    """One pipeline of `per_counter` INCRs on each of c0..c{n-1} through the proxy; returns the
+    replies. To a stopped primary they stay in its socket, and their errors come back once its
+    connection lags (settled), however long the primary stays stopped."""
+    pipe = cluster.client(socket_timeout=30).pipeline(transaction=False)
+    for _ in range(per_counter):
+        for i in range(n):
+            pipe.incr(f"c{i}")
+    return pipe.execute(raise_on_error=False)
+
+
+def counters(server, n=4):
+    c = server.client()
+    return [int(c.get(f"c{i}") or 0) for i in range(n)]
+
+
+def reached(predicate, timeout):
+    """A bounded poll for a state a correct proxy must not reach: whether it was reached."""
+    try:
+        wait_until(predicate, timeout=timeout)
+        return True
+    except TimeoutError:
+        return False
+
+
+def proxy_alive(cluster, predicate):
+    """A wait_until predicate that gives up at once, with its status and log, if the proxy died."""
+    return started(cluster.proxy.proc, cluster.proxy.log_path, predicate)
 
 
 class StoppedServerBacklogTest(unittest.TestCase):
@@ -205,11 +247,7 @@ class ReplicaJoinsByReloadTest(unittest.TestCase):
         writers = Writers(cluster, clients=2, batch=20)
 
         def reload(servers):
-            with open(cluster.proxy.config_path + ".tmp", "w") as f:
-                f.write(toml_config(cluster.proxy.port, [("shard1", [s.address for s in servers])], pool=pool,
-                                    replication=replication))
-            os.replace(cluster.proxy.config_path + ".tmp", cluster.proxy.config_path)
-            self.assertIn("reloaded", cluster.client().execute_command("PROXY", "RELOAD").decode())
+            reload_shard(self, cluster, servers, pool, replication)
         try:
             writers.start()
             wait_until(lambda: sum(writers.acked) > 2000, timeout=30, what="load")
@@ -229,6 +267,114 @@ class ReplicaJoinsByReloadTest(unittest.TestCase):
             writers.stop.set()
             self.assertEqual(cluster.cleanup(), 0)
             c.stop()
+
+
+# Both: primary-replica, on_primary_down = fail. The primary P is SIGSTOPped with INCRs in flight;
+# after request_timeout_ms its connection lags: the INCRs are settled (the client gets the timeout
+# error) and their copies for the replicas cancelled. P still holds them in its socket: on SIGCONT
+# it applies them and the proxy sends the copies after all (late copies). A reload meanwhile
+# adds or removes a replica.
+LATE_POOL = {"request_timeout_ms": 400, "connect_timeout_ms": 500, "retry_interval_ms": 200}
+LATE_REPLICATION = {"strategy": "primary-replica", "on_primary_down": "fail", "write_ack": "all"}
+BASE, IN_FLIGHT = 50, 150  # INCRs per counter: acknowledged before the stop, then settled while stopped
+
+
+def stop_primary_with_settled_writes(test, cluster, primary):
+    """P is stopped, and the INCRs it holds are settled: returns once their clients have the errors."""
+    test.assertTrue(all(not isinstance(r, Exception) for r in increments(cluster, BASE)))
+    primary.signal(signal.SIGSTOP)
+    replies = increments(cluster, IN_FLIGHT)
+    test.assertTrue(all(isinstance(r, redis.ResponseError) and "acknowledged by 0" in str(r) for r in replies),
+                    f"every INCR in flight to the stopped primary is settled: {set(map(str, replies))}")
+    test.assertEqual(server_states(cluster)[0], "recovering", "the primary lags")
+
+
+class LateCopiesReachJoiningReplicaTest(unittest.TestCase):
+    def test_a_replica_added_while_the_primary_lags_gets_the_late_copies(self):
+        """Chaos seed 800006. A replica R2 that a reload adds while the primary lags is resynced
+        from the other replica R1. Its cutover came before the late copies, which then went to R1
+        only (R2 was in none of those writes): R2 missed them for good while `up`. Its cutover
+        now waits until no late copy is pending: R2 gets them through R1 (its master until then)."""
+        cluster = Cluster(shards=1, servers=2, pool=LATE_POOL, replication=LATE_REPLICATION,
+                          proxy_args=("--no-watch",))
+        primary, r1 = cluster.sets[0]
+        r2 = RedisServer(cluster.workdir).start()
+
+        def r2_replicates_r1():
+            role = r2.client().execute_command("ROLE")
+            return role[0] == b"slave" and role[2] == r1.port and role[3] == b"connected"
+        try:
+            stop_primary_with_settled_writes(self, cluster, primary)
+            reload_shard(self, cluster, [primary, r1, r2], LATE_POOL, LATE_REPLICATION)
+            self.assertEqual(server_states(cluster)[2], "stale", "it joined a shard that holds data")
+            # Its resync from R1 (the only live peer) reaches the cutover once R2 replicates R1;
+            # before the fix the cutover followed within milliseconds.
+            wait_until(lambda: server_states(cluster)[2] == "up" or r2_replicates_r1(), timeout=20,
+                       what="R2 syncing from R1")
+            cut_over_early = reached(lambda: server_states(cluster)[2] == "up", timeout=2)
+            primary.signal(signal.SIGCONT)
+            wait_until(proxy_alive(cluster, lambda: server_states(cluster) == ["up"] * 3), timeout=20,
+                       what="the primary caught up and R2 resynced")
+            # The late copies reached R1 (so R2 had its chance to get them).
+            wait_until(lambda: counters(r1) == counters(primary), timeout=10, what="late copies on R1")
+            values = [counters(s) for s in (primary, r1, r2)]
+            self.assertEqual(values[0], [BASE + IN_FLIGHT] * 4, "the primary applied every settled INCR")
+            for s, v in zip(("primary", "R1", "R2"), values):
+                for n in range(4):  # acknowledged: BASE; attempted: BASE + IN_FLIGHT
+                    self.assertGreaterEqual(v[n], BASE, f"{s} c{n}: acknowledged INCRs missing")
+                    self.assertLessEqual(v[n], BASE + IN_FLIGHT, f"{s} c{n}: INCRs applied twice")
+            self.assertEqual(values[2], values[0],
+                             f"R2 missed the late copies (it was up before the primary answered: {cut_over_early})")
+            self.assertEqual(len(set(digests([primary, r1, r2]))), 1, "servers equal")
+            # The path: R2 was resynced, the primary lagged and answered late.
+            infos = server_infos(cluster)
+            self.assertGreaterEqual(infos[2]["resyncs"], 1, infos[2])
+            self.assertEqual((infos[0]["resyncs"], infos[0]["pending"]), (0, 0), infos[0])
+            self.assertGreaterEqual(infos[0]["failures"], 1, infos[0])
+            self.assertIn("lags (timed out", cluster.proxy.log())
+        finally:
+            primary.signal(signal.SIGCONT)
+            self.assertEqual(cluster.cleanup(), 0)
+            r2.stop()
+
+
+class LateCopiesToRemovedReplicaTest(unittest.TestCase):
+    def test_a_replica_removed_while_the_primary_lags_outlives_the_late_copies(self):
+        """Chaos seed 800025. A replica R2 that a reload removes while the primary lags had nothing
+        in flight (its copies were cancelled): it was closed and freed as drained at once, and
+        the late copy the primary's answer sent it went to the freed server (SIGSEGV). It now
+        drains only once no leader of its shard has late copies pending."""
+        cluster = Cluster(shards=1, servers=3, pool=LATE_POOL, replication=LATE_REPLICATION,
+                          proxy_args=("--no-watch",))
+        primary, r1, r2 = cluster.sets[0]
+
+        def draining():
+            return cluster.client().info("proxy")["servers_draining"]
+        try:
+            stop_primary_with_settled_writes(self, cluster, primary)
+            summary = reload_shard(self, cluster, [primary, r1], LATE_POOL, LATE_REPLICATION)
+            self.assertIn("1 removed and draining", summary)
+            # Before the fix R2 was closed at the next sweep (its log: "drained: closing it").
+            closed_early = reached(lambda: draining() == 0, timeout=2)
+            primary.signal(signal.SIGCONT)
+            wait_until(proxy_alive(cluster, lambda: server_states(cluster) == ["up"] * 2 and draining() == 0),
+                       timeout=20, what="the primary caught up and R2 drained")
+            self.assertTrue(cluster.client().ping())
+            self.assertIsNone(cluster.proxy.proc.poll(), "the proxy is running")
+            wait_until(lambda: counters(r1) == counters(primary), timeout=10, what="late copies on R1")
+            self.assertEqual(counters(primary), [BASE + IN_FLIGHT] * 4, "the primary applied every settled INCR")
+            self.assertEqual(len(set(digests([primary, r1]))), 1, "primary and R1 equal")
+            self.assertFalse(closed_early, "R2 was closed while the lagging primary could still send it a copy")
+            # Writes finish on the snapshot they were planned with: R2 got its copies before it went.
+            self.assertEqual(counters(r2), counters(primary), "the removed R2 got its late copies")
+            # The path: the primary lagged, then answered and is live again, without a resync.
+            infos = server_infos(cluster)
+            self.assertEqual((infos[0]["resyncs"], infos[0]["pending"]), (0, 0), infos[0])
+            self.assertGreaterEqual(infos[0]["failures"], 1, infos[0])
+            self.assertIn("lags (timed out", cluster.proxy.log())
+        finally:
+            primary.signal(signal.SIGCONT)
+            self.assertEqual(cluster.cleanup(), 0)
 
 
 if __name__ == "__main__":
