@@ -27,10 +27,11 @@ ROOMS = [
     (6, "proxy/datapath/"),     # classify -> plan -> send -> reduce -> reply
     (7, "proxy/reconfig/"),     # reload, file watch, migration
     (8, "proxy/admin/"),        # local commands, INFO, metrics endpoint and publisher
-    (9, "proxy/"),              # proxy.h, main.cc: the process and its wiring
+    (9, "proxy/proxy."),        # the process and its wiring
+    (10, "proxy/main."),        # the command line
 ]
 SOURCES = ("routing", "conf", "metrics", "proxy")
-INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
 
 
 def room_of(path):
@@ -57,9 +58,13 @@ def main():
             continue
         with open(os.path.join(ROOT, path), encoding="utf-8") as f:
             text = f.read()
-        for target in INCLUDE.findall(text):
-            if not target.startswith(SOURCES):
-                continue  # generated headers (ringproxy_version.h)
+        for written in INCLUDE.findall(text):
+            # As the compiler finds it: next to the including file, else from the source root
+            # (-I${CMAKE_SOURCE_DIR}, for "..." and <...> alike).
+            beside = os.path.normpath(os.path.join(os.path.dirname(path), written))
+            target = beside if os.path.exists(os.path.join(ROOT, beside)) else os.path.normpath(written)
+            if not target.startswith(tuple(top + "/" for top in SOURCES)):
+                continue  # system and library headers, the generated ringproxy_version.h
             theirs = room_of(target)
             if theirs is None:
                 problems.append(f"{path}: includes {target}, which is in no room")
