@@ -9,7 +9,8 @@ import unittest
 
 import redis
 
-from harness import Cluster, RedisServer, digests, server_infos, server_states, started, toml_config, wait_until
+from harness import (Cluster, RedisServer, digests, server_infos, server_states, shard_infos, started, toml_config,
+                     wait_until)
 
 
 class Writers:
@@ -374,6 +375,85 @@ class LateCopiesToRemovedReplicaTest(unittest.TestCase):
             self.assertIn("lags (timed out", cluster.proxy.log())
         finally:
             primary.signal(signal.SIGCONT)
+            self.assertEqual(cluster.cleanup(), 0)
+
+
+class RemovedPrimaryLateCopiesTest(unittest.TestCase):
+    def test_a_removed_primarys_late_reply_does_not_overwrite_the_new_leaders_write(self):
+        """A primary P that lags holds `SET k old`, settled as failed. A reload removes P: R1 leads
+        and acknowledges `SET k new`. When P answered late, its late reply sent the cancelled
+        copies of `SET k old` to R1 and R2 after all, behind `new` on R1's connection: R1 ended
+        with the failed `old` over the acknowledged `new`, R2 with `new`, both `up`, and a GET
+        returned `old`. A removed leader's late reply now sends nothing. R1 is stopped while `new`
+        is in flight to it, so that P's late reply comes first (well within request_timeout_ms)."""
+        pool = {"request_timeout_ms": 2000, "connect_timeout_ms": 500, "retry_interval_ms": 200}
+        cluster = Cluster(shards=1, servers=3, pool=pool, replication=LATE_REPLICATION, proxy_args=("--no-watch",))
+        primary, r1, r2 = cluster.sets[0]
+        acked = {}
+
+        def draining():
+            return cluster.client().info("proxy")["servers_draining"]
+
+        def write_new():
+            try:
+                acked["new"] = cluster.client(socket_timeout=30).set("k", "new")
+            except redis.RedisError as e:
+                acked["new"] = e
+
+        writer = threading.Thread(target=write_new, daemon=True)
+        try:
+            c = cluster.client(socket_timeout=30)
+            self.assertTrue(c.set("k", "base"))
+            primary.signal(signal.SIGSTOP)
+            with self.assertRaisesRegex(redis.ResponseError, "acknowledged by 0"):
+                c.set("k", "old")  # settled as failed once P lags; P holds it in its socket
+            self.assertEqual(server_states(cluster)[0], "recovering", "the primary lags")
+            summary = reload_shard(self, cluster, [r1, r2], pool, LATE_REPLICATION)
+            self.assertIn("1 removed and draining", summary)
+            r1.signal(signal.SIGSTOP)
+            writer.start()
+            wait_until(lambda: server_infos(cluster)[0]["pending"] >= 1, timeout=5, what="`new` in flight to R1")
+            primary.signal(signal.SIGCONT)
+            # P applies `old` and answers late; the proxy drains P once that reply is in.
+            wait_until(proxy_alive(cluster, lambda: draining() == 0), timeout=5, what="P answered and drained")
+            r2_before_r1 = r2.client().get("k")  # R2 gets nothing before its leader R1 answers
+            r1.signal(signal.SIGCONT)
+            writer.join(30)
+            self.assertFalse(writer.is_alive(), "`new` answered")
+            self.assertIs(acked["new"], True, f"`new` acknowledged by the new leader: {acked['new']!r}")
+            wait_until(proxy_alive(cluster, lambda: server_states(cluster) == ["up"] * 2), timeout=10,
+                       what="R1 and R2 up")
+            # The history (write_ack = all: `new` is on R1 and R2 once acknowledged): the acknowledged
+            # `new` everywhere, the failed `old` nowhere among the remaining servers (only on P,
+            # which applied it late and is out of the shard).
+            self.assertEqual(primary.client().get("k"), b"old", "P applied the settled write late")
+            values = {"R1": r1.client().get("k"), "R2": r2.client().get("k")}
+            self.assertEqual(values, {"R1": b"new", "R2": b"new"},
+                             "the failed `old` overwrote the acknowledged `new` "
+                             f"(R2 before R1 answered: {r2_before_r1!r})")
+            self.assertEqual(r2_before_r1, b"base", "R2 got a copy of the failed `old`")
+            self.assertEqual(len(set(digests([r1, r2]))), 1, "R1 and R2 equal")
+            self.assertEqual(cluster.client().get("k"), b"new", "GET through the proxy")
+            self.assertEqual(server_states(cluster), ["up"] * 2)
+            self.assertEqual(draining(), 0)
+            # The path: P lagged, R1 took the lead, P answered late and was drained; R1 and R2 were
+            # never behind (no lag, no resync, no replay).
+            log = cluster.proxy.log()
+            self.assertIn(f"server {primary.address} (shard shard1) lags (timed out", log)
+            self.assertIn(f"shard shard1: writes are now led by {r1.address}", log)
+            self.assertIn(f"server {primary.address} (shard shard1) answers again", log)
+            self.assertIn(f"server {primary.address} (shard shard1) drained: closing it", log)
+            self.assertEqual(shard_infos(cluster)[0]["leader_changes"], 1, "one leader change: P to R1")
+            infos = server_infos(cluster)
+            self.assertEqual([i["addr"] for i in infos], [r1.address, r2.address])
+            for info in infos:
+                self.assertEqual((info["failures"], info["pending"], info["resyncs"], info["replays"]), (0, 0, 0, 0),
+                                 info)
+        finally:
+            primary.signal(signal.SIGCONT)
+            r1.signal(signal.SIGCONT)
+            if writer.is_alive():
+                writer.join(30)
             self.assertEqual(cluster.cleanup(), 0)
 
 
