@@ -22,6 +22,7 @@ struct BackendConnection::WriteBatch {
 BackendConnection::BackendConnection(BackendServer& server, uint32_t index) : server_(server), index_(index) {}
 
 BackendConnection::~BackendConnection() {
+  server_.worker().forget(this);  // it may still be in this iteration's flush list
   close_handle();
   for (WriteBatch* batch : spare_batches_) delete batch;
 }

@@ -67,6 +67,7 @@ bool BackendServer::settled_in_flight() const {
 }
 
 bool BackendServer::late_copies_pending() const {
+  if (detached()) return false;  // a removed leader's late replies send nothing (DataPath::on_fragment_done)
   return std::any_of(connections_.begin(), connections_.end(),
                      [](const auto& connection) { return connection->late_copies_pending(); });
 }

@@ -98,6 +98,11 @@ class BackendServer {
   // catching-up server: it is not live before the copy is queued, or dropped.
   void expect_copy() { ++awaiting_copies_; }
   uint32_t awaiting_copies() const { return awaiting_copies_; }
+  // A copy planned for this server waits for its leader's reply before it is sent (stage two):
+  // a server a reload removed is not closed while one may still come.
+  void plan_copy() { ++planned_copies_; }
+  void unplan_copy() { --planned_copies_; }
+  uint32_t planned_copies() const { return planned_copies_; }
   // Writes whose outcome was given early (it lagged): their late replies may still come.
   bool settled_in_flight() const;
   // It leads writes whose outcome was given early and whose copies wait for its late reply
@@ -180,6 +185,7 @@ class BackendServer {
   uint64_t replays_ = 0;                         // catch-ups by replay that completed
   uint64_t fences_run_ = 0;
   uint32_t awaiting_copies_ = 0;                 // see expect_copy()
+  uint32_t planned_copies_ = 0;                  // see plan_copy()
   bool replayed_ = false;                        // this catch-up replayed something
   uint32_t shard_index_ = 0;
 };

@@ -126,12 +126,13 @@ void Servers::bind(std::shared_ptr<const routing::RoutingTable> table) {
 }
 
 // Removed servers: closed once nothing is in flight on them (their requests finish on the
-// snapshot they were planned with), and no leader of their shard can still send them a copy
-// it settled early (it was a use after free: chaos seed 800025).
+// snapshot they were planned with), and no copy can still come: none waits for its leader's
+// reply, and no leader of their shard settled writes early whose copies it could still send
+// (each was a use after free: chaos seeds 3000028 and 800025).
 void Servers::drain_removed_servers() {
   for (auto& server : draining_) server->sweep(worker_.now_ms());
   for (size_t i = 0; i < draining_.size();) {
-    if (draining_[i]->pending() > 0 || draining_[i]->awaiting_copies() > 0 ||
+    if (draining_[i]->pending() > 0 || draining_[i]->awaiting_copies() > 0 || draining_[i]->planned_copies() > 0 ||
         late_copies_pending(draining_[i]->shard_name())) {
       ++i;
       continue;

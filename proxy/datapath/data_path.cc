@@ -322,6 +322,8 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
       fragment.server = servers_.servers()[planned.server].get();
       fragment.bytes = bytes;
       fragment.bytes_block = block;
+      // A copy that waits for its leader is sent (or cancelled) later: its server must last.
+      if (planned.stage != 0 && planned.delivery == routing::Delivery::send) fragment.server->plan_copy();
     }
   }
 
@@ -362,8 +364,11 @@ void DataPath::on_fragment_done(Fragment& fragment) {
   if (fragment.request == nullptr) return fragment.server->on_replay_done(fragment);
   Request& request = *fragment.request;
   fragment.state = Fragment::State::done;
-  // A stale leader's late reply sends nothing: its resync makes it equal to the others.
-  if (fragment.settled && !fragment.late_reply.empty() && fragment.server->state() != ServerState::stale) {
+  // A stale leader's late reply sends nothing: its resync makes it equal to the others. Nor
+  // does a leader a reload removed: a new leader may have written since, and the copies would
+  // land after its writes (the write was answered as failed, so applied nowhere is right).
+  if (fragment.settled && !fragment.late_reply.empty() && fragment.server->state() != ServerState::stale &&
+      !fragment.server->detached()) {
     send_late_second_stage(request, fragment);
   }
   fragment_finished(request, !fragment.settled);  // a settled copy left the flight already
@@ -428,6 +433,7 @@ void DataPath::on_group_outcome(Request& request, Fragment& fragment) {
       Fragment& f = request.fragments[i];
       if (f.state != Fragment::State::planned) continue;
       f.state = Fragment::State::cancelled;
+      f.server->unplan_copy();
       fragment_finished(request);
     }
   }
@@ -462,6 +468,7 @@ void DataPath::send_late_second_stage(Request& request, Fragment& leader) {
     if (f.stage != 1 || (f.state != Fragment::State::cancelled && !f.replay_after_leader)) continue;
     if (f.state == Fragment::State::cancelled) {
       f.state = Fragment::State::planned;
+      f.server->plan_copy();
       ++request.fragments_pending;
       ++revived;
     }
@@ -516,6 +523,7 @@ void DataPath::send_second_stage(Request& request, GroupState& group, const Frag
       continue;
     }
     if (f.state != Fragment::State::planned) continue;
+    f.server->unplan_copy();
     f.bytes = bytes;
     f.bytes_block = block;
     if (nothing_to_apply) {  // nothing was popped: every copy is trivially applied
