@@ -457,5 +457,90 @@ class RemovedPrimaryLateCopiesTest(unittest.TestCase):
             self.assertEqual(cluster.cleanup(), 0)
 
 
+class RemovedReplicaWithPlannedCopiesTest(unittest.TestCase):
+    def test_a_replica_removed_while_its_copies_wait_for_the_primary_gets_them_before_it_closes(self):
+        """Chaos seed 3000028. With primary-replica, a write goes to the primary P first and its
+        copies for the replicas are only planned until P answers (stage two). A reload removed the
+        replica R2 while P had not answered yet: R2 had nothing in flight (its copies were not sent
+        yet), so it was closed and freed as drained at the next sweep, and P's answer sent the copy
+        to the freed server (SIGSEGV). A removed server is now closed only once no copy is planned
+        for it. P is stopped briefly, well within request_timeout_ms: it never lags, the INCRs are
+        acknowledged (write_ack = all: by P, R1 and R2) and R2 gets every copy before it closes."""
+        pool = {"request_timeout_ms": 5000, "connect_timeout_ms": 500, "retry_interval_ms": 200}
+        replication = {"strategy": "primary-replica", "on_primary_down": "fail", "write_ack": "all"}
+        cluster = Cluster(shards=1, servers=3, pool=pool, replication=replication, proxy_args=("--no-watch",))
+        primary, r1, r2 = cluster.sets[0]
+        per_counter = 20  # INCRs per counter in flight to the stopped P: 80 requests, 160 planned copies
+        outcome = {}
+
+        def draining():
+            return cluster.client().info("proxy")["servers_draining"]
+
+        def write():
+            try:
+                outcome["replies"] = increments(cluster, per_counter)
+            except redis.RedisError as e:
+                outcome["replies"] = e
+
+        writer = threading.Thread(target=write, daemon=True)
+        try:
+            self.assertTrue(all(not isinstance(r, Exception) for r in increments(cluster, BASE)))
+            self.assertEqual([counters(s) for s in (primary, r1, r2)], [[BASE] * 4] * 3, "acknowledged everywhere")
+            primary.signal(signal.SIGSTOP)
+            writer.start()
+            # Every INCR planned with R2 in the shard: P has them all (it answers none while stopped).
+            wait_until(lambda: server_infos(cluster)[0]["pending"] == 4 * per_counter, timeout=10,
+                       what="every INCR in flight to the stopped primary")
+            summary = reload_shard(self, cluster, [primary, r1], pool, replication)
+            self.assertIn("1 removed and draining", summary)
+            # Before the fix R2 was closed at the next sweep (every 50 ms here): nothing in flight.
+            closed_early = reached(lambda: draining() == 0, timeout=1)
+            log_while_stopped = cluster.proxy.log()
+            primary.signal(signal.SIGCONT)
+            # Before the fix the proxy died here (SIGSEGV: P's answer sent the copies to the freed R2).
+            wait_until(proxy_alive(cluster, lambda: not writer.is_alive()), timeout=20,
+                       what="the INCRs answered once the primary woke")
+            self.assertIsNone(cluster.proxy.proc.poll(), "the proxy is running")
+            self.assertTrue(cluster.client().ping())
+            self.assertFalse(closed_early, "R2 was closed while copies planned for it waited for the primary")
+            replies = outcome["replies"]
+            self.assertIsInstance(replies, list, f"the INCRs answered: {replies!r}")
+            self.assertTrue(all(not isinstance(r, Exception) for r in replies),
+                            f"every INCR acknowledged by P, R1 and R2: {set(map(str, replies))}")
+            self.assertEqual(sorted(replies[-4:]), [BASE + per_counter] * 4, "each counter's last INCR")
+            expected = [BASE + per_counter] * 4
+            self.assertEqual(counters(primary), expected, "P applied every INCR once")
+            self.assertEqual(counters(r1), expected, "R1 got every copy")
+            self.assertEqual(len(set(digests([primary, r1]))), 1, "P and R1 equal")
+            # Requests finish on the snapshot they were planned with: R2 got its copies before it went.
+            self.assertEqual(counters(r2), expected, "the removed R2 got the copies planned for it")
+            self.assertEqual(len(set(digests([primary, r1, r2]))), 1, "R2 equal to P")
+            wait_until(proxy_alive(cluster, lambda: draining() == 0), timeout=10,
+                       what="R2 closed once its copies are done")
+            # The path: R2 left with nothing in flight and stayed open while P was stopped; it closed
+            # only after P answered. P never lagged (no timeout, no failure); no server fell behind.
+            removed = f"server {r2.address} (shard shard1) removed by the reload: draining 0 requests in flight"
+            closing = f"server {r2.address} (shard shard1) drained: closing it"
+            self.assertIn(removed, log_while_stopped)
+            self.assertNotIn(closing, log_while_stopped, "R2 closed before the primary answered")
+            log = cluster.proxy.log()
+            self.assertEqual(log.count(closing), 1, "R2 closed once, after the primary answered")
+            self.assertNotIn("lags (timed out", log)
+            infos = server_infos(cluster)
+            self.assertEqual([i["addr"] for i in infos], [primary.address, r1.address])
+            self.assertEqual(server_states(cluster), ["up"] * 2)
+            for info in infos:
+                self.assertEqual((info["failures"], info["pending"], info["resyncs"], info["replays"]), (0, 0, 0, 0),
+                                 info)
+                self.assertEqual(info["requests"], 4 * (BASE + per_counter), info)
+        finally:
+            primary.signal(signal.SIGCONT)
+            if writer.is_alive():
+                writer.join(30)
+            status = cluster.cleanup()
+            self.assertEqual(status, 0, f"the proxy died of {signal.Signals(-status).name}"
+                             if status is not None and status < 0 else "the proxy's exit status")
+
+
 if __name__ == "__main__":
     unittest.main()
