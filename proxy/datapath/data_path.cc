@@ -279,6 +279,10 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
     for (const routing::PlannedGroup& g : plan.groups) {
       GroupState& group = request.groups.emplace_back(g.rule, g.first, g.count, g.shard);
       group.read_quorum = g.read_quorum;
+      if (g.read_quorum) {
+        const routing::ShardEntry& shard = request.topology->table->shards()[g.shard];
+        group.primary_asked = plan.fragments[g.first].server == shard.servers.front();
+      }
       group.cutovers = servers_.shard_state(g.shard).cutovers;
     }
   }
@@ -583,8 +587,7 @@ void DataPath::answer_quorum_read(Request& request, uint32_t group_index, int re
     bool same = std::all_of(replies.begin(), replies.end(), [&](const auto& r) { return r == replies.front(); });
     size_t winner = 0;
     if (!same) {
-      const bool primary_asked = request.fragments[group.first].server->index() == shard.servers.front();
-      const auto strategy = shard.replication.strategy == conf::ReplicationStrategy::primary_replica && primary_asked
+      const auto strategy = shard.replication.strategy == conf::ReplicationStrategy::primary_replica && group.primary_asked
                                 ? conf::ReplicationStrategy::primary_replica
                                 : conf::ReplicationStrategy::multi_primary;
       winner = routing::repair_winner(strategy, replies);

@@ -64,6 +64,8 @@ struct GroupState {
   std::string_view reply;           // once answered
   std::string owned_reply;          // the shortfall error, when the ack level was not met
   bool read_quorum = false;
+  bool primary_asked = false;       // read quorum: its first server is the shard's primary (known
+                                    // at plan time: a reload may remove that server meanwhile)
   uint64_t cutovers = 0;            // its shard's resync cutovers when it was planned
 };
 
