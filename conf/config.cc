@@ -3,6 +3,7 @@
 #include "conf/config.h"
 
 #include <arpa/inet.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -164,6 +165,29 @@ std::string_view migration_name(Migration m) {
     case Migration::move: return "move";
   }
   return "?";
+}
+
+std::string_view access_name(Access a) {
+  switch (a) {
+    case Access::read: return "read";
+    case Access::readwrite: return "readwrite";
+    case Access::admin: return "admin";
+  }
+  return "?";
+}
+
+std::string password_digest(std::string_view password) {
+  unsigned char sha[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(password.data(), password.size(), sha, &length, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(sha), length);
+}
+
+bool is_loopback(const Address& address) {
+  in_addr v4{};
+  if (inet_pton(AF_INET, address.host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return inet_pton(AF_INET6, address.host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 std::string_view read_from_name(ReadFrom r) {

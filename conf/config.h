@@ -21,6 +21,20 @@ struct Address {
   bool operator==(const Address&) const = default;
 };
 
+// Which command classes a user may run (README "Authentication"): read (reads and the proxy's
+// own harmless commands), readwrite (and writes), admin (everything: FLUSHALL when allowed,
+// PROXY RELOAD and REPAIR).
+enum class Access : uint8_t { read, readwrite, admin };
+
+// A client identity. Only the password's SHA-256 is kept (never the password itself).
+struct UserConfig {
+  std::string name;
+  std::string password_sha256;       // 32 raw bytes
+  Access access = Access::readwrite;
+  std::vector<std::string> keys;     // glob patterns every key of a command must match; empty: any
+  bool operator==(const UserConfig&) const = default;
+};
+
 struct ProxyConfig {
   Address listen{"127.0.0.1", 7000};
   uint32_t max_clients = 10000;                   // more are answered -ERR and closed
@@ -29,6 +43,11 @@ struct ProxyConfig {
   uint32_t max_pending_per_client = 1024;         // pipelined requests in flight; then reads pause
   uint32_t client_idle_timeout_ms = 0;            // 0: never close idle clients
   bool allow_admin_commands = false;              // FLUSHALL / FLUSHDB
+  // Who may connect: [proxy] password becomes the user "default" (admin access); every
+  // [[proxy.users]] entry follows it. Empty: no authentication.
+  std::vector<UserConfig> users;
+  // Redis's rule: no users and a listener that is not loopback refuses to start.
+  bool protected_mode = true;
 };
 
 struct MetricsConfig {
@@ -93,5 +112,11 @@ std::string_view write_ack_name(WriteAck a);
 std::string_view read_from_name(ReadFrom r);
 std::string_view primary_down_name(PrimaryDown p);
 std::string_view migration_name(Migration m);
+std::string_view access_name(Access a);
+
+// SHA-256 of a password, 32 raw bytes (what UserConfig keeps).
+std::string password_digest(std::string_view password);
+// A listener only this host can reach: 127.0.0.0/8, ::1.
+bool is_loopback(const Address& address);
 
 }  // namespace ringproxy::conf

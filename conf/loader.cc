@@ -441,6 +441,104 @@ std::vector<ShardConfig> read_shards(const Value& v, const ReplicationConfig& po
   return shards;
 }
 
+std::optional<Access> parse_access(std::string_view name) {
+  for (auto a : {Access::read, Access::readwrite, Access::admin}) {
+    if (access_name(a) == name) return a;
+  }
+  return std::nullopt;
+}
+constexpr Access kAccesses[] = {Access::read, Access::readwrite, Access::admin};
+
+// A secret's text, checked (it must not be empty); its value never appears in an error.
+const std::string& secret(const Value& v) {
+  const std::string& text = v.string();
+  if (text.empty()) v.fail("'" + std::string(v.key()) + "' must not be empty");
+  return text;
+}
+
+std::string hex_digest(const Value& v) {
+  const std::string& text = v.string();
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string raw;
+  for (size_t i = 0; text.size() == 64 && i < 64; i += 2) {
+    const int hi = nibble(text[i]), lo = nibble(text[i + 1]);
+    if (hi < 0 || lo < 0) break;
+    raw.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  if (raw.size() != 32) v.fail("'password_sha256' must be 64 hexadecimal digits (the SHA-256 of the password)");
+  return raw;
+}
+
+struct UserEntry {
+  UserConfig user;
+  bool has_password = false, has_digest = false;
+};
+
+constexpr Field<UserEntry> kUserFields[] = {
+    {"name",
+     [](const Value& v, UserEntry& e) {
+       e.user.name = v.string();
+       const bool clean = std::none_of(e.user.name.begin(), e.user.name.end(), [](unsigned char c) {
+         return std::isspace(c) || std::iscntrl(c);
+       });
+       if (e.user.name.empty() || !clean || e.user.name.size() > 256) {
+         v.fail("user 'name' must be 1 to 256 characters without whitespace or control characters");
+       }
+     }},
+    {"password",
+     [](const Value& v, UserEntry& e) {
+       e.user.password_sha256 = password_digest(secret(v));
+       e.has_password = true;
+     }},
+    {"password_sha256",
+     [](const Value& v, UserEntry& e) {
+       e.user.password_sha256 = hex_digest(v);
+       e.has_digest = true;
+     }},
+    {"access",
+     [](const Value& v, UserEntry& e) { e.user.access = read_name<Access>(v, parse_access, kAccesses, access_name); }},
+    {"keys",
+     [](const Value& v, UserEntry& e) {
+       const auto* array = v.node().as_array();
+       if (!array) v.expected("an array of key patterns, e.g. [\"app:*\"]");
+       for (const toml::node& element : *array) {
+         const std::string& pattern = Value(v.source(), v.key(), element).string();
+         if (pattern.empty()) v.fail("a key pattern must not be empty");
+         e.user.keys.push_back(pattern);
+       }
+     }},
+};
+
+// [[proxy.users]]: every user has a unique name and exactly one of password / password_sha256.
+std::vector<UserConfig> read_users(const Value& v) {
+  const auto* array = v.node().as_array();
+  if (!array || !array->is_array_of_tables()) v.expected("an array of tables ([[proxy.users]])");
+  std::vector<UserConfig> users;
+  std::map<std::string, std::string> seen;  // name -> where
+  for (const toml::node& element : *array) {
+    const toml::table& table = *element.as_table();
+    UserEntry entry;
+    read_fields(v.source(), table, "[[proxy.users]]", kUserFields, entry);
+    const toml::node* name = table.get("name");
+    if (!name) fail_at(v.source(), table.source(), "user is missing 'name'");
+    if (entry.has_password == entry.has_digest) {
+      fail_at(v.source(), table.source(),
+              "user '" + entry.user.name + "' needs exactly one of 'password' and 'password_sha256'");
+    }
+    if (auto [it, inserted] = seen.emplace(entry.user.name, position(v.source(), name->source())); !inserted) {
+      fail_at(v.source(), name->source(),
+              "duplicate user name '" + entry.user.name + "' (first defined at " + it->second + ")");
+    }
+    users.push_back(std::move(entry.user));
+  }
+  return users;
+}
+
 constexpr Field<ProxyConfig> kProxyFields[] = {
     {"listen", [](const Value& v, ProxyConfig& c) { c.listen = v.address(); }},
     {"max_clients", [](const Value& v, ProxyConfig& c) { c.max_clients = v.u32(1); }},
@@ -453,7 +551,36 @@ constexpr Field<ProxyConfig> kProxyFields[] = {
      [](const Value& v, ProxyConfig& c) { c.client_idle_timeout_ms = v.u32(0); }},
     {"allow_admin_commands",
      [](const Value& v, ProxyConfig& c) { c.allow_admin_commands = v.boolean(); }},
+    // Redis's requirepass: the password of the user "default", who may run everything.
+    {"password",
+     [](const Value& v, ProxyConfig& c) {
+       c.users.insert(c.users.begin(), UserConfig{"default", password_digest(secret(v)), Access::admin, {}});
+     }},
+    {"users",
+     [](const Value& v, ProxyConfig& c) {
+       std::vector<UserConfig> users = read_users(v);
+       c.users.insert(c.users.end(), users.begin(), users.end());
+     }},
+    {"protected_mode", [](const Value& v, ProxyConfig& c) { c.protected_mode = v.boolean(); }},
 };
+
+// What spans [proxy]'s keys: one "default" user, and Redis's protected mode.
+void check_proxy(std::string_view source, const toml::table& table, const ProxyConfig& proxy) {
+  const auto defaults = std::count_if(proxy.users.begin(), proxy.users.end(),
+                                      [](const UserConfig& u) { return u.name == "default"; });
+  if (defaults > 1) {
+    fail_at(source, table.get("password")->source(),
+            "the user 'default' is defined twice: [proxy] password sets its password; remove one");
+  }
+  if (proxy.protected_mode && proxy.users.empty() && !is_loopback(proxy.listen)) {
+    const toml::node* listen = table.get("listen");
+    fail_at(source, listen != nullptr ? listen->source() : table.source(),
+            "protected mode: ringproxy would listen on " + proxy.listen.to_string() +
+                ", which is not a loopback address, with no password: anyone who reaches it could run "
+                "any command. Set [proxy] password or [[proxy.users]], listen on 127.0.0.1, or set "
+                "[proxy] protected_mode = false");
+  }
+}
 
 constexpr Field<MetricsConfig> kMetricsFields[] = {
     {"listen",
@@ -510,6 +637,7 @@ constexpr Field<Config> kConfigFields[] = {
     {"proxy",
      [](const Value& v, Config& c) {
        read_fields(v.source(), v.table(), "[proxy]", kProxyFields, c.proxy);
+       check_proxy(v.source(), v.table(), c.proxy);
      }},
     {"metrics",
      [](const Value& v, Config& c) {
@@ -538,10 +666,11 @@ constexpr auto kMetricsKeys = keys_of(kMetricsFields);
 constexpr auto kPoolKeys = keys_of(kPoolFields);
 constexpr auto kShardKeys = keys_of(kShardFields);
 constexpr auto kReplicationKeys = keys_of(kReplicationFields);
+constexpr auto kUserKeys = keys_of(kUserFields);
 constexpr TableKeys kAllTables[] = {
     {"[proxy]", kProxyKeys}, {"[metrics]", kMetricsKeys},
     {"[pool]", kPoolKeys},   {"[[pool.shards]]", kShardKeys},
-    {"[pool.replication]", kReplicationKeys},
+    {"[pool.replication]", kReplicationKeys}, {"[[proxy.users]]", kUserKeys},
 };
 
 void unknown_key(std::string_view source, const toml::key& key, std::string_view table_name,

@@ -50,6 +50,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Help("Client connections closed for a RESP protocol error.")
                        .Register(*registry_);
   protocol_errors = &protocol.Add({});
+  auth_failures = &BuildCounter()
+                       .Name("ringproxy_auth_failures_total")
+                       .Help("AUTH or HELLO AUTH refused: no such user, or a wrong password.")
+                       .Register(*registry_)
+                       .Add({});
+  clients_disconnected_by_reload = &BuildCounter()
+                                        .Name("ringproxy_auth_reload_disconnects_total")
+                                        .Help("Clients closed by a reload that removed their user or changed its password.")
+                                        .Register(*registry_)
+                                        .Add({});
 
   server_latency_ = &BuildHistogram()
                          .Name("ringproxy_server_request_duration_seconds")

@@ -90,6 +90,8 @@ class Metrics {
   prometheus::Counter* client_bytes_sent;
   prometheus::Counter* error_replies;
   prometheus::Counter* protocol_errors;
+  prometheus::Counter* auth_failures;       // AUTH / HELLO AUTH with a wrong user or password
+  prometheus::Counter* clients_disconnected_by_reload;  // their user was removed or its password changed
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;

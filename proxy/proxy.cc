@@ -13,7 +13,7 @@ Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics, st
       data_path_(worker_, servers_, requests_, stats_),
       servers_(worker_, data_path_),
       clients_(worker_, requests_, stats_, accounting_),
-      reloader_(worker_, config_, servers_, data_path_, std::move(config_path), std::move(digest)),
+      reloader_(worker_, config_, servers_, data_path_, clients_, std::move(config_path), std::move(digest)),
       local_commands_(data_path_, servers_, reloader_,
                       InfoSources{worker_, started_at_ms_, stats_, clients_, servers_, reloader_}),
       publisher_(worker_, stats_, accounting_, servers_, reloader_) {

@@ -13,8 +13,6 @@ using C = CommandClass;
 
 constexpr std::string_view kReasonAdmin =
     "server administration commands are not supported through ringproxy";
-constexpr std::string_view kReasonAuth =
-    "AUTH is not supported: no password is configured on ringproxy";
 constexpr std::string_view kReasonBlocking =
     "blocking commands are not supported by ringproxy: a blocked connection would stall every "
     "client sharing the backend connection";
@@ -511,8 +509,7 @@ constexpr CommandInfo kAclSubcommands[] = {
      .redis_flags = kFlagAdmin | kFlagNoscript | kFlagLoading | kFlagStale,
      .cls = C::unsupported, .reason = kReasonAdmin},
     {.name = "acl|whoami", .arity = 2,
-     .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale, .cls = C::unsupported,
-     .reason = kReasonAdmin},
+     .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale, .cls = C::local},
 };
 
 constexpr CommandInfo kClientSubcommands[] = {
@@ -834,14 +831,14 @@ constexpr CommandInfo kXinfoSubcommands[] = {
 
 constexpr CommandInfo kCommandTable[] = {
     {.name = "acl", .arity = -2, .redis_flags = 0, .subcommands = kAclSubcommands,
-     .cls = C::unsupported, .reason = kReasonAdmin},
+     .cls = C::local},
     {.name = "append", .arity = 3, .redis_flags = kFlagWrite | kFlagDenyoom | kFlagFast,
      .first_key = 1, .last_key = 1, .key_step = 1, .key_specs = specs(0, 1), .cls = C::write},
     {.name = "asking", .arity = 1, .redis_flags = kFlagFast, .cls = C::unsupported,
      .reason = kReasonAdmin},
     {.name = "auth", .arity = -2,
      .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale | kFlagFast | kFlagNoAuth | kFlagAllowBusy,
-     .cls = C::unsupported, .reason = kReasonAuth},
+     .cls = C::local},
     {.name = "bgrewriteaof", .arity = 1,
      .redis_flags = kFlagAdmin | kFlagNoscript | kFlagNoAsyncLoading, .cls = C::unsupported,
      .reason = kReasonAdmin},

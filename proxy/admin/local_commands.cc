@@ -7,6 +7,7 @@
 
 #include "proxy/backend/backend_server.h"
 #include "ringproxy_version.h"
+#include "routing/access.h"
 #include "routing/keys.h"
 #include "routing/resp/writer.h"
 
@@ -98,19 +99,29 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
     } else {
       // Every option is checked before any is applied, as Redis does.
       std::optional<std::string_view> new_name;
+      std::optional<std::pair<std::string_view, std::string_view>> credentials;
       for (size_t i = 2; i < args.size(); ++i) {
-        if (iequals(args[i], "setname") && i + 1 < args.size() && valid_client_name(args[i + 1])) {
+        if (iequals(args[i], "auth") && i + 2 < args.size()) {
+          credentials.emplace(args[i + 1], args[i + 2]);
+          i += 2;
+        } else if (iequals(args[i], "setname") && i + 1 < args.size() && valid_client_name(args[i + 1])) {
           new_name = args[++i];
         } else if (iequals(args[i], "setname") && i + 1 < args.size()) {
           resp::append_error(out, "ERR Client names cannot contain spaces, newlines or special characters.");
           return data_path_.complete_local(request);
         } else {
-          out.clear();
-          resp::append_error(out, iequals(args[i], "auth")
-                                      ? "ERR AUTH is not supported: ringproxy has no password configured"
-                                      : "ERR Syntax error in HELLO option '" + std::string(args[i].substr(0, 64)) + "'");
+          resp::append_error(out, "ERR Syntax error in HELLO option '" + std::string(args[i].substr(0, 64)) + "'");
           return data_path_.complete_local(request);
         }
+      }
+      if (!credentials && client.checked() && client.user() == nullptr) {
+        resp::append_error(out, "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+                                "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+                                "select the RESP protocol version at the same time");
+        return data_path_.complete_local(request);
+      }
+      if (credentials && !authenticate(client, credentials->first, credentials->second, out)) {
+        return data_path_.complete_local(request);
       }
       if (new_name) client.set_name(std::string(*new_name));
       resp::append_array_header(out, 14);
@@ -129,6 +140,19 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
       resp::append_bulk(out, "modules");
       resp::append_array_header(out, 0);
     }
+  } else if (name == "auth") {
+    const std::vector<conf::UserConfig>& users = info_.worker.config().proxy.users;
+    if (args.size() > 3) {
+      resp::append_error(out, "ERR syntax error");
+    } else if (args.size() == 2 && std::none_of(users.begin(), users.end(),
+                                                [](const conf::UserConfig& u) { return u.name == "default"; })) {
+      resp::append_error(out, "ERR AUTH <password> called without any password configured for the default user. "
+                              "Are you sure your configuration is correct?");
+    } else if (authenticate(client, args.size() == 2 ? std::string_view("default") : args[1], args.back(), out)) {
+      resp::append_simple(out, "OK");
+    }
+  } else if (name == "acl|whoami") {
+    resp::append_bulk(out, client.user() != nullptr ? std::string_view(client.user()->name) : "default");
   } else if (name == "client|setname") {
     if (!valid_client_name(args[2])) {
       resp::append_error(out, "ERR Client names cannot contain spaces, newlines or special characters.");
@@ -244,6 +268,23 @@ void LocalCommands::answer_proxy_command(Request& request) {
   } else {
     resp::append_error(out, "ERR unknown PROXY subcommand or wrong number of arguments. Try PROXY HELP.");
   }
+}
+
+// AUTH and HELLO ... AUTH: on success the client runs as that user; on failure it keeps what
+// it had (as redis does), the failure is counted and logged by user name (never the password).
+bool LocalCommands::authenticate(ClientSession& client, std::string_view user, std::string_view password,
+                                 std::string& out) {
+  const conf::UserConfig* found = routing::authenticate(info_.worker.config().proxy.users, user, password);
+  if (found != nullptr) {
+    client.set_user(found);
+    return true;
+  }
+  info_.worker.metrics()->auth_failures->Increment();
+  std::string shown(user.substr(0, 64));
+  for (char& c : shown) c = (c < ' ' || c > '~') ? '?' : c;
+  spdlog::warn("client {} ({}): authentication failed for user '{}'", client.id(), client.peer(), shown);
+  resp::append_error(out, "WRONGPASS invalid username-password pair or user is disabled.");
+  return false;
 }
 
 }  // namespace ringproxy::proxy

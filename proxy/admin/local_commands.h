@@ -1,4 +1,5 @@
-// Commands the proxy answers itself: PING ECHO QUIT SELECT HELLO CLIENT COMMAND INFO PROXY.
+// Commands the proxy answers itself: PING ECHO QUIT SELECT HELLO AUTH ACL WHOAMI CLIENT COMMAND INFO
+// PROXY.
 // The data path hands them over (a LocalCommandHandler) after classifying them.
 //
 // Ownership: owned by the Proxy.
@@ -19,6 +20,8 @@ class LocalCommands final : public LocalCommandHandler {
  private:
   // PROXY ROUTE <key> | REPAIR <shard> | RELOAD | HELP
   void answer_proxy_command(Request& request);
+  // False with the WRONGPASS error appended to `out`.
+  bool authenticate(ClientSession& client, std::string_view user, std::string_view password, std::string& out);
 
   DataPath& data_path_;
   Servers& servers_;

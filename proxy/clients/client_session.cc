@@ -23,6 +23,33 @@ ClientSession::ClientSession(Clients& clients, uint64_t id)
       parser_({worker_.config().proxy.max_request_bytes, worker_.config().proxy.max_arguments}) {
   uv_tcp_init(worker_.loop(), &handle_);
   handle_.data = this;
+  checked_ = !worker_.config().proxy.users.empty();  // until it authenticates
+}
+
+void ClientSession::set_user(const conf::UserConfig* user) {
+  user_ = user;
+  user_name_ = user != nullptr ? user->name : std::string();
+  user_digest_ = user != nullptr ? user->password_sha256 : std::string();
+  checked_ = user != nullptr ? user->access != conf::Access::admin || !user->keys.empty()
+                             : !worker_.config().proxy.users.empty();
+}
+
+bool ClientSession::rebind_user(std::span<const conf::UserConfig> users) {
+  if (user_ == nullptr) {
+    // Not authenticated: fine while users still need it; a session from before users were
+    // configured was the (password-less) default user, whose password has now changed.
+    const bool was_free = !checked_;
+    checked_ = !users.empty();
+    return !(was_free && checked_);
+  }
+  for (const conf::UserConfig& user : users) {
+    if (user.name == user_name_ && user.password_sha256 == user_digest_) {
+      set_user(&user);  // its access and key patterns may have changed: they apply now
+      return true;
+    }
+  }
+  user_ = nullptr;
+  return false;
 }
 
 void ClientSession::start() {
@@ -208,6 +235,15 @@ void ClientSession::written_out(WriteBatch* batch, int status) {
     if (self->pending_ < self->worker_.config().proxy.max_pending_per_client) self->resume_reading();
   }
   if (self->head_ != nullptr && self->head_->done && !self->dirty) self->worker_.flush_to_client(self);
+}
+
+void ClientSession::close_after_replies() {
+  if (closing_) return;
+  stop_parsing_ = true;
+  pause_reading();
+  if (tail_ == nullptr) return close();
+  tail_->close_after_reply = true;
+  if (head_ != nullptr && head_->done && !dirty) worker_.flush_to_client(this);
 }
 
 void ClientSession::close() {

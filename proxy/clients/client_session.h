@@ -13,9 +13,11 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "conf/config.h"
 #include "proxy/net/buffer.h"
 #include "proxy/net/worker.h"
 #include "proxy/requests/request.h"
@@ -42,11 +44,25 @@ class ClientSession final : public Flushable {
   uv_tcp_t* handle() { return &handle_; }
   void start();  // after uv_accept
   void close();
+  // Answers what it has already read, then closes (like QUIT): safe from inside its own
+  // request's handling, where close() would free that request.
+  void close_after_replies();
 
   // A request of this client completed (its reply is set).
   void on_request_done(Request& request);
   // Writes the completed prefix of the queue (called by the Worker's flush).
   void flush() override;
+
+  // Authentication ([proxy] password, [[proxy.users]]; routing/access.h). The user it
+  // authenticated as (its permissions), or null: none yet, or none are configured.
+  const conf::UserConfig* user() const { return user_; }
+  void set_user(const conf::UserConfig* user);
+  // Whether its commands are checked: users are configured and it is not an admin user with
+  // every key (so that the common case costs one test per request).
+  bool checked() const { return checked_; }
+  // A reload replaced the users (the config's storage too): false when its user was removed
+  // or its password changed (the session must close); else it now points at the new entry.
+  bool rebind_user(std::span<const conf::UserConfig> users);
 
   uint64_t id() const { return id_; }
   const std::string& name() const { return name_; }
@@ -77,6 +93,9 @@ class ClientSession final : public Flushable {
   ReadBuffer input_;
   resp::RequestParser parser_;
   std::string name_;
+  const conf::UserConfig* user_ = nullptr;
+  std::string user_name_, user_digest_;  // to find its user again after a reload
+  bool checked_ = false;
   uint64_t last_active_ms_ = 0;
   uint64_t read_ns_ = 0;     // when the last read came in (metrics on): its requests' start
 

@@ -76,4 +76,18 @@ void Clients::close_idle(uint64_t now_ms) {
   for (ClientSession* client : idle) client->close();
 }
 
+void Clients::rebind_users() {
+  const std::vector<conf::UserConfig>& users = worker_.config().proxy.users;
+  std::vector<ClientSession*> gone;
+  for (ClientSession* client : sessions_) {
+    if (!client->rebind_user(users)) gone.push_back(client);
+  }
+  for (ClientSession* client : gone) {
+    spdlog::info("client {} ({}): closed by the reload: its user was removed or its password changed", client->id(),
+                 client->peer());
+    worker_.metrics()->clients_disconnected_by_reload->Increment();
+    client->close_after_replies();  // it may be the client whose PROXY RELOAD runs right now
+  }
+}
+
 }  // namespace ringproxy::proxy

@@ -35,6 +35,9 @@ class Clients {
   bool listen(const conf::Address& address, std::string* error);
   void stop();                              // closes the listener and every session
   void close_idle(uint64_t now_ms);         // [proxy] client_idle_timeout_ms
+  // A reload replaced the config's users: sessions whose user was removed or whose password
+  // changed are closed (as redis does); the others keep going with their user's new rights.
+  void rebind_users();
 
   const std::vector<ClientSession*>& sessions() const { return sessions_; }
 

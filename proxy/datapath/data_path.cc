@@ -8,9 +8,10 @@
 #include <cstring>
 
 #include "proxy/backend/backend_server.h"
+#include "routing/access.h"
+#include "routing/keys.h"
 #include "routing/resp/reply_scanner.h"
 #include "routing/resp/writer.h"
-#include "routing/keys.h"
 #include "routing/planner.h"
 
 namespace ringproxy::proxy {
@@ -71,6 +72,15 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
     std::string name(cmd->name);
     std::replace(name.begin(), name.end(), '|', ' ');
     return reply_error(request, "ERR wrong number of arguments for '" + name + "' command");
+  }
+
+  if (client.checked()) {  // users are configured and this client is not an unrestricted admin
+    if (client.user() == nullptr) {
+      if (!routing::runs_unauthenticated(*cmd)) return reply_error(request, "NOAUTH Authentication required.");
+    } else if (std::string refused = routing::refusal(*client.user(), *cmd, args, key_positions_);
+               !refused.empty()) {
+      return reply_error(request, refused);
+    }
   }
 
   if (cmd->cls == routing::CommandClass::local) return local_->answer(client, request);

@@ -118,6 +118,7 @@ class DataPath final : public RequestHandler, public ServerEvents {
   std::string scratch_;                  // rebuilt commands, before they get their own block
   std::vector<std::string> rewritten_;
   std::vector<std::string_view> rewritten_views_;
+  std::vector<uint32_t> key_positions_;  // scratch of the permission check
 };
 
 }  // namespace ringproxy::proxy

@@ -18,12 +18,13 @@ std::string describe(const std::optional<conf::Address>& address) {
 
 }  // namespace
 
-Reloader::Reloader(Worker& worker, conf::Config& config, Servers& servers, DataPath& data_path,
+Reloader::Reloader(Worker& worker, conf::Config& config, Servers& servers, DataPath& data_path, Clients& clients,
                    std::string config_path, std::string digest)
     : worker_(worker),
       config_(config),
       servers_(servers),
       data_path_(data_path),
+      clients_(clients),
       config_path_(std::move(config_path)),
       config_digest_(std::move(digest)) {}
 
@@ -110,6 +111,7 @@ ReloadReport Reloader::reload(std::string_view trigger) {
   const size_t servers_before = servers_.servers().size();
   const size_t draining_before = servers_.draining();
   config_ = std::move(next);
+  clients_.rebind_users();  // the sessions' users now live in the new config: before any reads them
   servers_.bind(routing::RoutingTable::build(config_.pool));
   const std::shared_ptr<const Topology>& current = servers_.topology();
   const bool ring_changed = !routing::same_ring(*previous->table, *current->table);

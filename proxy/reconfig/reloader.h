@@ -16,6 +16,7 @@
 
 #include "conf/config.h"
 #include "proxy/backend/servers.h"
+#include "proxy/clients/clients.h"
 #include "proxy/datapath/data_path.h"
 #include "proxy/net/worker.h"
 #include "proxy/reconfig/config_watcher.h"
@@ -33,8 +34,8 @@ class Reloader {
  public:
   // `config` is the proxy's running config, replaced in place by a reload; `config_path` is
   // what a reload reads again ("" : no reload); `digest` its text's digest.
-  Reloader(Worker& worker, conf::Config& config, Servers& servers, DataPath& data_path, std::string config_path,
-           std::string digest);
+  Reloader(Worker& worker, conf::Config& config, Servers& servers, DataPath& data_path, Clients& clients,
+           std::string config_path, std::string digest);
   ~Reloader();
   Reloader(const Reloader&) = delete;
   Reloader& operator=(const Reloader&) = delete;
@@ -64,6 +65,7 @@ class Reloader {
   conf::Config& config_;
   Servers& servers_;
   DataPath& data_path_;
+  Clients& clients_;
   std::string config_path_;
   std::string config_digest_;
   uint64_t config_loaded_unix_ = 0;

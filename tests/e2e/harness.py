@@ -166,6 +166,7 @@ class Proxy:
             f.write(config_text)
         self.log_path = os.path.join(workdir, f"ringproxy-{port}.log")
         self.proc = None
+        self.client_kwargs = {}  # e.g. username/password when the proxy has users
 
     def start(self, extra_args=()):
         with open(self.log_path, "ab") as log:
@@ -176,6 +177,8 @@ class Proxy:
 
     def client(self, **kw):
         kw.setdefault("socket_timeout", 10)
+        for k, v in self.client_kwargs.items():
+            kw.setdefault(k, v)
         return redis.Redis(host="127.0.0.1", port=self.port, **kw)
 
     def log(self):
