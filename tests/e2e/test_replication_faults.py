@@ -542,5 +542,89 @@ class RemovedReplicaWithPlannedCopiesTest(unittest.TestCase):
                              if status is not None and status < 0 else "the proxy's exit status")
 
 
+
+class QuorumReadFirstServerRemovedTest(unittest.TestCase):
+    def test_a_quorum_read_whose_first_server_is_removed_and_closed_before_the_last_reply(self):
+        """read_from = quorum asks a majority of the shard's servers, in the shard's order (the
+        primary first) and answers once all have replied; when their copies differ,
+        answer_quorum_read picks the winner, and decided whether the primary was asked from the
+        first fragment's server. A reload removed that server P after it had answered but before
+        the last server asked (R2, stopped) did: P had nothing in flight, so it was closed and
+        freed as drained, and R2's reply made answer_quorum_read read the freed server (a heap use
+        after free: ASan aborts the proxy). Even before it was freed, a removed server's index is
+        detached: the primary's copy lost to the replicas'. Whether the primary was asked is now
+        decided at plan time, on the snapshot the read was planned with: the primary's copy wins.
+        Four servers, so that three are asked (P, R1, R2; not R3); R2 is stopped well within
+        request_timeout_ms: nothing times out."""
+        pool = {"request_timeout_ms": 5000, "connect_timeout_ms": 500, "retry_interval_ms": 200}
+        replication = {"strategy": "primary-replica", "write_ack": "all", "read_from": "quorum"}
+        cluster = Cluster(shards=1, servers=4, pool=pool, replication=replication, proxy_args=("--no-watch",))
+        primary, r1, r2, r3 = cluster.sets[0]
+        outcome = {}
+
+        def draining():
+            return cluster.client().info("proxy")["servers_draining"]
+
+        def read():
+            try:
+                outcome["reply"] = cluster.client(socket_timeout=30).get("k")
+            except redis.RedisError as e:
+                outcome["reply"] = e
+
+        reader = threading.Thread(target=read, daemon=True)
+        try:
+            self.assertTrue(cluster.client().set("k", "old"))  # write_ack = all: on every server
+            self.assertEqual([s.client().get("k") for s in (primary, r1, r2, r3)], [b"old"] * 4)
+            # The copies differ (only then is the winner picked): the primary has a write the
+            # replicas missed. Its copy is the authority, though the replicas asked outnumber it.
+            self.assertTrue(primary.client().set("k", "new"))
+            before = server_infos(cluster)
+            r2.signal(signal.SIGSTOP)
+            reader.start()
+            # The GET is in flight to R2; P and R1 have answered it.
+            wait_until(proxy_alive(cluster, lambda: [i["pending"] for i in server_infos(cluster)][:3] == [0, 0, 1]),
+                       timeout=5, what="P and R1 answered, R2 not")
+            self.assertTrue(reader.is_alive(), "the GET waits for R2")
+            summary = reload_shard(self, cluster, [r1, r2, r3], pool, replication)
+            self.assertIn("1 removed and draining", summary)
+            # Nothing in flight on P: it is closed and freed at the next sweep (unchanged by the fix).
+            wait_until(proxy_alive(cluster, lambda: draining() == 0), timeout=5, what="P closed as drained")
+            log_while_stopped = cluster.proxy.log()
+            r2.signal(signal.SIGCONT)
+            # Before the fix the proxy died here (ASan: heap-use-after-free in answer_quorum_read).
+            wait_until(proxy_alive(cluster, lambda: not reader.is_alive()), timeout=10, what="the GET answered")
+            self.assertIsNone(cluster.proxy.proc.poll(), "the proxy is running")
+            self.assertTrue(cluster.client().ping())
+            self.assertEqual(outcome.get("reply"), b"new",
+                             "the primary's copy (the read was planned with P as the shard's primary)")
+            # The path: P removed with nothing in flight and closed before R2 answered; R2 never
+            # timed out; three servers asked, not R3; the copies were compared (a read repair).
+            removed = f"server {primary.address} (shard shard1) removed by the reload: draining 0 requests in flight"
+            closing = f"server {primary.address} (shard shard1) drained: closing it"
+            self.assertIn(removed, log_while_stopped)
+            self.assertIn(closing, log_while_stopped, "P closed before R2 answered")
+            log = cluster.proxy.log()
+            self.assertEqual(log.count(closing), 1)
+            self.assertNotIn("lags (timed out", log)
+            self.assertNotIn("AddressSanitizer", log)
+            self.assertNotIn("runtime error", log)
+            self.assertEqual(shard_infos(cluster)[0]["read_repairs"], 1, "the copies differed")
+            infos = server_infos(cluster)
+            self.assertEqual([i["addr"] for i in infos], [r1.address, r2.address, r3.address])
+            self.assertEqual(server_states(cluster), ["up"] * 3)
+            for info in infos:
+                self.assertEqual((info["failures"], info["pending"], info["resyncs"], info["replays"]), (0, 0, 0, 0),
+                                 info)
+            self.assertEqual([i["requests"] - b["requests"] for i, b in zip(infos, before[1:])], [1, 1, 0],
+                             "R1 and R2 asked, not R3")
+        finally:
+            r2.signal(signal.SIGCONT)
+            if reader.is_alive():
+                reader.join(30)
+            status = cluster.cleanup()
+            self.assertEqual(status, 0, f"the proxy died of {signal.Signals(-status).name}"
+                             if status is not None and status < 0 else "the proxy's exit status")
+
+
 if __name__ == "__main__":
     unittest.main()
