@@ -506,6 +506,7 @@ constexpr Field<UserEntry> kUserFields[] = {
      [](const Value& v, UserEntry& e) {
        const auto* array = v.node().as_array();
        if (!array) v.expected("an array of key patterns, e.g. [\"app:*\"]");
+       if (array->empty()) v.fail("'keys' must list at least one pattern (leave it out for every key)");
        for (const toml::node& element : *array) {
          const std::string& pattern = Value(v.source(), v.key(), element).string();
          if (pattern.empty()) v.fail("a key pattern must not be empty");

@@ -28,5 +28,7 @@ std::string refusal(const conf::UserConfig& user, const CommandInfo& cmd, std::s
 
 // Whether `key` matches one of the glob patterns (Redis's syntax: * ? [abc] [^a] [a-z] \x).
 bool key_allowed(std::span<const std::string> patterns, std::string_view key);
+// Redis's glob match (stringmatchlen, case-sensitive), binary-safe.
+bool glob_match(std::string_view pattern, std::string_view string);
 
 }  // namespace ringproxy::routing

@@ -5,6 +5,10 @@
 // Ownership: owned by the Proxy.
 #pragma once
 
+#include <cstdint>
+#include <string>
+#include <string_view>
+
 #include "proxy/admin/info.h"
 #include "proxy/datapath/data_path.h"
 
@@ -27,6 +31,8 @@ class LocalCommands final : public LocalCommandHandler {
   Servers& servers_;
   Reloader& reloader_;
   InfoSources info_;
+  uint64_t auth_failure_logged_ms_ = 0;   // failures are logged at most once a second
+  uint64_t auth_failures_unlogged_ = 0;
 };
 
 }  // namespace ringproxy::proxy

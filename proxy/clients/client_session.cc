@@ -6,6 +6,13 @@
 #include "routing/resp/writer.h"
 
 namespace ringproxy::proxy {
+namespace {
+
+// Before a client authenticates, what Redis allows (at most 10 arguments of 16 KiB): an
+// anonymous client cannot make the proxy buffer, or hash as a password, megabytes.
+constexpr resp::ParserLimits kUnauthenticatedLimits{10 * 16 * 1024 + 1024, 10};
+
+}  // namespace
 
 // One writev of completed replies; owns the requests until libuv is done with their bytes.
 struct ClientSession::WriteBatch {
@@ -24,6 +31,13 @@ ClientSession::ClientSession(Clients& clients, uint64_t id)
   uv_tcp_init(worker_.loop(), &handle_);
   handle_.data = this;
   checked_ = !worker_.config().proxy.users.empty();  // until it authenticates
+  if (checked_) parser_.set_limits(kUnauthenticatedLimits);
+}
+
+void ClientSession::apply_limits() {
+  const conf::ProxyConfig& proxy = worker_.config().proxy;
+  const bool anonymous = user_ == nullptr && !proxy.users.empty();
+  parser_.set_limits(anonymous ? kUnauthenticatedLimits : resp::ParserLimits{proxy.max_request_bytes, proxy.max_arguments});
 }
 
 void ClientSession::set_user(const conf::UserConfig* user) {
@@ -32,6 +46,7 @@ void ClientSession::set_user(const conf::UserConfig* user) {
   user_digest_ = user != nullptr ? user->password_sha256 : std::string();
   checked_ = user != nullptr ? user->access != conf::Access::admin || !user->keys.empty()
                              : !worker_.config().proxy.users.empty();
+  apply_limits();
 }
 
 bool ClientSession::rebind_user(std::span<const conf::UserConfig> users) {
@@ -40,6 +55,7 @@ bool ClientSession::rebind_user(std::span<const conf::UserConfig> users) {
     // configured was the (password-less) default user, whose password has now changed.
     const bool was_free = !checked_;
     checked_ = !users.empty();
+    apply_limits();
     return !(was_free && checked_);
   }
   for (const conf::UserConfig& user : users) {
@@ -114,7 +130,13 @@ void ClientSession::parse_requests() {
     char* start = input_.unconsumed();
     resp::ParseStatus status = parser_.parse(start, input_.unconsumed_size());
     if (status == resp::ParseStatus::incomplete) break;
-    if (status == resp::ParseStatus::error) return enqueue_protocol_error(parser_.error());
+    if (status == resp::ParseStatus::error) {
+      const bool over_limit = parser_.error().find("(max_") != std::string_view::npos;
+      return enqueue_protocol_error(checked_ && user_ == nullptr && over_limit
+                                        ? "unauthenticated request too large (before AUTH: at most 10 arguments, "
+                                          "161 KiB in all)"
+                                        : parser_.error());
+    }
 
     size_t size = parser_.request_bytes();
     if (parser_.args().empty()) {  // empty line or "*0": nothing to answer
@@ -228,7 +250,7 @@ void ClientSession::written_out(WriteBatch* batch, int status) {
   batch->requests.clear();
   self->spare_batches_.push_back(batch);  // write batches are reused: no malloc per flush
   if (self->closing_) return;
-  if (status < 0 || close_after) return self->close();
+  if (status < 0 || close_after || (close_when_written_ && writes_in_flight_ == 0)) return self->close();
   // Backpressure released: take the requests already buffered, then read again.
   if (self->pending_ < self->worker_.config().proxy.max_pending_per_client / 2 + 1 && !self->stop_parsing_) {
     self->parse_requests();
@@ -241,7 +263,11 @@ void ClientSession::close_after_replies() {
   if (closing_) return;
   stop_parsing_ = true;
   pause_reading();
-  if (tail_ == nullptr) return close();
+  if (tail_ == nullptr && writes_in_flight_ == 0) return close();
+  if (tail_ == nullptr) {  // its last replies are still being written: close once they are out
+    close_when_written_ = true;
+    return;
+  }
   tail_->close_after_reply = true;
   if (head_ != nullptr && head_->done && !dirty) worker_.flush_to_client(this);
 }

@@ -81,6 +81,7 @@ class ClientSession final : public Flushable {
   static void on_close(uv_handle_t* handle);
 
   void parse_requests();
+  void apply_limits();  // the parser's limits: tighter before it authenticates
   void written_out(WriteBatch* batch, int status);
   void enqueue_protocol_error(std::string_view why);
   void pause_reading();
@@ -105,6 +106,7 @@ class ClientSession final : public Flushable {
   bool reading_ = false;
   bool closing_ = false;
   bool stop_parsing_ = false;  // after QUIT or a protocol error
+  bool close_when_written_ = false;  // close_after_replies() with nothing queued but writes out
   uint32_t writes_in_flight_ = 0;
   std::vector<WriteBatch*> spare_batches_;  // at most one per write in flight
 };

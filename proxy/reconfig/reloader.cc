@@ -104,6 +104,18 @@ ReloadReport Reloader::reload(std::string_view trigger) {
                       describe(next.metrics.listen) + ")");
     next.metrics.listen = config_.metrics.listen;
   }
+  // Protected mode against the listener that keeps running (the file's may differ): a reload
+  // must not take the last password off a public port.
+  if (next.proxy.protected_mode && next.proxy.users.empty() && !conf::is_loopback(next.proxy.listen)) {
+    ++reloads_failed_;
+    worker_.metrics()->count_reload(false);
+    last_reload_error_ = "protected mode: ringproxy keeps listening on " + next.proxy.listen.to_string() +
+                         " (a restart applies a new listen), which is not a loopback address: the new config "
+                         "needs a password or users, or protected_mode = false";
+    spdlog::error("reload ({}) rejected, the running config stays: {}", trigger, last_reload_error_);
+    report.message = "reload rejected, the running config stays: " + last_reload_error_;
+    return report;
+  }
   restart_needed_.clear();
   for (const std::string& item : restart) restart_needed_ += (restart_needed_.empty() ? "" : "; ") + item;
 

@@ -30,6 +30,9 @@ enum class ParseStatus : uint8_t { complete, incomplete, error };
 class RequestParser {
  public:
   explicit RequestParser(ParserLimits limits = {}) : limits_(limits) {}
+  // Between requests (after reset()): e.g. tighter before a client has authenticated.
+  void set_limits(ParserLimits limits) { limits_ = limits; }
+  const ParserLimits& limits() const { return limits_; }
 
   // Parses the request that starts at data[0]. Until it returns `complete` or `error`,
   // every call must pass the same request start (more bytes may follow each time).

@@ -10,8 +10,8 @@ import unittest
 
 import redis
 
-from harness import (RINGPROXY_BIN, Proxy, RedisServer, free_port, scrape, toml_config, toml_value, value,
-                     wait_until)
+from harness import (RINGPROXY_BIN, Proxy, RedisServer, free_port, raw_exchange, scrape, toml_config,
+                     toml_value, value, wait_until)
 
 PASSWORD = "s3cret-Passw0rd"
 APP_PASSWORD = "app-Passw0rd"
@@ -120,7 +120,9 @@ class PasswordTest(AuthCluster):
         wait_until(lambda: self.auth_failures() == before + 4, timeout=5, what="4 failures counted")
         with self.assertRaises(redis.AuthenticationError):
             c.get("k")  # still not authenticated
-        self.assertIn("authentication failed for user 'someone'", self.proxy.log())
+        log = self.proxy.log()
+        self.assertIn("authentication failed", log)
+        self.assertNotIn("someone", log)  # no user name: swapped arguments would log a password
 
     def test_auth_then_everything_works(self):
         c = self.anonymous()
@@ -225,6 +227,77 @@ class UsersTest(AuthCluster):
         self.assertEqual(value(scrape(self.metrics_port), "ringproxy_auth_reload_disconnects_total"), 2)
 
 
+class EscapesTest(AuthCluster):
+    """What the key patterns cannot see is refused, not let through (from a hostile review)."""
+    users = USERS + [{"name": "ro", "password": READER_PASSWORD, "access": "read", "keys": ["app:*"]},
+                     {"name": "rw", "password": APP_PASSWORD, "access": "readwrite"}]
+
+    def setUp(self):
+        super().setUp()
+        self.server.client().set("secret", "topsecret")
+        self.server.client().rpush("app:list", 1)
+
+    def test_scripts_are_refused_to_users_with_key_patterns(self):
+        for user, command in (("app", "EVAL"), ("ro", "EVAL_RO")):
+            c = self.as_user(user, APP_PASSWORD if user == "app" else READER_PASSWORD)
+            with self.assertRaisesRegex(redis.exceptions.NoPermissionError, "run scripts|run the 'eval' command"):
+                c.execute_command(command, "return redis.call('get','secret')", 1, "app:x")
+
+    def test_writing_scripts_need_admin(self):
+        rw = self.as_user("rw", APP_PASSWORD)
+        with self.assertRaisesRegex(redis.exceptions.NoPermissionError, "run the 'eval' command"):
+            rw.eval("return redis.call('flushall')", 1, "k")
+        self.assertEqual(rw.execute_command("EVAL_RO", "return redis.call('get', KEYS[1])", 1, "secret"),
+                         b"topsecret")  # read-only scripts: the server refuses their writes
+        self.assertEqual(self.proxy.client().eval("return 1", 1, "k"), 1)  # admin
+        self.assertEqual(self.server.client().get("secret"), b"topsecret")
+
+    def test_sort_get_and_by_patterns_are_refused_with_key_patterns(self):
+        app = self.as_user("app", APP_PASSWORD)
+        with self.assertRaisesRegex(redis.exceptions.NoPermissionError, "SORT's GET"):
+            app.sort("app:list", by="nosort", get="secret*")
+        with self.assertRaisesRegex(redis.exceptions.NoPermissionError, "SORT's BY"):
+            app.sort("app:list", by="secret*")
+        self.assertEqual(app.sort("app:list", by="nosort", get="#"), [b"1"])
+
+    def test_globs_are_redis_globs(self):
+        app = self.as_user("app", APP_PASSWORD)
+        self.assertTrue(app.set(b"app:\x00z", "v"))  # binary-safe, as stringmatchlen
+        with self.assertRaises(redis.exceptions.NoPermissionError):
+            app.set(b"ap\x00p:z", "v")
+
+
+class PreAuthLimitsTest(AuthCluster):
+    proxy_keys = {"password": PASSWORD}
+
+    def test_an_anonymous_client_cannot_send_big_requests(self):
+        for payload in (b"*11\r\n",                                      # more than 10 arguments
+                        b"*2\r\n$4\r\nAUTH\r\n$62914560\r\n",          # a 60 MiB password
+                        b"*1\r\n$200000\r\n"):
+            got = raw_exchange(self.port, payload, read_until_close=True)
+            self.assertTrue(got.startswith(b"-ERR Protocol error: unauthenticated request too large"), got)
+        self.assertTrue(self.proxy.client().set("k", "v" * 300000))  # authenticated: the usual limits
+
+
+class ProtectedModeReloadTest(AuthCluster):
+    proxy_keys = {"password": PASSWORD}
+
+    def config(self, proxy_keys, users):
+        return super().config(proxy_keys, users).replace(f'listen = "127.0.0.1:{self.port}"',
+                                                         f'listen = "0.0.0.0:{self.port}"')
+
+    def test_a_reload_cannot_take_the_password_off_a_public_listener(self):
+        ops = self.proxy.client()
+        with open(self.proxy.config_path, "w") as f:  # loopback in the file, no password
+            f.write(AuthCluster.config(self, {}, []))
+        with self.assertRaisesRegex(redis.ResponseError, "reload rejected.*protected mode"):
+            ops.execute_command("PROXY", "RELOAD")
+        with self.assertRaises(redis.AuthenticationError):
+            self.anonymous().get("k")  # the password stays
+        with open(self.proxy.config_path, "w") as f:
+            f.write(self.config({"password": PASSWORD}, []))
+
+
 class NoPasswordTest(AuthCluster):
     def credentials(self):
         return {}
@@ -237,6 +310,9 @@ class NoPasswordTest(AuthCluster):
             c.execute_command("AUTH", "someone", "x")
         self.assertEqual(c.execute_command("ACL", "WHOAMI"), b"default")
         self.assertTrue(c.set("k", "v"))
+        # The default user has no password: redis accepts any (clients configured with a user).
+        self.assertTrue(c.execute_command("AUTH", "default", "anything"))
+        self.assertTrue(redis.Redis(host="127.0.0.1", port=self.port, username="default", password="x").ping())
 
     def test_a_reload_that_adds_a_password_closes_the_clients_that_had_none(self):
         c = self.connection()

@@ -78,6 +78,7 @@ TEST(Users, MistakesAreErrorsThatNeverShowTheSecret) {
       {"[[proxy.users]]\nname = \"a\"\npassword = \"topsecret1\"\naccess = \"write\"\n",
        "'access' must be one of read, readwrite, admin"},
       {"[[proxy.users]]\nname = \"a\"\npassword = \"topsecret1\"\nkeys = [\"\"]\n", "must not be empty"},
+      {"[[proxy.users]]\nname = \"a\"\npassword = \"topsecret1\"\nkeys = []\n", "'keys' must list at least one pattern"},
       {"[[proxy.users]]\nname = \"a\"\npassword = \"topsecret1\"\n[[proxy.users]]\nname = \"a\"\npassword = "
        "\"topsecret2\"\n",
        "duplicate user name 'a'"},

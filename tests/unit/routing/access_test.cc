@@ -71,8 +71,39 @@ TEST(KeyAllowed, RedisGlobSyntax) {
   const std::vector<std::string> p = {"a*", "b?", "c[xy]", "d[^x]", "e[a-c]", "f\\*"};
   for (std::string_view k : {"a", "abc", "a:b/c", "bz", "cx", "cy", "dz", "eb", "f*"}) EXPECT_TRUE(key_allowed(p, k)) << k;
   for (std::string_view k : {"b", "bzz", "cz", "dx", "ed", "fx", "", "xa"}) EXPECT_FALSE(key_allowed(p, k)) << k;
-  EXPECT_FALSE(key_allowed(p, std::string_view("a\0", 2)));  // not a C string: refused
+  EXPECT_TRUE(key_allowed(p, std::string_view("a\0", 2)));  // binary-safe, as redis
   EXPECT_FALSE(key_allowed({}, "a"));
+}
+
+// Redis's stringmatchlen, not fnmatch: checked against redis-server 7.0.15's ACL DRYRUN.
+TEST(KeyAllowed, RedisNotFnmatch) {
+  EXPECT_TRUE(glob_match("[!x]*", "!bc"));   // '!' is a literal in redis's classes
+  EXPECT_FALSE(glob_match("[!x]*", "abc"));
+  EXPECT_TRUE(glob_match("[!x]*", "xbc"));
+  EXPECT_TRUE(glob_match("[z-a]", "m"));     // reversed ranges are swapped
+  EXPECT_TRUE(glob_match("a\\*b", "a*b"));
+  EXPECT_FALSE(glob_match("a\\*b", "axb"));
+  EXPECT_FALSE(glob_match("*", ""));        // as stringmatchlen; but "~*" is every key:
+  EXPECT_TRUE(key_allowed(std::vector<std::string>{"*"}, ""));
+  EXPECT_FALSE(glob_match("?", ""));
+  EXPECT_TRUE(glob_match("[abc", "a"));      // an unterminated class
+  // No exponential time on a hostile pattern.
+  EXPECT_FALSE(glob_match("a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", std::string(5000, 'a')));
+}
+
+TEST(Refusal, ScriptsAndSortPatterns) {
+  const auto app = user("app", "p", conf::Access::readwrite, {"app:*"});
+  const auto rw = user("rw", "p", conf::Access::readwrite);
+  const auto admin = user("a", "p", conf::Access::admin);
+  EXPECT_EQ(check(rw, {"EVAL", "return 1", "1", "k"}), "NOPERM this user has no permissions to run the 'eval' command");
+  EXPECT_EQ(check(rw, {"EVAL_RO", "return 1", "1", "k"}), "");
+  EXPECT_EQ(check(admin, {"EVAL", "return 1", "1", "k"}), "");
+  EXPECT_NE(check(app, {"EVAL_RO", "return 1", "1", "app:1"}).find("run scripts"), std::string::npos);
+  EXPECT_NE(check(app, {"SORT", "app:l", "GET", "x*"}).find("SORT's GET"), std::string::npos);
+  EXPECT_NE(check(app, {"SORT", "app:l", "BY", "w_*"}).find("SORT's BY"), std::string::npos);
+  EXPECT_EQ(check(app, {"SORT", "app:l", "BY", "nosort", "GET", "#"}), "");
+  EXPECT_EQ(check(app, {"SORT", "app:l", "LIMIT", "0", "10", "ALPHA"}), "");
+  EXPECT_EQ(check(rw, {"SORT", "l", "GET", "x*"}), "");  // no key patterns: every key is its own
 }
 
 }  // namespace
