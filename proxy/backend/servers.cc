@@ -182,7 +182,8 @@ std::string Servers::start_repair(uint32_t shard) {
 void Servers::start_read_repair(ShardRuntime& shard, uint32_t shard_index, std::vector<std::string> keys) {
   ++shard.repair_stats.read_repairs;
   shard.metrics.read_repairs->Increment();
-  // Only on the current snapshot: a read planned before a reload repairs nothing.
+  // Only for a shard of the current snapshot (its state is kept by name across reloads, so a
+  // read planned before one still repairs, with the servers the shard has now).
   if (shard.repair != nullptr || keys.empty() || shard_index >= topology_->shards.size() ||
       topology_->shards[shard_index].get() != &shard) {
     return;
