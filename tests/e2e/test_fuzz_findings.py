@@ -26,7 +26,7 @@ def read_for(sock, seconds):
 class QuorumReadTest(unittest.TestCase):
     # Was a bug (fixed in DataPath::answer_quorum_read): a read_from = "quorum" group whose first outcome is an error reply is decided at
     # once by its WriteTracker (the majority can no longer agree), with reply_from = the
-    # server that erred. Proxy::on_group_outcome passes `reply_from >= 0` to
+    # server that erred. DataPath::on_group_outcome passes `reply_from >= 0` to
     # answer_quorum_read as "all replied", which then compares every server's reply,
     # including those still in flight (empty), and picks the primary's: the client is
     # answered with an empty reply, and every later reply on its connection is taken for the

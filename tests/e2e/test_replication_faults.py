@@ -97,6 +97,13 @@ class Writers:
                 test.assertFalse(missing, f"{s.address} l{n}: acknowledged elements missing")
 
 
+def assert_clean_exit(test, cluster):
+    """Stops the cluster; the proxy must exit 0 (a signal is named: SIGSEGV, SIGABRT from ASan)."""
+    status = cluster.cleanup()
+    test.assertEqual(status, 0, f"the proxy died of {signal.Signals(-status).name}"
+                     if status is not None and status < 0 else "the proxy's exit status")
+
+
 def reload_shard(test, cluster, servers, pool, replication):
     """Rewrites the config with `servers` as shard1 (the proxy runs --no-watch) and applies it
     with PROXY RELOAD; returns the reload's summary."""
@@ -537,9 +544,7 @@ class RemovedReplicaWithPlannedCopiesTest(unittest.TestCase):
             primary.signal(signal.SIGCONT)
             if writer.is_alive():
                 writer.join(30)
-            status = cluster.cleanup()
-            self.assertEqual(status, 0, f"the proxy died of {signal.Signals(-status).name}"
-                             if status is not None and status < 0 else "the proxy's exit status")
+            assert_clean_exit(self, cluster)
 
 
 
@@ -621,9 +626,7 @@ class QuorumReadFirstServerRemovedTest(unittest.TestCase):
             r2.signal(signal.SIGCONT)
             if reader.is_alive():
                 reader.join(30)
-            status = cluster.cleanup()
-            self.assertEqual(status, 0, f"the proxy died of {signal.Signals(-status).name}"
-                             if status is not None and status < 0 else "the proxy's exit status")
+            assert_clean_exit(self, cluster)
 
 
 if __name__ == "__main__":
