@@ -131,8 +131,8 @@ class RedisServer:
                 self.proc.wait()
 
 
-def toml_config(port, shards, metrics_port=None, pool=None, proxy=None, replication=None):
-    """shards: list of (name, [addresses]) or (name, [addresses], weight)."""
+def toml_config(port, shards, metrics_port=None, pool=None, proxy=None, replication=None, users=()):
+    """shards: list of (name, [addresses]) or (name, [addresses], weight); users: [[proxy.users]] (users_toml)."""
     lines = ["[proxy]", f'listen = "127.0.0.1:{port}"']
     for k, v in (proxy or {}).items():
         lines.append(f"{k} = {toml_value(v)}")
@@ -146,6 +146,17 @@ def toml_config(port, shards, metrics_port=None, pool=None, proxy=None, replicat
         weight = shard[2] if len(shard) > 2 else 1
         lines += ["", "[[pool.shards]]", f'name = "{name}"', f"weight = {weight}",
                   "servers = [" + ", ".join(f'"{s}"' for s in servers) + "]"]
+    return "\n".join(lines) + "\n" + (users_toml(users) if users else "")
+
+
+def users_toml(users):
+    """[[proxy.users]] tables (valid anywhere after [proxy]): a list of dicts of their keys."""
+    lines = []
+    for user in users:
+        lines += ["", "[[proxy.users]]"]
+        for k, v in user.items():
+            lines.append(f"{k} = " + ("[" + ", ".join(toml_value(p) for p in v) + "]" if isinstance(v, list)
+                                      else toml_value(v)))
     return "\n".join(lines) + "\n"
 
 
@@ -202,10 +213,12 @@ class Cluster:
     """N shards ("shard1".."shardN") of `servers` redis-servers each, behind one ringproxy.
 
     `replication`: the [pool.replication] table (needed when servers > 1).
+    `users`: [[proxy.users]] (see users_toml); `credentials`: the client_kwargs of the proxy's own
+    clients (e.g. {"password": ...} with a [proxy] password), used from the start-up ping on.
     """
 
     def __init__(self, shards=3, pool=None, proxy=None, metrics=False, weights=None, servers=1, replication=None,
-                 proxy_args=()):
+                 proxy_args=(), users=(), credentials=None):
         self.workdir = tempfile.mkdtemp(prefix="ringproxy-e2e-")
         self.sets = [[RedisServer(self.workdir).start() for _ in range(servers)] for _ in range(shards)]
         self.redis = [s[0] for s in self.sets]
@@ -214,8 +227,11 @@ class Cluster:
         self.metrics_port = free_port() if metrics else None
         port = free_port()
         config = toml_config(port, [(n, [r.address for r in rs], w) for n, rs, w in zip(self.names, self.sets, weights)],
-                             metrics_port=self.metrics_port, pool=pool, proxy=proxy, replication=replication)
-        self.proxy = Proxy(self.workdir, config, port).start(proxy_args)
+                             metrics_port=self.metrics_port, pool=pool, proxy=proxy, replication=replication,
+                             users=users)
+        self.proxy = Proxy(self.workdir, config, port)
+        self.proxy.client_kwargs = dict(credentials or {})
+        self.proxy.start(proxy_args)
 
     def client(self, **kw):
         return self.proxy.client(**kw)

@@ -11,24 +11,13 @@ import unittest
 import redis
 
 from harness import (RINGPROXY_BIN, Proxy, RedisServer, free_port, raw_exchange, scrape, toml_config,
-                     toml_value, value, wait_until)
+                     users_toml, value, wait_until)
 
 PASSWORD = "s3cret-Passw0rd"
 APP_PASSWORD = "app-Passw0rd"
 READER_PASSWORD = "reader-Passw0rd"
 ADMIN_PASSWORD = "admin-Passw0rd"
 SECRETS = (PASSWORD, APP_PASSWORD, READER_PASSWORD, ADMIN_PASSWORD)
-
-
-def users_toml(users):
-    """[[proxy.users]] tables (valid anywhere after [proxy])."""
-    lines = []
-    for user in users:
-        lines += ["", "[[proxy.users]]"]
-        for k, v in user.items():
-            lines.append(f"{k} = " + ("[" + ", ".join(toml_value(p) for p in v) + "]" if isinstance(v, list)
-                                      else toml_value(v)))
-    return "\n".join(lines) + "\n"
 
 
 USERS = [
