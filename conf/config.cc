@@ -19,6 +19,12 @@ std::string Address::to_string() const {
   return host + ":" + port_text;
 }
 
+// Numeric hosts are digits and dots (IPv4) or contain ':' (IPv6); a name has a letter.
+bool Address::is_name() const {
+  return host.find(':') == std::string::npos &&
+         std::any_of(host.begin(), host.end(), [](unsigned char c) { return std::isalpha(c); });
+}
+
 namespace {
 
 bool fail(std::string* why, std::string message) {
@@ -62,6 +68,27 @@ bool looks_like_hostname(std::string_view host) {
   return allowed && has_letter;
 }
 
+// RFC 1123 names (and '_', which docker and Kubernetes names may hold): dot-separated labels
+// of 1-63 letters, digits, '-' and '_', not starting or ending with '-'; 253 bytes at most;
+// a trailing dot (fully qualified) allowed.
+bool valid_hostname(std::string_view host, std::string* why) {
+  if (host.size() > 253) return fail(why, "a host name has at most 253 characters");
+  std::string_view rest = host;
+  if (!rest.empty() && rest.back() == '.') rest.remove_suffix(1);
+  while (true) {
+    const size_t dot = rest.find('.');
+    const std::string_view label = rest.substr(0, dot);
+    if (label.empty() || label.size() > 63) {
+      return fail(why, "'" + std::string(host) + "' is not a valid host name (each part between dots has 1 to 63 characters)");
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      return fail(why, "'" + std::string(host) + "' is not a valid host name (a part starts or ends with '-')");
+    }
+    if (dot == std::string_view::npos) return true;
+    rest.remove_prefix(dot + 1);
+  }
+}
+
 bool is_localhost(std::string_view host) {
   constexpr std::string_view kLocalhost = "localhost";
   return std::equal(host.begin(), host.end(), kLocalhost.begin(), kLocalhost.end(),
@@ -70,7 +97,7 @@ bool is_localhost(std::string_view host) {
 
 }  // namespace
 
-std::optional<Address> parse_address(std::string_view text, std::string* why) {
+std::optional<Address> parse_address(std::string_view text, std::string* why, bool allow_names) {
   if (text.empty()) {
     fail(why, "empty address (expected host:port, e.g. 127.0.0.1:7001)");
     return std::nullopt;
@@ -129,8 +156,14 @@ std::optional<Address> parse_address(std::string_view text, std::string* why) {
   });
   if (dotted_digits) {
     fail(why, "'" + host_text + "' is not a valid IPv4 address");
+  } else if (looks_like_hostname(host) && allow_names) {
+    if (!valid_hostname(host, why)) return std::nullopt;
+    address.host = host_text;
+    std::transform(address.host.begin(), address.host.end(), address.host.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return address;
   } else if (looks_like_hostname(host)) {
-    fail(why, "'" + host_text + "' is a hostname; use an IP address (hostnames are not resolved)");
+    fail(why, "'" + host_text + "' is a host name; use an IP address here (only servers' names are resolved)");
   } else {
     fail(why, "'" + host_text + "' is not an IP address");
   }

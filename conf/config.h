@@ -12,13 +12,24 @@
 
 namespace ringproxy::conf {
 
-// A numeric IPv4/IPv6 address (or "localhost", stored as 127.0.0.1) and a port.
+// A numeric IPv4/IPv6 address (or "localhost", stored as 127.0.0.1) and a port. A backend
+// server's host may also be a name ("cache-a.internal"), resolved at run time (README "Names").
 struct Address {
-  std::string host;  // numeric, without brackets for IPv6
+  std::string host;  // numeric, without brackets for IPv6; or a host name, lowercase
   uint16_t port = 0;
 
-  std::string to_string() const;  // "127.0.0.1:7001", "[::1]:7001"
+  std::string to_string() const;  // "127.0.0.1:7001", "[::1]:7001", "cache-a:6379"
+  bool is_name() const;           // a host name, not a numeric address
   bool operator==(const Address&) const = default;
+};
+
+// How the proxy logs in to a backend server: AUTH [username] password, first on every
+// connection it opens to it (data, probes, resyncs, repairs, key moves). The password is kept
+// because it is sent; it never appears in a log, INFO, a metric or a reply.
+struct BackendAuth {
+  std::string username;  // "": the server's default user (AUTH <password>: requirepass)
+  std::string password;  // "": no AUTH
+  bool operator==(const BackendAuth&) const = default;
 };
 
 // Which command classes a user may run (README "Authentication"): read (reads and the proxy's
@@ -76,6 +87,7 @@ struct ShardConfig {
   uint32_t weight = 1;
   std::vector<Address> servers;        // servers[0] is the primary (primary-replica)
   ReplicationConfig replication;       // [pool.replication], with this shard's overrides
+  BackendAuth auth;                    // [pool]'s, unless the shard names its own
 };
 
 // What happens to keys whose shard changes when a reload changes the ring (README "Reload").
@@ -97,6 +109,8 @@ struct PoolConfig {
   Migration migration = Migration::none;
   uint32_t migration_keys_per_second = 5000;  // move: the background pass's rate limit
   uint32_t warm_window_ms = 600000;     // warm: how long after a reload keys are moved on touch
+  uint32_t dns_refresh_ms = 30000;      // server host names are resolved again this often
+  BackendAuth auth;                     // every shard's, unless it names its own
   ReplicationConfig replication;        // the pool's default for every shard
   std::vector<ShardConfig> shards;
 };

@@ -14,6 +14,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -185,10 +186,10 @@ class Value {
     return value->get();
   }
 
-  Address address() const {
+  Address address(bool allow_names = false) const {
     const std::string& text = string();
     std::string why;
-    std::optional<Address> parsed = parse_address(text, &why);
+    std::optional<Address> parsed = parse_address(text, &why, allow_names);
     if (!parsed) fail("bad address \"" + text + "\" in '" + std::string(key_) + "': " + why);
     return *parsed;
   }
@@ -278,7 +279,7 @@ std::vector<Address> read_servers(const Value& v) {
   if (array->empty()) v.fail("'servers' must list at least one address");
   std::vector<Address> servers;
   for (const toml::node& element : *array) {
-    servers.push_back(Value(v.source(), v.key(), element).address());
+    servers.push_back(Value(v.source(), v.key(), element).address(/*allow_names=*/true));
   }
   return servers;
 }
@@ -381,17 +382,107 @@ void check_replica_set(std::string_view source, const toml::table& table, const 
   }
 }
 
+// A secret's text, checked (it must not be empty); its value never appears in an error.
+const std::string& secret(const Value& v) {
+  const std::string& text = v.string();
+  if (text.empty()) v.fail("'" + std::string(v.key()) + "' must not be empty");
+  return text;
+}
+
+// Backend credentials: [pool] and [[pool.shards]] username, and one of password,
+// password_file (a secret mounted as a file: its text, without a final newline) and
+// password_env (an environment variable). Read apart from the tables' other keys (a shard
+// inherits [pool]'s, wherever [pool]'s are written), so those keys' readers do nothing.
+constexpr std::string_view kCredentialKeys[] = {"username", "password", "password_file", "password_env"};
+
+template <class T>
+void read_elsewhere(const Value&, T&) {}
+
+bool has_credentials(const toml::table& table) {
+  return std::any_of(std::begin(kCredentialKeys), std::end(kCredentialKeys),
+                     [&](std::string_view key) { return table.contains(key); });
+}
+
+std::string read_password_file(const Value& v) {
+  const std::string& path = v.string();
+  if (path.empty()) v.fail("'password_file' must not be empty");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!file) v.fail("cannot read password_file '" + path + "': " + std::strerror(errno));
+  std::string text;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0 && text.size() <= 65536) text.append(buffer, n);
+  if (std::ferror(file.get())) v.fail("cannot read password_file '" + path + "': " + std::strerror(errno));
+  if (text.size() > 65536) v.fail("password_file '" + path + "' is larger than 64 KiB: not a password");
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  if (text.empty()) v.fail("password_file '" + path + "' is empty");
+  return text;
+}
+
+std::string read_password_env(const Value& v) {
+  const std::string& name = v.string();
+  if (name.empty()) v.fail("'password_env' must not be empty");
+  const char* value = std::getenv(name.c_str());
+  if (value == nullptr) v.fail("password_env names the environment variable '" + name + "', which is not set");
+  if (*value == '\0') v.fail("password_env names the environment variable '" + name + "', which is empty");
+  return value;
+}
+
+BackendAuth read_credentials(std::string_view source, const toml::table& table, std::string_view table_name) {
+  BackendAuth auth;
+  const toml::node* password_at = nullptr;
+  int passwords = 0;
+  for (const auto& [key, node] : in_document_order(table)) {
+    const std::string_view name = key->str();
+    const Value v(source, name, *node);
+    if (name == "username") {
+      auth.username = v.string();
+      const bool clean = std::none_of(auth.username.begin(), auth.username.end(),
+                                      [](unsigned char c) { return std::isspace(c) || std::iscntrl(c); });
+      if (auth.username.empty() || !clean || auth.username.size() > 256) {
+        v.fail("'username' must be 1 to 256 characters without whitespace or control characters");
+      }
+      continue;
+    }
+    if (name == "password") {
+      auth.password = secret(v);
+    } else if (name == "password_file") {
+      auth.password = read_password_file(v);
+    } else if (name == "password_env") {
+      auth.password = read_password_env(v);
+    } else {
+      continue;
+    }
+    ++passwords;
+    if (password_at == nullptr) password_at = node;
+    if (passwords > 1) {
+      v.fail("give " + std::string(table_name) + " one of 'password', 'password_file' and 'password_env', not several");
+    }
+  }
+  if (!auth.username.empty() && auth.password.empty()) {
+    fail_at(source, table.get("username")->source(),
+            "'username' needs a password ('password', 'password_file' or 'password_env') in " + std::string(table_name));
+  }
+  return auth;
+}
+
 constexpr Field<ShardConfig> kShardFields[] = {
     {"name", [](const Value& v, ShardConfig& c) { check_shard_name(v, c.name = v.string()); }},
     {"weight", [](const Value& v, ShardConfig& c) { c.weight = v.u32(1, kMaxWeight); }},
     {"servers", [](const Value& v, ShardConfig& c) { c.servers = read_servers(v); }},
     {"replication",
      [](const Value& v, ShardConfig& c) { read_replication(v, "the shard's replication", c.replication); }},
+    {"username", read_elsewhere<ShardConfig>},
+    {"password", read_elsewhere<ShardConfig>},
+    {"password_file", read_elsewhere<ShardConfig>},
+    {"password_env", read_elsewhere<ShardConfig>},
 };
 
 // Reads [[pool.shards]] and checks what spans shards: unique names and unique servers,
 // each reported at its second occurrence.
-std::vector<ShardConfig> read_shards(const Value& v, const ReplicationConfig& pool_replication) {
+std::vector<ShardConfig> read_shards(const Value& v, const ReplicationConfig& pool_replication,
+                                     const BackendAuth& pool_auth) {
   const auto* array = v.node().as_array();
   if (array && array->empty()) v.fail("'shards' must list at least one shard");
   if (!array || !array->is_array_of_tables()) {
@@ -407,6 +498,7 @@ std::vector<ShardConfig> read_shards(const Value& v, const ReplicationConfig& po
     ShardConfig shard;
     shard.replication = pool_replication;  // the shard's own keys override it
     read_fields(v.source(), table, "[[pool.shards]]", kShardFields, shard);
+    shard.auth = has_credentials(table) ? read_credentials(v.source(), table, "a shard") : pool_auth;
 
     const toml::node* name = table.get("name");
     if (!name) fail_at(v.source(), table.source(), "shard is missing 'name'");
@@ -448,13 +540,6 @@ std::optional<Access> parse_access(std::string_view name) {
   return std::nullopt;
 }
 constexpr Access kAccesses[] = {Access::read, Access::readwrite, Access::admin};
-
-// A secret's text, checked (it must not be empty); its value never appears in an error.
-const std::string& secret(const Value& v) {
-  const std::string& text = v.string();
-  if (text.empty()) v.fail("'" + std::string(v.key()) + "' must not be empty");
-  return text;
-}
 
 std::string hex_digest(const Value& v) {
   const std::string& text = v.string();
@@ -628,7 +713,12 @@ constexpr Field<PoolConfig> kPoolFields[] = {
      }},
     {"migration_keys_per_second", [](const Value& v, PoolConfig& c) { c.migration_keys_per_second = v.u32(1); }},
     {"warm_window_ms", [](const Value& v, PoolConfig& c) { c.warm_window_ms = v.u32(1); }},
-    {"shards", [](const Value& v, PoolConfig& c) { c.shards = read_shards(v, c.replication); }},
+    {"dns_refresh_ms", [](const Value& v, PoolConfig& c) { c.dns_refresh_ms = v.u32(100); }},
+    {"shards", [](const Value& v, PoolConfig& c) { c.shards = read_shards(v, c.replication, c.auth); }},
+    {"username", read_elsewhere<PoolConfig>},
+    {"password", read_elsewhere<PoolConfig>},
+    {"password_file", read_elsewhere<PoolConfig>},
+    {"password_env", read_elsewhere<PoolConfig>},
     // Read again here (it was read first, see "pool" below): harmless, and keeps the key known.
     {"replication",
      [](const Value& v, PoolConfig& c) { read_replication(v, "[pool.replication]", c.replication); }},
@@ -651,6 +741,7 @@ constexpr Field<Config> kConfigFields[] = {
          read_replication(Value(v.source(), "replication", *replication), "[pool.replication]",
                           c.pool.replication);
        }
+       c.pool.auth = read_credentials(v.source(), v.table(), "[pool]");  // likewise: shards inherit it
        read_fields(v.source(), v.table(), "[pool]", kPoolFields, c.pool);
        if (c.pool.shards.empty()) v.fail("[pool] needs at least one [[pool.shards]]");
      }},

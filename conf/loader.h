@@ -26,9 +26,10 @@ LoadResult load_config_file(const std::string& path);
 std::string text_digest(std::string_view text);
 
 // Parses "host:port" / "[v6]:port" / "localhost:port"; nullopt with the reason in `why`
-// (may be null) on failure. Hostnames other than localhost are refused, never resolved; the
-// host is stored canonical (inet_ntop), so equal addresses compare equal. Port 1-65535.
+// (may be null) on failure. A numeric host is stored canonical (inet_ntop), so equal
+// addresses compare equal. Host names other than localhost are refused unless `allow_names`
+// (backend servers), then kept lowercase and never resolved here. Port 1-65535.
 // Defined in config.cc, next to Address::to_string.
-std::optional<Address> parse_address(std::string_view text, std::string* why);
+std::optional<Address> parse_address(std::string_view text, std::string* why, bool allow_names = false);
 
 }  // namespace ringproxy::conf

@@ -110,6 +110,14 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                  .Name("ringproxy_server_fences_total")
                  .Help("Abandoned connections killed on the server before anything newer ran on it.")
                  .Register(*registry_);
+  login_failures_ = &BuildCounter()
+                         .Name("ringproxy_server_login_failures_total")
+                         .Help("Connections to the server whose AUTH it refused ([pool] username/password): each marks it down.")
+                         .Register(*registry_);
+  resolve_failures_ = &BuildCounter()
+                           .Name("ringproxy_server_resolve_failures_total")
+                           .Help("Lookups of the server's host name that failed (a name that does not resolve marks it down).")
+                           .Register(*registry_);
   leader_changes_ = &BuildCounter()
                          .Name("ringproxy_leader_changes_total")
                          .Help("Changes of the server that leads a shard's writes (a promotion, or the primary back).")
@@ -205,6 +213,8 @@ void Metrics::forget_server(const ServerMetrics& m) {
   resyncs_->Remove(m.resyncs);
   replays_->Remove(m.replays);
   fences_->Remove(m.fences);
+  login_failures_->Remove(m.login_failures);
+  resolve_failures_->Remove(m.resolve_failures);
   server_latency_->Remove(m.latency);
   server_connections_->Remove(m.connections);
   server_pending_->Remove(m.pending);
@@ -224,6 +234,8 @@ ServerMetrics Metrics::server(const std::string& server, const std::string& shar
   m.resyncs = &resyncs_->Add(labels);
   m.replays = &replays_->Add(labels);
   m.fences = &fences_->Add(labels);
+  m.login_failures = &login_failures_->Add(labels);
+  m.resolve_failures = &resolve_failures_->Add(labels);
   m.latency = &server_latency_->Add(labels, LatencyHistogram::bounds());
   m.connections = &server_connections_->Add(labels);
   m.pending = &server_pending_->Add(labels);

@@ -31,6 +31,8 @@ struct ServerMetrics {
   prometheus::Counter* resyncs = nullptr;
   prometheus::Counter* replays = nullptr;     // catch-ups by replay that completed
   prometheus::Counter* fences = nullptr;      // abandoned connections killed before reuse
+  prometheus::Counter* login_failures = nullptr;    // AUTH refused by the server
+  prometheus::Counter* resolve_failures = nullptr;  // its host name did not resolve
   prometheus::Histogram* latency = nullptr;   // request written -> reply read
   prometheus::Gauge* connections = nullptr;   // connected, of backend_connections
   prometheus::Gauge* pending = nullptr;       // requests sent or queued, not answered yet
@@ -111,6 +113,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* resyncs_;
   prometheus::Family<prometheus::Counter>* replays_;
   prometheus::Family<prometheus::Counter>* fences_;
+  prometheus::Family<prometheus::Counter>* login_failures_;
+  prometheus::Family<prometheus::Counter>* resolve_failures_;
   prometheus::Family<prometheus::Counter>* leader_changes_;
   prometheus::Family<prometheus::Counter>* repairs_;
   prometheus::Family<prometheus::Counter>* repair_keys_fixed_;

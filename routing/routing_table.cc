@@ -9,7 +9,7 @@ std::shared_ptr<const RoutingTable> RoutingTable::build(const conf::PoolConfig& 
   std::vector<RingMember> members;
   members.reserve(pool.shards.size());
   for (const conf::ShardConfig& shard : pool.shards) {
-    ShardEntry entry{shard.name, shard.weight, {}, shard.replication};
+    ShardEntry entry{shard.name, shard.weight, {}, shard.replication, shard.auth};
     for (const conf::Address& address : shard.servers) {
       entry.servers.push_back(static_cast<uint32_t>(table->servers_.size()));
       table->servers_.push_back({address, address.to_string(),

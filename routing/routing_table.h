@@ -26,6 +26,7 @@ struct ShardEntry {
   uint32_t weight = 1;
   std::vector<uint32_t> servers;  // indexes into RoutingTable::servers(); [0] is the primary
   conf::ReplicationConfig replication;
+  conf::BackendAuth auth;         // what the proxy logs in to its servers with
 };
 
 class RoutingTable {

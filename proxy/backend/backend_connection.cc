@@ -8,6 +8,8 @@
 #include "proxy/backend/backend_server.h"
 #include "proxy/backend/servers.h"
 #include "proxy/net/address.h"
+#include "proxy/net/hiredis_uv.h"
+#include "routing/resp/writer.h"
 
 namespace ringproxy::proxy {
 
@@ -37,8 +39,21 @@ void BackendConnection::enqueue(Fragment* fragment) {
 
 void BackendConnection::connect() {
   if (state_ != State::disconnected) return;
+  state_ = State::connecting;
+  connect_started_ms_ = server_.worker().now_ms();
+  if (server_.address().is_name()) return server_.resolve_name();  // on_name_resolved() goes on
+  open_socket();
+}
+
+void BackendConnection::on_name_resolved() {
+  if (state_ != State::connecting || handle_ != nullptr) return;  // not waiting for the name
+  if (server_.endpoint().host.empty()) return fail(server_.last_error(), Failure::not_counted);  // (counted once, by the server)
+  open_socket();
+}
+
+void BackendConnection::open_socket() {
   Worker& worker = server_.worker();
-  const conf::Address& address = server_.address();
+  const conf::Address& address = server_.endpoint();
   sockaddr_storage addr;
   int rc = to_sockaddr(address, &addr);
   if (rc != 0) return fail(std::string("bad address: ") + uv_strerror(rc), Failure::counted);
@@ -48,9 +63,8 @@ void BackendConnection::connect() {
   handle_->data = this;
   uv_tcp_nodelay(handle_, 1);
   uv_tcp_keepalive(handle_, 1, 60);
+  peer_ip_ = address.host;
   auto* req = new uv_connect_t;
-  state_ = State::connecting;
-  connect_started_ms_ = worker.now_ms();
   rc = uv_tcp_connect(req, handle_, reinterpret_cast<const sockaddr*>(&addr), on_connect);
   if (rc != 0) {
     delete req;
@@ -63,13 +77,72 @@ void BackendConnection::on_connect(uv_connect_t* req, int status) {
   delete req;
   if (self == nullptr) return;  // closed meanwhile
   if (status != 0) return self->fail(std::string("connect: ") + uv_strerror(status), Failure::counted);
-  self->state_ = State::connected;
   self->local_address_ = local_address(self->handle_);
-  // Connections this server abandoned are killed before anything this one sends runs.
-  const std::vector<std::string>& fences = self->server_.servers().fences().pending(self->server_.address_key());
-  for (auto it = fences.rbegin(); it != fences.rend(); ++it) self->push_fence(self->server_.fence_fragment(*it), true);
   uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_), on_alloc, on_read);
-  if (self->unsent_ > 0 && !self->dirty) self->server_.worker().flush_to_server(self);
+  if (!self->server_.auth().password.empty()) return self->log_in();
+  self->ready();
+}
+
+// AUTH, alone: what is queued waits for its reply.
+struct BackendConnection::LoginWrite {
+  uv_write_t req;
+  std::string command;
+};
+
+void BackendConnection::log_in() {
+  state_ = State::logging_in;
+  const conf::BackendAuth& auth = server_.auth();
+  auto* write = new LoginWrite;
+  const std::string_view with_user[] = {"AUTH", auth.username, auth.password};
+  const std::string_view without[] = {"AUTH", auth.password};
+  if (auth.username.empty()) {
+    resp::append_command(write->command, without);
+  } else {
+    resp::append_command(write->command, with_user);
+  }
+  write->req.data = write;
+  uv_buf_t buf = uv_buf_init(write->command.data(), static_cast<unsigned>(write->command.size()));
+  int rc = uv_write(&write->req, reinterpret_cast<uv_stream_t*>(handle_), &buf, 1, [](uv_write_t* req, int status) {
+    auto* self = static_cast<BackendConnection*>(req->handle->data);
+    delete static_cast<LoginWrite*>(req->data);
+    if (status < 0 && status != UV_ECANCELED && self != nullptr) {
+      self->fail(std::string("write: ") + uv_strerror(status), Failure::counted);
+    }
+  });
+  if (rc != 0) {
+    delete write;
+    fail(std::string("write: ") + uv_strerror(rc), Failure::counted);
+  }
+}
+
+// The reply to AUTH: accepted, the connection is ready; refused, the server is down with its
+// own words (nothing else was written, so nothing else is lost).
+bool BackendConnection::finish_login() {
+  resp::ParseStatus status = scanner_.scan(input_.unconsumed(), input_.unconsumed_size());
+  if (status == resp::ParseStatus::incomplete) return false;
+  if (status == resp::ParseStatus::error) {
+    fail(std::string("protocol error in reply to AUTH: ") + std::string(scanner_.error()), Failure::counted);
+    return false;
+  }
+  const std::string_view reply(input_.unconsumed(), scanner_.reply_bytes());
+  if (reply.front() != '+') {  // (the server's words never hold the password)
+    const std::string_view line = reply.substr(0, std::min<size_t>(reply.find('\r'), 200));
+    const std::string why = line.front() == '-' ? std::string(line.substr(1)) : "unexpected reply " + std::string(line);
+    fail(std::string(kLoginRefused) + why, Failure::login_refused);
+    return false;
+  }
+  input_.consume(scanner_.reply_bytes());
+  scanner_.reset();
+  ready();
+  return true;
+}
+
+// Connections this server abandoned are killed before anything this one sends runs.
+void BackendConnection::ready() {
+  state_ = State::connected;
+  const std::vector<std::string>& fences = server_.servers().fences().pending(server_.address_key());
+  for (auto it = fences.rbegin(); it != fences.rend(); ++it) push_fence(server_.fence_fragment(*it), true);
+  if (unsent_ > 0 && !dirty) server_.worker().flush_to_server(this);
 }
 
 // A fence goes first on a new connection (nothing was written on it yet).
@@ -157,6 +230,7 @@ void BackendConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf
 }
 
 void BackendConnection::handle_replies() {
+  if (state_ == State::logging_in && !finish_login()) return;
   while (true) {
     resp::ParseStatus status = scanner_.scan(input_.unconsumed(), input_.unconsumed_size());
     if (status == resp::ParseStatus::incomplete) return;
@@ -188,8 +262,12 @@ void BackendConnection::handle_replies() {
 
 void BackendConnection::check_timeouts(uint64_t now_ms) {
   const conf::PoolConfig& pool = server_.worker().config().pool;
-  if (state_ == State::connecting && now_ms - connect_started_ms_ >= pool.connect_timeout_ms) {
-    return fail("connect timed out after " + std::to_string(pool.connect_timeout_ms) + " ms", Failure::timeout);
+  if ((state_ == State::connecting || state_ == State::logging_in) &&
+      now_ms - connect_started_ms_ >= pool.connect_timeout_ms) {
+    const std::string step = state_ == State::logging_in ? "no reply to AUTH"
+                             : handle_ == nullptr        ? "'" + server_.address().host + "' not resolved"
+                                                         : "connect timed out";
+    return fail(step + " after " + std::to_string(pool.connect_timeout_ms) + " ms", Failure::timeout);
   }
   // Timed from the later of the oldest request's send and the last bytes the server sent:
   // a server still streaming a large reply (or the replies before it) is not hung.
@@ -250,7 +328,11 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
   std::string local = std::move(local_address_);
   local_address_.clear();
   if (!had_work) return;  // (also when mark_down below fails this connection again)
-  if (kind != Failure::not_counted) server_.on_failure(why, kind == Failure::timeout);
+  if (kind == Failure::login_refused) {
+    server_.on_login_refused(why);
+  } else if (kind != Failure::not_counted) {
+    server_.on_failure(why, kind == Failure::timeout);
+  }
   if (wrote_commands) server_.fence(std::move(local));  // after on_failure: it may be down now
 
   std::string error = "-ERR shard '" + server_.shard_name() + "' server " + server_.name() + ": " +

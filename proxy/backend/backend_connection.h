@@ -6,6 +6,11 @@
 // TLS seam: bytes leave through flush()'s uv_try_write/uv_write and arrive through
 // on_alloc/on_read on handle_; a TLS session would sit between those calls and the socket.
 //
+// A connection opens in steps: the server's host name is looked up (BackendServer::resolve_name,
+// for a named server), the socket connects, AUTH goes alone and its reply is awaited (for a
+// server with credentials: nothing else is written before it is accepted, so a refusal
+// leaves nothing half-run), then fences, then the queue.
+//
 // Ownership: owned by its BackendServer; its uv handle outlives it until the close callback.
 #pragma once
 
@@ -33,9 +38,10 @@ class BackendConnection final : public Flushable {
 
   void enqueue(Fragment* fragment);
   void connect();
+  void on_name_resolved();                        // a connection waiting for the name goes on (or fails)
   void flush() override;                          // writes queued fragments (once per iteration)
   void check_timeouts(uint64_t now_ms);
-  enum class Failure : uint8_t { counted, timeout, not_counted };
+  enum class Failure : uint8_t { counted, timeout, not_counted, login_refused };
   void fail(std::string_view why, Failure kind);  // closes; fails every queued fragment
   bool connected() const { return state_ == State::connected; }
   bool disconnected() const { return state_ == State::disconnected; }
@@ -43,6 +49,10 @@ class BackendConnection final : public Flushable {
   // Written and not answered: the server may still run these commands.
   bool busy() const { return queue_.size() > unsent_; }
   bool lagging() const { return lagging_since_ms_ != 0; }
+  // Connected, with nothing in flight, to an address other than `ip` (its name moved).
+  bool idle_at_other_address(const std::string& ip) const {
+    return state_ == State::connected && queue_.empty() && !ip.empty() && peer_ip_ != ip;
+  }
   bool settled_in_flight() const;
   // A write it leads (its copies wait for its reply) was settled early and its late reply is
   // still to come: the copies may go out then.
@@ -51,8 +61,11 @@ class BackendConnection final : public Flushable {
   void send_fence(const std::string& target);
 
  private:
-  enum class State : uint8_t { disconnected, connecting, connected };
+  // connecting: the name is looked up (handle_ null) or the socket connects;
+  // logging_in: AUTH is out, nothing else is written until it is accepted.
+  enum class State : uint8_t { disconnected, connecting, logging_in, connected };
   struct WriteBatch;
+  struct LoginWrite;
 
   static void on_connect(uv_connect_t* req, int status);
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -60,6 +73,10 @@ class BackendConnection final : public Flushable {
   static void on_write(uv_write_t* req, int status);
   static void on_close(uv_handle_t* handle);
 
+  void open_socket();
+  void log_in();
+  bool finish_login();  // false: its reply is not all in yet, or it failed
+  void ready();
   void handle_replies();
   void close_handle();
   void push_fence(Fragment* fence, bool front);
@@ -80,6 +97,7 @@ class BackendConnection final : public Flushable {
   std::vector<uv_buf_t> bufs_;       // reused for every flush
   uint64_t read_ns_ = 0;             // when the last read came in (metrics on)
   std::string local_address_;        // as redis names this client: what a fence kills
+  std::string peer_ip_;              // the address it connected to (a named server's may change)
 };
 
 }  // namespace ringproxy::proxy

@@ -23,13 +23,15 @@ std::string_view server_state_name(ServerState state) {
 }
 
 BackendServer::BackendServer(Servers& servers, uint32_t index, const routing::ServerEntry& entry, std::string shard_name,
-                             const conf::ReplicationConfig& replication)
+                             const conf::ReplicationConfig& replication, conf::BackendAuth auth)
     : servers_(servers),
       worker_(servers.worker()),
       index_(index),
       name_(entry.name),
       shard_name_(std::move(shard_name)),
       address_(entry.address),
+      endpoint_(entry.address.is_name() ? conf::Address{"", entry.address.port} : entry.address),
+      auth_(std::move(auth)),
       address_key_(entry.address.to_string()),
       metrics_(servers.worker().metrics()->server(entry.name, shard_name_)),
       replicated_(replication.strategy != conf::ReplicationStrategy::none),
@@ -49,7 +51,15 @@ void BackendServer::start() {
 }
 
 void BackendServer::start_probe() {
-  if (probe_ != nullptr) return;
+  if (probe_ != nullptr || probe_waits_for_name_) return;
+  if (address_.is_name()) {  // a probe is a reconnect: the name is looked up again first
+    probe_waits_for_name_ = true;
+    return resolve_name();
+  }
+  launch_probe();
+}
+
+void BackendServer::launch_probe() {
   const conf::PoolConfig& pool = worker_.config().pool;
   probe_ = new ServerProbe(*this, pool.connect_timeout_ms + pool.request_timeout_ms);
   probe_->start();
@@ -92,7 +102,9 @@ void BackendServer::set_mode(routing::ServerMode mode) {
   servers_.set_server_mode(index_, mode);
 }
 
-void BackendServer::rebind(uint32_t index, uint32_t shard_index, const conf::ReplicationConfig& replication) {
+void BackendServer::rebind(uint32_t index, uint32_t shard_index, const conf::ReplicationConfig& replication,
+                           conf::BackendAuth auth) {
+  auth_ = std::move(auth);  // for the connections it opens from now on
   index_ = index;
   shard_index_ = shard_index;
   const bool was_replicated = replicated_;
@@ -172,6 +184,50 @@ void BackendServer::on_failure(std::string_view why, bool timeout) {
   if (trusted && (consecutive_failures_ >= pool.failure_limit || replicated_)) mark_down(why);
 }
 
+void BackendServer::on_login_refused(std::string_view why) {
+  ++failures_;
+  metrics_.errors->Increment();
+  metrics_.login_failures->Increment();
+  last_error_ = std::string(why);
+  if (state_ == ServerState::up || state_ == ServerState::recovering) return mark_down(why);
+  down_until_ms_ = worker_.now_ms() + worker_.config().pool.retry_interval_ms;
+}
+
+void BackendServer::resolve_name() {
+  if (address_.is_name() && !detached()) servers_.resolver().resolve(address_.host);
+}
+
+void BackendServer::on_resolved(const Resolver::Answer& answer) {
+  if (!answer.error.empty()) metrics_.resolve_failures->Increment();
+  if (answer.ip.empty()) {  // the name has no address: nowhere to connect
+    endpoint_.host.clear();
+    ++failures_;
+    metrics_.errors->Increment();
+    last_error_ = answer.error;
+    for (auto& connection : connections_) connection->on_name_resolved();  // those waiting fail
+    if (state_ == ServerState::up || state_ == ServerState::recovering) mark_down(answer.error);
+    if (std::exchange(probe_waits_for_name_, false)) on_probe_result(false, answer.error, "");
+    return;
+  }
+  if (!answer.error.empty() && answer.error != last_error_) {
+    spdlog::warn("server {} (shard {}): {}; still using its last address {}", name_, shard_name_, answer.error,
+                 answer.ip);
+    last_error_ = answer.error;
+  }
+  const std::string previous = std::exchange(endpoint_.host, answer.ip);
+  if (!previous.empty() && previous != answer.ip) {
+    spdlog::warn("server {} (shard {}): {} now resolves to {} (was {}); connections move there", name_, shard_name_,
+                 address_.host, answer.ip, previous);
+    // At a new address it may be another process, started empty: a replicated server serves
+    // again only once a probe has seen the run_id it had.
+    if (replicated_ && (state_ == ServerState::up || state_ == ServerState::recovering)) {
+      mark_down("its name now resolves to " + answer.ip + " (was " + previous + ")");
+    }
+  }
+  for (auto& connection : connections_) connection->on_name_resolved();
+  if (std::exchange(probe_waits_for_name_, false)) launch_probe();
+}
+
 void BackendServer::mark_down(std::string_view why) {
   const bool stale = state_ == ServerState::stale;
   set_state(stale ? ServerState::stale : ServerState::down);
@@ -203,6 +259,7 @@ void BackendServer::mark_up() {
 
 void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_view run_id) {
   probe_ = nullptr;
+  if (!ok && why.rfind(kLoginRefused, 0) == 0) metrics_.login_failures->Increment();
   if (ok && !run_id.empty()) {
     if (run_id_.empty()) {
       run_id_ = std::string(run_id);
@@ -459,6 +516,10 @@ void BackendServer::sweep(uint64_t now_ms) {
   }
   for (auto& connection : connections_) {
     connection->check_timeouts(now_ms);
+    // Its name resolves elsewhere now: an idle connection to the old address moves.
+    if (address_.is_name() && connection->idle_at_other_address(endpoint_.host)) {
+      connection->fail("its name now resolves to " + endpoint_.host, BackendConnection::Failure::not_counted);
+    }
     // Keep idle connections warm after a failure, with backoff.
     // A recovering server with a fence pending needs a connection to run the kill on.
     if ((state_ == ServerState::up || (state_ == ServerState::recovering && fenced())) &&

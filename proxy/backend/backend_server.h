@@ -8,6 +8,15 @@
 // `failure_limit` consecutive failures the server is down: the planner stops routing to
 // it (requests for its shard fail fast), its connections close, and after
 // `retry_interval` a probe (hiredis, PING) decides whether it is back.
+//
+// Login: with credentials (the shard's [pool] username/password), every connection to it
+// sends AUTH first; a refusal marks it down at once with the server's own error (a wrong
+// password is not a passing failure), and only the probe, every retry_interval, tries again.
+//
+// Names: a server whose address is a host name is looked up (Resolver) before every
+// connection and every dns_refresh_ms; a name that stops resolving marks it down, and an
+// address that changes moves its connections there (a replicated server is probed first: at
+// a new address it may be a new, empty process).
 #pragma once
 
 #include <uv.h>
@@ -22,6 +31,8 @@
 
 #include "metrics/metrics.h"
 #include "proxy/net/buffer.h"
+#include "proxy/net/hiredis_uv.h"
+#include "proxy/net/resolver.h"
 #include "proxy/net/worker.h"
 #include "proxy/requests/request.h"
 #include "routing/planner.h"
@@ -46,7 +57,7 @@ std::string_view server_state_name(ServerState state);
 class BackendServer {
  public:
   BackendServer(Servers& servers, uint32_t index, const routing::ServerEntry& entry, std::string shard_name,
-                const conf::ReplicationConfig& replication);
+                const conf::ReplicationConfig& replication, conf::BackendAuth auth);
   ~BackendServer();
 
   void start();                                   // connects (preconnect)
@@ -56,7 +67,8 @@ class BackendServer {
   // in the new snapshot; a removed one is detached: it finishes what it has in flight,
   // takes nothing new, and is closed once idle.
   static constexpr uint32_t kDetached = UINT32_MAX;
-  void rebind(uint32_t index, uint32_t shard_index, const conf::ReplicationConfig& replication);
+  void rebind(uint32_t index, uint32_t shard_index, const conf::ReplicationConfig& replication,
+              conf::BackendAuth auth);
   void detach();
   // Closes every connection now (their requests fail): a server at the same address is
   // taking over, and must find nothing of ours still queued on the server (fence.h).
@@ -71,6 +83,18 @@ class BackendServer {
 
   void on_failure(std::string_view why, bool timeout);
   void on_success();
+  // The server refused our AUTH: down now, with its words.
+  void on_login_refused(std::string_view why);
+
+  // Where connections go: the configured address, or what its host name resolved to ("" host
+  // until then). A side connection's target: endpoint and credentials (login()).
+  const conf::Address& endpoint() const { return endpoint_; }
+  const conf::BackendAuth& auth() const { return auth_; }
+  ServerLogin login() const { return ServerLogin{endpoint_, auth_}; }
+  // A host name is looked up again (a connection is about to open, or the refresh is due);
+  // on_resolved() takes the answer.
+  void resolve_name();
+  void on_resolved(const Resolver::Answer& answer);
   void on_probe_result(bool ok, std::string_view why, std::string_view run_id);
 
   // Replicated shards: writes this server missed, replayed in order when it is back.
@@ -136,6 +160,7 @@ class BackendServer {
   void set_state(ServerState state);
   void set_mode(routing::ServerMode mode);
   void start_probe();
+  void launch_probe();
   void maybe_resync(uint64_t now_ms);
   void replay_more();
   bool on_fence_done(Fragment& fragment);  // false: not one of ours
@@ -151,6 +176,9 @@ class BackendServer {
   std::string name_;
   std::string shard_name_;
   conf::Address address_;
+  conf::Address endpoint_;                       // numeric: address_, or what its name resolved to
+  conf::BackendAuth auth_;
+  bool probe_waits_for_name_ = false;            // a probe starts once the name is looked up
   std::string address_key_;                      // address_.to_string(): the fence book's key
   ServerState state_ = ServerState::up;
   routing::ServerMode mode_ = routing::kServerLive;  // mirrored in the proxy's planner view

@@ -20,9 +20,8 @@ void ServerProbe::start() {
   timer_.data = this;
   uv_timer_start(&timer_, on_timeout, timeout_ms_, 0);
 
-  const conf::Address& address = server_->address();
   std::string why;
-  ctx_ = connect_async(address, loop, this, on_connect, on_disconnect, &why);
+  ctx_ = connect_async(server_->login(), loop, this, on_connect, on_disconnect, &why);
   if (ctx_ == nullptr) return finish(false, why.c_str());
   redisAsyncCommand(ctx_, on_reply, this, "INFO server");
 }
@@ -43,7 +42,7 @@ void ServerProbe::on_connect(const redisAsyncContext* ctx, int status) {
 void ServerProbe::on_disconnect(const redisAsyncContext* ctx, int) {
   auto* self = static_cast<ServerProbe*>(ctx->data);
   self->ctx_ = nullptr;  // hiredis frees the context after this callback
-  self->finish(false, "connection closed");
+  self->finish(false, side_error(ctx, "connection closed").c_str());
 }
 
 void ServerProbe::on_reply(redisAsyncContext* ctx, void* reply, void*) {

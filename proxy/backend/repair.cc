@@ -32,7 +32,9 @@ struct RepairJob::Pending {
 RepairJob::RepairJob(Servers& servers, uint32_t shard)
     : backend_(&servers), shard_(servers.table()->shards()[shard]), state_(servers.topology()->shards[shard]) {
   for (uint32_t s : shard_.servers) {
-    if (servers.server_mode(s) == routing::kServerLive) servers_.push_back(servers.table()->servers()[s].address);
+    if (servers.server_mode(s) != routing::kServerLive) continue;
+    servers_.push_back(servers.table()->servers()[s].address);
+    logins_.push_back(servers.servers()[s]->login());
   }
 }
 
@@ -45,9 +47,10 @@ void RepairJob::start() {
   uv_timer_init(backend_->worker().loop(), &timer_);
   timer_.data = this;
   if (servers_.size() < 2) return finish(true, "fewer than 2 servers in sync: nothing to compare");
-  for (const conf::Address& address : servers_) {
-    redisAsyncContext* ctx = connect_async(address, backend_->worker().loop(), this, on_connect, on_disconnect);
-    if (ctx == nullptr) return finish(false, "cannot connect to " + address.to_string());
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    std::string why;
+    redisAsyncContext* ctx = connect_async(logins_[i], backend_->worker().loop(), this, on_connect, on_disconnect, &why);
+    if (ctx == nullptr) return finish(false, "cannot connect to " + servers_[i].to_string() + ": " + why);
     contexts_.push_back(ctx);
   }
   cursors_.assign(servers_.size(), "0");
@@ -94,7 +97,7 @@ void RepairJob::on_disconnect(const redisAsyncContext* ctx, int) {
   for (redisAsyncContext*& c : self->contexts_) {
     if (c == ctx) c = nullptr;
   }
-  self->finish(false, "connection lost");
+  self->finish(false, side_error(ctx, "connection lost"));
 }
 
 void RepairJob::on_reply(redisAsyncContext*, void* reply, void* privdata) {

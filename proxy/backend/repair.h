@@ -21,6 +21,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "proxy/net/hiredis_uv.h"
 #include "proxy/requests/topology.h"
 #include "routing/routing_table.h"
 
@@ -66,6 +67,7 @@ class RepairJob {
   std::shared_ptr<ShardRuntime> state_;   // where its writes are held and its outcome counted
   Step step_ = Step::scanning;
   std::vector<conf::Address> servers_;         // live servers of the shard, in shard order
+  std::vector<ServerLogin> logins_;            // how to reach each of them
   std::vector<redisAsyncContext*> contexts_;
   std::vector<std::string> cursors_;
   std::unordered_set<std::string> seen_;

@@ -45,7 +45,7 @@ ResyncJob::ResyncJob(BackendServer& stale, BackendServer& peer)
       shard_(stale.servers().topology()->shards[stale.shard_index()]), stale_key_(stale.address_key()) {}
 
 redisAsyncContext* ResyncJob::connect(BackendServer& server) {
-  return connect_async(server.address(), stale_->worker().loop(), this, on_connect, on_disconnect);
+  return connect_async(server.login(), stale_->worker().loop(), this, on_connect, on_disconnect);
 }
 
 void ResyncJob::start() {
@@ -57,7 +57,7 @@ void ResyncJob::start() {
   stale_ctx_ = connect(*stale_);
   peer_ctx_ = connect(*peer_);
   if (stale_ctx_ == nullptr || peer_ctx_ == nullptr) return finish(false, "cannot connect");
-  const conf::Address& peer = peer_->address();
+  const conf::Address& peer = peer_->endpoint();
   waiting_ = true;
   // Pipelined: the kills run before REPLICAOF, so nothing an abandoned connection still
   // holds can run on the copy.
@@ -65,7 +65,17 @@ void ResyncJob::start() {
   for (const std::string& local : fences_) {
     redisAsyncCommand(stale_ctx_, on_reply, this, "CLIENT KILL ADDR %b SKIPME yes", local.data(), local.size());
   }
-  if (fences_.empty()) step_ = Step::replicaof;
+  // A peer that wants a password gets the one the proxy uses: Redis's masteruser/masterauth.
+  const conf::BackendAuth& auth = peer_->auth();
+  if (!auth.password.empty()) {
+    if (!auth.username.empty()) {
+      redisAsyncCommand(stale_ctx_, on_reply, this, "CONFIG SET masteruser %b", auth.username.data(), auth.username.size());
+      ++configs_;
+    }
+    redisAsyncCommand(stale_ctx_, on_reply, this, "CONFIG SET masterauth %b", auth.password.data(), auth.password.size());
+    ++configs_;
+  }
+  if (fences_.empty()) step_ = configs_ > 0 ? Step::configuring : Step::replicaof;
   redisAsyncCommand(stale_ctx_, on_reply, this, "REPLICAOF %s %d", peer.host.c_str(), static_cast<int>(peer.port));
   poll_later(1000);  // the deadline checks run on the timer
 }
@@ -94,13 +104,13 @@ void ResyncJob::on_disconnect(const redisAsyncContext* ctx, int) {
   auto* self = static_cast<ResyncJob*>(ctx->data);
   if (ctx == self->stale_ctx_) self->stale_ctx_ = nullptr;
   if (ctx == self->peer_ctx_) self->peer_ctx_ = nullptr;
-  self->finish(false, "connection lost");
+  self->finish(false, side_error(ctx, "connection lost"));
 }
 
 void ResyncJob::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
   auto* self = static_cast<ResyncJob*>(privdata);
   if (self->finished_) return;
-  if (reply == nullptr) return self->finish(false, "connection lost");
+  if (reply == nullptr) return self->finish(false, side_error(ctx, "connection lost"));
   self->handle(ctx, reply);
 }
 
@@ -111,7 +121,14 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
     const std::string& local = fences_[fences_answered_];
     const std::string_view text = reply->type == REDIS_REPLY_ERROR ? std::string_view(reply->str, reply->len) : "";
     stale_->on_fence_reply(local, reply->type == REDIS_REPLY_ERROR ? "-" + std::string(text) : ":1");
-    if (++fences_answered_ == fences_.size()) step_ = Step::replicaof;
+    if (++fences_answered_ == fences_.size()) step_ = configs_ > 0 ? Step::configuring : Step::replicaof;
+    return;
+  }
+  if (step_ == Step::configuring) {  // one reply per CONFIG SET, then REPLICAOF's
+    if (reply->type == REDIS_REPLY_ERROR) {
+      return finish(false, "it cannot be given the password for its peer (CONFIG SET): " + std::string(reply->str));
+    }
+    if (--configs_ == 0) step_ = Step::replicaof;
     return;
   }
   waiting_ = false;
@@ -171,6 +188,7 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
       ++shard_->cutovers;
       return finish(true, "");
     case Step::fencing:  // handled above
+    case Step::configuring:
     case Step::draining:
     case Step::done:
       return;

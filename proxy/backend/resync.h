@@ -4,6 +4,7 @@
 //
 //   0. stale: CLIENT KILL ADDR <...>     connections the proxy abandoned (fence.h): what
 //                                        they still hold must not run on the copy
+//      stale: CONFIG SET masteruser/masterauth   with credentials: how it logs in to the peer
 //   1. stale: REPLICAOF <peer>           the proxy sends it nothing meanwhile
 //   2. poll stale ROLE                   until it is "connected": the full sync is done
 //   3. hold the shard's new writes       (ServerEvents::hold_writes), wait for none in flight
@@ -45,7 +46,7 @@ class ResyncJob {
   const BackendServer* peer() const { return peer_; }
 
  private:
-  enum class Step : uint8_t { fencing, replicaof, syncing, draining, catching_up, promoting, done };
+  enum class Step : uint8_t { fencing, configuring, replicaof, syncing, draining, catching_up, promoting, done };
 
   ~ResyncJob() = default;  // only from on_timer_closed
   static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
@@ -67,6 +68,7 @@ class ResyncJob {
   Step step_ = Step::fencing;
   std::vector<std::string> fences_;   // the kills sent before REPLICAOF, in order
   size_t fences_answered_ = 0;
+  size_t configs_ = 0;                // CONFIG SET masteruser/masterauth replies still to come
   std::string stale_key_;             // the stale server's address (the fence book's key)
   std::string stale_local_;           // our connection to the stale server, as redis names it
   redisAsyncContext* stale_ctx_ = nullptr;

@@ -28,6 +28,12 @@ void Servers::stop() {
 }
 
 void Servers::sweep(uint64_t now) {
+  if (now >= next_name_refresh_ms_) {  // every name again, so a server that moved is found
+    next_name_refresh_ms_ = now + worker_.config().pool.dns_refresh_ms;
+    for (auto& server : servers_) {
+      if (server->address().is_name() && server->state() != ServerState::down) server->resolve_name();
+    }
+  }
   for (auto& server : servers_) server->sweep(now);
   drain_removed_servers();
   for (uint32_t shard = 0; shard < topology_->shards.size(); ++shard) {
@@ -37,6 +43,30 @@ void Servers::sweep(uint64_t now) {
       start_repair(shard);
     }
   }
+}
+
+void Servers::on_resolved(const std::string& name, const Resolver::Answer& answer) {
+  for (auto* list : {&servers_, &draining_}) {
+    for (size_t i = 0; i < list->size(); ++i) {  // (by index: an answer may change little, never the lists)
+      if ((*list)[i]->address().host == name) (*list)[i]->on_resolved(answer);
+    }
+  }
+}
+
+ServerLogin Servers::login_of(const conf::Address& address, const conf::BackendAuth& auth) {
+  for (const auto& server : servers_) {
+    if (server->address() == address) return server->login();
+  }
+  ServerLogin login{address, auth};
+  if (address.is_name()) {
+    const Resolver::Answer* answer = resolver_.last(address.host);
+    if (answer == nullptr || answer->ip.empty()) {
+      resolver_.resolve(address.host);  // for the next attempt; connect_async refuses the name
+    } else {
+      login.address.host = answer->ip;
+    }
+  }
+  return login;
 }
 
 void Servers::publish_metrics() {
@@ -65,9 +95,9 @@ void Servers::bind(std::shared_ptr<const routing::RoutingTable> table) {
     if (it != previous.end()) {
       servers_.push_back(std::move(it->second));
       previous.erase(it);
-      servers_.back()->rebind(i, entry.shard, shard.replication);
+      servers_.back()->rebind(i, entry.shard, shard.replication, shard.auth);
     } else {
-      servers_.push_back(std::make_unique<BackendServer>(*this, i, entry, shard.name, shard.replication));
+      servers_.push_back(std::make_unique<BackendServer>(*this, i, entry, shard.name, shard.replication, shard.auth));
       added.push_back(servers_.back().get());
     }
   }

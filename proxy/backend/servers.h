@@ -39,9 +39,9 @@ class ServerEvents {
   ~ServerEvents() = default;
 };
 
-class Servers {
+class Servers final : private Resolver::Listener {
  public:
-  Servers(Worker& worker, ServerEvents& events) : worker_(worker), events_(events) {}
+  Servers(Worker& worker, ServerEvents& events) : worker_(worker), events_(events), resolver_(worker.loop(), *this) {}
   ~Servers();
   Servers(const Servers&) = delete;
   Servers& operator=(const Servers&) = delete;
@@ -96,12 +96,20 @@ class Servers {
   void on_repair_done(ShardRuntime& shard, bool ok, uint64_t keys_scanned, uint64_t keys_fixed,
                       const std::string& why);
 
+  // Servers' host names: looked up before each connection and every dns_refresh_ms; side
+  // connections use the last answer (login_of).
+  Resolver& resolver() { return resolver_; }
+  // How a side connection reaches the server at `address` of a shard with `auth`: the current
+  // server's endpoint, or (a server no longer in the table) the address's last lookup.
+  ServerLogin login_of(const conf::Address& address, const conf::BackendAuth& auth);
+
   Worker& worker() const { return worker_; }
   ServerEvents& events() const { return events_; }
   void hold_writes(ShardRuntime& shard, bool hold) { events_.hold_writes(shard, hold); }
 
  private:
   void drain_removed_servers();
+  void on_resolved(const std::string& name, const Resolver::Answer& answer) override;
 
   Worker& worker_;
   ServerEvents& events_;
@@ -113,6 +121,8 @@ class Servers {
   std::vector<uint32_t> pending_;   // requests in flight per server
   uint64_t rotation_ = 0;
   FenceBook fences_;
+  Resolver resolver_;
+  uint64_t next_name_refresh_ms_ = 0;
 };
 
 }  // namespace ringproxy::proxy

@@ -2,6 +2,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
+#include <cstring>
+
 namespace ringproxy::proxy {
 namespace {
 
@@ -61,11 +64,34 @@ bool attach(redisAsyncContext* ac, uv_loop_t* loop) {
   return true;
 }
 
+// The reply to the AUTH sent first. Refused: the connection is useless (every command would
+// get NOAUTH), so it ends now, with the server's own words as its error.
+void on_auth_reply(redisAsyncContext* ctx, void* raw, void*) {
+  auto* reply = static_cast<redisReply*>(raw);
+  if (reply == nullptr || reply->type != REDIS_REPLY_ERROR) return;
+  std::string why = std::string(kLoginRefused) + std::string(reply->str, reply->len);
+  why.resize(std::min(why.size(), sizeof(ctx->c.errstr) - 1));
+  ctx->c.err = REDIS_ERR_OTHER;
+  ctx->err = REDIS_ERR_OTHER;
+  std::memcpy(ctx->c.errstr, why.c_str(), why.size() + 1);
+  redisAsyncFree(ctx);  // right after this callback returns
+}
+
 }  // namespace
 
-redisAsyncContext* connect_async(const conf::Address& address, uv_loop_t* loop, void* data,
+std::string side_error(const redisAsyncContext* ctx, std::string_view otherwise) {
+  if (ctx != nullptr && ctx->err != 0 && ctx->errstr != nullptr && ctx->errstr[0] != '\0') return ctx->errstr;
+  return std::string(otherwise);
+}
+
+redisAsyncContext* connect_async(const ServerLogin& login, uv_loop_t* loop, void* data,
                                  redisConnectCallback* on_connect, redisDisconnectCallback* on_disconnect,
                                  std::string* error) {
+  const conf::Address& address = login.address;
+  if (address.is_name()) {  // (callers pass resolved addresses; never block the loop on a lookup)
+    if (error) *error = "'" + address.host + "' is not resolved yet";
+    return nullptr;
+  }
   redisAsyncContext* ctx = redisAsyncConnect(address.host.c_str(), address.port);
   if (ctx == nullptr) {
     if (error) *error = "out of memory";
@@ -79,6 +105,13 @@ redisAsyncContext* connect_async(const conf::Address& address, uv_loop_t* loop, 
   ctx->data = data;
   redisAsyncSetConnectCallback(ctx, on_connect);
   redisAsyncSetDisconnectCallback(ctx, on_disconnect);
+  const conf::BackendAuth& auth = login.auth;
+  if (!auth.password.empty() && auth.username.empty()) {
+    redisAsyncCommand(ctx, on_auth_reply, nullptr, "AUTH %b", auth.password.data(), auth.password.size());
+  } else if (!auth.password.empty()) {
+    redisAsyncCommand(ctx, on_auth_reply, nullptr, "AUTH %b %b", auth.username.data(), auth.username.size(),
+                      auth.password.data(), auth.password.size());
+  }
   return ctx;
 }
 

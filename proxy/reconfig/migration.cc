@@ -446,10 +446,27 @@ void Migration::release_ready(uint64_t client) {
 
 // ------------------------------------------------------------- connections (hiredis) --
 
+// The credentials of the shard that has (or had) `server`, and where it is now.
+ServerLogin Migration::login(const conf::Address& server) {
+  conf::BackendAuth auth;
+  bool found = false;
+  auto look_in = [&](const routing::RoutingTable& table) {
+    for (const routing::ServerEntry& entry : table.servers()) {
+      if (!found && entry.address == server) {
+        auth = table.shards()[entry.shard].auth;
+        found = true;
+      }
+    }
+  };
+  look_in(*servers_.table());
+  for (const auto& table : earlier_) look_in(*table);
+  return servers_.login_of(server, auth);
+}
+
 Migration::Link* Migration::link(const conf::Address& server) {
   const std::string name = server.to_string();
   if (auto it = links_.find(name); it != links_.end()) return it->second.get();
-  redisAsyncContext* ctx = connect_async(server, servers_.worker().loop(), this, on_connect, on_disconnect);
+  redisAsyncContext* ctx = connect_async(login(server), servers_.worker().loop(), this, on_connect, on_disconnect);
   if (ctx == nullptr) return nullptr;
   auto& slot = links_[name];
   slot = std::make_unique<Link>();
@@ -524,7 +541,7 @@ void Migration::on_connect(const redisAsyncContext* ctx, int status) {
 
 void Migration::on_disconnect(const redisAsyncContext* ctx, int) {
   auto* self = static_cast<Migration*>(ctx->data);
-  if (!self->closing_) self->forget(ctx, false);
+  if (!self->closing_) self->forget(ctx, ctx->err != 0);  // (a refused AUTH: not again at once)
 }
 
 // ------------------------------------------------------------ the background pass --

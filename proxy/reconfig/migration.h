@@ -30,6 +30,7 @@
 
 #include "conf/config.h"
 #include "proxy/datapath/data_path.h"
+#include "proxy/net/hiredis_uv.h"
 #include "proxy/requests/topology.h"
 #include "routing/resharding.h"
 #include "routing/routing_table.h"
@@ -105,6 +106,7 @@ class Migration final : public KeyMoves {
   void delete_sources(KeyMove& move);
   void finish(KeyMove& move, bool ok, const std::string& why);
   bool command(const conf::Address& server, Op op, const char* format, ...);
+  ServerLogin login(const conf::Address& server);
   Link* link(const conf::Address& server);
   void drop_link(const std::string& name);  // frees it: its pending commands fail now
   // A server that did not answer is not asked again for retry_interval: moves that need it

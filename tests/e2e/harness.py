@@ -85,32 +85,37 @@ def wait_until(predicate, timeout=30.0, interval=0.02, what="condition"):
 
 
 class RedisServer:
-    def __init__(self, workdir, port=None):
+    def __init__(self, workdir, port=None, host="127.0.0.1"):
+        self.host = host
         self.port = port or free_port()
         self.workdir = workdir
         self.proc = None
+        self.client_kwargs = {}  # e.g. password= for a server started with --requirepass
+        self.default_args = ()   # options of every start (and restart), e.g. ("--requirepass", pw)
 
     @property
     def address(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self, *extra_args):
         """extra_args: more redis-server options, e.g. ("--dbfilename", "x.rdb") to start with data."""
         # The child keeps its own copy of the log descriptor; ours closes at once.
         with open(os.path.join(self.workdir, f"redis-{self.port}.log"), "ab") as log:
             self.proc = subprocess.Popen(
-                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                [REDIS_SERVER, "--port", str(self.port), "--bind", self.host, "--save", "",
                  "--appendonly", "no", "--daemonize", "no", "--dir", self.workdir,
                  "--protected-mode", "no", "--enable-debug-command", "local",
                  # A resync starts at once, and its copy is not left behind for a restart to load.
-                 "--repl-diskless-sync-delay", "0", "--rdb-del-sync-files", "yes", *extra_args],
+                 "--repl-diskless-sync-delay", "0", "--rdb-del-sync-files", "yes", *self.default_args, *extra_args],
                 stdout=log, stderr=log)
         wait_until(started(self.proc, log.name, lambda: self.client().ping()), what=f"redis-server on {self.port}")
         return self
 
     def client(self, **kw):
         kw.setdefault("socket_timeout", 5)
-        return redis.Redis(host="127.0.0.1", port=self.port, **kw)
+        for k, v in self.client_kwargs.items():
+            kw.setdefault(k, v)
+        return redis.Redis(host=self.host, port=self.port, **kw)
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -132,7 +137,8 @@ class RedisServer:
 
 
 def toml_config(port, shards, metrics_port=None, pool=None, proxy=None, replication=None, users=()):
-    """shards: list of (name, [addresses]) or (name, [addresses], weight); users: [[proxy.users]] (users_toml)."""
+    """shards: list of (name, [addresses]), (name, [addresses], weight) or (name, [addresses], weight, {more
+    keys of the shard}); users: [[proxy.users]] (users_toml)."""
     lines = ["[proxy]", f'listen = "127.0.0.1:{port}"']
     for k, v in (proxy or {}).items():
         lines.append(f"{k} = {toml_value(v)}")
@@ -146,6 +152,7 @@ def toml_config(port, shards, metrics_port=None, pool=None, proxy=None, replicat
         weight = shard[2] if len(shard) > 2 else 1
         lines += ["", "[[pool.shards]]", f'name = "{name}"', f"weight = {weight}",
                   "servers = [" + ", ".join(f'"{s}"' for s in servers) + "]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in (shard[3] if len(shard) > 3 else {}).items()]
     return "\n".join(lines) + "\n" + (users_toml(users) if users else "")
 
 
@@ -218,20 +225,32 @@ class Cluster:
     """
 
     def __init__(self, shards=3, pool=None, proxy=None, metrics=False, weights=None, servers=1, replication=None,
-                 proxy_args=(), users=(), credentials=None):
+                 proxy_args=(), users=(), credentials=None, server_args=(), server_credentials=None,
+                 shard_keys=None):
+        """server_args: more redis-server options for every server (e.g. --requirepass), and
+        server_credentials the client_kwargs our own clients of those servers then need;
+        shard_keys: {shard index: {more keys of that [[pool.shards]]}}."""
         self.workdir = tempfile.mkdtemp(prefix="ringproxy-e2e-")
-        self.sets = [[RedisServer(self.workdir).start() for _ in range(servers)] for _ in range(shards)]
+        self.server_args = tuple(server_args)
+        self.sets = [[self._server(server_credentials) for _ in range(servers)] for _ in range(shards)]
         self.redis = [s[0] for s in self.sets]
         self.names = [f"shard{i + 1}" for i in range(shards)]
         weights = weights or [1] * shards
         self.metrics_port = free_port() if metrics else None
         port = free_port()
-        config = toml_config(port, [(n, [r.address for r in rs], w) for n, rs, w in zip(self.names, self.sets, weights)],
+        config = toml_config(port, [(n, [r.address for r in rs], w, (shard_keys or {}).get(i, {}))
+                                    for i, (n, rs, w) in enumerate(zip(self.names, self.sets, weights))],
                              metrics_port=self.metrics_port, pool=pool, proxy=proxy, replication=replication,
                              users=users)
         self.proxy = Proxy(self.workdir, config, port)
         self.proxy.client_kwargs = dict(credentials or {})
         self.proxy.start(proxy_args)
+
+    def _server(self, credentials):
+        server = RedisServer(self.workdir)
+        server.client_kwargs = dict(credentials or {})
+        server.default_args = self.server_args
+        return server.start()
 
     def client(self, **kw):
         return self.proxy.client(**kw)

@@ -60,8 +60,8 @@ const BadAddress kBad[] = {
     {"01.2.3.4:7000", "'01.2.3.4' is not a valid IPv4 address"},  // octal-looking
     {"host name:1", "'host name' is not an IP address"},
     {" 127.0.0.1:7000", "' 127.0.0.1' is not an IP address"},
-    {"redis1:6379", "use an IP address (hostnames are not resolved)"},
-    {"cache.example.com:6379", "use an IP address (hostnames are not resolved)"},
+    {"redis1:6379", "is a host name; use an IP address here (only servers' names are resolved)"},
+    {"cache.example.com:6379", "is a host name; use an IP address here"},
     {":7000", "missing host"},
     {"[]:7000", "missing host"},
     {"[::1]7000", "expected ':<port>' after ']'"},
@@ -81,6 +81,58 @@ TEST(ParseAddress, RejectsWithAReason) {
     EXPECT_NE(why.find(c.why), std::string::npos) << why;
     EXPECT_EQ(parse_address(c.text, nullptr), std::nullopt);  // `why` is optional
   }
+}
+
+// Backend servers may be named; the name is kept (lowercase: names are case-insensitive, so
+// duplicates compare equal), resolved at run time.
+TEST(ParseAddress, ServersMayBeHostNames) {
+  const struct {
+    const char* text;
+    const char* host;
+  } names[] = {
+      {"redis1:6379", "redis1"},
+      {"Cache-A.Internal:6379", "cache-a.internal"},
+      {"cache_a.svc.cluster.local.:6379", "cache_a.svc.cluster.local."},
+      {"1.2.3.4a:1", "1.2.3.4a"},
+  };
+  for (const auto& c : names) {
+    SCOPED_TRACE(c.text);
+    std::string why;
+    const std::optional<Address> address = parse_address(c.text, &why, /*allow_names=*/true);
+    ASSERT_TRUE(address.has_value()) << why;
+    EXPECT_EQ(address->host, c.host);
+    EXPECT_TRUE(address->is_name());
+    EXPECT_EQ(parse_address(address->to_string(), nullptr, true), address);  // round trip
+  }
+  // Numeric addresses are never names, with names allowed or not.
+  for (const GoodAddress& c : kGood) {
+    SCOPED_TRACE(c.text);
+    const std::optional<Address> address = parse_address(c.text, nullptr, true);
+    ASSERT_TRUE(address.has_value());
+    EXPECT_FALSE(address->is_name());
+  }
+  const struct {
+    const char* text;
+    const char* why;
+  } bad[] = {
+      {"-cache:1", "a part starts or ends with '-'"},
+      {"cache-:1", "a part starts or ends with '-'"},
+      {"a..b:1", "each part between dots has 1 to 63 characters"},
+      {".a:1", "each part between dots has 1 to 63 characters"},
+      {"cache a:1", "is not an IP address"},
+      {"ca$he:1", "is not an IP address"},
+  };
+  for (const auto& c : bad) {
+    SCOPED_TRACE(c.text);
+    std::string why;
+    EXPECT_EQ(parse_address(c.text, &why, true), std::nullopt);
+    EXPECT_NE(why.find(c.why), std::string::npos) << why;
+  }
+  std::string why;
+  EXPECT_EQ(parse_address(std::string(64, 'a') + ".b:1", &why, true), std::nullopt);
+  EXPECT_NE(why.find("1 to 63 characters"), std::string::npos) << why;
+  EXPECT_EQ(parse_address(std::string(254, 'a') + ":1", &why, true), std::nullopt);
+  EXPECT_NE(why.find("at most 253"), std::string::npos) << why;
 }
 
 TEST(AddressToString, BracketsIpv6Only) {

@@ -302,9 +302,11 @@ const ErrorCase kErrors[] = {
      "'servers' must be a string, not an integer"},
     {"BadSecondServer", shard_with("servers = [\"127.0.0.1:7001\", \"host name:1\"]\n"), "3:30",
      "bad address \"host name:1\" in 'servers': 'host name' is not an IP address"},
-    {"HostnameServer", shard_with("servers = [\"redis1:6379\"]\n"), "3:12",
-     "bad address \"redis1:6379\" in 'servers': 'redis1' is a hostname; use an IP address "
-     "(hostnames are not resolved)"},
+    {"HostnameListener", "[proxy]\nlisten = \"proxy.internal:7000\"\n", "2:10",
+     "bad address \"proxy.internal:7000\" in 'listen': 'proxy.internal' is a host name; use an IP address here "
+     "(only servers' names are resolved)"},
+    {"BadHostnameServer", shard_with("servers = [\"-redis1:6379\"]\n"), "3:12",
+     "bad address \"-redis1:6379\" in 'servers': '-redis1' is not a valid host name"},
     {"Ipv6WithoutBrackets", shard_with("servers = [\"::1:7001\"]\n"), "3:12",
      "IPv6 addresses need brackets, e.g. [::1]:7001"},
     {"ControlCharacterInAddress", shard_with("servers = [\"1.2.3.4:1\\u0001\"]\n"), "3:12",

@@ -4,25 +4,16 @@
 #include <string>
 
 #include "conf/loader.h"
+#include "tests/unit/conf/parse_helpers.h"
 
 namespace ringproxy::conf {
 namespace {
 
 constexpr char kShard[] = "[[pool.shards]]\nname = \"s\"\nservers = [\"127.0.0.1:7001\"]\n";
 
-LoadResult parse(const std::string& text) { return parse_config(text, "test.toml"); }
-
-Config parse_ok(const std::string& text) {
-  LoadResult result = parse(text);
-  EXPECT_TRUE(result.config.has_value()) << result.error;
-  return result.config.value_or(Config{});
-}
-
-std::string error_of(const std::string& text) {
-  LoadResult result = parse(text);
-  EXPECT_FALSE(result.config.has_value());
-  return result.error;
-}
+using testing::error_of;
+using testing::parse;
+using testing::parse_ok;
 
 TEST(Users, NoneByDefault) {
   const Config c = parse_ok(kShard);

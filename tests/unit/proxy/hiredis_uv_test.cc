@@ -44,7 +44,7 @@ TEST(HiredisUv, ResetConnectionFailsTheCommandAndDisconnects) {
 
   std::string error;
   redisAsyncContext* ctx = connect_async(
-      conf::Address{"127.0.0.1", port}, &loop, &outcome,
+      ServerLogin{conf::Address{"127.0.0.1", port}, {}}, &loop, &outcome,
       [](const redisAsyncContext* c, int status) { static_cast<Outcome*>(c->data)->connected = status == REDIS_OK; },
       [](const redisAsyncContext* c, int) { static_cast<Outcome*>(c->data)->disconnected = true; }, &error);
   ASSERT_NE(ctx, nullptr) << error;
@@ -88,7 +88,7 @@ TEST(HiredisUv, RefusedConnectionReportsAFailedConnect) {
   uv_loop_init(&loop);
   Outcome outcome;
   redisAsyncContext* ctx = connect_async(
-      conf::Address{"127.0.0.1", port}, &loop, &outcome,
+      ServerLogin{conf::Address{"127.0.0.1", port}, {}}, &loop, &outcome,
       [](const redisAsyncContext* c, int status) {
         auto* o = static_cast<Outcome*>(c->data);
         o->connected = status == REDIS_OK;
