@@ -116,7 +116,12 @@ std::string info_text(const InfoSources& sources, std::string_view section) {
     for (size_t i = 0; i < sources.servers.servers().size(); ++i) {
       const BackendServer& server = *sources.servers.servers()[i];
       line("server" + std::to_string(i),
-           "addr=" + server.name() + ",shard=" + sanitize(server.shard_name()) + ",state=" +
+           "addr=" + server.name() +
+               // A host name: where it resolved to last ("none" before the first answer).
+               (server.address().is_name()
+                    ? ",resolved=" + (server.endpoint().host.empty() ? std::string("none") : server.endpoint().to_string())
+                    : std::string()) +
+               ",shard=" + sanitize(server.shard_name()) + ",state=" +
                std::string(server_state_name(server.state())) + ",requests=" + std::to_string(server.requests()) +
                ",failures=" + std::to_string(server.failures()) + ",pending=" + std::to_string(server.pending()) +
                ",replay_queue=" + std::to_string(server.replay_queue_length()) + ",replay_dropped=" +

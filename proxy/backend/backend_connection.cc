@@ -76,7 +76,10 @@ void BackendConnection::on_connect(uv_connect_t* req, int status) {
   auto* self = static_cast<BackendConnection*>(req->handle->data);
   delete req;
   if (self == nullptr) return;  // closed meanwhile
-  if (status != 0) return self->fail(std::string("connect: ") + uv_strerror(status), Failure::counted);
+  if (status != 0) {
+    self->server_.try_next_address();  // (a name with several addresses: the next, next time)
+    return self->fail(std::string("connect: ") + uv_strerror(status), Failure::counted);
+  }
   self->local_address_ = local_address(self->handle_);
   uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_), on_alloc, on_read);
   if (!self->server_.auth().password.empty()) return self->log_in();
@@ -128,7 +131,13 @@ bool BackendConnection::finish_login() {
   if (reply.front() != '+') {  // (the server's words never hold the password)
     const std::string_view line = reply.substr(0, std::min<size_t>(reply.find('\r'), 200));
     const std::string why = line.front() == '-' ? std::string(line.substr(1)) : "unexpected reply " + std::string(line);
-    fail(std::string(kLoginRefused) + why, Failure::login_refused);
+    // Only a refusal of the credentials is one; anything else (a full server's "max number of
+    // clients reached" greets any connection) is an ordinary failure.
+    if (resp::is_login_refusal(line)) {
+      fail(std::string(kLoginRefused) + why, Failure::login_refused);
+    } else {
+      fail("reply to AUTH: " + why, Failure::counted);
+    }
     return false;
   }
   input_.consume(scanner_.reply_bytes());
@@ -267,6 +276,7 @@ void BackendConnection::check_timeouts(uint64_t now_ms) {
     const std::string step = state_ == State::logging_in ? "no reply to AUTH"
                              : handle_ == nullptr        ? "'" + server_.address().host + "' not resolved"
                                                          : "connect timed out";
+    if (state_ == State::connecting && handle_ != nullptr) server_.try_next_address();
     return fail(step + " after " + std::to_string(pool.connect_timeout_ms) + " ms", Failure::timeout);
   }
   // Timed from the later of the oldest request's send and the last bytes the server sent:

@@ -127,6 +127,8 @@ void BackendServer::forget_metrics() { worker_.metrics()->forget_server(metrics_
 
 void BackendServer::detach() {
   index_ = kDetached;
+  probe_waits_for_name_ = false;
+  checking_address_ = false;
   if (probe_ != nullptr) std::exchange(probe_, nullptr)->cancel();
   if (resync_ != nullptr) std::exchange(resync_, nullptr)->cancel();
   if (!replay_.empty()) {
@@ -198,37 +200,59 @@ void BackendServer::resolve_name() {
 }
 
 void BackendServer::on_resolved(const Resolver::Answer& answer) {
+  if (detached()) return;  // draining: it opens nothing new
   if (!answer.error.empty()) metrics_.resolve_failures->Increment();
-  if (answer.ip.empty()) {  // the name has no address: nowhere to connect
+  if (answer.ips.empty()) {  // the name has no address: nowhere to connect
     endpoint_.host.clear();
+    addresses_.clear();
     ++failures_;
     metrics_.errors->Increment();
     last_error_ = answer.error;
     for (auto& connection : connections_) connection->on_name_resolved();  // those waiting fail
     if (state_ == ServerState::up || state_ == ServerState::recovering) mark_down(answer.error);
-    if (std::exchange(probe_waits_for_name_, false)) on_probe_result(false, answer.error, "");
+    if (std::exchange(probe_waits_for_name_, false)) on_probe_result(false, answer.error, "", "");
     return;
   }
   if (!answer.error.empty() && answer.error != last_error_) {
     spdlog::warn("server {} (shard {}): {}; still using its last address {}", name_, shard_name_, answer.error,
-                 answer.ip);
+                 endpoint_.host.empty() ? answer.ips.front() : endpoint_.host);
     last_error_ = answer.error;
   }
-  const std::string previous = std::exchange(endpoint_.host, answer.ip);
-  if (!previous.empty() && previous != answer.ip) {
-    spdlog::warn("server {} (shard {}): {} now resolves to {} (was {}); connections move there", name_, shard_name_,
-                 address_.host, answer.ip, previous);
-    // At a new address it may be another process, started empty: a replicated server serves
-    // again only once a probe has seen the run_id it had.
-    if (replicated_ && (state_ == ServerState::up || state_ == ServerState::recovering)) {
-      mark_down("its name now resolves to " + answer.ip + " (was " + previous + ")");
-    }
+  addresses_ = answer.ips;
+  // The address in use stays while the name still has it (DNS servers rotate their answers).
+  const std::string previous = endpoint_.host;
+  if (std::find(addresses_.begin(), addresses_.end(), previous) == addresses_.end()) {
+    endpoint_.host = addresses_.front();
+    if (!previous.empty()) check_new_address(previous);
   }
   for (auto& connection : connections_) connection->on_name_resolved();
   if (std::exchange(probe_waits_for_name_, false)) launch_probe();
 }
 
+// The name now points elsewhere. Connections there open from now on; those to the old address
+// move once idle (sweep). A replicated server may be a new, empty process there: it takes
+// no reads and its writes queue (as when it lags) until a probe of the new address has seen
+// the run_id it had, then catches up by replay (or, a new run_id, is resynced).
+void BackendServer::check_new_address(const std::string& previous) {
+  spdlog::warn("server {} (shard {}): {} now resolves to {} (was {}); connections move there", name_, shard_name_,
+               address_.host, endpoint_.host, previous);
+  if (!replicated_ || (state_ != ServerState::up && state_ != ServerState::recovering)) return;
+  checking_address_ = true;
+  if (state_ == ServerState::up) {
+    set_state(ServerState::recovering);
+    set_mode(routing::kServerQueue);
+  }
+  if (probe_ == nullptr) launch_probe();  // (one in flight asked the old address: it is asked again)
+}
+
+void BackendServer::try_next_address() {
+  if (addresses_.size() < 2) return;
+  auto it = std::find(addresses_.begin(), addresses_.end(), endpoint_.host);
+  endpoint_.host = (it == addresses_.end() || it + 1 == addresses_.end()) ? addresses_.front() : *(it + 1);
+}
+
 void BackendServer::mark_down(std::string_view why) {
+  checking_address_ = false;  // the probe of a down server decides
   const bool stale = state_ == ServerState::stale;
   set_state(stale ? ServerState::stale : ServerState::down);
   down_until_ms_ = worker_.now_ms() + worker_.config().pool.retry_interval_ms;
@@ -257,9 +281,17 @@ void BackendServer::mark_up() {
   spdlog::info("server {} (shard {}) is up again", name_, shard_name_);
 }
 
-void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_view run_id) {
+void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_view run_id, std::string_view probed) {
   probe_ = nullptr;
+  if (address_.is_name() && !probed.empty() && probed != endpoint_.host) {  // it moved meanwhile
+    if (checking_address_ || state_ == ServerState::down || state_ == ServerState::stale ||
+        (replicated_ && run_id_.empty())) {
+      launch_probe();
+    }
+    return;
+  }
   if (!ok && why.rfind(kLoginRefused, 0) == 0) metrics_.login_failures->Increment();
+  if (!ok && address_.is_name() && !probed.empty()) try_next_address();
   if (ok && !run_id.empty()) {
     if (run_id_.empty()) {
       run_id_ = std::string(run_id);
@@ -267,6 +299,11 @@ void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_v
       run_id_ = std::string(run_id);
       if (replicated_) mark_stale("it restarted (new run_id): the data it had is gone");
     }
+  }
+  if (std::exchange(checking_address_, false)) {  // it moved: is it the same process?
+    if (!ok) return mark_down(why);
+    if (state_ == ServerState::recovering) replay_more();  // yes (else it is stale now: resynced)
+    return;
   }
   if (state_ != ServerState::down && state_ != ServerState::stale) return;  // the start-up probe
   if (ok) return mark_up();
@@ -401,7 +438,7 @@ void BackendServer::mark_stale(std::string_view why) {
 // Sends what is queued, in order, on connection 0 (one FIFO: the replay keeps its order).
 // New writes keep queueing behind while it drains; when nothing is left the server is live.
 void BackendServer::replay_more() {
-  if (state_ != ServerState::recovering || lagging_ || fenced()) return;
+  if (state_ != ServerState::recovering || lagging_ || fenced() || checking_address_) return;
   if (replay_.empty()) {
     if (!replaying_.empty() || awaiting_copies_ > 0) return;
     set_state(ServerState::up);

@@ -95,7 +95,12 @@ class BackendServer {
   // on_resolved() takes the answer.
   void resolve_name();
   void on_resolved(const Resolver::Answer& answer);
-  void on_probe_result(bool ok, std::string_view why, std::string_view run_id);
+  // A connection to its current address was refused or timed out: a name with several
+  // addresses (IPv6 and IPv4, say) tries the next one next time.
+  void try_next_address();
+  // `probed`: the address the probe asked; an answer from an address the server has since
+  // left says nothing about it.
+  void on_probe_result(bool ok, std::string_view why, std::string_view run_id, std::string_view probed);
 
   // Replicated shards: writes this server missed, replayed in order when it is back.
   void queue_for_replay(std::string_view bytes);
@@ -161,6 +166,7 @@ class BackendServer {
   void set_mode(routing::ServerMode mode);
   void start_probe();
   void launch_probe();
+  void check_new_address(const std::string& previous);
   void maybe_resync(uint64_t now_ms);
   void replay_more();
   bool on_fence_done(Fragment& fragment);  // false: not one of ours
@@ -179,6 +185,9 @@ class BackendServer {
   conf::Address endpoint_;                       // numeric: address_, or what its name resolved to
   conf::BackendAuth auth_;
   bool probe_waits_for_name_ = false;            // a probe starts once the name is looked up
+  std::vector<std::string> addresses_;           // a named server's last lookup
+  bool checking_address_ = false;                // replicated, moved: no replay until a probe of
+                                                 // the new address has seen its run_id
   std::string address_key_;                      // address_.to_string(): the fence book's key
   ServerState state_ = ServerState::up;
   routing::ServerMode mode_ = routing::kServerLive;  // mirrored in the proxy's planner view

@@ -21,7 +21,9 @@ void ServerProbe::start() {
   uv_timer_start(&timer_, on_timeout, timeout_ms_, 0);
 
   std::string why;
-  ctx_ = connect_async(server_->login(), loop, this, on_connect, on_disconnect, &why);
+  const ServerLogin login = server_->login();
+  probed_ = login.address.host;
+  ctx_ = connect_async(login, loop, this, on_connect, on_disconnect, &why);
   if (ctx_ == nullptr) return finish(false, why.c_str());
   redisAsyncCommand(ctx_, on_reply, this, "INFO server");
 }
@@ -69,7 +71,7 @@ void ServerProbe::on_timeout(uv_timer_t* timer) {
 void ServerProbe::finish(bool ok, const char* why) {
   if (finished_) return;
   finished_ = true;
-  if (server_ != nullptr) server_->on_probe_result(ok, why, run_id_);
+  if (server_ != nullptr) server_->on_probe_result(ok, why, run_id_, probed_);
   if (ctx_ != nullptr) {
     redisAsyncContext* ctx = ctx_;
     ctx_ = nullptr;

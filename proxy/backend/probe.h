@@ -41,6 +41,7 @@ class ServerProbe {
   uv_timer_t timer_{};
   bool finished_ = false;
   std::string run_id_;
+  std::string probed_;  // the address it asked (a named server's may change meanwhile)
 };
 
 }  // namespace ringproxy::proxy

@@ -100,14 +100,14 @@ void RepairJob::on_disconnect(const redisAsyncContext* ctx, int) {
   self->finish(false, side_error(ctx, "connection lost"));
 }
 
-void RepairJob::on_reply(redisAsyncContext*, void* reply, void* privdata) {
+void RepairJob::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
   auto* pending = static_cast<Pending*>(privdata);
   RepairJob* self = pending->job;
   Pending copy = *pending;
   delete pending;
   if (self->finished_) return;
   --self->outstanding_;
-  if (reply == nullptr) return self->finish(false, "connection lost");
+  if (reply == nullptr) return self->finish(false, side_error(ctx, "connection lost"));
   self->handle(copy, reply);
 }
 

@@ -57,7 +57,6 @@ void ResyncJob::start() {
   stale_ctx_ = connect(*stale_);
   peer_ctx_ = connect(*peer_);
   if (stale_ctx_ == nullptr || peer_ctx_ == nullptr) return finish(false, "cannot connect");
-  const conf::Address& peer = peer_->endpoint();
   waiting_ = true;
   // Pipelined: the kills run before REPLICAOF, so nothing an abandoned connection still
   // holds can run on the copy.
@@ -76,8 +75,15 @@ void ResyncJob::start() {
     ++configs_;
   }
   if (fences_.empty()) step_ = configs_ > 0 ? Step::configuring : Step::replicaof;
-  redisAsyncCommand(stale_ctx_, on_reply, this, "REPLICAOF %s %d", peer.host.c_str(), static_cast<int>(peer.port));
+  // After CONFIG SET's replies, not with them: a REPLICAOF sent on must never run for a job
+  // that ends there (a refusal is only a warning, but another failure ends the job).
+  if (configs_ == 0) send_replicaof();
   poll_later(1000);  // the deadline checks run on the timer
+}
+
+void ResyncJob::send_replicaof() {
+  const conf::Address& peer = peer_->endpoint();
+  redisAsyncCommand(stale_ctx_, on_reply, this, "REPLICAOF %s %d", peer.host.c_str(), static_cast<int>(peer.port));
 }
 
 void ResyncJob::cancel() {
@@ -124,11 +130,19 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
     if (++fences_answered_ == fences_.size()) step_ = configs_ > 0 ? Step::configuring : Step::replicaof;
     return;
   }
-  if (step_ == Step::configuring) {  // one reply per CONFIG SET, then REPLICAOF's
-    if (reply->type == REDIS_REPLY_ERROR) {
-      return finish(false, "it cannot be given the password for its peer (CONFIG SET): " + std::string(reply->str));
+  if (step_ == Step::configuring) {  // one reply per CONFIG SET, then REPLICAOF goes
+    // Refused (a user without CONFIG rights, a managed server): it may have masterauth in its
+    // own config already; if not, ROLE shows it cannot reach its peer and the job ends then.
+    if (reply->type == REDIS_REPLY_ERROR && !config_refused_) {
+      config_refused_ = true;
+      spdlog::warn("resync of {} (shard {}): it cannot be given the password for its peer (CONFIG SET: {}); going on "
+                   "with its own masterauth",
+                   stale_->name(), stale_->shard_name(), std::string_view(reply->str, reply->len));
     }
-    if (--configs_ == 0) step_ = Step::replicaof;
+    if (--configs_ == 0) {
+      step_ = Step::replicaof;
+      send_replicaof();
+    }
     return;
   }
   waiting_ = false;

@@ -5,6 +5,7 @@
 //   0. stale: CLIENT KILL ADDR <...>     connections the proxy abandoned (fence.h): what
 //                                        they still hold must not run on the copy
 //      stale: CONFIG SET masteruser/masterauth   with credentials: how it logs in to the peer
+//                                        (REPLICAOF waits for their replies)
 //   1. stale: REPLICAOF <peer>           the proxy sends it nothing meanwhile
 //   2. poll stale ROLE                   until it is "connected": the full sync is done
 //   3. hold the shard's new writes       (ServerEvents::hold_writes), wait for none in flight
@@ -60,6 +61,7 @@ class ResyncJob {
   void tick();
   void finish(bool ok, const std::string& why);
   void poll_later(uint64_t ms);
+  void send_replicaof();
 
   Servers* servers_;
   BackendServer* stale_;
@@ -69,6 +71,7 @@ class ResyncJob {
   std::vector<std::string> fences_;   // the kills sent before REPLICAOF, in order
   size_t fences_answered_ = 0;
   size_t configs_ = 0;                // CONFIG SET masteruser/masterauth replies still to come
+  bool config_refused_ = false;
   std::string stale_key_;             // the stale server's address (the fence book's key)
   std::string stale_local_;           // our connection to the stale server, as redis names it
   redisAsyncContext* stale_ctx_ = nullptr;

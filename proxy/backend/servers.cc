@@ -46,10 +46,8 @@ void Servers::sweep(uint64_t now) {
 }
 
 void Servers::on_resolved(const std::string& name, const Resolver::Answer& answer) {
-  for (auto* list : {&servers_, &draining_}) {
-    for (size_t i = 0; i < list->size(); ++i) {  // (by index: an answer may change little, never the lists)
-      if ((*list)[i]->address().host == name) (*list)[i]->on_resolved(answer);
-    }
+  for (size_t i = 0; i < servers_.size(); ++i) {  // (draining servers open nothing new)
+    if (servers_[i]->address().host == name) servers_[i]->on_resolved(answer);
   }
 }
 
@@ -60,10 +58,10 @@ ServerLogin Servers::login_of(const conf::Address& address, const conf::BackendA
   ServerLogin login{address, auth};
   if (address.is_name()) {
     const Resolver::Answer* answer = resolver_.last(address.host);
-    if (answer == nullptr || answer->ip.empty()) {
+    if (answer == nullptr || answer->ips.empty()) {
       resolver_.resolve(address.host);  // for the next attempt; connect_async refuses the name
     } else {
-      login.address.host = answer->ip;
+      login.address.host = answer->ips.front();
     }
   }
   return login;

@@ -35,6 +35,18 @@ std::string reply_text(const redisReply* reply) {
   return reply == nullptr ? "connection lost" : std::string(reply->str, reply->len);
 }
 
+// A null reply: the connection ended; a refused AUTH says so.
+const redisReply* with_reason(const redisAsyncContext* ctx, const redisReply* reply, redisReply& stand_in,
+                              std::string& text) {
+  if (reply != nullptr) return reply;
+  text = side_error(ctx, "connection lost");
+  stand_in = redisReply{};
+  stand_in.type = REDIS_REPLY_ERROR;
+  stand_in.str = text.data();
+  stand_in.len = text.size();
+  return &stand_in;
+}
+
 }  // namespace
 
 struct Migration::Op {
@@ -235,7 +247,7 @@ void Migration::begin(KeyMove& move) {
   if (move.outstanding == 0) finish(move, false, move.error);
 }
 
-void Migration::on_reply(redisAsyncContext*, void* reply, void* privdata) {
+void Migration::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
   std::unique_ptr<Op> op(static_cast<Op*>(privdata));
   Migration* self = op->self;
   if (self->closing_) return;
@@ -245,7 +257,10 @@ void Migration::on_reply(redisAsyncContext*, void* reply, void* privdata) {
   }
   auto it = self->moving_.find(op->key);
   if (it == self->moving_.end() || it->second->id != op->id) return;  // it timed out meanwhile
-  self->handle(*it->second, *op, reply);
+  redisReply stand_in;
+  std::string text;
+  self->handle(*it->second, *op,
+               const_cast<redisReply*>(with_reason(ctx, static_cast<const redisReply*>(reply), stand_in, text)));
 }
 
 void Migration::handle(KeyMove& move, const Op& op, void* raw) {

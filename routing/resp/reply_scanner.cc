@@ -1,5 +1,7 @@
 #include "routing/resp/reply_scanner.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -132,6 +134,19 @@ bool split_array_reply(std::string_view reply, std::vector<std::string_view>& el
     pos += scanner.reply_bytes();
   }
   return pos == reply.size();
+}
+
+bool is_login_refusal(std::string_view line) {
+  for (std::string_view code : {"-WRONGPASS", "-NOAUTH", "-NOPERM"}) {
+    if (line.rfind(code, 0) == 0) return true;
+  }
+  if (line.rfind("-ERR", 0) != 0) return false;
+  auto mentions = [&](std::string_view word) {
+    return std::search(line.begin(), line.end(), word.begin(), word.end(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) == b;
+           }) != line.end();
+  };
+  return mentions("password") || mentions("auth");
 }
 
 }  // namespace ringproxy::resp

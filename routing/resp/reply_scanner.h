@@ -38,6 +38,10 @@ class ReplyScanner {
 inline bool is_error_reply(std::string_view reply) { return !reply.empty() && reply[0] == '-'; }
 inline bool is_ok_reply(std::string_view reply) { return reply == "+OK\r\n"; }
 std::optional<int64_t> integer_reply(std::string_view reply);
+// A server's error reply to AUTH that refuses the credentials (WRONGPASS, NOAUTH, NOPERM, and
+// older servers' "-ERR invalid password" / "-ERR ... no password is set"), as opposed to an
+// error any connection could get (a full server's "-ERR max number of clients reached").
+bool is_login_refusal(std::string_view error_line);
 
 // Splits a complete array reply into the raw bytes of its top-level elements.
 // False when `reply` is not an array (or is malformed).

@@ -35,10 +35,18 @@ def map_names(mapping):
             f.write(f"{ip} {name}\n")
 
 
+def resolve_with(sources):
+    """The namespace's nsswitch.conf hosts line: "files" (a name not in hosts does not exist), or
+    "files dns" (its resolv.conf names a DNS server that is not there: a passing failure)."""
+    with open(f"/etc/netns/{IN_NETNS}/nsswitch.conf", "w") as f:
+        f.write(f"hosts: {sources}\n")
+
+
 class NamesCase(unittest.TestCase):
     def setUp(self):
         if not IN_NETNS:
             self.skipTest("runs inside its namespace (see test_in_a_namespace)")
+        resolve_with("files")
         self.workdir = tempfile.mkdtemp(prefix="ringproxy-names-")
         self.servers = []
         self.proxy = None
@@ -89,6 +97,7 @@ class PlainCacheNamesTest(NamesCase):
             return new.client().get("k2") == b"2"
         wait_until(lands_on_new, timeout=20, what="writes reach the server at its new address")
         self.assertIn("now resolves to 127.0.0.3 (was 127.0.0.2)", self.proxy.log())
+        self.assertEqual(self.info()["resolved"], f"127.0.0.3:{port}")
         self.assertEqual(server_states_of(self.proxy), ["up"])
 
     def test_a_name_that_stops_resolving_marks_its_server_down_until_it_resolves_again(self):
@@ -100,11 +109,26 @@ class PlainCacheNamesTest(NamesCase):
         map_names({})
         wait_until(lambda: self.info()["state"] == "down", timeout=20, what="the server down")
         self.assertIn("cannot resolve 'cache-b'", self.info()["last_error"])
+        self.assertEqual(self.info()["resolved"], "none")
         with self.assertRaises(redis.ResponseError):
             r.get("k")
         self.assertIn("cannot resolve 'cache-b'", self.proxy.log())
         map_names({"cache-b": "127.0.0.2"})
         wait_until(lambda: self.info()["state"] == "up", timeout=20, what="the server up again")
+        self.assertEqual(r.get("k"), b"1")
+
+    def test_a_passing_lookup_failure_keeps_the_last_address(self):
+        port = free_port()
+        map_names({"cache-d": "127.0.0.2"})
+        self.server("127.0.0.2", port)
+        r = self.start_proxy([("d", [f"cache-d:{port}"])])
+        self.assertTrue(r.set("k", "1"))
+        resolve_with("files dns")  # DNS is asked, and does not answer: EAI_AGAIN
+        map_names({})
+        wait_until(lambda: "Temporary failure" in self.info()["last_error"], timeout=20, what="a failed lookup")
+        self.assertIn("still using its last address 127.0.0.2", self.proxy.log())
+        self.assertEqual(self.info()["state"], "up")
+        self.assertEqual(self.info()["resolved"], f"127.0.0.2:{port}")
         self.assertEqual(r.get("k"), b"1")
 
     def test_a_name_that_never_resolved_fails_its_requests_with_the_reason(self):
@@ -185,6 +209,8 @@ class OuterTest(unittest.TestCase):
                 f.write("127.0.0.1 localhost\n")
             with open(f"{etc}/nsswitch.conf", "w") as f:
                 f.write("hosts: files\n")  # a name not in hosts does not exist (no DNS server to wait for)
+            with open(f"{etc}/resolv.conf", "w") as f:
+                f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")  # nobody answers there
             subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, capture_output=True)
             env = dict(os.environ, RINGPROXY_NAMES_NETNS=ns)
             child = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "unittest", "-v", "test_names"],

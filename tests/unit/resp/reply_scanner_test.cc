@@ -117,5 +117,20 @@ TEST(Writer, ProducesRedisBytes) {
   EXPECT_EQ(cmd, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 }
 
+// A refused login marks a server down at once; any other error to AUTH is an ordinary failure.
+TEST(LoginRefusal, TellsRefusedCredentialsFromOtherErrors) {
+  for (std::string_view refused :
+       {"-WRONGPASS invalid username-password pair or user is disabled.", "-NOAUTH Authentication required.",
+        "-NOPERM this user has no permissions to run the 'auth' command", "-ERR invalid password",
+        "-ERR Client sent AUTH, but no password is set",
+        "-ERR AUTH <password> called without any password configured for the default user."}) {
+    EXPECT_TRUE(is_login_refusal(refused)) << refused;
+  }
+  for (std::string_view other : {"-ERR max number of clients reached", "-LOADING Redis is loading the dataset",
+                                  "-ERR unknown command 'HELLO'", "+OK", "-BUSY"}) {
+    EXPECT_FALSE(is_login_refusal(other)) << other;
+  }
+}
+
 }  // namespace
 }  // namespace ringproxy::resp
