@@ -29,6 +29,8 @@ struct Address {
 struct BackendAuth {
   std::string username;  // "": the server's default user (AUTH <password>: requirepass)
   std::string password;  // "": no AUTH
+  std::string password_file;  // where the password was read, if from a file (a rotated secret
+                              // is read again: config_watcher.h)
   bool operator==(const BackendAuth&) const = default;
 };
 

@@ -449,6 +449,7 @@ BackendAuth read_credentials(std::string_view source, const toml::table& table, 
       auth.password = secret(v);
     } else if (name == "password_file") {
       auth.password = read_password_file(v);
+      auth.password_file = v.string();
     } else if (name == "password_env") {
       auth.password = read_password_env(v);
     } else {

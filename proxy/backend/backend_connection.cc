@@ -81,8 +81,9 @@ void BackendConnection::on_connect(uv_connect_t* req, int status) {
     return self->fail(std::string("connect: ") + uv_strerror(status), Failure::counted);
   }
   self->local_address_ = local_address(self->handle_);
-  uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_), on_alloc, on_read);
+  // Logging in reads with a callback of its own: the data path's reads never ask about it.
   if (!self->server_.auth().password.empty()) return self->log_in();
+  uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_), on_alloc, on_read);
   self->ready();
 }
 
@@ -94,6 +95,7 @@ struct BackendConnection::LoginWrite {
 
 void BackendConnection::log_in() {
   state_ = State::logging_in;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(handle_), on_alloc, on_login_read);
   const conf::BackendAuth& auth = server_.auth();
   auto* write = new LoginWrite;
   const std::string_view with_user[] = {"AUTH", auth.username, auth.password};
@@ -142,8 +144,23 @@ bool BackendConnection::finish_login() {
   }
   input_.consume(scanner_.reply_bytes());
   scanner_.reset();
+  auto* stream = reinterpret_cast<uv_stream_t*>(handle_);
+  uv_read_stop(stream);
+  uv_read_start(stream, on_alloc, on_read);
   ready();
   return true;
+}
+
+void BackendConnection::on_login_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+  auto* self = static_cast<BackendConnection*>(stream->data);
+  if (self == nullptr || nread == 0) return;
+  if (nread < 0) {
+    return self->fail(nread == UV_EOF ? "connection closed by the server during AUTH" : uv_strerror(static_cast<int>(nread)),
+                      Failure::counted);
+  }
+  self->input_.commit(static_cast<size_t>(nread));
+  self->last_read_ms_ = self->server_.worker().now_ms();
+  if (self->finish_login()) self->handle_replies();  // (nothing else was asked: normally nothing more)
 }
 
 // Connections this server abandoned are killed before anything this one sends runs.
@@ -239,7 +256,6 @@ void BackendConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf
 }
 
 void BackendConnection::handle_replies() {
-  if (state_ == State::logging_in && !finish_login()) return;
   while (true) {
     resp::ParseStatus status = scanner_.scan(input_.unconsumed(), input_.unconsumed_size());
     if (status == resp::ParseStatus::incomplete) return;

@@ -14,6 +14,27 @@ namespace {
 
 constexpr uint64_t kDebounceMs = 200;
 constexpr uint64_t kDebounceMaxMs = 1000;
+constexpr uint64_t kPasswordCheckMs = 1000;
+
+// The paths and contents of every password file the config names, as one digest ("" : none).
+std::string password_files_digest(const conf::Config& config) {
+  std::vector<std::string> paths;
+  if (!config.pool.auth.password_file.empty()) paths.push_back(config.pool.auth.password_file);
+  for (const conf::ShardConfig& shard : config.pool.shards) {
+    if (!shard.auth.password_file.empty()) paths.push_back(shard.auth.password_file);
+  }
+  if (paths.empty()) return "";
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  std::string all;
+  for (const std::string& path : paths) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    if (in) text << in.rdbuf();
+    all += path + '\0' + (in ? "1" : "0") + text.str() + '\0';
+  }
+  return conf::text_digest(all);
+}
 
 }  // namespace
 
@@ -22,6 +43,18 @@ ConfigWatcher::ConfigWatcher(Reloader& reloader, uv_loop_t* loop, const std::str
   const size_t slash = path.rfind('/');
   directory_ = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   last_digest_ = reloader.config_digest();
+}
+
+void ConfigWatcher::note_password_files(const conf::Config& running) {
+  password_files_digest_ = password_files_digest(running);
+}
+
+void ConfigWatcher::check_password_files(const conf::Config& running, uint64_t now_ms) {
+  if (now_ms < next_password_check_ms_) return;
+  next_password_check_ms_ = now_ms + kPasswordCheckMs;
+  if (password_files_digest(running) == password_files_digest_) return;
+  spdlog::info("a password file changed: reloading the config");
+  reloader_.reload("password file change");  // (which notes the files as they are now)
 }
 
 void ConfigWatcher::start() {

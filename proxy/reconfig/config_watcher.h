@@ -7,11 +7,18 @@
 // been quiet for a moment, or at the latest a second after the first event, so that a log file
 // written in the same directory cannot put it off forever); a file whose digest did not change
 // since the last attempt is not reloaded again.
+//
+// Password files ([pool] / [[pool.shards]] password_file) are secrets mounted elsewhere and
+// rotated in place (a Kubernetes Secret swaps a symlink): their contents are checked once a
+// second, and a change reloads the config (which reads them again).
 #pragma once
 
 #include <uv.h>
 
+#include <cstdint>
 #include <string>
+
+#include "conf/config.h"
 
 namespace ringproxy::proxy {
 
@@ -22,6 +29,10 @@ class ConfigWatcher {
   ConfigWatcher(Reloader& reloader, uv_loop_t* loop, const std::string& path);
   void start();
   void stop();  // closes the handles (the loop runs their close callbacks)
+  // The password files `running` names, as they are now: what the next check compares with.
+  void note_password_files(const conf::Config& running);
+  // From the reloader's sweep, once a second at most: reloads when one of them changed.
+  void check_password_files(const conf::Config& running, uint64_t now_ms);
 
  private:
   static void on_change(uv_fs_event_t* handle, const char* filename, int events, int status);
@@ -35,6 +46,8 @@ class ConfigWatcher {
   uv_timer_t debounce_{};
   uint64_t first_event_ms_ = 0;  // of the events the debounce timer is waiting out
   bool watching_ = false;
+  std::string password_files_digest_;  // of their paths and contents, at the last check
+  uint64_t next_password_check_ms_ = 0;
 };
 
 }  // namespace ringproxy::proxy

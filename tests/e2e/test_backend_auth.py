@@ -3,6 +3,7 @@ password_file / password_env) against real redis-servers started with --requirep
 ACL users; a wrong password; resync, repair and key moves on password-protected servers. The
 password never reaches a log, INFO, /metrics or a reply."""
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -153,6 +154,44 @@ class WrongPasswordTest(unittest.TestCase):
             assert_no_secret(self, cluster, PASSWORD, "Wrong-Secret-0000")
         finally:
             self.assertEqual(cluster.cleanup(), 0)
+
+
+class RotatedPasswordFileTest(unittest.TestCase):
+    """A password_file rotated in place (a Kubernetes Secret): the proxy notices within a
+    second, reloads, and its next login uses the new password."""
+
+    def test_a_rotated_password_file_is_read_again(self):
+        workdir = tempfile.mkdtemp(prefix="ringproxy-secret-")
+        secret = os.path.join(workdir, "redis-password")
+        with open(secret, "w") as f:
+            f.write(PASSWORD + "\n")
+        cluster = Cluster(shards=1, metrics=True, pool={"password_file": secret, "retry_interval_ms": 200},
+                          server_args=("--requirepass", PASSWORD), server_credentials={"password": PASSWORD})
+        try:
+            r = cluster.client()
+            self.assertTrue(r.set("k", "1"))
+            reloads = int(cluster.client().info("proxy")["config_reloads_ok"])
+            # The server restarts with a new password; the proxy's old one is refused.
+            server = cluster.redis[0]
+            server.kill()
+            server.default_args = ("--requirepass", OTHER_PASSWORD)
+            server.client_kwargs = {"password": OTHER_PASSWORD}
+            server.start()
+            wait_until(lambda: "WRONGPASS" in server_infos(cluster)[0]["last_error"], timeout=20, what="refused login")
+            # The secret is rotated the way Kubernetes does it: a new file renamed over the old.
+            tmp = secret + ".new"
+            with open(tmp, "w") as f:
+                f.write(OTHER_PASSWORD + "\n")
+            os.replace(tmp, secret)
+            wait_until(lambda: int(cluster.client().info("proxy")["config_reloads_ok"]) > reloads, timeout=20,
+                       what="a reload for the password file")
+            self.assertIn("password file change", cluster.proxy.log())
+            wait_until(lambda: server_states(cluster) == ["up"], timeout=20, what="logged in with the new password")
+            self.assertTrue(r.set("k", "2"))
+            assert_no_secret(self, cluster, PASSWORD, OTHER_PASSWORD)
+        finally:
+            self.assertEqual(cluster.cleanup(), 0)
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 class ReplicationUnderPasswordsTest(unittest.TestCase):

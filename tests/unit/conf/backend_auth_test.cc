@@ -44,9 +44,9 @@ TEST(BackendAuth, NoneByDefault) {
 
 TEST(BackendAuth, ShardsInheritThePoolsUnlessTheyNameTheirOwn) {
   const Config c = parse_ok(std::string("[pool]\npassword = \"pw-pool\"\ndns_refresh_ms = 500\n") + kTwoShards);
-  EXPECT_EQ(c.pool.auth, (BackendAuth{"", "pw-pool"}));
-  EXPECT_EQ(c.pool.shards[0].auth, (BackendAuth{"", "pw-pool"}));
-  EXPECT_EQ(c.pool.shards[1].auth, (BackendAuth{"proxy-b", "pw-b"}));
+  EXPECT_EQ(c.pool.auth, (BackendAuth{"", "pw-pool", ""}));
+  EXPECT_EQ(c.pool.shards[0].auth, (BackendAuth{"", "pw-pool", ""}));
+  EXPECT_EQ(c.pool.shards[1].auth, (BackendAuth{"proxy-b", "pw-b", ""}));
   EXPECT_EQ(c.pool.shards[1].servers[0].host, "cache-b.internal");
   EXPECT_EQ(c.pool.dns_refresh_ms, 500u);
 }
@@ -55,13 +55,14 @@ TEST(BackendAuth, ShardsInheritThePoolsUnlessTheyNameTheirOwn) {
 TEST(BackendAuth, PoolCredentialsWrittenAfterTheShards) {
   const Config c = parse_ok(
       "[pool]\nshards = [{name = \"a\", servers = [\"127.0.0.1:7001\"]}]\nusername = \"u\"\npassword = \"p\"\n");
-  EXPECT_EQ(c.pool.shards[0].auth, (BackendAuth{"u", "p"}));
+  EXPECT_EQ(c.pool.shards[0].auth, (BackendAuth{"u", "p", ""}));
 }
 
 TEST(BackendAuth, PasswordFromAFileWithoutItsFinalNewline) {
   const std::string path = temp_file("from-file\n");
   const Config c = parse_ok("[pool]\npassword_file = \"" + path + "\"\n" + kTwoShards);
   EXPECT_EQ(c.pool.shards[0].auth.password, "from-file");
+  EXPECT_EQ(c.pool.shards[0].auth.password_file, path);  // read again when it changes
   const std::string crlf = temp_file("crlf\r\n");
   EXPECT_EQ(parse_ok("[pool]\npassword_file = \"" + crlf + "\"\n" + kTwoShards).pool.auth.password, "crlf");
   std::remove(path.c_str());
@@ -72,7 +73,7 @@ TEST(BackendAuth, PasswordFromTheEnvironment) {
   ::setenv("RINGPROXY_TEST_BACKEND_PW", "from-env", 1);
   const Config c = parse_ok("[pool]\nusername = \"u\"\npassword_env = \"RINGPROXY_TEST_BACKEND_PW\"\n" +
                             std::string(kTwoShards));
-  EXPECT_EQ(c.pool.shards[0].auth, (BackendAuth{"u", "from-env"}));
+  EXPECT_EQ(c.pool.shards[0].auth, (BackendAuth{"u", "from-env", ""}));
   ::unsetenv("RINGPROXY_TEST_BACKEND_PW");
 }
 
