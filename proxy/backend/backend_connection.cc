@@ -160,11 +160,15 @@ void BackendConnection::on_login_read(uv_stream_t* stream, ssize_t nread, const 
   }
   self->input_.commit(static_cast<size_t>(nread));
   self->last_read_ms_ = self->server_.worker().now_ms();
-  if (self->finish_login()) self->handle_replies();  // (nothing else was asked: normally nothing more)
+  // Nothing else was asked yet: more bytes are a reply without a request. (Not handed to
+  // handle_replies, which stays inlined in on_read alone.)
+  if (self->finish_login() && self->input_.unconsumed_size() > 0) self->fail("reply without a request", Failure::counted);
 }
 
 // Connections this server abandoned are killed before anything this one sends runs.
-void BackendConnection::ready() {
+// (Cold and out of line: the compiler would otherwise share its tail with enqueue's, and
+// enqueue, on the data path, would call it.)
+[[gnu::cold, gnu::noinline]] void BackendConnection::ready() {
   state_ = State::connected;
   const std::vector<std::string>& fences = server_.servers().fences().pending(server_.address_key());
   for (auto it = fences.rbegin(); it != fences.rend(); ++it) push_fence(server_.fence_fragment(*it), true);
