@@ -406,18 +406,9 @@ bool has_credentials(const toml::table& table) {
 std::string read_password_file(const Value& v) {
   const std::string& path = v.string();
   if (path.empty()) v.fail("'password_file' must not be empty");
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
-  if (!file) v.fail("cannot read password_file '" + path + "': " + std::strerror(errno));
-  std::string text;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0 && text.size() <= 65536) text.append(buffer, n);
-  if (std::ferror(file.get())) v.fail("cannot read password_file '" + path + "': " + std::strerror(errno));
-  if (text.size() > 65536) v.fail("password_file '" + path + "' is larger than 64 KiB: not a password");
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  if (!text.empty() && text.back() == '\r') text.pop_back();
-  if (text.empty()) v.fail("password_file '" + path + "' is empty");
-  return text;
+  std::string password, error;
+  if (!conf::read_password_file(path, &password, &error)) v.fail(error);
+  return password;
 }
 
 std::string read_password_env(const Value& v) {
@@ -855,6 +846,34 @@ std::string text_digest(std::string_view text) {
     hex.push_back(kHex[sha[i] & 15]);
   }
   return hex;
+}
+
+bool read_password_file(const std::string& path, std::string* password, std::string* error) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!file) {
+    *error = one_line("cannot read password_file '" + path + "': " + std::strerror(errno));
+    return false;
+  }
+  std::string text;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0 && text.size() <= 65536) text.append(buffer, n);
+  if (std::ferror(file.get())) {
+    *error = one_line("cannot read password_file '" + path + "': " + std::strerror(errno));
+    return false;
+  }
+  if (text.size() > 65536) {
+    *error = one_line("password_file '" + path + "' is larger than 64 KiB: not a password");
+    return false;
+  }
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  if (text.empty()) {
+    *error = one_line("password_file '" + path + "' is empty");
+    return false;
+  }
+  *password = std::move(text);
+  return true;
 }
 
 }  // namespace ringproxy::conf

@@ -25,6 +25,10 @@ LoadResult load_config_file(const std::string& path);
 // The first 16 hex digits of SHA-256(text): what `sha256sum FILE | cut -c1-16` prints.
 std::string text_digest(std::string_view text);
 
+// A password_file's password: its text without a final newline (CRLF too). False, with why in
+// `error` (never the file's text), when it cannot be read, is empty or is larger than 64 KiB.
+bool read_password_file(const std::string& path, std::string* password, std::string* error);
+
 // Parses "host:port" / "[v6]:port" / "localhost:port"; nullopt with the reason in `why`
 // (may be null) on failure. A numeric host is stored canonical (inet_ntop), so equal
 // addresses compare equal. Host names other than localhost are refused unless `allow_names`

@@ -41,7 +41,13 @@ void BackendConnection::connect() {
   if (state_ != State::disconnected) return;
   state_ = State::connecting;
   connect_started_ms_ = server_.worker().now_ms();
-  if (server_.address().is_name()) return server_.resolve_name();  // on_name_resolved() goes on
+  if (server_.address().is_name()) {
+    // Looked up again on every connection, but only waited for when no address is known: a
+    // DNS server that does not answer must not hold up a server that does (a move the lookup
+    // finds is followed: BackendServer::on_resolved).
+    server_.resolve_name();
+    if (server_.endpoint().host.empty()) return;  // on_name_resolved() goes on
+  }
   open_socket();
 }
 

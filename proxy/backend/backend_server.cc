@@ -52,20 +52,27 @@ void BackendServer::start() {
 
 void BackendServer::start_probe() {
   if (probe_ != nullptr || probe_waits_for_name_) return;
-  if (address_.is_name()) {  // a probe is a reconnect: the name is looked up again first
-    probe_waits_for_name_ = true;
-    return resolve_name();
+  if (address_.is_name()) {  // a probe is a reconnect: the name is looked up again
+    resolve_name();
+    if (endpoint_.host.empty()) {  // nowhere to ask yet
+      probe_waits_for_name_ = true;
+      return;
+    }
   }
   launch_probe();
 }
 
 void BackendServer::launch_probe() {
+  if (probe_ != nullptr || stopped_) return;
   const conf::PoolConfig& pool = worker_.config().pool;
   probe_ = new ServerProbe(*this, pool.connect_timeout_ms + pool.request_timeout_ms);
   probe_->start();
 }
 
 void BackendServer::stop() {
+  stopped_ = true;  // (a lookup answered later starts nothing)
+  probe_waits_for_name_ = false;
+  checking_address_ = false;
   if (probe_ != nullptr) std::exchange(probe_, nullptr)->cancel();
   if (resync_ != nullptr) std::exchange(resync_, nullptr)->cancel();
   for (auto& connection : connections_) connection->fail("proxy is shutting down", BackendConnection::Failure::not_counted);
@@ -200,7 +207,7 @@ void BackendServer::resolve_name() {
 }
 
 void BackendServer::on_resolved(const Resolver::Answer& answer) {
-  if (detached()) return;  // draining: it opens nothing new
+  if (detached() || stopped_) return;  // draining or shutting down: it opens nothing new
   if (!answer.error.empty()) metrics_.resolve_failures->Increment();
   if (answer.ips.empty()) {  // the name has no address: nowhere to connect
     endpoint_.host.clear();
@@ -283,6 +290,7 @@ void BackendServer::mark_up() {
 
 void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_view run_id, std::string_view probed) {
   probe_ = nullptr;
+  std::string why_text;
   if (address_.is_name() && !probed.empty() && probed != endpoint_.host) {  // it moved meanwhile
     if (checking_address_ || state_ == ServerState::down || state_ == ServerState::stale ||
         (replicated_ && run_id_.empty())) {
@@ -290,10 +298,27 @@ void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_v
     }
     return;
   }
+  // Answered, but no run_id (its user may not run INFO): a replicated server's restart, and
+  // with it lost data, could not be told, so it is not trusted; a plain cache is.
+  if (ok && run_id.empty() && replicated_) {
+    ok = false;
+    why_text = "its restarts cannot be told without INFO (" + std::string(why) +
+               "): give the proxy's user INFO on a replicated shard";
+    why = why_text;
+  }
+  if (!ok && state_ == ServerState::up && replicated_ && run_id_.empty() && !startup_probe_failed_) {
+    startup_probe_failed_ = true;  // (once: it serves, but a restart will keep it down)
+    spdlog::error("server {} (shard {}): cannot learn its run_id: {}", name_, shard_name_, why);
+  }
   if (!ok && why.rfind(kLoginRefused, 0) == 0) metrics_.login_failures->Increment();
   if (!ok && address_.is_name() && !probed.empty()) try_next_address();
   if (ok && !run_id.empty()) {
     if (run_id_.empty()) {
+      // It served before its run_id was known (its start-up probe failed) and went away
+      // since: whether it restarted cannot be told, so it is resynced.
+      if (replicated_ && startup_probe_failed_ && state_ != ServerState::up) {
+        mark_stale("it went away before its run_id was known: it may have restarted");
+      }
       run_id_ = std::string(run_id);
     } else if (run_id != run_id_) {
       run_id_ = std::string(run_id);
@@ -550,6 +575,12 @@ void BackendServer::sweep(uint64_t now_ms) {
   if (state_ == ServerState::down || (state_ == ServerState::stale && consecutive_failures_ >= worker_.config().pool.failure_limit)) {
     if (probe_ == nullptr && now_ms >= down_until_ms_) start_probe();
     return;
+  }
+  // A replicated server whose start-up probe failed is asked again: without its run_id a
+  // restart could not be told.
+  if (replicated_ && run_id_.empty() && startup_probe_failed_ && probe_ == nullptr && now_ms >= down_until_ms_) {
+    down_until_ms_ = now_ms + worker_.config().pool.retry_interval_ms;
+    start_probe();
   }
   for (auto& connection : connections_) {
     connection->check_timeouts(now_ms);

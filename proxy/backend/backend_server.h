@@ -186,6 +186,8 @@ class BackendServer {
   conf::BackendAuth auth_;
   bool probe_waits_for_name_ = false;            // a probe starts once the name is looked up
   std::vector<std::string> addresses_;           // a named server's last lookup
+  bool startup_probe_failed_ = false;            // said once
+  bool stopped_ = false;                         // shutdown
   bool checking_address_ = false;                // replicated, moved: no replay until a probe of
                                                  // the new address has seen its run_id
   std::string address_key_;                      // address_.to_string(): the fence book's key

@@ -51,6 +51,13 @@ void ServerProbe::on_reply(redisAsyncContext* ctx, void* reply, void*) {
   auto* self = static_cast<ServerProbe*>(ctx->data);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr) return;  // the context is being freed; finish() already ran or will
+  if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).rfind("NOPERM", 0) == 0) {
+    // Its user may not run INFO (+@all -@dangerous): PING says whether it answers; without a
+    // run_id its server decides what that is worth (backend_server.cc).
+    self->info_refused_ = std::string(r->str, r->len);
+    redisAsyncCommand(ctx, on_ping_reply, nullptr, "PING");
+    return;
+  }
   if (r->type != REDIS_REPLY_STRING) {
     std::string why = r->type == REDIS_REPLY_ERROR ? std::string(r->str) : "unexpected reply to INFO";
     return self->finish(false, why.c_str());
@@ -64,6 +71,15 @@ void ServerProbe::on_reply(redisAsyncContext* ctx, void* reply, void*) {
   self->finish(true, "");
 }
 
+void ServerProbe::on_ping_reply(redisAsyncContext* ctx, void* reply, void*) {
+  auto* self = static_cast<ServerProbe*>(ctx->data);
+  auto* r = static_cast<redisReply*>(reply);
+  if (r == nullptr) return;
+  if (r->type == REDIS_REPLY_STATUS && std::string_view(r->str, r->len) == "PONG") return self->finish(true, "");
+  const std::string why = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "unexpected reply to PING";
+  self->finish(false, why.c_str());
+}
+
 void ServerProbe::on_timeout(uv_timer_t* timer) {
   static_cast<ServerProbe*>(timer->data)->finish(false, "probe timed out");
 }
@@ -71,7 +87,7 @@ void ServerProbe::on_timeout(uv_timer_t* timer) {
 void ServerProbe::finish(bool ok, const char* why) {
   if (finished_) return;
   finished_ = true;
-  if (server_ != nullptr) server_->on_probe_result(ok, why, run_id_, probed_);
+  if (server_ != nullptr) server_->on_probe_result(ok, ok && run_id_.empty() ? info_refused_.c_str() : why, run_id_, probed_);
   if (ctx_ != nullptr) {
     redisAsyncContext* ctx = ctx_;
     ctx_ = nullptr;

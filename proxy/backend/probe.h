@@ -1,5 +1,6 @@
 // Asks a server whether it answers, and its run_id (which changes when it restarts):
-// connect, INFO server, within a deadline.
+// connect, INFO server, within a deadline. A user that may not run INFO gets PING instead:
+// an answer without a run_id (reported with INFO's refusal as the reason).
 // Uses hiredis's async context on the proxy's libuv loop (hiredis 0.14 has no timeouts,
 // so a uv_timer bounds the whole probe).
 //
@@ -30,6 +31,7 @@ class ServerProbe {
   static void on_connect(const redisAsyncContext* ctx, int status);
   static void on_disconnect(const redisAsyncContext* ctx, int status);
   static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
+  static void on_ping_reply(redisAsyncContext* ctx, void* reply, void* privdata);
   static void on_timeout(uv_timer_t* timer);
   static void on_timer_closed(uv_handle_t* handle);
 
@@ -42,6 +44,7 @@ class ServerProbe {
   bool finished_ = false;
   std::string run_id_;
   std::string probed_;  // the address it asked (a named server's may change meanwhile)
+  std::string info_refused_;  // INFO's NOPERM: it answered PING, but said no run_id
 };
 
 }  // namespace ringproxy::proxy

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "routing/resp/reply_scanner.h"
+
 namespace ringproxy::proxy {
 namespace {
 
@@ -69,7 +71,10 @@ bool attach(redisAsyncContext* ac, uv_loop_t* loop) {
 void on_auth_reply(redisAsyncContext* ctx, void* raw, void*) {
   auto* reply = static_cast<redisReply*>(raw);
   if (reply == nullptr || reply->type != REDIS_REPLY_ERROR) return;
-  std::string why = std::string(kLoginRefused) + std::string(reply->str, reply->len);
+  // Only a refusal of the credentials is one (a full server's "max number of clients reached"
+  // greets any connection: an ordinary failure, said as such).
+  const std::string text(reply->str, reply->len);
+  std::string why = (resp::is_login_refusal("-" + text) ? std::string(kLoginRefused) : "reply to AUTH: ") + text;
   why.resize(std::min(why.size(), sizeof(ctx->c.errstr) - 1));
   ctx->c.err = REDIS_ERR_OTHER;
   ctx->err = REDIS_ERR_OTHER;

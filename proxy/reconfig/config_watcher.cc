@@ -16,24 +16,22 @@ constexpr uint64_t kDebounceMs = 200;
 constexpr uint64_t kDebounceMaxMs = 1000;
 constexpr uint64_t kPasswordCheckMs = 1000;
 
-// The paths and contents of every password file the config names, as one digest ("" : none).
-std::string password_files_digest(const conf::Config& config) {
-  std::vector<std::string> paths;
-  if (!config.pool.auth.password_file.empty()) paths.push_back(config.pool.auth.password_file);
-  for (const conf::ShardConfig& shard : config.pool.shards) {
-    if (!shard.auth.password_file.empty()) paths.push_back(shard.auth.password_file);
-  }
-  if (paths.empty()) return "";
-  std::sort(paths.begin(), paths.end());
-  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+// Whether every password file the running config names still holds the password it was
+// read with; `contents` gets a digest of what the files hold now (to try each content once).
+bool password_files_unchanged(const conf::Config& config, std::string* contents) {
+  bool unchanged = true;
   std::string all;
-  for (const std::string& path : paths) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    if (in) text << in.rdbuf();
-    all += path + '\0' + (in ? "1" : "0") + text.str() + '\0';
-  }
-  return conf::text_digest(all);
+  auto check = [&](const conf::BackendAuth& auth) {
+    if (auth.password_file.empty()) return;
+    std::string password, error;
+    const bool read = conf::read_password_file(auth.password_file, &password, &error);
+    if (!read || password != auth.password) unchanged = false;
+    all += auth.password_file + '\0' + (read ? password : error) + '\0';
+  };
+  check(config.pool.auth);
+  for (const conf::ShardConfig& shard : config.pool.shards) check(shard.auth);
+  *contents = conf::text_digest(all);
+  return unchanged;
 }
 
 }  // namespace
@@ -45,16 +43,22 @@ ConfigWatcher::ConfigWatcher(Reloader& reloader, uv_loop_t* loop, const std::str
   last_digest_ = reloader.config_digest();
 }
 
-void ConfigWatcher::note_password_files(const conf::Config& running) {
-  password_files_digest_ = password_files_digest(running);
-}
-
+// Compared with the passwords the running config holds (what the loader read), not with an
+// earlier read of the files: a change between the loader's read and ours is not missed. A
+// content whose reload was rejected (an empty file mid-rotation) is not tried again until it
+// changes.
 void ConfigWatcher::check_password_files(const conf::Config& running, uint64_t now_ms) {
   if (now_ms < next_password_check_ms_) return;
   next_password_check_ms_ = now_ms + kPasswordCheckMs;
-  if (password_files_digest(running) == password_files_digest_) return;
+  std::string contents;
+  if (password_files_unchanged(running, &contents)) {
+    tried_password_files_.clear();
+    return;
+  }
+  if (contents == tried_password_files_) return;
+  tried_password_files_ = contents;
   spdlog::info("a password file changed: reloading the config");
-  reloader_.reload("password file change");  // (which notes the files as they are now)
+  reloader_.reload("password file change");
 }
 
 void ConfigWatcher::start() {

@@ -29,9 +29,8 @@ class ConfigWatcher {
   ConfigWatcher(Reloader& reloader, uv_loop_t* loop, const std::string& path);
   void start();
   void stop();  // closes the handles (the loop runs their close callbacks)
-  // The password files `running` names, as they are now: what the next check compares with.
-  void note_password_files(const conf::Config& running);
-  // From the reloader's sweep, once a second at most: reloads when one of them changed.
+  // From the reloader's sweep, once a second at most: reloads when a password file `running`
+  // names no longer holds the password `running` has.
   void check_password_files(const conf::Config& running, uint64_t now_ms);
 
  private:
@@ -46,7 +45,7 @@ class ConfigWatcher {
   uv_timer_t debounce_{};
   uint64_t first_event_ms_ = 0;  // of the events the debounce timer is waiting out
   bool watching_ = false;
-  std::string password_files_digest_;  // of their paths and contents, at the last check
+  std::string tried_password_files_;  // digest of the files' contents a reload was last tried for
   uint64_t next_password_check_ms_ = 0;
 };
 

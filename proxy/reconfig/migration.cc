@@ -106,12 +106,18 @@ void Migration::on_reload(std::shared_ptr<const routing::RoutingTable> previous,
                           std::weak_ptr<const Topology> previous_topology,
                           std::shared_ptr<const routing::RoutingTable> current, const conf::PoolConfig& pool) {
   const uint64_t now = servers_.worker().now_ms();
+  // A reload that changes neither the ring nor how keys move (a rotated password, a timeout)
+  // only hands over the new table: the window and the pass go on as they were.
+  const bool anew = previous != nullptr || mode_ != pool.migration || !current_ ||
+                    (mode_ == conf::Migration::warm && warm_window_ms_ != pool.warm_window_ms);
+  warm_window_ms_ = pool.warm_window_ms;
   mode_ = pool.migration;
   keys_per_second_ = pool.migration_keys_per_second;
   retry_interval_ms_ = pool.retry_interval_ms;
   move_deadline_ms_ = static_cast<uint64_t>(pool.connect_timeout_ms) + pool.request_timeout_ms;
   connect_timeout_ms_ = pool.connect_timeout_ms;
   current_ = std::move(current);
+  if (!anew) return;
   if (previous) {
     ++generation_;  // moves and parked requests of earlier rings are looked at again
     earlier_.insert(earlier_.begin(), std::move(previous));

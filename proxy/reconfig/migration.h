@@ -131,6 +131,7 @@ class Migration final : public KeyMoves {
   uint64_t connect_timeout_ms_ = 1000;
   std::vector<std::shared_ptr<const routing::RoutingTable>> earlier_;  // newest first
   std::shared_ptr<const routing::RoutingTable> current_;
+  uint32_t warm_window_ms_ = 0;  // the running one (a reload that changes it opens a new window)
   std::weak_ptr<const Topology> barrier_;  // the previous snapshot: its requests must finish first
   uint64_t barrier_deadline_ms_ = 0;
 

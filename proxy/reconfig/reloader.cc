@@ -36,7 +36,6 @@ void Reloader::start(bool watch) {
   if (!config_path_.empty() && watch) {
     watcher_ = std::make_unique<ConfigWatcher>(*this, worker_.loop(), config_path_);
     watcher_->start();
-    watcher_->note_password_files(config_);
   }
 }
 
@@ -67,14 +66,6 @@ void Reloader::set_migration(std::unique_ptr<Migration> migration) {
 }
 
 ReloadReport Reloader::reload(std::string_view trigger) {
-  ReloadReport report = load_and_swap(trigger);
-  // The password files as read now are the baseline of the next check (whatever came of it: a
-  // rejected reload is not retried every second).
-  if (watcher_) watcher_->note_password_files(config_);
-  return report;
-}
-
-ReloadReport Reloader::load_and_swap(std::string_view trigger) {
   ReloadReport report;
   if (stopping_) {
     report.message = "ringproxy is shutting down";

@@ -59,7 +59,6 @@ class Reloader {
   const MigrationProgress& migration_progress() const;
 
  private:
-  ReloadReport load_and_swap(std::string_view trigger);
   void set_migration(std::unique_ptr<Migration> migration);
 
   Worker& worker_;
