@@ -73,6 +73,7 @@ void BackendServer::stop() {
   stopped_ = true;  // (a lookup answered later starts nothing)
   probe_waits_for_name_ = false;
   checking_address_ = false;
+  address_checked_ = false;
   if (probe_ != nullptr) std::exchange(probe_, nullptr)->cancel();
   if (resync_ != nullptr) std::exchange(resync_, nullptr)->cancel();
   for (auto& connection : connections_) connection->fail("proxy is shutting down", BackendConnection::Failure::not_counted);
@@ -136,6 +137,7 @@ void BackendServer::detach() {
   index_ = kDetached;
   probe_waits_for_name_ = false;
   checking_address_ = false;
+  address_checked_ = false;
   if (probe_ != nullptr) std::exchange(probe_, nullptr)->cancel();
   if (resync_ != nullptr) std::exchange(resync_, nullptr)->cancel();
   if (!replay_.empty()) {
@@ -245,11 +247,23 @@ void BackendServer::check_new_address(const std::string& previous) {
                address_.host, endpoint_.host, previous);
   if (!replicated_ || (state_ != ServerState::up && state_ != ServerState::recovering)) return;
   checking_address_ = true;
+  address_checked_ = false;  // (a move during a check: asked again)
   if (state_ == ServerState::up) {
     set_state(ServerState::recovering);
     set_mode(routing::kServerQueue);
   }
   if (probe_ == nullptr) launch_probe();  // (one in flight asked the old address: it is asked again)
+}
+
+// The same process at its new address: it catches up by replay once nothing is in flight on
+// any connection (a replay on connection 0 must not overtake a write another still holds).
+void BackendServer::finish_address_check() {
+  for (const auto& connection : connections_) {
+    if (connection->busy()) return;  // the sweep asks again
+  }
+  checking_address_ = false;
+  address_checked_ = false;
+  replay_more();
 }
 
 void BackendServer::try_next_address() {
@@ -260,6 +274,7 @@ void BackendServer::try_next_address() {
 
 void BackendServer::mark_down(std::string_view why) {
   checking_address_ = false;  // the probe of a down server decides
+  address_checked_ = false;
   const bool stale = state_ == ServerState::stale;
   set_state(stale ? ServerState::stale : ServerState::down);
   down_until_ms_ = worker_.now_ms() + worker_.config().pool.retry_interval_ms;
@@ -325,10 +340,14 @@ void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_v
       if (replicated_) mark_stale("it restarted (new run_id): the data it had is gone");
     }
   }
-  if (std::exchange(checking_address_, false)) {  // it moved: is it the same process?
-    if (!ok) return mark_down(why);
-    if (state_ == ServerState::recovering) replay_more();  // yes (else it is stale now: resynced)
-    return;
+  if (checking_address_) {  // it moved: is it the same process?
+    if (!ok) return mark_down(why);  // (clears the check)
+    if (state_ != ServerState::recovering) {  // no: stale now, and resynced
+      checking_address_ = false;
+      return;
+    }
+    address_checked_ = true;
+    return finish_address_check();
   }
   if (state_ != ServerState::down && state_ != ServerState::stale) return;  // the start-up probe
   if (ok) return mark_up();
@@ -582,6 +601,7 @@ void BackendServer::sweep(uint64_t now_ms) {
     down_until_ms_ = now_ms + worker_.config().pool.retry_interval_ms;
     start_probe();
   }
+  if (checking_address_ && address_checked_) finish_address_check();
   for (auto& connection : connections_) {
     connection->check_timeouts(now_ms);
     // Its name resolves elsewhere now: an idle connection to the old address moves.

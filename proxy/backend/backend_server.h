@@ -167,6 +167,7 @@ class BackendServer {
   void start_probe();
   void launch_probe();
   void check_new_address(const std::string& previous);
+  void finish_address_check();
   void maybe_resync(uint64_t now_ms);
   void replay_more();
   bool on_fence_done(Fragment& fragment);  // false: not one of ours
@@ -188,6 +189,7 @@ class BackendServer {
   std::vector<std::string> addresses_;           // a named server's last lookup
   bool startup_probe_failed_ = false;            // said once
   bool stopped_ = false;                         // shutdown
+  bool address_checked_ = false;                 // ...and the probe said it is the same process
   bool checking_address_ = false;                // replicated, moved: no replay until a probe of
                                                  // the new address has seen its run_id
   std::string address_key_;                      // address_.to_string(): the fence book's key
