@@ -49,6 +49,9 @@ def parse_args(argv):
     p.add_argument("--keep", action="store_true", help="keep every schedule's workdir, not only failing ones "
                                                      "(also RINGPROXY_E2E_KEEP=1)")
     p.add_argument("--no-netns", action="store_true", help="do not use a network namespace (no partitions)")
+    p.add_argument("--passwords", action="store_true",
+                   help="servers require a password (requirepass) and the proxy logs in with [pool] password: every "
+                        "connection, probe, resync (masterauth), repair and fence logs in first")
     p.add_argument("--self-test", action="store_true",
                    help="one short schedule without faults, then one replica is corrupted behind the proxy's back: "
                         "passes (exit 0) when every kind of check catches it")
@@ -81,6 +84,8 @@ def replay_command(args, seed):
         parts += ["--clients", str(args.clients)]
     if args.no_netns:
         parts.append("--no-netns")
+    if args.passwords:
+        parts.append("--passwords")
     return " ".join(parts)
 
 
@@ -92,6 +97,8 @@ def inner_argv(args):
             argv += [f"--{flag}", getattr(args, flag)]
     if args.clients:
         argv += ["--clients", str(args.clients)]
+    if args.passwords:
+        argv.append("--passwords")
     if args.keep:
         argv.append("--keep")
     if args.self_test:
@@ -207,6 +214,8 @@ def run_all(args, netns):
         seed = args.seed + i
         plan = schedule.make_plan(seed, args.strategies, args.acks, args.kinds, args.duration, partitions=netns,
                                   clients=args.clients)
+        if args.passwords:  # (drawn apart from the plan: the same seed, the same schedule)
+            plan.password = f"chaos-secret-{seed}"
         started = time.monotonic()
         mtime = binary_mtime(args.bin)
         if mtime != first_mtime:

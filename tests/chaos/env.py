@@ -39,8 +39,9 @@ def free_port(host):
 class Server:
     """One redis-server on host:port, with a unix socket for the checker."""
 
-    def __init__(self, name, host, port, workdir):
+    def __init__(self, name, host, port, workdir, password=""):
         self.name = name
+        self.password = password
         self.host = host
         self.port = port
         self.dir = os.path.join(workdir, name)
@@ -69,7 +70,7 @@ class Server:
                  "--unixsocket", self.sock, "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
                  "--daemonize", "no", "--dir", self.dir, "--protected-mode", "no",
                  "--enable-debug-command", "local", "--repl-diskless-sync-delay", "0",
-                 "--rdb-del-sync-files", "yes"],
+                 "--rdb-del-sync-files", "yes", *(("--requirepass", self.password) if self.password else ())],
                 stdout=log, stderr=log, start_new_session=True)
         self.stopped = False
 
@@ -82,7 +83,8 @@ class Server:
         return self
 
     def client(self, timeout=5):
-        return redis.Redis(unix_socket_path=self.sock, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return redis.Redis(unix_socket_path=self.sock, socket_timeout=timeout, socket_connect_timeout=timeout,
+                           password=self.password or None)
 
     def kill9(self):
         if self.alive():

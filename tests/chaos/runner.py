@@ -46,7 +46,7 @@ class Cluster:
 
         def server(name):
             host = f"127.0.0.{next(octet)}"
-            return Server(name, host, 6379 if netns else free_port(host), workdir)
+            return Server(name, host, 6379 if netns else free_port(host), workdir, password=plan.password)
 
         self.r1 = [server(f"r1-{i}") for i in range(3)]
         self.spare = server("r1-3")  # the fresh 4th server of reload_add_replica
@@ -84,7 +84,8 @@ class Cluster:
             shards.append(("u1", [self.second[0].address], {"strategy": "none"}))
         elif self.plan.second == "replicated":
             shards.append(("r2", [s.address for s in self.second], None))
-        return render_config(self.proxy.port, shards, self.plan.pool, self.plan.replication)
+        pool = dict(self.plan.pool, **({"password": self.plan.password} if self.plan.password else {}))
+        return render_config(self.proxy.port, shards, pool, self.plan.replication)
 
     def event(self, text):
         line = f"[{stamp()}] {text}"

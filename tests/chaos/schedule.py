@@ -51,6 +51,7 @@ class Plan:
     duration: float
     faults: list
     partitions: bool
+    password: str = ""   # --passwords: servers require it (requirepass); the proxy logs in with it
 
     @property
     def label(self):
