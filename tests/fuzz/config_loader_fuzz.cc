@@ -4,6 +4,8 @@
 // "file:line:column", a good one a Config that keeps the loader's promises (each checked
 // below), from which the proxy builds its routing table, as it does on load and reload,
 // and plans requests over it.
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -46,9 +48,15 @@ void check_config(const conf::Config& c) {
     for (const conf::Address& a : shard.servers) {
       CHECK(a.port != 0 && !a.host.empty());
       CHECK(servers.insert(a.to_string()).second);
-      // Canonical: parsing what to_string() prints gives the same address back.
-      std::optional<conf::Address> again = conf::parse_address(a.to_string(), nullptr);
+      // Canonical: parsing what to_string() prints gives the same address back (a server's
+      // host may be a name, kept lowercase).
+      std::optional<conf::Address> again = conf::parse_address(a.to_string(), nullptr, /*allow_names=*/true);
       CHECK(again && *again == a);
+      CHECK(a.is_name() == (std::any_of(a.host.begin(), a.host.end(), [](unsigned char c) { return std::isalpha(c); }) &&
+                            a.host.find(':') == std::string::npos));
+      if (a.is_name()) {
+        CHECK(std::none_of(a.host.begin(), a.host.end(), [](unsigned char c) { return std::isupper(c); }));
+      }
     }
   }
   CHECK(total_weight < (uint64_t{1} << 31));
