@@ -170,6 +170,8 @@ std::optional<Address> parse_address(std::string_view text, std::string* why, bo
   return std::nullopt;
 }
 
+std::string_view tls_version_name(TlsVersion v) { return v == TlsVersion::tls1_3 ? "1.3" : "1.2"; }
+
 std::string_view strategy_name(ReplicationStrategy s) {
   switch (s) {
     case ReplicationStrategy::none: return "none";

@@ -48,8 +48,24 @@ struct UserConfig {
   bool operator==(const UserConfig&) const = default;
 };
 
+enum class TlsVersion : uint8_t { tls1_2, tls1_3 };
+
+// [proxy.tls]: a TLS listener beside the plain one (redis-server's tls-port). Files are PEM.
+struct TlsListenConfig {
+  Address listen;
+  std::string cert_file, key_file;   // the certificate (and chain) clients see, and its key
+  std::string ca_file;               // CAs whose client certificates are accepted ("": none)
+  bool require_client_cert = false;  // mutual TLS: a client must present one ca_file signed
+  TlsVersion min_version = TlsVersion::tls1_2;
+  std::string ciphers;               // OpenSSL's names, TLS 1.2 ("": OpenSSL's defaults)
+  std::string ciphersuites;          // TLS 1.3 ("": OpenSSL's defaults)
+  bool operator==(const TlsListenConfig&) const = default;
+};
+
 struct ProxyConfig {
   Address listen{"127.0.0.1", 7000};
+  bool plain_listener = true;                     // listen = "" turns it off (TLS only)
+  std::optional<TlsListenConfig> tls;             // [proxy.tls]
   uint32_t max_clients = 10000;                   // more are answered -ERR and closed
   uint64_t max_request_bytes = 64ull << 20;       // one request, all of it
   uint32_t max_arguments = 1u << 20;              // arguments in one request
@@ -129,6 +145,7 @@ std::string_view read_from_name(ReadFrom r);
 std::string_view primary_down_name(PrimaryDown p);
 std::string_view migration_name(Migration m);
 std::string_view access_name(Access a);
+std::string_view tls_version_name(TlsVersion v);
 
 // SHA-256 of a password, 32 raw bytes (what UserConfig keeps).
 std::string password_digest(std::string_view password);

@@ -617,8 +617,58 @@ std::vector<UserConfig> read_users(const Value& v) {
   return users;
 }
 
+std::optional<TlsVersion> parse_tls_version(std::string_view name) {
+  for (auto t : {TlsVersion::tls1_2, TlsVersion::tls1_3}) {
+    if (tls_version_name(t) == name) return t;
+  }
+  return std::nullopt;
+}
+constexpr TlsVersion kTlsVersions[] = {TlsVersion::tls1_2, TlsVersion::tls1_3};
+
+// A file the proxy reads (a certificate, a key): named, and readable now.
+std::string readable_file(const Value& v) {
+  const std::string& path = v.string();
+  if (path.empty()) v.fail("'" + std::string(v.key()) + "' must not be empty");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!file) v.fail("cannot read " + std::string(v.key()) + " '" + path + "': " + std::strerror(errno));
+  return path;
+}
+
+constexpr Field<TlsListenConfig> kProxyTlsFields[] = {
+    {"listen", [](const Value& v, TlsListenConfig& c) { c.listen = v.address(); }},
+    {"cert_file", [](const Value& v, TlsListenConfig& c) { c.cert_file = readable_file(v); }},
+    {"key_file", [](const Value& v, TlsListenConfig& c) { c.key_file = readable_file(v); }},
+    {"ca_file", [](const Value& v, TlsListenConfig& c) { c.ca_file = readable_file(v); }},
+    {"require_client_cert", [](const Value& v, TlsListenConfig& c) { c.require_client_cert = v.boolean(); }},
+    {"min_version",
+     [](const Value& v, TlsListenConfig& c) {
+       c.min_version = read_name<TlsVersion>(v, parse_tls_version, kTlsVersions, tls_version_name);
+     }},
+    {"ciphers", [](const Value& v, TlsListenConfig& c) { c.ciphers = v.string(); }},
+    {"ciphersuites", [](const Value& v, TlsListenConfig& c) { c.ciphersuites = v.string(); }},
+};
+
+TlsListenConfig read_proxy_tls(const Value& v) {
+  TlsListenConfig tls;
+  read_fields(v.source(), v.table(), "[proxy.tls]", kProxyTlsFields, tls);
+  const toml::table& table = v.table();
+  for (std::string_view key : {"listen", "cert_file", "key_file"}) {
+    if (!table.contains(key)) fail_at(v.source(), table.source(), "[proxy.tls] needs '" + std::string(key) + "'");
+  }
+  if (tls.require_client_cert && tls.ca_file.empty()) {
+    fail_at(v.source(), table.get("require_client_cert")->source(),
+            "require_client_cert = true needs ca_file: the CAs whose client certificates are accepted");
+  }
+  return tls;
+}
+
 constexpr Field<ProxyConfig> kProxyFields[] = {
-    {"listen", [](const Value& v, ProxyConfig& c) { c.listen = v.address(); }},
+    {"listen",
+     [](const Value& v, ProxyConfig& c) {
+       c.plain_listener = !v.string().empty();  // "": TLS only
+       if (c.plain_listener) c.listen = v.address();
+     }},
+    {"tls", [](const Value& v, ProxyConfig& c) { c.tls = read_proxy_tls(v); }},
     {"max_clients", [](const Value& v, ProxyConfig& c) { c.max_clients = v.u32(1); }},
     {"max_request_bytes",
      [](const Value& v, ProxyConfig& c) { c.max_request_bytes = v.integer(1, kI64Max); }},
@@ -650,7 +700,23 @@ void check_proxy(std::string_view source, const toml::table& table, const ProxyC
     fail_at(source, table.get("password")->source(),
             "the user 'default' is defined twice: [proxy] password sets its password; remove one");
   }
-  if (proxy.protected_mode && proxy.users.empty() && !is_loopback(proxy.listen)) {
+  if (!proxy.plain_listener && !proxy.tls) {
+    fail_at(source, table.get("listen")->source(),
+            "listen = \"\" turns the plain listener off, and there is no [proxy.tls] listener: nothing to listen on");
+  }
+  if (proxy.tls && proxy.plain_listener && proxy.tls->listen == proxy.listen) {
+    fail_at(source, table.get("tls")->source(), "[proxy.tls] listen is the plain listener's address too");
+  }
+  // Mutual TLS authenticates clients by their certificates: a public TLS listener may do without passwords.
+  if (proxy.protected_mode && proxy.users.empty() && proxy.tls && !proxy.tls->require_client_cert &&
+      !is_loopback(proxy.tls->listen)) {
+    fail_at(source, table.get("tls")->source(),
+            "protected mode: ringproxy would listen for TLS on " + proxy.tls->listen.to_string() +
+                ", which is not a loopback address, with no password and no client certificates required. Set "
+                "[proxy] password or [[proxy.users]], require_client_cert = true, listen on 127.0.0.1, or set "
+                "[proxy] protected_mode = false");
+  }
+  if (proxy.protected_mode && proxy.users.empty() && proxy.plain_listener && !is_loopback(proxy.listen)) {
     const toml::node* listen = table.get("listen");
     fail_at(source, listen != nullptr ? listen->source() : table.source(),
             "protected mode: ringproxy would listen on " + proxy.listen.to_string() +
@@ -751,10 +817,11 @@ constexpr auto kPoolKeys = keys_of(kPoolFields);
 constexpr auto kShardKeys = keys_of(kShardFields);
 constexpr auto kReplicationKeys = keys_of(kReplicationFields);
 constexpr auto kUserKeys = keys_of(kUserFields);
+constexpr auto kProxyTlsKeys = keys_of(kProxyTlsFields);
 constexpr TableKeys kAllTables[] = {
     {"[proxy]", kProxyKeys}, {"[metrics]", kMetricsKeys},
     {"[pool]", kPoolKeys},   {"[[pool.shards]]", kShardKeys},
-    {"[pool.replication]", kReplicationKeys}, {"[[proxy.users]]", kUserKeys},
+    {"[pool.replication]", kReplicationKeys}, {"[[proxy.users]]", kUserKeys}, {"[proxy.tls]", kProxyTlsKeys},
 };
 
 void unknown_key(std::string_view source, const toml::key& key, std::string_view table_name,

@@ -61,6 +61,22 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                         .Register(*registry_)
                                         .Add({});
 
+  auto& handshakes = BuildCounter()
+                         .Name("ringproxy_tls_handshakes_total")
+                         .Help("TLS handshakes by side (clients: the proxy's TLS listener) and outcome (ok, failed).")
+                         .Register(*registry_);
+  tls_client_handshakes_ok = &handshakes.Add({{"side", "clients"}, {"outcome", "ok"}});
+  tls_client_handshakes_failed = &handshakes.Add({{"side", "clients"}, {"outcome", "failed"}});
+  tls_client_connections = &BuildGauge()
+                                .Name("ringproxy_tls_connections")
+                                .Help("Open TLS connections, by side.")
+                                .Register(*registry_)
+                                .Add({{"side", "clients"}});
+  tls_expiry_ = &BuildGauge()
+                     .Name("ringproxy_tls_certificate_expiry_timestamp_seconds")
+                     .Help("When a certificate the proxy presents stops being valid (notAfter), Unix seconds.")
+                     .Register(*registry_);
+
   server_latency_ = &BuildHistogram()
                          .Name("ringproxy_server_request_duration_seconds")
                          .Help("Time from a request's write to a server to its reply.")
@@ -252,6 +268,12 @@ ShardMetrics Metrics::shard(const std::string& shard) {
                       &repairs_->Add({{"shard", shard}, {"outcome", "failed"}}),
                       &repair_keys_fixed_->Add({{"shard", shard}}), &read_repairs_->Add({{"shard", shard}}),
                       &leader_changes_->Add({{"shard", shard}})};
+}
+
+void Metrics::set_certificate_expiry(const std::string& side, const std::string& file, double unix_seconds) {
+  if (tls_expiry_series_ != nullptr) tls_expiry_->Remove(tls_expiry_series_);  // (one certificate per side)
+  tls_expiry_series_ = &tls_expiry_->Add({{"side", side}, {"file", file}});
+  tls_expiry_series_->Set(unix_seconds);
 }
 
 }  // namespace ringproxy::metrics

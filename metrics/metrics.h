@@ -94,6 +94,12 @@ class Metrics {
   prometheus::Counter* protocol_errors;
   prometheus::Counter* auth_failures;       // AUTH / HELLO AUTH with a wrong user or password
   prometheus::Counter* clients_disconnected_by_reload;  // their user was removed or its password changed
+  // TLS ([proxy.tls]).
+  prometheus::Counter* tls_client_handshakes_ok;
+  prometheus::Counter* tls_client_handshakes_failed;
+  prometheus::Gauge* tls_client_connections;
+  // The certificate a side presents ("clients": the TLS listener's) and when it expires.
+  void set_certificate_expiry(const std::string& side, const std::string& file, double unix_seconds);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -114,6 +120,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* replays_;
   prometheus::Family<prometheus::Counter>* fences_;
   prometheus::Family<prometheus::Counter>* login_failures_;
+  prometheus::Family<prometheus::Gauge>* tls_expiry_;
+  prometheus::Gauge* tls_expiry_series_ = nullptr;
   prometheus::Family<prometheus::Counter>* resolve_failures_;
   prometheus::Family<prometheus::Counter>* leader_changes_;
   prometheus::Family<prometheus::Counter>* repairs_;

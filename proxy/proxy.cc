@@ -27,7 +27,18 @@ bool Proxy::start(std::string* error) {
   servers_.bind(routing::RoutingTable::build(config_.pool));
 
   const conf::Address& listen = config_.proxy.listen;
-  if (!clients_.listen(listen, error)) return false;
+  if (config_.proxy.plain_listener && !clients_.listen(listen, error)) return false;
+  if (config_.proxy.tls) {
+    const conf::TlsListenConfig& tls = *config_.proxy.tls;
+    std::shared_ptr<TlsContext> context = TlsContext::for_listener(tls, error);
+    if (context == nullptr || !clients_.listen_tls(tls.listen, context, error)) {
+      clients_.stop();
+      return false;
+    }
+    worker_.metrics()->set_certificate_expiry("clients", tls.cert_file, static_cast<double>(context->certificate_expiry()));
+    spdlog::info("TLS clients on {} (certificate valid until {} Unix time)", tls.listen.to_string(),
+                 context->certificate_expiry());
+  }
   if (config_.metrics.listen) {
     metrics_endpoint_ = std::make_unique<MetricsEndpoint>(loop, *worker_.metrics());
     if (!metrics_endpoint_->listen(*config_.metrics.listen, error)) {
@@ -61,7 +72,8 @@ bool Proxy::start(std::string* error) {
 
   servers_.start();
   const routing::RoutingTable& table = *servers_.table();
-  spdlog::info("ringproxy listening on {} with {} shards, {} servers ({} / {}), config digest {}", listen.to_string(),
+  spdlog::info("ringproxy listening on {} with {} shards, {} servers ({} / {}), config digest {}",
+               config_.proxy.plain_listener ? listen.to_string() : "TLS only",
                table.shards().size(), table.servers().size(), routing::hash_function_name(pool.hash),
                routing::distribution_name(pool.distribution),
                reloader_.config_digest().empty() ? "none" : reloader_.config_digest());

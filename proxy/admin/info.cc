@@ -43,7 +43,8 @@ std::string info_text(const InfoSources& sources, std::string_view section) {
     line("ringproxy_version", RINGPROXY_VERSION);
     line("redis_mode", "proxy");
     line("process_id", std::to_string(getpid()));
-    line("tcp_port", std::to_string(config.proxy.listen.port));
+    line("tcp_port", std::to_string(config.proxy.plain_listener ? config.proxy.listen.port : 0));
+    if (config.proxy.tls) line("tls_port", std::to_string(config.proxy.tls->listen.port));
     line("uptime_in_seconds", std::to_string((sources.worker.now_ms() - sources.started_at_ms) / 1000));
     out += "\r\n";
   }

@@ -21,9 +21,10 @@ struct ClientSession::WriteBatch {
   std::vector<uv_buf_t> bufs;
   std::vector<Request*> requests;
   bool close_after = false;
+  std::string sealed;  // TLS: the ciphertext bufs point into
 };
 
-ClientSession::ClientSession(Clients& clients, uint64_t id)
+ClientSession::ClientSession(Clients& clients, uint64_t id, std::shared_ptr<const TlsContext> tls)
     : clients_(clients),
       worker_(clients.worker()),
       id_(id),
@@ -32,6 +33,8 @@ ClientSession::ClientSession(Clients& clients, uint64_t id)
   handle_.data = this;
   checked_ = !worker_.config().proxy.users.empty();  // until it authenticates
   if (checked_) parser_.set_limits(kUnauthenticatedLimits);
+  if (tls != nullptr) tls_ = std::make_unique<TlsStream>(std::move(tls), /*accepting=*/true);
+  accepted_ms_ = worker_.now_ms();
 }
 
 void ClientSession::apply_limits() {
@@ -95,7 +98,11 @@ std::string ClientSession::peer() const {
 void ClientSession::resume_reading() {
   if (reading_ || closing_ || stop_parsing_) return;
   reading_ = true;
-  uv_read_start(reinterpret_cast<uv_stream_t*>(&handle_), on_alloc, on_read);
+  if (tls_ != nullptr) {
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&handle_), on_tls_alloc, on_tls_read);
+  } else {
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&handle_), on_alloc, on_read);
+  }
 }
 
 void ClientSession::pause_reading() {
@@ -119,6 +126,86 @@ void ClientSession::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*)
   self->clients_.stats().bytes_received += static_cast<uint64_t>(nread);
   if (self->worker_.timing()) self->read_ns_ = self->worker_.loop_ns();  // one clock read per loop iteration
   self->parse_requests();
+}
+
+// TLS reads: ciphertext lands in the Clients' shared buffer, goes into the session, and its
+// plaintext into the parser's buffer (as a plain read would have put it there).
+void ClientSession::on_tls_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  std::vector<char>& cipher = static_cast<ClientSession*>(handle->data)->clients_.tls_read_buffer();
+  *buf = uv_buf_init(cipher.data(), static_cast<unsigned>(cipher.size()));
+}
+
+void ClientSession::on_tls_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<ClientSession*>(stream->data);
+  if (nread == 0) return;
+  if (nread < 0) {
+    if (!self->tls_counted_) return self->fail_tls("the connection closed during the TLS handshake");
+    return self->close();
+  }
+  TlsStream& tls = *self->tls_;
+  tls.feed(buf->base, static_cast<size_t>(nread));
+  size_t plain = 0;
+  while (true) {
+    auto [data, size] = self->input_.prepare(self->parser_.bytes_needed());
+    const long n = tls.read(data, size);
+    if (n <= 0) {
+      if (n < 0) {
+        if (!self->tls_counted_) return self->fail_tls(tls.error());
+        self->send_tls_output();  // (a close_notify, an alert)
+        return self->close_after_replies();
+      }
+      break;
+    }
+    self->input_.commit(static_cast<size_t>(n));
+    plain += static_cast<size_t>(n);
+  }
+  if (!self->tls_counted_ && tls.handshake_done()) {
+    self->tls_counted_ = true;
+    self->worker_.metrics()->tls_client_handshakes_ok->Increment();
+    self->worker_.metrics()->tls_client_connections->Increment();
+  }
+  self->send_tls_output();
+  if (plain == 0) return;
+  self->last_active_ms_ = self->worker_.now_ms();
+  self->clients_.stats().bytes_received += plain;
+  if (self->worker_.timing()) self->read_ns_ = self->worker_.loop_ns();
+  self->parse_requests();
+}
+
+// A TLS client that never finished its handshake (a plaintext client on the TLS port, a
+// wrong certificate, one that went quiet): counted, logged at most once a second, closed.
+void ClientSession::fail_tls(std::string_view why) {
+  if (closing_) return;
+  worker_.metrics()->tls_client_handshakes_failed->Increment();
+  static uint64_t last_logged_ms = 0;
+  const uint64_t now = worker_.now_ms();
+  if (now - last_logged_ms >= 1000 || last_logged_ms == 0) {
+    last_logged_ms = now;
+    spdlog::info("client {} ({}): TLS handshake failed: {}; closing", id_, peer(), why);
+  }
+  send_tls_output();  // the alert saying why, if the session has one
+  close();
+}
+
+void ClientSession::send_tls_output() {
+  WriteBatch* batch = take_spare(spare_batches_);
+  batch->session = this;
+  batch->close_after = false;
+  batch->sealed.clear();
+  tls_->take_output(batch->sealed);
+  if (batch->sealed.empty()) {
+    spare_batches_.push_back(batch);
+    return;
+  }
+  batch->bufs.assign(1, uv_buf_init(batch->sealed.data(), static_cast<unsigned>(batch->sealed.size())));
+  write_batch(batch);
+}
+
+bool ClientSession::seal(WriteBatch& batch) {
+  batch.sealed.clear();
+  if (!tls_->write(batch.bufs.data(), batch.bufs.size(), batch.sealed)) return false;
+  batch.bufs.assign(1, uv_buf_init(batch.sealed.data(), static_cast<unsigned>(batch.sealed.size())));
+  return true;
 }
 
 // parse: every complete request in the buffer goes to the data path, until the client has
@@ -210,8 +297,13 @@ void ClientSession::flush() {
       break;
     }
   }
-  // Directly when the socket takes it all (no libuv request, no callback); else the rest
-  // through uv_write (uv_try_write refuses while earlier writes are queued: order is kept).
+  if (tls_ != nullptr && !seal(*batch)) return written_out(batch, UV_EPROTO);
+  write_batch(batch);
+}
+
+// Directly when the socket takes it all (no libuv request, no callback); else the rest
+// through uv_write (uv_try_write refuses while earlier writes are queued: order is kept).
+inline void ClientSession::write_batch(WriteBatch* batch) {
   auto* stream = reinterpret_cast<uv_stream_t*>(&handle_);
   int written = uv_try_write(stream, batch->bufs.data(), static_cast<unsigned>(batch->bufs.size()));
   if (written < 0 && written != UV_EAGAIN) return written_out(batch, written);
@@ -275,6 +367,7 @@ void ClientSession::close_after_replies() {
 void ClientSession::close() {
   if (closing_) return;
   closing_ = true;
+  if (tls_counted_) worker_.metrics()->tls_client_connections->Decrement();
   reading_ = false;
   worker_.forget(this);
   // Requests still waiting for servers are orphaned; the others are freed now.

@@ -2,9 +2,10 @@
 // RequestHandler), and writes replies strictly in request order (the completed prefix of its
 // queue), once per loop iteration.
 //
-// TLS seam: the bytes come in through on_alloc/on_read and go out through flush()'s
-// uv_try_write/uv_write on handle_; a TLS session would sit between those calls and the
-// socket, and nothing above this file would change.
+// TLS ([proxy.tls]): a session accepted on the TLS listener reads through on_tls_alloc /
+// on_tls_read (ciphertext into the session, plaintext into the same parser buffer) and seals
+// each write batch before it goes out; a plain session never asks (its reads have their own
+// callbacks, its flush one test).
 //
 // Ownership: created by Clients on accept; deletes itself from its handle's close callback.
 // Requests still waiting for a server when it closes are orphaned, not freed.
@@ -13,12 +14,14 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "conf/config.h"
 #include "proxy/net/buffer.h"
+#include "proxy/net/tls.h"
 #include "proxy/net/worker.h"
 #include "proxy/requests/request.h"
 #include "routing/resp/request_parser.h"
@@ -40,7 +43,8 @@ class RequestHandler {
 
 class ClientSession final : public Flushable {
  public:
-  ClientSession(Clients& clients, uint64_t id);
+  // `tls`: accepted on the TLS listener, with that context.
+  ClientSession(Clients& clients, uint64_t id, std::shared_ptr<const TlsContext> tls = nullptr);
   uv_tcp_t* handle() { return &handle_; }
   void start();  // after uv_accept
   void close();
@@ -69,6 +73,11 @@ class ClientSession final : public Flushable {
   void set_name(std::string name) { name_ = std::move(name); }
   std::string peer() const;
   uint64_t last_active_ms() const { return last_active_ms_; }
+  bool tls() const { return tls_ != nullptr; }
+  // A TLS session whose handshake has not finished: its deadline is the Clients' sweep's.
+  bool tls_handshaking() const { return tls_ != nullptr && !tls_counted_; }
+  uint64_t accepted_ms() const { return accepted_ms_; }
+  void fail_tls(std::string_view why);  // counted, logged, closed
   size_t pending() const { return pending_; }
 
  private:
@@ -77,12 +86,17 @@ class ClientSession final : public Flushable {
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_tls_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void on_tls_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_write(uv_write_t* req, int status);
   static void on_close(uv_handle_t* handle);
 
   void parse_requests();
   void apply_limits();  // the parser's limits: tighter before it authenticates
   void written_out(WriteBatch* batch, int status);
+  void write_batch(WriteBatch* batch);
+  bool seal(WriteBatch& batch);   // TLS: the batch's replies become ciphertext
+  void send_tls_output();         // TLS: what the session sends on its own (handshake, alerts)
   void enqueue_protocol_error(std::string_view why);
   void pause_reading();
   void resume_reading();
@@ -109,6 +123,9 @@ class ClientSession final : public Flushable {
   bool close_when_written_ = false;  // close_after_replies() with nothing queued but writes out
   uint32_t writes_in_flight_ = 0;
   std::vector<WriteBatch*> spare_batches_;  // at most one per write in flight
+  std::unique_ptr<TlsStream> tls_;          // null: a plain session
+  bool tls_counted_ = false;                // its handshake finished (counted, in the gauge)
+  uint64_t accepted_ms_ = 0;
 };
 
 }  // namespace ringproxy::proxy

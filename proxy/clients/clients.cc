@@ -19,9 +19,24 @@ bool Clients::listen(const conf::Address& address, std::string* error) {
   return true;
 }
 
+bool Clients::listen_tls(const conf::Address& address, std::shared_ptr<const TlsContext> context, std::string* error) {
+  tls_listener_.data = this;
+  tls_context_ = std::move(context);
+  tls_read_buffer_.resize(64 * 1024);
+  if (int rc = listen_on(worker_.loop(), &tls_listener_, address, 511, on_tls_connection); rc != 0) {
+    *error = "cannot listen for TLS on " + address.to_string() + ": " + uv_strerror(rc);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tls_listener_), nullptr);
+    return false;
+  }
+  tls_listening_ = true;
+  return true;
+}
+
 void Clients::stop() {
   if (listening_) uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   listening_ = false;
+  if (tls_listening_) uv_close(reinterpret_cast<uv_handle_t*>(&tls_listener_), nullptr);
+  tls_listening_ = false;
   std::vector<ClientSession*> sessions = sessions_;
   for (ClientSession* session : sessions) session->close();
 }
@@ -32,12 +47,22 @@ void Clients::on_connection(uv_stream_t* server, int status) {
     spdlog::warn("accept: {}", uv_strerror(status));
     return;
   }
-  self->accept_client();
+  self->accept_client(self->listener_, nullptr);
 }
 
-void Clients::accept_client() {
-  auto* client = new ClientSession(*this, next_client_id_++);
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), reinterpret_cast<uv_stream_t*>(client->handle())) != 0) {
+void Clients::on_tls_connection(uv_stream_t* server, int status) {
+  auto* self = static_cast<Clients*>(server->data);
+  if (status < 0) {
+    spdlog::warn("accept (TLS): {}", uv_strerror(status));
+    return;
+  }
+  self->accept_client(self->tls_listener_, self->tls_context_);
+}
+
+void Clients::accept_client(uv_tcp_t& listener, std::shared_ptr<const TlsContext> tls) {
+  const bool is_tls = tls != nullptr;
+  auto* client = new ClientSession(*this, next_client_id_++, std::move(tls));
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener), reinterpret_cast<uv_stream_t*>(client->handle())) != 0) {
     client->close();
     return;
   }
@@ -48,7 +73,7 @@ void Clients::accept_client() {
     metrics.client_connections_rejected->Increment();
     static const char kRefused[] = "-ERR max number of clients reached\r\n";
     uv_buf_t buf = uv_buf_init(const_cast<char*>(kRefused), sizeof(kRefused) - 1);
-    uv_try_write(reinterpret_cast<uv_stream_t*>(client->handle()), &buf, 1);
+    if (!is_tls) uv_try_write(reinterpret_cast<uv_stream_t*>(client->handle()), &buf, 1);  // (TLS: just closed)
     client->close();
     return;
   }
@@ -67,6 +92,15 @@ void Clients::on_closed(ClientSession* session) {
 }
 
 void Clients::close_idle(uint64_t now_ms) {
+  if (tls_listening_) {  // a TLS client has kTlsHandshakeMs to finish its handshake
+    std::vector<ClientSession*> slow;
+    for (ClientSession* client : sessions_) {
+      if (client->tls_handshaking() && now_ms - client->accepted_ms() >= kTlsHandshakeMs) slow.push_back(client);
+    }
+    for (ClientSession* client : slow) {
+      client->fail_tls("no TLS handshake within " + std::to_string(kTlsHandshakeMs) + " ms");
+    }
+  }
   const uint32_t idle_ms = worker_.config().proxy.client_idle_timeout_ms;
   if (idle_ms == 0) return;
   std::vector<ClientSession*> idle;

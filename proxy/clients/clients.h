@@ -12,11 +12,13 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "conf/config.h"
 #include "proxy/clients/client_session.h"
+#include "proxy/net/tls.h"
 #include "proxy/net/worker.h"
 #include "proxy/requests/request.h"
 #include "proxy/requests/stats.h"
@@ -25,6 +27,7 @@ namespace ringproxy::proxy {
 
 class Clients {
  public:
+  static constexpr uint64_t kTlsHandshakeMs = 10000;
   Clients(Worker& worker, RequestPool& requests, ProxyStats& stats, RequestAccounting& accounting)
       : worker_(worker), requests_(requests), stats_(stats), accounting_(accounting) {}
   Clients(const Clients&) = delete;
@@ -33,8 +36,14 @@ class Clients {
   void set_handler(RequestHandler* handler) { handler_ = handler; }
   // Binds the listener; false with `error` set (the handle is closed then).
   bool listen(const conf::Address& address, std::string* error);
+  // The TLS listener ([proxy.tls]), whose sessions use `context`; likewise.
+  bool listen_tls(const conf::Address& address, std::shared_ptr<const TlsContext> context, std::string* error);
+  // A reload's new certificate: sessions accepted from now on use it (open ones keep theirs).
+  void set_tls_context(std::shared_ptr<const TlsContext> context) { tls_context_ = std::move(context); }
+  std::vector<char>& tls_read_buffer() { return tls_read_buffer_; }  // ciphertext, read and fed at once
   void stop();                              // closes the listener and every session
-  void close_idle(uint64_t now_ms);         // [proxy] client_idle_timeout_ms
+  // [proxy] client_idle_timeout_ms; and TLS handshakes that did not finish in time.
+  void close_idle(uint64_t now_ms);
   // A reload replaced the config's users: sessions whose user was removed or whose password
   // changed are closed (as redis does); the others keep going with their user's new rights.
   void rebind_users();
@@ -51,7 +60,8 @@ class Clients {
 
  private:
   static void on_connection(uv_stream_t* server, int status);
-  void accept_client();
+  static void on_tls_connection(uv_stream_t* server, int status);
+  void accept_client(uv_tcp_t& listener, std::shared_ptr<const TlsContext> tls);
 
   Worker& worker_;
   RequestPool& requests_;
@@ -60,6 +70,10 @@ class Clients {
   RequestHandler* handler_ = nullptr;
   uv_tcp_t listener_{};
   bool listening_ = false;
+  uv_tcp_t tls_listener_{};
+  bool tls_listening_ = false;
+  std::shared_ptr<const TlsContext> tls_context_;
+  std::vector<char> tls_read_buffer_;
   uint64_t next_client_id_ = 1;
   std::vector<ClientSession*> sessions_;
 };

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "conf/loader.h"
+#include "proxy/net/tls.h"
 #include "routing/resharding.h"
 
 namespace ringproxy::proxy {
@@ -105,9 +106,42 @@ ReloadReport Reloader::reload(std::string_view trigger) {
                       describe(next.metrics.listen) + ")");
     next.metrics.listen = config_.metrics.listen;
   }
+  if (next.proxy.plain_listener != config_.proxy.plain_listener) {
+    restart.push_back(std::string("[proxy] listen (the plain listener is ") + (config_.proxy.plain_listener ? "on" : "off") +
+                      ", the file turns it " + (next.proxy.plain_listener ? "on" : "off") + ")");
+    next.proxy.plain_listener = config_.proxy.plain_listener;
+  }
+  // TLS: the listener's address is a restart's; its certificate, key, CAs and ciphers a
+  // reload's (new sessions use them; open ones keep theirs). A context that cannot be built
+  // rejects the reload.
+  const std::optional<conf::TlsListenConfig>& tls_running = config_.proxy.tls;
+  if (next.proxy.tls.has_value() != tls_running.has_value() ||
+      (tls_running && !(next.proxy.tls->listen == tls_running->listen))) {
+    restart.push_back("[proxy.tls] listen (running " + (tls_running ? "on " + tls_running->listen.to_string() : "without TLS") +
+                      ", the file says " + (next.proxy.tls ? next.proxy.tls->listen.to_string() : "none") + ")");
+    if (tls_running && next.proxy.tls) {
+      next.proxy.tls->listen = tls_running->listen;
+    } else {
+      next.proxy.tls = tls_running;
+    }
+  }
+  std::shared_ptr<TlsContext> tls_context;
+  if (next.proxy.tls) {
+    std::string error;
+    tls_context = TlsContext::for_listener(*next.proxy.tls, &error);
+    if (tls_context == nullptr) {
+      ++reloads_failed_;
+      worker_.metrics()->count_reload(false);
+      last_reload_error_ = "[proxy.tls]: " + error;
+      spdlog::error("reload ({}) rejected, the running config stays: {}", trigger, last_reload_error_);
+      report.message = "reload rejected, the running config stays: " + last_reload_error_;
+      return report;
+    }
+  }
   // Protected mode against the listener that keeps running (the file's may differ): a reload
   // must not take the last password off a public port.
-  if (next.proxy.protected_mode && next.proxy.users.empty() && !conf::is_loopback(next.proxy.listen)) {
+  if (next.proxy.protected_mode && next.proxy.users.empty() && next.proxy.plain_listener &&
+      !conf::is_loopback(next.proxy.listen)) {
     ++reloads_failed_;
     worker_.metrics()->count_reload(false);
     last_reload_error_ = "protected mode: ringproxy keeps listening on " + next.proxy.listen.to_string() +
@@ -124,6 +158,11 @@ ReloadReport Reloader::reload(std::string_view trigger) {
   const size_t servers_before = servers_.servers().size();
   const size_t draining_before = servers_.draining();
   config_ = std::move(next);
+  if (tls_context) {
+    clients_.set_tls_context(tls_context);
+    worker_.metrics()->set_certificate_expiry("clients", config_.proxy.tls->cert_file,
+                                              static_cast<double>(tls_context->certificate_expiry()));
+  }
   clients_.rebind_users();  // the sessions' users now live in the new config: before any reads them
   servers_.bind(routing::RoutingTable::build(config_.pool));
   const std::shared_ptr<const Topology>& current = servers_.topology();

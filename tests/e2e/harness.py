@@ -170,6 +170,8 @@ def users_toml(users):
 def toml_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, dict):  # an inline table, e.g. [proxy] tls = { listen = "…", … }
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
     if isinstance(v, str):
         return '"' + v + '"'
     return str(v)

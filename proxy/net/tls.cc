@@ -1,0 +1,153 @@
+#include "proxy/net/tls.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <ctime>
+
+namespace ringproxy::proxy {
+namespace {
+
+// OpenSSL's queued errors, oldest first, as one line (and the queue emptied).
+std::string openssl_errors(std::string_view otherwise) {
+  std::string text;
+  while (unsigned long code = ERR_get_error()) {
+    char line[256];
+    ERR_error_string_n(code, line, sizeof line);
+    if (!text.empty()) text += "; ";
+    text += line;
+  }
+  return text.empty() ? std::string(otherwise) : text;
+}
+
+int64_t not_after(const X509* certificate) {
+  if (certificate == nullptr) return 0;
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(certificate), &tm) != 1) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+}  // namespace
+
+std::shared_ptr<TlsContext> TlsContext::for_listener(const conf::TlsListenConfig& config, std::string* error) {
+  ERR_clear_error();
+  std::shared_ptr<TlsContext> context(new TlsContext);
+  SSL_CTX* ctx = context->ctx_ = SSL_CTX_new(TLS_server_method());
+  auto failed = [&](const std::string& what) {
+    *error = what + ": " + openssl_errors("refused");
+    return nullptr;
+  };
+  if (ctx == nullptr) return failed("cannot create a TLS context");
+  SSL_CTX_set_min_proto_version(ctx, config.min_version == conf::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // An idle client holds no read/write buffers: many connections stay cheap.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  if (SSL_CTX_use_certificate_chain_file(ctx, config.cert_file.c_str()) != 1) {
+    return failed("cannot use cert_file '" + config.cert_file + "'");
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, config.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+      return failed("key_file '" + config.key_file + "' does not match cert_file '" + config.cert_file + "'");
+    }
+    return failed("cannot use key_file '" + config.key_file + "'");
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    return failed("key_file '" + config.key_file + "' does not match cert_file '" + config.cert_file + "'");
+  }
+  if (!config.ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, config.ca_file.c_str(), nullptr) != 1) {
+      return failed("cannot use ca_file '" + config.ca_file + "'");
+    }
+    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(config.ca_file.c_str())) {
+      SSL_CTX_set_client_CA_list(ctx, names);  // what the handshake tells clients to present
+    }
+    // With a CA, a client certificate is checked when one is presented; required, it must be.
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (config.require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                       nullptr);
+  }
+  if (!config.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, config.ciphers.c_str()) != 1) {
+    return failed("ciphers \"" + config.ciphers + "\" names no cipher OpenSSL has");
+  }
+  if (!config.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, config.ciphersuites.c_str()) != 1) {
+    return failed("ciphersuites \"" + config.ciphersuites + "\" names no TLS 1.3 suite OpenSSL has");
+  }
+  context->expiry_ = not_after(SSL_CTX_get0_certificate(ctx));
+  return context;
+}
+
+TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+
+TlsStream::TlsStream(std::shared_ptr<const TlsContext> context, bool accepting) : context_(std::move(context)) {
+  ssl_ = SSL_new(context_->ctx());
+  in_ = BIO_new(BIO_s_mem());
+  out_ = BIO_new(BIO_s_mem());
+  BIO_set_mem_eof_return(in_, -1);  // an empty input is "more to come", not end of file
+  SSL_set_bio(ssl_, in_, out_);
+  if (accepting) {
+    SSL_set_accept_state(ssl_);
+  } else {
+    SSL_set_connect_state(ssl_);
+  }
+}
+
+TlsStream::~TlsStream() { SSL_free(ssl_); }  // frees the BIOs too
+
+void TlsStream::feed(const char* data, size_t size) { BIO_write(in_, data, static_cast<int>(size)); }
+
+long TlsStream::read(char* out, size_t size) {
+  ERR_clear_error();
+  const int n = SSL_read(ssl_, out, static_cast<int>(size));
+  if (n > 0) return n;
+  switch (SSL_get_error(ssl_, n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+      return 0;
+    case SSL_ERROR_ZERO_RETURN:
+      error_ = "closed by the peer (close_notify)";
+      return -1;
+    default:
+      error_ = openssl_errors("TLS failure");
+      if (SSL_get_verify_result(ssl_) != X509_V_OK) {
+        error_ += " (certificate: " + std::string(X509_verify_cert_error_string(SSL_get_verify_result(ssl_))) + ")";
+      }
+      return -1;
+  }
+}
+
+bool TlsStream::write(const uv_buf_t* bufs, size_t count, std::string& out) {
+  ERR_clear_error();
+  for (size_t i = 0; i < count; ++i) {
+    if (bufs[i].len == 0) continue;
+    if (SSL_write(ssl_, bufs[i].base, static_cast<int>(bufs[i].len)) <= 0) {  // (a memory BIO takes it all)
+      error_ = openssl_errors("TLS write failed");
+      return false;
+    }
+  }
+  take_output(out);
+  return true;
+}
+
+void TlsStream::take_output(std::string& out) {
+  while (const size_t pending = BIO_ctrl_pending(out_)) {
+    const size_t at = out.size();
+    out.resize(at + pending);
+    const int n = BIO_read(out_, out.data() + at, static_cast<int>(pending));
+    out.resize(at + static_cast<size_t>(n > 0 ? n : 0));
+    if (n <= 0) break;
+  }
+}
+
+bool TlsStream::handshake_done() const { return SSL_is_init_finished(ssl_) == 1; }
+
+std::string TlsStream::peer_subject() const {
+  X509* peer = SSL_get1_peer_certificate(ssl_);
+  if (peer == nullptr) return "";
+  char name[256] = {};
+  X509_NAME_oneline(X509_get_subject_name(peer), name, sizeof name);
+  X509_free(peer);
+  return name;
+}
+
+}  // namespace ringproxy::proxy
