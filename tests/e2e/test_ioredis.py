@@ -9,7 +9,8 @@ import shutil
 import subprocess
 import unittest
 
-from harness import Cluster
+from harness import Cluster, free_port
+from test_tls import Certs, tls_table
 
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 SCRIPT = os.path.join(NODE_DIR, "ioredis_check.js")
@@ -68,7 +69,8 @@ class IoredisCluster(unittest.TestCase):
 
     def ioredis(self, *clients):
         """Runs each client ({"options": ..., "steps": [...]}) in turn; their results, in order."""
-        spec = json.dumps({"port": self.cluster.proxy.port, "clients": list(clients)})
+        spec = json.dumps({"port": getattr(self, "ioredis_port", None) or self.cluster.proxy.port,
+                           "clients": list(clients)})
         result = subprocess.run(["node", SCRIPT], input=spec, capture_output=True, text=True, timeout=60)
         self.assertEqual(result.returncode, 0, f"ioredis_check.js failed: {result.stdout}{result.stderr}")
         output = json.loads(result.stdout)
@@ -180,6 +182,29 @@ class UsersTest(IoredisCluster):
             [client] = self.ioredis({"options": options, "steps": [["get", "app:1"]]})
             self.assert_error(client["steps"][0], WRONGPASS)
             self.assertEqual(client["errors"][:1], [WRONGPASS], client)
+
+
+class TlsTest(IoredisCluster):
+    """ioredis with `tls:` through the proxy's TLS listener (issue 12), the CA's certificate
+    given as ioredis takes it (PEM text)."""
+
+    def setUp(self):
+        self.certs = Certs()
+        self.ioredis_port = free_port()
+        self.proxy_keys = {"tls": tls_table(self.ioredis_port, self.certs)}
+        super().setUp()
+
+    def tearDown(self):
+        super().tearDown()
+        self.certs.cleanup()
+
+    def test_ioredis_over_tls(self):
+        with open(self.certs.path("ca.crt")) as f:
+            ca = f.read()
+        self.check_data_path({"tls": {"ca": ca, "servername": "localhost"}}, "tls:", "default")
+        # Without the CA, ioredis refuses the proxy's certificate.
+        [client] = self.ioredis({"options": {"tls": {"servername": "localhost"}}, "steps": [["ping"]]})
+        self.assertIn("error", client["steps"][0])
 
 
 if __name__ == "__main__":
