@@ -6,8 +6,10 @@
 // last reference goes.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <cstdlib>
 #include <new>
 #include <string_view>
@@ -71,7 +73,8 @@ class ReadBuffer {
 
   // Space for the next read. Moves the unconsumed bytes to a new block when the current
   // one is full or shared, sized for at least `min_total` bytes of unconsumed data.
-  std::pair<char*, size_t> prepare(size_t min_total = 0);
+  // (Always inlined: it is on every read, and its callers are few.)
+  [[gnu::always_inline]] inline std::pair<char*, size_t> prepare(size_t min_total = 0);
   void commit(size_t n) { end_ += n; }
 
   char* unconsumed() { return block_.get()->data() + start_; }
@@ -84,6 +87,32 @@ class ReadBuffer {
   size_t start_ = 0;
   size_t end_ = 0;
 };
+
+inline std::pair<char*, size_t> ReadBuffer::prepare(size_t min_total) {
+  size_t pending = end_ - start_;
+  const bool large = block_ && block_.get()->capacity() > kBlockSize;
+  if (block_ && pending == 0 && block_.get()->refs() == 1 && !large) {
+    start_ = end_ = 0;  // nothing points into the block: reuse it from the start
+  }
+  // A minimum free space keeps reads large; a request or reply that will not fit in what
+  // is left moves, with the partial bytes, to a block big enough for it.
+  constexpr size_t kMinFree = 1024;
+  size_t want_total = std::max(min_total, pending + kMinFree);
+  // A large block is grown for one large request or reply and used for nothing else: a
+  // small message read into it would pin all of it for as long as its owner holds it (a
+  // client that does not read could hold max_pending_per_client such blocks).
+  const bool leave_large_block = large && want_total <= kBlockSize;
+  if (!block_ || leave_large_block || start_ + want_total > block_.get()->capacity()) {
+    size_t capacity = std::max(kBlockSize, want_total);
+    if (capacity > kBlockSize) capacity = std::max(capacity, pending * 2);
+    Block* fresh = Block::create(capacity);
+    if (pending > 0) std::memcpy(fresh->data(), block_.get()->data() + start_, pending);
+    block_ = BlockRef::adopt(fresh);
+    start_ = 0;
+    end_ = pending;
+  }
+  return {block_.get()->data() + end_, block_.get()->capacity() - end_};
+}
 
 // Reuses a pooled object (write batches keep their vectors' capacity), or makes one.
 template <class T>
