@@ -181,7 +181,7 @@ const ErrorCase kErrors[] = {
     {"UnknownShardKey", shard_with("wieght = 2\nservers = [\"127.0.0.1:7001\"]\n"), "3:1",
      "unknown key 'wieght' in [[pool.shards]]; did you mean 'weight'?"},
     {"UnknownKeyListsKnownKeys", with_shard("[proxy]\ncolour = 1\n"), "2:1",
-     "unknown key 'colour' in [proxy]; known keys: listen, max_clients, max_request_bytes, "
+     "unknown key 'colour' in [proxy]; known keys: listen, tls, max_clients, max_request_bytes, "
      "max_arguments, max_pending_per_client, client_idle_timeout_ms, allow_admin_commands"},
     {"UnknownKeyInInlineTable", with_shard("proxy = { listen = \"127.0.0.1:7000\", lisen = 1 }\n"),
      "1:38", "unknown key 'lisen' in [proxy]; did you mean 'listen'?"},
@@ -241,7 +241,7 @@ const ErrorCase kErrors[] = {
     {"PortOutOfRange", with_shard("[proxy]\nlisten = \"127.0.0.1:99999\"\n"), "2:10",
      "bad address \"127.0.0.1:99999\" in 'listen': port 99999 is out of range 1-65535"},
     {"EmptyProxyListen", with_shard("[proxy]\nlisten = \"\"\n"), "2:10",
-     "bad address \"\" in 'listen': empty address"},
+     "listen = \"\" turns the plain listener off, and there is no [proxy.tls] listener: nothing to listen on"},
     {"MetricsWithoutPort", with_shard("[metrics]\nlisten = \"127.0.0.1\"\n"), "2:10",
      "bad address \"127.0.0.1\" in 'listen': missing ':<port>'"},
     {"MetricsListenFalse", with_shard("[metrics]\nlisten = false\n"), "2:10",
