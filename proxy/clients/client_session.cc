@@ -139,21 +139,21 @@ void ClientSession::on_tls_read(uv_stream_t* stream, ssize_t nread, const uv_buf
   auto* self = static_cast<ClientSession*>(stream->data);
   if (nread == 0) return;
   if (nread < 0) {
-    if (!self->tls_counted_) return self->fail_tls("the connection closed during the TLS handshake");
+    // Closed before a byte: a TCP health check, not a failed handshake.
+    if (!self->tls_counted_ && self->tls_heard_) return self->fail_tls("the connection closed during the TLS handshake");
     return self->close();
   }
+  self->tls_heard_ = true;
   TlsStream& tls = *self->tls_;
   tls.feed(buf->base, static_cast<size_t>(nread));
   size_t plain = 0;
+  bool ended = false;  // a close_notify or an error after the records read before it
   while (true) {
     auto [data, size] = self->input_.prepare(self->parser_.bytes_needed());
     const long n = tls.read(data, size);
-    if (n <= 0) {
-      if (n < 0) {
-        if (!self->tls_counted_) return self->fail_tls(tls.error());
-        self->send_tls_output();  // (a close_notify, an alert)
-        return self->close_after_replies();
-      }
+    if (n == 0) break;
+    if (n < 0) {
+      ended = true;
       break;
     }
     self->input_.commit(static_cast<size_t>(n));
@@ -164,12 +164,18 @@ void ClientSession::on_tls_read(uv_stream_t* stream, ssize_t nread, const uv_buf
     self->worker_.metrics()->tls_client_handshakes_ok->Increment();
     self->worker_.metrics()->tls_client_connections->Increment();
   }
+  if (ended && !self->tls_counted_) return self->fail_tls(tls.error());
+  if (plain > 0) {
+    self->last_active_ms_ = self->worker_.now_ms();
+    self->clients_.stats().bytes_received += plain;
+    if (self->worker_.timing()) self->read_ns_ = self->worker_.loop_ns();
+  }
+  // What the session says on its own (session tickets, a close_notify's answer) may fail to
+  // go out and close the session: then nothing it read is handed on.
   self->send_tls_output();
-  if (plain == 0) return;
-  self->last_active_ms_ = self->worker_.now_ms();
-  self->clients_.stats().bytes_received += plain;
-  if (self->worker_.timing()) self->read_ns_ = self->worker_.loop_ns();
-  self->parse_requests();
+  if (self->closing_) return;
+  if (plain > 0) self->parse_requests();  // (what came before a close_notify is answered)
+  if (ended && !self->closing_) self->close_after_replies();
 }
 
 // A TLS client that never finished its handshake (a plaintext client on the TLS port, a
@@ -340,6 +346,7 @@ void ClientSession::written_out(WriteBatch* batch, int status) {
   bool close_after = batch->close_after;
   batch->bufs.clear();
   batch->requests.clear();
+  if (batch->sealed.capacity() > 64 * 1024) std::string().swap(batch->sealed);  // an idle session keeps no big reply
   self->spare_batches_.push_back(batch);  // write batches are reused: no malloc per flush
   if (self->closing_) return;
   if (status < 0 || close_after || (close_when_written_ && writes_in_flight_ == 0)) return self->close();
@@ -367,7 +374,13 @@ void ClientSession::close_after_replies() {
 void ClientSession::close() {
   if (closing_) return;
   closing_ = true;
-  if (tls_counted_) worker_.metrics()->tls_client_connections->Decrement();
+  if (tls_counted_) {
+    worker_.metrics()->tls_client_connections->Decrement();
+    std::string bye;  // a close_notify, best effort: the client sees a clean end, not a cut
+    tls_->close_notify(bye);
+    uv_buf_t buf = uv_buf_init(bye.data(), static_cast<unsigned>(bye.size()));
+    if (!bye.empty() && writes_in_flight_ == 0) uv_try_write(reinterpret_cast<uv_stream_t*>(&handle_), &buf, 1);
+  }
   reading_ = false;
   worker_.forget(this);
   // Requests still waiting for servers are orphaned; the others are freed now.

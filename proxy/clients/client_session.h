@@ -125,6 +125,7 @@ class ClientSession final : public Flushable {
   std::vector<WriteBatch*> spare_batches_;  // at most one per write in flight
   std::unique_ptr<TlsStream> tls_;          // null: a plain session
   bool tls_counted_ = false;                // its handshake finished (counted, in the gauge)
+  bool tls_heard_ = false;                  // it sent something (else a close is a TCP probe's)
   uint64_t accepted_ms_ = 0;
 };
 

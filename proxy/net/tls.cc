@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <ctime>
 
 namespace ringproxy::proxy {
@@ -40,6 +41,8 @@ std::shared_ptr<TlsContext> TlsContext::for_listener(const conf::TlsListenConfig
     return nullptr;
   };
   if (ctx == nullptr) return failed("cannot create a TLS context");
+  // A key with a passphrase is an error, never a prompt on the terminal (it would block the loop).
+  SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
   SSL_CTX_set_min_proto_version(ctx, config.min_version == conf::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   // An idle client holds no read/write buffers: many connections stay cheap.
@@ -118,15 +121,27 @@ long TlsStream::read(char* out, size_t size) {
 
 bool TlsStream::write(const uv_buf_t* bufs, size_t count, std::string& out) {
   ERR_clear_error();
+  // A record's worth at a time, taken out at once: the output BIO never holds more than one
+  // record (it keeps its largest size for the session's life).
+  constexpr size_t kRecord = 16 * 1024;
   for (size_t i = 0; i < count; ++i) {
-    if (bufs[i].len == 0) continue;
-    if (SSL_write(ssl_, bufs[i].base, static_cast<int>(bufs[i].len)) <= 0) {  // (a memory BIO takes it all)
-      error_ = openssl_errors("TLS write failed");
-      return false;
+    for (size_t at = 0; at < bufs[i].len; at += kRecord) {
+      const size_t n = std::min(kRecord, bufs[i].len - at);
+      if (SSL_write(ssl_, bufs[i].base + at, static_cast<int>(n)) <= 0) {
+        error_ = openssl_errors("TLS write failed");
+        return false;
+      }
+      take_output(out);
     }
   }
-  take_output(out);
   return true;
+}
+
+void TlsStream::close_notify(std::string& out) {
+  ERR_clear_error();
+  if (SSL_is_init_finished(ssl_) == 1) SSL_shutdown(ssl_);
+  take_output(out);
+  ERR_clear_error();
 }
 
 void TlsStream::take_output(std::string& out) {

@@ -57,6 +57,8 @@ class TlsStream {
   bool write(const uv_buf_t* bufs, size_t count, std::string& out);
   // Ciphertext the session sends on its own (its handshake, alerts), appended to `out`.
   void take_output(std::string& out);
+  // A close_notify for the peer, appended to `out` (the session is done).
+  void close_notify(std::string& out);
 
   bool handshake_done() const;
   const std::string& error() const { return error_; }

@@ -125,31 +125,32 @@ ReloadReport Reloader::reload(std::string_view trigger) {
       next.proxy.tls = tls_running;
     }
   }
+  auto reject = [&](std::string why) {
+    ++reloads_failed_;
+    worker_.metrics()->count_reload(false);
+    last_reload_error_ = std::move(why);
+    spdlog::error("reload ({}) rejected, the running config stays: {}", trigger, last_reload_error_);
+    report.message = "reload rejected, the running config stays: " + last_reload_error_;
+    return report;
+  };
   std::shared_ptr<TlsContext> tls_context;
   if (next.proxy.tls) {
     std::string error;
     tls_context = TlsContext::for_listener(*next.proxy.tls, &error);
-    if (tls_context == nullptr) {
-      ++reloads_failed_;
-      worker_.metrics()->count_reload(false);
-      last_reload_error_ = "[proxy.tls]: " + error;
-      spdlog::error("reload ({}) rejected, the running config stays: {}", trigger, last_reload_error_);
-      report.message = "reload rejected, the running config stays: " + last_reload_error_;
-      return report;
-    }
+    if (tls_context == nullptr) return reject("[proxy.tls]: " + error);
   }
-  // Protected mode against the listener that keeps running (the file's may differ): a reload
-  // must not take the last password off a public port.
-  if (next.proxy.protected_mode && next.proxy.users.empty() && next.proxy.plain_listener &&
-      !conf::is_loopback(next.proxy.listen)) {
-    ++reloads_failed_;
-    worker_.metrics()->count_reload(false);
-    last_reload_error_ = "protected mode: ringproxy keeps listening on " + next.proxy.listen.to_string() +
-                         " (a restart applies a new listen), which is not a loopback address: the new config "
-                         "needs a password or users, or protected_mode = false";
-    spdlog::error("reload ({}) rejected, the running config stays: {}", trigger, last_reload_error_);
-    report.message = "reload rejected, the running config stays: " + last_reload_error_;
-    return report;
+  // Protected mode against the listeners that keep running (the file's may differ): a reload
+  // must not take the last password (or the client certificates) off a public port.
+  const bool open = next.proxy.protected_mode && next.proxy.users.empty();
+  if (open && next.proxy.tls && !next.proxy.tls->require_client_cert && !conf::is_loopback(next.proxy.tls->listen)) {
+    return reject("protected mode: ringproxy keeps listening for TLS on " + next.proxy.tls->listen.to_string() +
+                  " (a restart applies a new listen), which is not a loopback address: the new config needs a "
+                  "password, users or require_client_cert = true, or protected_mode = false");
+  }
+  if (open && next.proxy.plain_listener && !conf::is_loopback(next.proxy.listen)) {
+    return reject("protected mode: ringproxy keeps listening on " + next.proxy.listen.to_string() +
+                  " (a restart applies a new listen), which is not a loopback address: the new config "
+                  "needs a password or users, or protected_mode = false");
   }
   restart_needed_.clear();
   for (const std::string& item : restart) restart_needed_ += (restart_needed_.empty() ? "" : "; ") + item;

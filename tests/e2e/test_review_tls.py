@@ -191,8 +191,13 @@ class ClosedInsideTlsReadTest(unittest.TestCase):
                     client.sock.sendall(client.outgoing.read())  # Finished + the SET, one segment
                     client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     client.sock.close()  # RST
-                wait_until(lambda: server.client().get(f"review:rst:{i}") is not None, timeout=60,
-                           what="the SET reached the server")
+                # Fixed: the session closed by its own failed write hands nothing on (the client
+                # reset the connection: no reply could reach it). Before, the SET was dispatched
+                # on the closed session and its reply read freed memory.
+                admin = proxy.client(single_connection_client=True)
+                wait_until(lambda: admin.info("clients")["connected_clients"] <= 1, timeout=60,
+                           what="the reset session closed")
+                admin.close()
             self.assertTrue(proxy.client().ping())  # the reply path has run (and the proxy lives)
             status = proxy.stop()
             with open(proxy.vg_log) as f:
