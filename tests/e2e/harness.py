@@ -266,17 +266,33 @@ class Cluster:
         return fields[b"shard"].decode()
 
     def cleanup(self):
-        status = None
+        return stop_everything(self.proxy, self.sets, self.workdir)
+
+
+def stop_everything(proxy, sets, workdir):
+    """Stops the proxy (its exit status is returned) and every server, then removes the workdir."""
+    status = None
+    try:
+        status = proxy.stop()
+    finally:
+        for rs in sets:
+            for r in rs:
+                r.stop()
+        # RINGPROXY_E2E_KEEP=1 keeps the logs and configs for a post-mortem.
+        if not os.environ.get("RINGPROXY_E2E_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
+    return status
+
+
+def count_incrs(client, stop, errors, acked, key="counter"):
+    """INCRs `key` until `stop` is set: one entry in `acked` per acknowledged INCR, the others'
+    errors in `errors` (a history: every acknowledged INCR must be counted exactly once)."""
+    while not stop.is_set():
         try:
-            status = self.proxy.stop()
-        finally:
-            for rs in self.sets:
-                for r in rs:
-                    r.stop()
-            # RINGPROXY_E2E_KEEP=1 keeps the logs and configs for a post-mortem.
-            if not os.environ.get("RINGPROXY_E2E_KEEP"):
-                shutil.rmtree(self.workdir, ignore_errors=True)
-        return status
+            client.incr(key)
+            acked.append(1)
+        except redis.RedisError as e:
+            errors.append(repr(e))
 
 
 def digests(servers):

@@ -11,7 +11,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, digests, scrape, server_infos, server_states, shard_infos, toml_config, value, wait_until
+from harness import Cluster, count_incrs, digests, scrape, server_infos, server_states, shard_infos, toml_config, value, wait_until
 
 PASSWORD = "Backend-Secret-7f3a"
 OTHER_PASSWORD = "Other-Secret-91c2"
@@ -200,13 +200,7 @@ class ReplicationUnderPasswordsTest(unittest.TestCase):
     once on every server; the path was a resync. Then a repair, also logged in."""
 
     def load(self, cluster, stop, errors, acked):
-        client = cluster.client()
-        while not stop.is_set():
-            try:
-                client.incr("counter")
-                acked.append(1)
-            except redis.RedisError as e:
-                errors.append(repr(e))
+        count_incrs(cluster.client(), stop, errors, acked)
 
     def test_kill_restart_empty_resync_and_repair(self):
         cluster = Cluster(shards=1, servers=3,

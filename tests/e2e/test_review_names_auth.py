@@ -6,7 +6,6 @@ system's, so nothing outside the test sees them. The files are rewritten in plac
 keeps the inode), and glibc reads /etc/hosts on every lookup, so a test can move a name.
 Needs root (unshare/mount); skipped otherwise."""
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -17,7 +16,7 @@ import unittest
 import redis
 
 import harness
-from harness import (Proxy, RedisServer, digests, server_infos, server_states, started, toml_config,
+from harness import (Proxy, RedisServer, count_incrs, digests, stop_everything, server_infos, server_states, started, toml_config,
                      wait_until)
 
 PASSWORD = "Backend-Secret-7f3a"
@@ -97,16 +96,7 @@ class NamedCluster:
         return self.proxy.client(**kw)
 
     def cleanup(self):
-        status = None
-        try:
-            status = self.proxy.stop()
-        finally:
-            for rs in self.sets:
-                for r in rs:
-                    r.stop()
-            if not os.environ.get("RINGPROXY_E2E_KEEP"):
-                shutil.rmtree(self.workdir, ignore_errors=True)
-        return status
+        return stop_everything(self.proxy, self.sets, self.workdir)
 
 
 @unittest.skipUnless(CAN_UNSHARE, "needs unshare -m (root)")
@@ -170,13 +160,7 @@ class NameMovesUnderWritesTest(unittest.TestCase):
     DNS name that has several A records in rotating order this happens on every refresh."""
 
     def load(self, cluster, stop, errors, acked):
-        client = cluster.client()
-        while not stop.is_set():
-            try:
-                client.incr("counter")
-                acked.append(1)
-            except redis.RedisError as e:
-                errors.append(repr(e))
+        count_incrs(cluster.client(), stop, errors, acked)
 
     def test_same_server_new_address_is_probed_not_resynced(self):
         hosts = "127.0.0.1 rt-a\n127.0.0.1 rt-b\n127.0.0.1 rt-c\n"
