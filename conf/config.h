@@ -62,6 +62,18 @@ struct TlsListenConfig {
   bool operator==(const TlsListenConfig&) const = default;
 };
 
+// [pool.tls] (a shard's own `tls` table replaces it): TLS to the servers, on every connection
+// the proxy opens to them (data, probes, resyncs, repairs, key moves). Files are PEM.
+struct ServerTlsConfig {
+  bool enabled = true;               // the table's presence turns it on; a shard may turn it off
+  std::string ca_file;               // CAs that sign the servers' certificates ("": the system's)
+  std::string cert_file, key_file;   // a client certificate, for servers that require one
+  std::string server_name;           // SNI and the name checked ("": each server's own host)
+  bool verify = true;                // false: encrypted, the certificate unchecked
+  TlsVersion min_version = TlsVersion::tls1_2;
+  bool operator==(const ServerTlsConfig&) const = default;
+};
+
 struct ProxyConfig {
   Address listen{"127.0.0.1", 7000};
   bool plain_listener = true;                     // listen = "" turns it off (TLS only)
@@ -106,6 +118,7 @@ struct ShardConfig {
   std::vector<Address> servers;        // servers[0] is the primary (primary-replica)
   ReplicationConfig replication;       // [pool.replication], with this shard's overrides
   BackendAuth auth;                    // [pool]'s, unless the shard names its own
+  std::optional<ServerTlsConfig> tls;  // [pool.tls], unless the shard has its own table
 };
 
 // What happens to keys whose shard changes when a reload changes the ring (README "Reload").
@@ -129,6 +142,7 @@ struct PoolConfig {
   uint32_t warm_window_ms = 600000;     // warm: how long after a reload keys are moved on touch
   uint32_t dns_refresh_ms = 30000;      // server host names are resolved again this often
   BackendAuth auth;                     // every shard's, unless it names its own
+  std::optional<ServerTlsConfig> tls;   // [pool.tls]: every shard's, unless it has its own
   ReplicationConfig replication;        // the pool's default for every shard
   std::vector<ShardConfig> shards;
 };

@@ -459,6 +459,57 @@ BackendAuth read_credentials(std::string_view source, const toml::table& table, 
   return auth;
 }
 
+std::optional<TlsVersion> parse_tls_version(std::string_view name) {
+  for (auto t : {TlsVersion::tls1_2, TlsVersion::tls1_3}) {
+    if (tls_version_name(t) == name) return t;
+  }
+  return std::nullopt;
+}
+constexpr TlsVersion kTlsVersions[] = {TlsVersion::tls1_2, TlsVersion::tls1_3};
+
+// A file the proxy reads (a certificate, a key): named, and readable now.
+std::string readable_file(const Value& v) {
+  const std::string& path = v.string();
+  if (path.empty()) v.fail("'" + std::string(v.key()) + "' must not be empty");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!file) v.fail("cannot read " + std::string(v.key()) + " '" + path + "': " + std::strerror(errno));
+  return path;
+}
+
+constexpr Field<ServerTlsConfig> kServerTlsFields[] = {
+    {"enabled", [](const Value& v, ServerTlsConfig& c) { c.enabled = v.boolean(); }},
+    {"ca_file", [](const Value& v, ServerTlsConfig& c) { c.ca_file = readable_file(v); }},
+    {"cert_file", [](const Value& v, ServerTlsConfig& c) { c.cert_file = readable_file(v); }},
+    {"key_file", [](const Value& v, ServerTlsConfig& c) { c.key_file = readable_file(v); }},
+    {"server_name",
+     [](const Value& v, ServerTlsConfig& c) {
+       c.server_name = v.string();
+       const bool clean = std::none_of(c.server_name.begin(), c.server_name.end(),
+                                       [](unsigned char ch) { return std::isspace(ch) || std::iscntrl(ch); });
+       if (c.server_name.empty() || !clean || c.server_name.size() > 253) {
+         v.fail("'server_name' must be a host name (1 to 253 characters without whitespace)");
+       }
+     }},
+    {"verify", [](const Value& v, ServerTlsConfig& c) { c.verify = v.boolean(); }},
+    {"min_version",
+     [](const Value& v, ServerTlsConfig& c) {
+       c.min_version = read_name<TlsVersion>(v, parse_tls_version, kTlsVersions, tls_version_name);
+     }},
+};
+
+// [pool.tls], or a shard's own `tls` table (which replaces the pool's whole table).
+ServerTlsConfig read_server_tls(const Value& v, std::string_view table_name) {
+  if (!v.node().is_table()) v.expected("a table (" + std::string(table_name) + ")");
+  ServerTlsConfig tls;
+  read_fields(v.source(), v.table(), table_name, kServerTlsFields, tls);
+  const toml::table& table = v.table();
+  if (table.contains("cert_file") != table.contains("key_file")) {
+    fail_at(v.source(), table.source(),
+            std::string(table_name) + " needs both cert_file and key_file (a client certificate and its key), or neither");
+  }
+  return tls;
+}
+
 constexpr Field<ShardConfig> kShardFields[] = {
     {"name", [](const Value& v, ShardConfig& c) { check_shard_name(v, c.name = v.string()); }},
     {"weight", [](const Value& v, ShardConfig& c) { c.weight = v.u32(1, kMaxWeight); }},
@@ -469,12 +520,13 @@ constexpr Field<ShardConfig> kShardFields[] = {
     {"password", read_elsewhere<ShardConfig>},
     {"password_file", read_elsewhere<ShardConfig>},
     {"password_env", read_elsewhere<ShardConfig>},
+    {"tls", [](const Value& v, ShardConfig& c) { c.tls = read_server_tls(v, "a shard's tls"); }},
 };
 
 // Reads [[pool.shards]] and checks what spans shards: unique names and unique servers,
 // each reported at its second occurrence.
 std::vector<ShardConfig> read_shards(const Value& v, const ReplicationConfig& pool_replication,
-                                     const BackendAuth& pool_auth) {
+                                     const BackendAuth& pool_auth, const std::optional<ServerTlsConfig>& pool_tls) {
   const auto* array = v.node().as_array();
   if (array && array->empty()) v.fail("'shards' must list at least one shard");
   if (!array || !array->is_array_of_tables()) {
@@ -489,6 +541,7 @@ std::vector<ShardConfig> read_shards(const Value& v, const ReplicationConfig& po
     const toml::table& table = *element.as_table();
     ShardConfig shard;
     shard.replication = pool_replication;  // the shard's own keys override it
+    shard.tls = pool_tls;                  // its own table replaces it
     read_fields(v.source(), table, "[[pool.shards]]", kShardFields, shard);
     shard.auth = has_credentials(table) ? read_credentials(v.source(), table, "a shard") : pool_auth;
 
@@ -615,23 +668,6 @@ std::vector<UserConfig> read_users(const Value& v) {
     users.push_back(std::move(entry.user));
   }
   return users;
-}
-
-std::optional<TlsVersion> parse_tls_version(std::string_view name) {
-  for (auto t : {TlsVersion::tls1_2, TlsVersion::tls1_3}) {
-    if (tls_version_name(t) == name) return t;
-  }
-  return std::nullopt;
-}
-constexpr TlsVersion kTlsVersions[] = {TlsVersion::tls1_2, TlsVersion::tls1_3};
-
-// A file the proxy reads (a certificate, a key): named, and readable now.
-std::string readable_file(const Value& v) {
-  const std::string& path = v.string();
-  if (path.empty()) v.fail("'" + std::string(v.key()) + "' must not be empty");
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
-  if (!file) v.fail("cannot read " + std::string(v.key()) + " '" + path + "': " + std::strerror(errno));
-  return path;
 }
 
 constexpr Field<TlsListenConfig> kProxyTlsFields[] = {
@@ -772,7 +808,9 @@ constexpr Field<PoolConfig> kPoolFields[] = {
     {"migration_keys_per_second", [](const Value& v, PoolConfig& c) { c.migration_keys_per_second = v.u32(1); }},
     {"warm_window_ms", [](const Value& v, PoolConfig& c) { c.warm_window_ms = v.u32(1); }},
     {"dns_refresh_ms", [](const Value& v, PoolConfig& c) { c.dns_refresh_ms = v.u32(100); }},
-    {"shards", [](const Value& v, PoolConfig& c) { c.shards = read_shards(v, c.replication, c.auth); }},
+    {"shards", [](const Value& v, PoolConfig& c) { c.shards = read_shards(v, c.replication, c.auth, c.tls); }},
+    // Read first (see "pool" below): shards inherit it.
+    {"tls", read_elsewhere<PoolConfig>},
     {"username", read_elsewhere<PoolConfig>},
     {"password", read_elsewhere<PoolConfig>},
     {"password_file", read_elsewhere<PoolConfig>},
@@ -800,6 +838,7 @@ constexpr Field<Config> kConfigFields[] = {
                           c.pool.replication);
        }
        c.pool.auth = read_credentials(v.source(), v.table(), "[pool]");  // likewise: shards inherit it
+       if (const toml::node* tls = v.table().get("tls")) c.pool.tls = read_server_tls(Value(v.source(), "tls", *tls), "[pool.tls]");
        read_fields(v.source(), v.table(), "[pool]", kPoolFields, c.pool);
        if (c.pool.shards.empty()) v.fail("[pool] needs at least one [[pool.shards]]");
      }},
@@ -818,10 +857,12 @@ constexpr auto kShardKeys = keys_of(kShardFields);
 constexpr auto kReplicationKeys = keys_of(kReplicationFields);
 constexpr auto kUserKeys = keys_of(kUserFields);
 constexpr auto kProxyTlsKeys = keys_of(kProxyTlsFields);
+constexpr auto kServerTlsKeys = keys_of(kServerTlsFields);
 constexpr TableKeys kAllTables[] = {
     {"[proxy]", kProxyKeys}, {"[metrics]", kMetricsKeys},
     {"[pool]", kPoolKeys},   {"[[pool.shards]]", kShardKeys},
     {"[pool.replication]", kReplicationKeys}, {"[[proxy.users]]", kUserKeys}, {"[proxy.tls]", kProxyTlsKeys},
+    {"[pool.tls]", kServerTlsKeys},
 };
 
 void unknown_key(std::string_view source, const toml::key& key, std::string_view table_name,
