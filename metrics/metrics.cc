@@ -1,5 +1,7 @@
 #include "metrics/metrics.h"
 
+#include <algorithm>
+
 #include <prometheus/text_serializer.h>
 
 #include "metrics/series.h"
@@ -63,15 +65,18 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
 
   auto& handshakes = BuildCounter()
                          .Name("ringproxy_tls_handshakes_total")
-                         .Help("TLS handshakes by side (clients: the proxy's TLS listener) and outcome (ok, failed).")
+                         .Help("TLS handshakes by side (clients: the proxy's TLS listener; servers: its connections to them) and outcome (ok, failed).")
                          .Register(*registry_);
   tls_client_handshakes_ok = &handshakes.Add({{"side", "clients"}, {"outcome", "ok"}});
   tls_client_handshakes_failed = &handshakes.Add({{"side", "clients"}, {"outcome", "failed"}});
-  tls_client_connections = &BuildGauge()
-                                .Name("ringproxy_tls_connections")
-                                .Help("Open TLS connections, by side.")
-                                .Register(*registry_)
-                                .Add({{"side", "clients"}});
+  tls_server_handshakes_ok = &handshakes.Add({{"side", "servers"}, {"outcome", "ok"}});
+  tls_server_handshakes_failed = &handshakes.Add({{"side", "servers"}, {"outcome", "failed"}});
+  auto& tls_connections = BuildGauge()
+                              .Name("ringproxy_tls_connections")
+                              .Help("Open TLS connections, by side.")
+                              .Register(*registry_);
+  tls_client_connections = &tls_connections.Add({{"side", "clients"}});
+  tls_server_connections = &tls_connections.Add({{"side", "servers"}});
   tls_expiry_ = &BuildGauge()
                      .Name("ringproxy_tls_certificate_expiry_timestamp_seconds")
                      .Help("When a certificate the proxy presents stops being valid (notAfter), Unix seconds.")
@@ -270,10 +275,15 @@ ShardMetrics Metrics::shard(const std::string& shard) {
                       &leader_changes_->Add({{"shard", shard}})};
 }
 
-void Metrics::set_certificate_expiry(const std::string& side, const std::string& file, double unix_seconds) {
-  if (tls_expiry_series_ != nullptr) tls_expiry_->Remove(tls_expiry_series_);  // (one certificate per side)
-  tls_expiry_series_ = &tls_expiry_->Add({{"side", side}, {"file", file}});
-  tls_expiry_series_->Set(unix_seconds);
+void Metrics::set_certificate_expiry(const std::string& side, const std::vector<std::pair<std::string, double>>& files) {
+  std::vector<prometheus::Gauge*>& series = tls_expiry_series_[side];
+  for (prometheus::Gauge* gauge : series) tls_expiry_->Remove(gauge);
+  series.clear();
+  for (const auto& [file, unix_seconds] : files) {
+    prometheus::Gauge& gauge = tls_expiry_->Add({{"side", side}, {"file", file}});
+    gauge.Set(unix_seconds);
+    if (std::find(series.begin(), series.end(), &gauge) == series.end()) series.push_back(&gauge);
+  }
 }
 
 }  // namespace ringproxy::metrics

@@ -8,7 +8,10 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <map>
 #include <memory>
+#include <utility>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -98,8 +101,13 @@ class Metrics {
   prometheus::Counter* tls_client_handshakes_ok;
   prometheus::Counter* tls_client_handshakes_failed;
   prometheus::Gauge* tls_client_connections;
-  // The certificate a side presents ("clients": the TLS listener's) and when it expires.
-  void set_certificate_expiry(const std::string& side, const std::string& file, double unix_seconds);
+  prometheus::Counter* tls_server_handshakes_ok;  // [pool.tls]: to the servers
+  prometheus::Counter* tls_server_handshakes_failed;
+  prometheus::Gauge* tls_server_connections;
+  // The certificates a side presents ("clients": the TLS listener's; "servers": the client
+  // certificates of [pool.tls] and the shards' tables, by file) and when they expire. Replaces
+  // that side's series.
+  void set_certificate_expiry(const std::string& side, const std::vector<std::pair<std::string, double>>& files);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -121,7 +129,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* fences_;
   prometheus::Family<prometheus::Counter>* login_failures_;
   prometheus::Family<prometheus::Gauge>* tls_expiry_;
-  prometheus::Gauge* tls_expiry_series_ = nullptr;
+  std::map<std::string, std::vector<prometheus::Gauge*>> tls_expiry_series_;  // by side
   prometheus::Family<prometheus::Counter>* resolve_failures_;
   prometheus::Family<prometheus::Counter>* leader_changes_;
   prometheus::Family<prometheus::Counter>* repairs_;

@@ -24,6 +24,10 @@ Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics, st
 bool Proxy::start(std::string* error) {
   uv_loop_t* loop = worker_.loop();
   started_at_ms_ = uv_now(loop);
+  ServerTlsContexts server_tls;
+  if (!ServerTlsContexts::build(config_.pool, &server_tls, error)) return false;
+  worker_.metrics()->set_certificate_expiry("servers", server_tls.expiries);
+  servers_.set_tls(std::move(server_tls));
   servers_.bind(routing::RoutingTable::build(config_.pool));
 
   const conf::Address& listen = config_.proxy.listen;
@@ -35,7 +39,7 @@ bool Proxy::start(std::string* error) {
       clients_.stop();
       return false;
     }
-    worker_.metrics()->set_certificate_expiry("clients", tls.cert_file, static_cast<double>(context->certificate_expiry()));
+    worker_.metrics()->set_certificate_expiry("clients", {{tls.cert_file, static_cast<double>(context->certificate_expiry())}});
     spdlog::info("TLS clients on {} (certificate valid until {} Unix time)", tls.listen.to_string(),
                  context->certificate_expiry());
   }

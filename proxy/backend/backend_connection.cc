@@ -8,7 +8,7 @@
 #include "proxy/backend/backend_server.h"
 #include "proxy/backend/servers.h"
 #include "proxy/net/address.h"
-#include "proxy/net/hiredis_uv.h"
+#include "proxy/net/side_link.h"
 #include "routing/resp/writer.h"
 
 namespace ringproxy::proxy {

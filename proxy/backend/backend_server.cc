@@ -23,7 +23,8 @@ std::string_view server_state_name(ServerState state) {
 }
 
 BackendServer::BackendServer(Servers& servers, uint32_t index, const routing::ServerEntry& entry, std::string shard_name,
-                             const conf::ReplicationConfig& replication, conf::BackendAuth auth)
+                             const conf::ReplicationConfig& replication, conf::BackendAuth auth,
+                             std::shared_ptr<const TlsContext> tls)
     : servers_(servers),
       worker_(servers.worker()),
       index_(index),
@@ -32,6 +33,7 @@ BackendServer::BackendServer(Servers& servers, uint32_t index, const routing::Se
       address_(entry.address),
       endpoint_(entry.address.is_name() ? conf::Address{"", entry.address.port} : entry.address),
       auth_(std::move(auth)),
+      tls_(std::move(tls)),
       address_key_(entry.address.to_string()),
       metrics_(servers.worker().metrics()->server(entry.name, shard_name_)),
       replicated_(replication.strategy != conf::ReplicationStrategy::none),
@@ -111,8 +113,9 @@ void BackendServer::set_mode(routing::ServerMode mode) {
 }
 
 void BackendServer::rebind(uint32_t index, uint32_t shard_index, const conf::ReplicationConfig& replication,
-                           conf::BackendAuth auth) {
+                           conf::BackendAuth auth, std::shared_ptr<const TlsContext> tls) {
   auth_ = std::move(auth);  // for the connections it opens from now on
+  tls_ = std::move(tls);
   index_ = index;
   shard_index_ = shard_index;
   const bool was_replicated = replicated_;

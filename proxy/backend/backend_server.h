@@ -31,7 +31,8 @@
 
 #include "metrics/metrics.h"
 #include "proxy/net/buffer.h"
-#include "proxy/net/hiredis_uv.h"
+#include "proxy/net/side_link.h"
+#include "proxy/net/tls.h"
 #include "proxy/net/resolver.h"
 #include "proxy/net/worker.h"
 #include "proxy/requests/request.h"
@@ -57,7 +58,8 @@ std::string_view server_state_name(ServerState state);
 class BackendServer {
  public:
   BackendServer(Servers& servers, uint32_t index, const routing::ServerEntry& entry, std::string shard_name,
-                const conf::ReplicationConfig& replication, conf::BackendAuth auth);
+                const conf::ReplicationConfig& replication, conf::BackendAuth auth,
+                std::shared_ptr<const TlsContext> tls);
   ~BackendServer();
 
   void start();                                   // connects (preconnect)
@@ -68,7 +70,7 @@ class BackendServer {
   // takes nothing new, and is closed once idle.
   static constexpr uint32_t kDetached = UINT32_MAX;
   void rebind(uint32_t index, uint32_t shard_index, const conf::ReplicationConfig& replication,
-              conf::BackendAuth auth);
+              conf::BackendAuth auth, std::shared_ptr<const TlsContext> tls);
   void detach();
   // Closes every connection now (their requests fail): a server at the same address is
   // taking over, and must find nothing of ours still queued on the server (fence.h).
@@ -90,7 +92,9 @@ class BackendServer {
   // until then). A side connection's target: endpoint and credentials (login()).
   const conf::Address& endpoint() const { return endpoint_; }
   const conf::BackendAuth& auth() const { return auth_; }
-  ServerLogin login() const { return ServerLogin{endpoint_, auth_}; }
+  // Its shard's TLS (nullptr: plain); the certificate is checked against the configured host.
+  const std::shared_ptr<const TlsContext>& tls() const { return tls_; }
+  ServerLogin login() const { return ServerLogin{endpoint_, auth_, tls_, address_.host}; }
   // A host name is looked up again (a connection is about to open, or the refresh is due);
   // on_resolved() takes the answer.
   void resolve_name();
@@ -185,6 +189,7 @@ class BackendServer {
   conf::Address address_;
   conf::Address endpoint_;                       // numeric: address_, or what its name resolved to
   conf::BackendAuth auth_;
+  std::shared_ptr<const TlsContext> tls_;
   bool probe_waits_for_name_ = false;            // a probe starts once the name is looked up
   std::vector<std::string> addresses_;           // a named server's last lookup
   bool startup_probe_failed_ = false;            // said once

@@ -1,13 +1,13 @@
 #include "proxy/backend/probe.h"
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "proxy/backend/backend_server.h"
-#include "proxy/net/hiredis_uv.h"
+#include "proxy/net/side_link.h"
 #include "proxy/backend/servers.h"
 
 namespace ringproxy::proxy {
@@ -23,9 +23,9 @@ void ServerProbe::start() {
   std::string why;
   const ServerLogin login = server_->login();
   probed_ = login.address.host;
-  ctx_ = connect_async(login, loop, this, on_connect, on_disconnect, &why);
-  if (ctx_ == nullptr) return finish(false, why.c_str());
-  redisAsyncCommand(ctx_, on_reply, this, "INFO server");
+  link_ = SideLink::open(login, server_->worker(), this, on_connect, on_disconnect, &why);
+  if (link_ == nullptr) return finish(false, why.c_str());
+  link_->command(on_reply, this, "INFO server");
 }
 
 void ServerProbe::cancel() {
@@ -33,29 +33,28 @@ void ServerProbe::cancel() {
   finish(false, "cancelled");
 }
 
-void ServerProbe::on_connect(const redisAsyncContext* ctx, int status) {
-  auto* self = static_cast<ServerProbe*>(ctx->data);
-  if (status != REDIS_OK) {
-    self->ctx_ = nullptr;  // hiredis frees the context after a failed connect
-    self->finish(false, ctx->errstr);
+void ServerProbe::on_connect(SideLink* link, bool ok) {
+  auto* self = static_cast<ServerProbe*>(link->data());
+  if (!ok) {
+    self->link_ = nullptr;  // a link that failed to connect is gone after this callback
+    self->finish(false, link->error_or("cannot connect").c_str());
   }
 }
 
-void ServerProbe::on_disconnect(const redisAsyncContext* ctx, int) {
-  auto* self = static_cast<ServerProbe*>(ctx->data);
-  self->ctx_ = nullptr;  // hiredis frees the context after this callback
-  self->finish(false, side_error(ctx, "connection closed").c_str());
+void ServerProbe::on_disconnect(SideLink* link) {
+  auto* self = static_cast<ServerProbe*>(link->data());
+  self->link_ = nullptr;  // gone after this callback
+  self->finish(false, link->error_or("connection closed").c_str());
 }
 
-void ServerProbe::on_reply(redisAsyncContext* ctx, void* reply, void*) {
-  auto* self = static_cast<ServerProbe*>(ctx->data);
-  auto* r = static_cast<redisReply*>(reply);
+void ServerProbe::on_reply(SideLink* link, redisReply* r, void*) {
+  auto* self = static_cast<ServerProbe*>(link->data());
   if (r == nullptr) return;  // the context is being freed; finish() already ran or will
   if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).rfind("NOPERM", 0) == 0) {
     // Its user may not run INFO (+@all -@dangerous): PING says whether it answers; without a
     // run_id its server decides what that is worth (backend_server.cc).
     self->info_refused_ = std::string(r->str, r->len);
-    redisAsyncCommand(ctx, on_ping_reply, nullptr, "PING");
+    link->command(on_ping_reply, nullptr, "PING");
     return;
   }
   if (r->type != REDIS_REPLY_STRING) {
@@ -71,9 +70,8 @@ void ServerProbe::on_reply(redisAsyncContext* ctx, void* reply, void*) {
   self->finish(true, "");
 }
 
-void ServerProbe::on_ping_reply(redisAsyncContext* ctx, void* reply, void*) {
-  auto* self = static_cast<ServerProbe*>(ctx->data);
-  auto* r = static_cast<redisReply*>(reply);
+void ServerProbe::on_ping_reply(SideLink* link, redisReply* r, void*) {
+  auto* self = static_cast<ServerProbe*>(link->data());
   if (r == nullptr) return;
   if (r->type == REDIS_REPLY_STATUS && std::string_view(r->str, r->len) == "PONG") return self->finish(true, "");
   const std::string why = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "unexpected reply to PING";
@@ -88,13 +86,11 @@ void ServerProbe::finish(bool ok, const char* why) {
   if (finished_) return;
   finished_ = true;
   if (server_ != nullptr) server_->on_probe_result(ok, ok && run_id_.empty() ? info_refused_.c_str() : why, run_id_, probed_);
-  if (ctx_ != nullptr) {
-    redisAsyncContext* ctx = ctx_;
-    ctx_ = nullptr;
-    // Frees now, or right after the hiredis callback we are in returns; either way while
-    // we still exist (we are deleted later, from the timer's close callback), and any
-    // callback it runs finds finished_ set.
-    redisAsyncFree(ctx);
+  if (link_ != nullptr) {
+    // Ends now, or right after the link's callback we are in returns; either way while we
+    // still exist (we are deleted later, from the timer's close callback), and any callback
+    // it runs finds finished_ set.
+    std::exchange(link_, nullptr)->close();
   }
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_timer_closed);

@@ -1,8 +1,7 @@
 // Asks a server whether it answers, and its run_id (which changes when it restarts):
 // connect, INFO server, within a deadline. A user that may not run INFO gets PING instead:
 // an answer without a run_id (reported with INFO's refusal as the reason).
-// Uses hiredis's async context on the proxy's libuv loop (hiredis 0.14 has no timeouts,
-// so a uv_timer bounds the whole probe).
+// Uses a SideLink (TLS when its shard's servers want it); a uv_timer bounds the whole probe.
 //
 // Lifetime: created by BackendServer, reports once through on_probe_result(), then
 // deletes itself from its timer's close callback. cancel() detaches it from the server
@@ -14,11 +13,12 @@
 #include <cstdint>
 #include <string>
 
-struct redisAsyncContext;
+struct redisReply;
 
 namespace ringproxy::proxy {
 
 class BackendServer;
+class SideLink;
 
 class ServerProbe {
  public:
@@ -28,10 +28,10 @@ class ServerProbe {
 
  private:
   ~ServerProbe() = default;  // only from on_timer_closed
-  static void on_connect(const redisAsyncContext* ctx, int status);
-  static void on_disconnect(const redisAsyncContext* ctx, int status);
-  static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
-  static void on_ping_reply(redisAsyncContext* ctx, void* reply, void* privdata);
+  static void on_connect(SideLink* link, bool ok);
+  static void on_disconnect(SideLink* link);
+  static void on_reply(SideLink* link, redisReply* reply, void* privdata);
+  static void on_ping_reply(SideLink* link, redisReply* reply, void* privdata);
   static void on_timeout(uv_timer_t* timer);
   static void on_timer_closed(uv_handle_t* handle);
 
@@ -39,7 +39,7 @@ class ServerProbe {
 
   BackendServer* server_;
   uint64_t timeout_ms_;
-  redisAsyncContext* ctx_ = nullptr;
+  SideLink* link_ = nullptr;
   uv_timer_t timer_{};
   bool finished_ = false;
   std::string run_id_;

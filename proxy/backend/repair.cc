@@ -1,6 +1,5 @@
 #include "proxy/backend/repair.h"
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
@@ -8,7 +7,7 @@
 #include <cstdarg>
 
 #include "proxy/backend/backend_server.h"
-#include "proxy/net/hiredis_uv.h"
+#include "proxy/net/side_link.h"
 #include "proxy/net/address.h"
 #include "proxy/backend/servers.h"
 #include "routing/replication.h"
@@ -49,9 +48,9 @@ void RepairJob::start() {
   if (servers_.size() < 2) return finish(true, "fewer than 2 servers in sync: nothing to compare");
   for (size_t i = 0; i < servers_.size(); ++i) {
     std::string why;
-    redisAsyncContext* ctx = connect_async(logins_[i], backend_->worker().loop(), this, on_connect, on_disconnect, &why);
-    if (ctx == nullptr) return finish(false, "cannot connect to " + servers_[i].to_string() + ": " + why);
-    contexts_.push_back(ctx);
+    SideLink* link = SideLink::open(logins_[i], backend_->worker(), this, on_connect, on_disconnect, &why);
+    if (link == nullptr) return finish(false, "cannot connect to " + servers_[i].to_string() + ": " + why);
+    links_.push_back(link);
   }
   cursors_.assign(servers_.size(), "0");
   fixes_outstanding_.assign(servers_.size(), 0);
@@ -73,9 +72,9 @@ void RepairJob::command(size_t server, int kind, size_t key, const char* format,
   auto* pending = new Pending{this, server, kind, key};
   va_list ap;
   va_start(ap, format);
-  int rc = redisvAsyncCommand(contexts_[server], on_reply, pending, format, ap);
+  const bool sent = links_[server] != nullptr && links_[server]->vcommand(on_reply, pending, format, ap);
   va_end(ap);
-  if (rc != REDIS_OK) {
+  if (!sent) {
     delete pending;
     return finish(false, "cannot send to a server");
   }
@@ -83,38 +82,37 @@ void RepairJob::command(size_t server, int kind, size_t key, const char* format,
   if (kind == kFix) ++fixes_outstanding_[server];
 }
 
-void RepairJob::on_connect(const redisAsyncContext* ctx, int status) {
-  if (status == REDIS_OK) return;
-  auto* self = static_cast<RepairJob*>(ctx->data);
-  for (redisAsyncContext*& c : self->contexts_) {
-    if (c == ctx) c = nullptr;  // hiredis frees it
+void RepairJob::on_connect(SideLink* link, bool ok) {
+  if (ok) return;
+  auto* self = static_cast<RepairJob*>(link->data());
+  for (SideLink*& l : self->links_) {
+    if (l == link) l = nullptr;  // gone after this callback
   }
-  self->finish(false, std::string("cannot connect: ") + ctx->errstr);
+  self->finish(false, "cannot connect: " + link->error_or("refused"));
 }
 
-void RepairJob::on_disconnect(const redisAsyncContext* ctx, int) {
-  auto* self = static_cast<RepairJob*>(ctx->data);
-  for (redisAsyncContext*& c : self->contexts_) {
-    if (c == ctx) c = nullptr;
+void RepairJob::on_disconnect(SideLink* link) {
+  auto* self = static_cast<RepairJob*>(link->data());
+  for (SideLink*& l : self->links_) {
+    if (l == link) l = nullptr;
   }
-  self->finish(false, side_error(ctx, "connection lost"));
+  self->finish(false, link->error_or("connection lost"));
 }
 
-void RepairJob::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
+void RepairJob::on_reply(SideLink* link, redisReply* reply, void* privdata) {
   auto* pending = static_cast<Pending*>(privdata);
   RepairJob* self = pending->job;
   Pending copy = *pending;
   delete pending;
   if (self->finished_) return;
   --self->outstanding_;
-  if (reply == nullptr) return self->finish(false, side_error(ctx, "connection lost"));
+  if (reply == nullptr) return self->finish(false, link->error_or("connection lost"));
   self->handle(copy, reply);
 }
 
 void RepairJob::scan(size_t server) { command(server, kScan, 0, "SCAN %s COUNT 500", cursors_[server].c_str()); }
 
-void RepairJob::handle(const Pending& p, void* raw) {
-  auto* reply = static_cast<redisReply*>(raw);
+void RepairJob::handle(const Pending& p, redisReply* reply) {
   if (p.kind == kFix) --fixes_outstanding_[p.server];
   last_reply_ms_ = backend_->worker().now_ms();
   if (reply->type == REDIS_REPLY_ERROR && p.kind != kFix) return finish(false, std::string("server said: ") + reply->str);
@@ -266,19 +264,15 @@ void RepairJob::finish(bool ok, const std::string& why) {
   // Fixes still outstanding may run late on a stopped server, after newer writes: each
   // server's next writer kills this connection first (fence.h).
   if (!ok) {
-    for (size_t s = 0; s < contexts_.size(); ++s) {
-      if (contexts_[s] != nullptr && fixes_outstanding_[s] > 0) {
-        backend_->fence(servers_[s].to_string(), local_address(contexts_[s]->c.fd));
-      }
+    for (size_t s = 0; s < links_.size(); ++s) {
+      if (links_[s] != nullptr && fixes_outstanding_[s] > 0) backend_->fence(servers_[s].to_string(), links_[s]->local_address());
     }
   }
   step_ = Step::done;
   if (holding_) backend_->hold_writes(*state_, false);
   holding_ = false;
-  for (redisAsyncContext*& ctx : contexts_) {
-    if (ctx == nullptr) continue;
-    redisAsyncContext* c = std::exchange(ctx, nullptr);
-    redisAsyncFree(c);  // now, or right after the hiredis callback we are in
+  for (SideLink*& link : links_) {
+    if (link != nullptr) std::exchange(link, nullptr)->close();  // now, or right after the link's callback we are in
   }
   if (!cancelled_) backend_->on_repair_done(*state_, ok, keys_.size(), keys_fixed_, why);
   uv_timer_stop(&timer_);

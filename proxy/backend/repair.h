@@ -21,15 +21,16 @@
 #include <unordered_set>
 #include <vector>
 
-#include "proxy/net/hiredis_uv.h"
+#include "proxy/net/side_link.h"
 #include "proxy/requests/topology.h"
 #include "routing/routing_table.h"
 
-struct redisAsyncContext;
+struct redisReply;
 
 namespace ringproxy::proxy {
 
 class Servers;
+class SideLink;
 
 class RepairJob {
  public:
@@ -46,14 +47,14 @@ class RepairJob {
   enum class Step : uint8_t { scanning, holding, comparing, fixing, waiting, done };
 
   ~RepairJob() = default;  // only from on_timer_closed
-  static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
-  static void on_connect(const redisAsyncContext* ctx, int status);
-  static void on_disconnect(const redisAsyncContext* ctx, int status);
+  static void on_reply(SideLink* link, redisReply* reply, void* privdata);
+  static void on_connect(SideLink* link, bool ok);
+  static void on_disconnect(SideLink* link);
   static void on_timer(uv_timer_t* timer);
   static void on_timer_closed(uv_handle_t* handle);
 
   void command(size_t server, int kind, size_t key, const char* format, ...);
-  void handle(const Pending& pending, void* reply);
+  void handle(const Pending& pending, redisReply* reply);
   void scan(size_t server);
   void start_batch();
   void compare_batch();
@@ -68,7 +69,7 @@ class RepairJob {
   Step step_ = Step::scanning;
   std::vector<conf::Address> servers_;         // live servers of the shard, in shard order
   std::vector<ServerLogin> logins_;            // how to reach each of them
-  std::vector<redisAsyncContext*> contexts_;
+  std::vector<SideLink*> links_;
   std::vector<std::string> cursors_;
   std::unordered_set<std::string> seen_;
   std::vector<std::string> keys_;

@@ -1,6 +1,5 @@
 #include "proxy/backend/resync.h"
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
@@ -9,7 +8,7 @@
 #include <string_view>
 
 #include "proxy/backend/backend_server.h"
-#include "proxy/net/hiredis_uv.h"
+#include "proxy/net/side_link.h"
 #include "proxy/net/address.h"
 #include "proxy/backend/servers.h"
 
@@ -44,8 +43,13 @@ ResyncJob::ResyncJob(BackendServer& stale, BackendServer& peer)
     : servers_(&stale.servers()), stale_(&stale), peer_(&peer),
       shard_(stale.servers().topology()->shards[stale.shard_index()]), stale_key_(stale.address_key()) {}
 
-redisAsyncContext* ResyncJob::connect(BackendServer& server) {
-  return connect_async(server.login(), stale_->worker().loop(), this, on_connect, on_disconnect);
+SideLink* ResyncJob::connect(BackendServer& server) {
+  return SideLink::open(server.login(), stale_->worker(), this, on_connect, on_disconnect);
+}
+
+void ResyncJob::configure(const char* name, std::string_view value) {
+  stale_link_->command(on_reply, this, "CONFIG SET %s %b", name, value.data(), value.size());
+  configs_.emplace_back(name);
 }
 
 void ResyncJob::start() {
@@ -54,36 +58,35 @@ void ResyncJob::start() {
   timer_.data = this;
   started_ms_ = servers.worker().now_ms();
   spdlog::info("resync of {} (shard {}) from {} starting", stale_->name(), stale_->shard_name(), peer_->name());
-  stale_ctx_ = connect(*stale_);
-  peer_ctx_ = connect(*peer_);
-  if (stale_ctx_ == nullptr || peer_ctx_ == nullptr) return finish(false, "cannot connect");
+  stale_link_ = connect(*stale_);
+  peer_link_ = connect(*peer_);
+  if (stale_link_ == nullptr || peer_link_ == nullptr) return finish(false, "cannot connect");
   waiting_ = true;
   // Pipelined: the kills run before REPLICAOF, so nothing an abandoned connection still
   // holds can run on the copy.
   fences_ = servers.fences().pending(stale_->address_key());
   for (const std::string& local : fences_) {
-    redisAsyncCommand(stale_ctx_, on_reply, this, "CLIENT KILL ADDR %b SKIPME yes", local.data(), local.size());
+    stale_link_->command(on_reply, this, "CLIENT KILL ADDR %b SKIPME yes", local.data(), local.size());
   }
   // A peer that wants a password gets the one the proxy uses: Redis's masteruser/masterauth.
   const conf::BackendAuth& auth = peer_->auth();
   if (!auth.password.empty()) {
-    if (!auth.username.empty()) {
-      redisAsyncCommand(stale_ctx_, on_reply, this, "CONFIG SET masteruser %b", auth.username.data(), auth.username.size());
-      ++configs_;
-    }
-    redisAsyncCommand(stale_ctx_, on_reply, this, "CONFIG SET masterauth %b", auth.password.data(), auth.password.size());
-    ++configs_;
+    if (!auth.username.empty()) configure("masteruser", auth.username);
+    configure("masterauth", auth.password);
   }
-  if (fences_.empty()) step_ = configs_ > 0 ? Step::configuring : Step::replicaof;
+  // A peer the proxy reaches over TLS is reached over TLS by its replica too (its own
+  // tls-cert-file and CA: the server's config, not the proxy's).
+  if (peer_->tls() != nullptr) configure("tls-replication", "yes");
+  if (fences_.empty()) step_ = !configs_.empty() ? Step::configuring : Step::replicaof;
   // After CONFIG SET's replies, not with them: a REPLICAOF sent on must never run for a job
   // that ends there (a refusal is only a warning, but another failure ends the job).
-  if (configs_ == 0) send_replicaof();
+  if (configs_.empty()) send_replicaof();
   poll_later(1000);  // the deadline checks run on the timer
 }
 
 void ResyncJob::send_replicaof() {
   const conf::Address& peer = peer_->endpoint();
-  redisAsyncCommand(stale_ctx_, on_reply, this, "REPLICAOF %s %d", peer.host.c_str(), static_cast<int>(peer.port));
+  stale_link_->command(on_reply, this, "REPLICAOF %s %d", peer.host.c_str(), static_cast<int>(peer.port));
 }
 
 void ResyncJob::cancel() {
@@ -95,51 +98,59 @@ void ResyncJob::poll_later(uint64_t ms) { uv_timer_start(&timer_, on_timer, ms, 
 
 void ResyncJob::on_timer(uv_timer_t* timer) { static_cast<ResyncJob*>(timer->data)->tick(); }
 
-void ResyncJob::on_connect(const redisAsyncContext* ctx, int status) {
-  auto* self = static_cast<ResyncJob*>(ctx->data);
-  if (status == REDIS_OK) {
-    if (ctx == self->stale_ctx_) self->stale_local_ = local_address(ctx->c.fd);
+void ResyncJob::on_connect(SideLink* link, bool ok) {
+  auto* self = static_cast<ResyncJob*>(link->data());
+  if (ok) {
+    if (link == self->stale_link_) self->stale_local_ = link->local_address();
     return;
   }
-  if (ctx == self->stale_ctx_) self->stale_ctx_ = nullptr;  // hiredis frees it
-  if (ctx == self->peer_ctx_) self->peer_ctx_ = nullptr;
-  self->finish(false, std::string("cannot connect: ") + ctx->errstr);
+  if (link == self->stale_link_) self->stale_link_ = nullptr;  // gone after this callback
+  if (link == self->peer_link_) self->peer_link_ = nullptr;
+  self->finish(false, "cannot connect: " + link->error_or("refused"));
 }
 
-void ResyncJob::on_disconnect(const redisAsyncContext* ctx, int) {
-  auto* self = static_cast<ResyncJob*>(ctx->data);
-  if (ctx == self->stale_ctx_) self->stale_ctx_ = nullptr;
-  if (ctx == self->peer_ctx_) self->peer_ctx_ = nullptr;
-  self->finish(false, side_error(ctx, "connection lost"));
+void ResyncJob::on_disconnect(SideLink* link) {
+  auto* self = static_cast<ResyncJob*>(link->data());
+  if (link == self->stale_link_) self->stale_link_ = nullptr;
+  if (link == self->peer_link_) self->peer_link_ = nullptr;
+  self->finish(false, link->error_or("connection lost"));
 }
 
-void ResyncJob::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
+void ResyncJob::on_reply(SideLink* link, redisReply* reply, void* privdata) {
   auto* self = static_cast<ResyncJob*>(privdata);
   if (self->finished_) return;
-  if (reply == nullptr) return self->finish(false, side_error(ctx, "connection lost"));
-  self->handle(ctx, reply);
+  if (reply == nullptr) return self->finish(false, link->error_or("connection lost"));
+  self->handle(link, reply);
 }
 
 // The replies drive the steps; the timer drives polling and deadlines.
-void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
-  auto* reply = static_cast<redisReply*>(raw);
+void ResyncJob::handle(SideLink* link, redisReply* reply) {
   if (step_ == Step::fencing) {  // one reply per kill, then REPLICAOF's
     const std::string& local = fences_[fences_answered_];
     const std::string_view text = reply->type == REDIS_REPLY_ERROR ? std::string_view(reply->str, reply->len) : "";
     stale_->on_fence_reply(local, reply->type == REDIS_REPLY_ERROR ? "-" + std::string(text) : ":1");
-    if (++fences_answered_ == fences_.size()) step_ = configs_ > 0 ? Step::configuring : Step::replicaof;
+    if (++fences_answered_ == fences_.size()) step_ = !configs_.empty() ? Step::configuring : Step::replicaof;
     return;
   }
   if (step_ == Step::configuring) {  // one reply per CONFIG SET, then REPLICAOF goes
-    // Refused (a user without CONFIG rights, a managed server): it may have masterauth in its
-    // own config already; if not, ROLE shows it cannot reach its peer and the job ends then.
-    if (reply->type == REDIS_REPLY_ERROR && !config_refused_) {
+    // Refused (a user without CONFIG rights, a managed server): it may have masterauth and
+    // tls-replication in its own config already; if not, ROLE shows it cannot reach its peer
+    // and the job ends then, saying which setting it could not make.
+    const std::string name = std::move(configs_.front());
+    configs_.pop_front();
+    const std::string_view error = reply->type == REDIS_REPLY_ERROR ? std::string_view(reply->str, reply->len) : "";
+    if (!error.empty() && name == "tls-replication") {
+      tls_refused_ = std::string(error);
+      spdlog::warn("resync of {} (shard {}): its peer is reached over TLS, and CONFIG SET tls-replication yes was "
+                   "refused ({}); going on with its own tls-replication",
+                   stale_->name(), stale_->shard_name(), error);
+    } else if (!error.empty() && !config_refused_) {
       config_refused_ = true;
       spdlog::warn("resync of {} (shard {}): it cannot be given the password for its peer (CONFIG SET: {}); going on "
                    "with its own masterauth",
-                   stale_->name(), stale_->shard_name(), std::string_view(reply->str, reply->len));
+                   stale_->name(), stale_->shard_name(), error);
     }
-    if (--configs_ == 0) {
+    if (configs_.empty()) {
       step_ = Step::replicaof;
       send_replicaof();
     }
@@ -165,7 +176,11 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
       if (state == "connect" || state == "connecting") {
         const uint64_t now = stale_->worker().now_ms();
         if (link_down_since_ms_ == 0) link_down_since_ms_ = now;
-        if (now - link_down_since_ms_ > kUnreachableMs) return finish(false, "it cannot reach its peer");
+        if (now - link_down_since_ms_ > kUnreachableMs) {
+          return finish(false, tls_refused_.empty() ? "it cannot reach its peer"
+                                                    : "it cannot reach its peer, which wants TLS, and it could not be "
+                                                      "given tls-replication yes (CONFIG SET: " + tls_refused_ + ")");
+        }
       } else {
         link_down_since_ms_ = 0;
       }
@@ -185,7 +200,7 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
       return poll_later(50);
     }
     case Step::catching_up:
-      if (ctx == peer_ctx_) {
+      if (link == peer_link_) {
         // 0 is a real offset: a backlog created for this replica on an idle peer.
         peer_offset_ = to_u64(info_field(text, "master_repl_offset"));
         peer_offset_known_ = true;
@@ -194,7 +209,7 @@ void ResyncJob::handle(redisAsyncContext* ctx, void* raw) {
       if (peer_offset_known_ && to_u64(info_field(text, "slave_repl_offset")) >= peer_offset_) {
         step_ = Step::promoting;
         waiting_ = true;
-        redisAsyncCommand(stale_ctx_, on_reply, this, "REPLICAOF NO ONE");
+        stale_link_->command(on_reply, this, "REPLICAOF NO ONE");
         return;
       }
       return poll_later(1);
@@ -223,17 +238,17 @@ void ResyncJob::tick() {
   switch (step_) {
     case Step::syncing:
       waiting_ = true;
-      redisAsyncCommand(stale_ctx_, on_reply, this, "ROLE");
+      stale_link_->command(on_reply, this, "ROLE");
       return;
     case Step::draining:
       if (shard_->inflight_writes > 0 || servers.late_copies_pending(stale_->shard_name())) return poll_later(1);
       step_ = Step::catching_up;
       waiting_ = true;
-      redisAsyncCommand(peer_ctx_, on_reply, this, "INFO replication");
+      peer_link_->command(on_reply, this, "INFO replication");
       return;
     case Step::catching_up:
       waiting_ = true;
-      redisAsyncCommand(stale_ctx_, on_reply, this, "INFO replication");
+      stale_link_->command(on_reply, this, "INFO replication");
       return;
     default:
       return poll_later(50);
@@ -251,11 +266,8 @@ void ResyncJob::finish(bool ok, const std::string& why) {
   // The server is live before the held writes go out, so they reach it too.
   if (stale_ != nullptr) stale_->on_resync_result(ok, why);
   if (holding_) servers_->hold_writes(*shard_, false);
-  for (redisAsyncContext** ctx : {&stale_ctx_, &peer_ctx_}) {
-    if (*ctx == nullptr) continue;
-    redisAsyncContext* c = *ctx;
-    *ctx = nullptr;
-    redisAsyncFree(c);  // now, or right after the hiredis callback we are in
+  for (SideLink** link : {&stale_link_, &peer_link_}) {
+    if (*link != nullptr) std::exchange(*link, nullptr)->close();  // now, or right after the link's callback we are in
   }
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_timer_closed);

@@ -27,17 +27,20 @@
 
 #include <cstdint>
 #include <memory>
+#include <deque>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proxy/requests/topology.h"
 
-struct redisAsyncContext;
+struct redisReply;
 
 namespace ringproxy::proxy {
 
 class BackendServer;
 class Servers;
+class SideLink;
 
 class ResyncJob {
  public:
@@ -50,14 +53,15 @@ class ResyncJob {
   enum class Step : uint8_t { fencing, configuring, replicaof, syncing, draining, catching_up, promoting, done };
 
   ~ResyncJob() = default;  // only from on_timer_closed
-  static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
-  static void on_connect(const redisAsyncContext* ctx, int status);
-  static void on_disconnect(const redisAsyncContext* ctx, int status);
+  static void on_reply(SideLink* link, redisReply* reply, void* privdata);
+  static void on_connect(SideLink* link, bool ok);
+  static void on_disconnect(SideLink* link);
   static void on_timer(uv_timer_t* timer);
   static void on_timer_closed(uv_handle_t* handle);
 
-  redisAsyncContext* connect(BackendServer& server);
-  void handle(redisAsyncContext* ctx, void* reply);
+  SideLink* connect(BackendServer& server);
+  void handle(SideLink* link, redisReply* reply);
+  void configure(const char* name, std::string_view value);
   void tick();
   void finish(bool ok, const std::string& why);
   void poll_later(uint64_t ms);
@@ -70,12 +74,13 @@ class ResyncJob {
   Step step_ = Step::fencing;
   std::vector<std::string> fences_;   // the kills sent before REPLICAOF, in order
   size_t fences_answered_ = 0;
-  size_t configs_ = 0;                // CONFIG SET masteruser/masterauth replies still to come
+  std::deque<std::string> configs_;   // the CONFIG SETs whose replies are still to come, in order
   bool config_refused_ = false;
+  std::string tls_refused_;           // why CONFIG SET tls-replication yes was refused
   std::string stale_key_;             // the stale server's address (the fence book's key)
   std::string stale_local_;           // our connection to the stale server, as redis names it
-  redisAsyncContext* stale_ctx_ = nullptr;
-  redisAsyncContext* peer_ctx_ = nullptr;
+  SideLink* stale_link_ = nullptr;
+  SideLink* peer_link_ = nullptr;
   uv_timer_t timer_{};
   uint64_t started_ms_ = 0;
   uint64_t hold_started_ms_ = 0;

@@ -51,11 +51,11 @@ void Servers::on_resolved(const std::string& name, const Resolver::Answer& answe
   }
 }
 
-ServerLogin Servers::login_of(const conf::Address& address, const conf::BackendAuth& auth) {
+ServerLogin Servers::login_of(const conf::Address& address, const conf::BackendAuth& auth, const std::string& shard) {
   for (const auto& server : servers_) {
     if (server->address() == address) return server->login();
   }
-  ServerLogin login{address, auth};
+  ServerLogin login{address, auth, tls_.of(shard), address.host};
   if (address.is_name()) {
     const Resolver::Answer* answer = resolver_.last(address.host);
     if (answer == nullptr || answer->ips.empty()) {
@@ -93,9 +93,10 @@ void Servers::bind(std::shared_ptr<const routing::RoutingTable> table) {
     if (it != previous.end()) {
       servers_.push_back(std::move(it->second));
       previous.erase(it);
-      servers_.back()->rebind(i, entry.shard, shard.replication, shard.auth);
+      servers_.back()->rebind(i, entry.shard, shard.replication, shard.auth, tls_.of(shard.name));
     } else {
-      servers_.push_back(std::make_unique<BackendServer>(*this, i, entry, shard.name, shard.replication, shard.auth));
+      servers_.push_back(
+          std::make_unique<BackendServer>(*this, i, entry, shard.name, shard.replication, shard.auth, tls_.of(shard.name)));
       added.push_back(servers_.back().get());
     }
   }

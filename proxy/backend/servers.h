@@ -99,9 +99,13 @@ class Servers final : private Resolver::Listener {
   // Servers' host names: looked up before each connection and every dns_refresh_ms; side
   // connections use the last answer (login_of).
   Resolver& resolver() { return resolver_; }
-  // How a side connection reaches the server at `address` of a shard with `auth`: the current
-  // server's endpoint, or (a server no longer in the table) the address's last lookup.
-  ServerLogin login_of(const conf::Address& address, const conf::BackendAuth& auth);
+  // How a side connection reaches the server at `address` of the shard `shard` with `auth`: the
+  // current server's endpoint, or (a server no longer in the table) the address's last lookup.
+  ServerLogin login_of(const conf::Address& address, const conf::BackendAuth& auth, const std::string& shard);
+
+  // TLS to the servers, for the next bind() (start-up and each reload): servers kept take the
+  // new contexts for the connections they open from then on.
+  void set_tls(ServerTlsContexts tls) { tls_ = std::move(tls); }
 
   Worker& worker() const { return worker_; }
   ServerEvents& events() const { return events_; }
@@ -123,6 +127,7 @@ class Servers final : private Resolver::Listener {
   FenceBook fences_;
   Resolver resolver_;
   uint64_t next_name_refresh_ms_ = 0;
+  ServerTlsContexts tls_;
 };
 
 }  // namespace ringproxy::proxy

@@ -33,7 +33,7 @@ ClientSession::ClientSession(Clients& clients, uint64_t id, std::shared_ptr<cons
   handle_.data = this;
   checked_ = !worker_.config().proxy.users.empty();  // until it authenticates
   if (checked_) parser_.set_limits(kUnauthenticatedLimits);
-  if (tls != nullptr) tls_ = std::make_unique<TlsStream>(std::move(tls), /*accepting=*/true);
+  if (tls != nullptr) tls_ = std::make_unique<TlsStream>(std::move(tls));
   accepted_ms_ = worker_.now_ms();
 }
 

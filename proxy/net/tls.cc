@@ -5,6 +5,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <ctime>
 
@@ -80,19 +82,119 @@ std::shared_ptr<TlsContext> TlsContext::for_listener(const conf::TlsListenConfig
   return context;
 }
 
+std::shared_ptr<TlsContext> TlsContext::for_servers(const conf::ServerTlsConfig& config, std::string* error) {
+  ERR_clear_error();
+  std::shared_ptr<TlsContext> context(new TlsContext);
+  SSL_CTX* ctx = context->ctx_ = SSL_CTX_new(TLS_client_method());
+  auto failed = [&](const std::string& what) {
+    *error = what + ": " + openssl_errors("refused");
+    return nullptr;
+  };
+  if (ctx == nullptr) return failed("cannot create a TLS context");
+  SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });  // (never a prompt)
+  SSL_CTX_set_min_proto_version(ctx, config.min_version == conf::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  if (!config.cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, config.cert_file.c_str()) != 1) {
+      return failed("cannot use cert_file '" + config.cert_file + "'");
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, config.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+      if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+        return failed("key_file '" + config.key_file + "' does not match cert_file '" + config.cert_file + "'");
+      }
+      return failed("cannot use key_file '" + config.key_file + "'");
+    }
+    context->expiry_ = not_after(SSL_CTX_get0_certificate(ctx));
+  }
+  if (!config.ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, config.ca_file.c_str(), nullptr) != 1) {
+      return failed("cannot use ca_file '" + config.ca_file + "'");
+    }
+  } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+    return failed("cannot load the system's CA certificates");
+  }
+  SSL_CTX_set_verify(ctx, config.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  context->server_name_ = config.server_name;
+  context->verify_ = config.verify;
+  return context;
+}
+
+bool ServerTlsContexts::build(const conf::PoolConfig& pool, ServerTlsContexts* out, std::string* error) {
+  std::vector<std::pair<conf::ServerTlsConfig, std::shared_ptr<const TlsContext>>> made;  // (few: a linear search)
+  auto context_of = [&](const std::optional<conf::ServerTlsConfig>& config, const std::string& table,
+                        std::shared_ptr<const TlsContext>* context) {
+    if (!config || !config->enabled) return true;
+    for (const auto& [seen, existing] : made) {
+      if (seen == *config) return (*context = existing), true;
+    }
+    std::shared_ptr<TlsContext> built = TlsContext::for_servers(*config, error);
+    if (built == nullptr) return (*error = table + ": " + *error), false;
+    if (!config->cert_file.empty()) {
+      out->expiries.emplace_back(config->cert_file, static_cast<double>(built->certificate_expiry()));
+    }
+    made.emplace_back(*config, built);
+    *context = built;
+    return true;
+  };
+  *out = ServerTlsContexts{};
+  if (!context_of(pool.tls, "[pool.tls]", &out->by_shard[""])) return false;
+  for (const conf::ShardConfig& shard : pool.shards) {
+    if (!context_of(shard.tls, "shard '" + shard.name + "' tls", &out->by_shard[shard.name])) return false;
+  }
+  return true;
+}
+
+const std::shared_ptr<const TlsContext>& ServerTlsContexts::of(const std::string& shard) const {
+  auto it = by_shard.find(shard);
+  if (it == by_shard.end()) it = by_shard.find("");
+  static const std::shared_ptr<const TlsContext> kPlain;
+  return it == by_shard.end() ? kPlain : it->second;
+}
+
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
-TlsStream::TlsStream(std::shared_ptr<const TlsContext> context, bool accepting) : context_(std::move(context)) {
+TlsStream::TlsStream(std::shared_ptr<const TlsContext> context) : context_(std::move(context)) {
   ssl_ = SSL_new(context_->ctx());
   in_ = BIO_new(BIO_s_mem());
   out_ = BIO_new(BIO_s_mem());
   BIO_set_mem_eof_return(in_, -1);  // an empty input is "more to come", not end of file
   SSL_set_bio(ssl_, in_, out_);
-  if (accepting) {
-    SSL_set_accept_state(ssl_);
+  SSL_set_accept_state(ssl_);
+}
+
+TlsStream::TlsStream(std::shared_ptr<const TlsContext> context, const std::string& host)
+    : TlsStream(std::move(context)) {
+  SSL_set_connect_state(ssl_);
+  const std::string& name = context_->server_name().empty() ? host : context_->server_name();
+  in6_addr ip;
+  const bool numeric = inet_pton(AF_INET, name.c_str(), &ip) == 1 || inet_pton(AF_INET6, name.c_str(), &ip) == 1;
+  if (!numeric) SSL_set_tlsext_host_name(ssl_, name.c_str());  // (SNI never carries an IP: RFC 6066)
+  if (!context_->verify()) return;
+  if (numeric) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str());
   } else {
-    SSL_set_connect_state(ssl_);
+    SSL_set1_host(ssl_, name.c_str());
   }
+}
+
+int TlsStream::handshake() {
+  ERR_clear_error();
+  const int rc = SSL_do_handshake(ssl_);
+  if (rc == 1) return 1;
+  const int code = SSL_get_error(ssl_, rc);
+  if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) return 0;
+  error_ = failure(code == SSL_ERROR_ZERO_RETURN ? "closed by the peer (close_notify)" : "TLS failure");
+  return -1;
+}
+
+// What went wrong, in OpenSSL's words, with the certificate check's own reason when it failed.
+std::string TlsStream::failure(std::string_view otherwise) {
+  std::string why = openssl_errors(otherwise);
+  const long verified = SSL_get_verify_result(ssl_);
+  if (verified != X509_V_OK) why += " (certificate: " + std::string(X509_verify_cert_error_string(verified)) + ")";
+  return why;
 }
 
 TlsStream::~TlsStream() { SSL_free(ssl_); }  // frees the BIOs too
@@ -111,10 +213,7 @@ long TlsStream::read(char* out, size_t size) {
       error_ = "closed by the peer (close_notify)";
       return -1;
     default:
-      error_ = openssl_errors("TLS failure");
-      if (SSL_get_verify_result(ssl_) != X509_V_OK) {
-        error_ += " (certificate: " + std::string(X509_verify_cert_error_string(SSL_get_verify_result(ssl_))) + ")";
-      }
+      error_ = failure("TLS failure");
       return -1;
   }
 }

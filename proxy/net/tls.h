@@ -12,8 +12,12 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "conf/config.h"
 
@@ -27,29 +31,56 @@ class TlsContext {
  public:
   // A listener's context; nullptr with why in `error` (never a key's contents).
   static std::shared_ptr<TlsContext> for_listener(const conf::TlsListenConfig& config, std::string* error);
+  // The context of connections to servers ([pool.tls] or a shard's own); likewise.
+  static std::shared_ptr<TlsContext> for_servers(const conf::ServerTlsConfig& config, std::string* error);
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
   SSL_CTX* ctx() const { return ctx_; }
-  // When its certificate stops being valid (notAfter), in Unix seconds.
+  // When its certificate stops being valid (notAfter), in Unix seconds (0: it has none).
   int64_t certificate_expiry() const { return expiry_; }
+  // Servers: the name every server's certificate is checked against ("": each its own host),
+  // and whether it is checked at all.
+  const std::string& server_name() const { return server_name_; }
+  bool verify() const { return verify_; }
 
  private:
   TlsContext() = default;
   SSL_CTX* ctx_ = nullptr;
   int64_t expiry_ = 0;
+  std::string server_name_;
+  bool verify_ = false;
+};
+
+// The contexts of connections to servers, by shard name (nullptr: plain), built from
+// [pool.tls] and the shards' own tables (shards with equal tables share one). "" is the
+// pool's own (for a shard a reload removed).
+struct ServerTlsContexts {
+  std::map<std::string, std::shared_ptr<const TlsContext>> by_shard;
+  // Each client certificate file presented to servers, and when it expires (Unix seconds).
+  std::vector<std::pair<std::string, double>> expiries;
+  // False, with why in `error` (naming the table and the file), when a file is unusable.
+  static bool build(const conf::PoolConfig& pool, ServerTlsContexts* out, std::string* error);
+  const std::shared_ptr<const TlsContext>& of(const std::string& shard) const;
 };
 
 class TlsStream {
  public:
-  TlsStream(std::shared_ptr<const TlsContext> context, bool accepting);
+  // A client's session, accepted by a listener.
+  explicit TlsStream(std::shared_ptr<const TlsContext> context);
+  // A session to a server at `host` (its configured host name or IP): the name sent (SNI) and
+  // checked is the context's server_name, else `host`; an IP is checked against IP SANs.
+  TlsStream(std::shared_ptr<const TlsContext> context, const std::string& host);
   ~TlsStream();
   TlsStream(const TlsStream&) = delete;
   TlsStream& operator=(const TlsStream&) = delete;
 
   // Ciphertext from the socket.
   void feed(const char* data, size_t size);
+  // Drives the handshake on (a connecting session starts it): 1 done, 0 it needs the peer's
+  // next flight (send take_output's first), -1 failed (why: error()).
+  int handshake();
   // Plaintext, up to `size` bytes: > 0 bytes read; 0: nothing until more ciphertext comes;
   // -1: the session failed or the peer closed it (why: error()).
   long read(char* out, size_t size);
@@ -65,6 +96,8 @@ class TlsStream {
   std::string peer_subject() const;  // the client certificate's subject, "" without one
 
  private:
+  std::string failure(std::string_view otherwise);
+
   std::shared_ptr<const TlsContext> context_;
   SSL* ssl_ = nullptr;
   BIO* in_ = nullptr;   // ciphertext from the socket (owned by ssl_)

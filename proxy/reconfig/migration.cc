@@ -1,6 +1,5 @@
 #include "proxy/reconfig/migration.h"
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
@@ -10,7 +9,6 @@
 #include <optional>
 
 #include "proxy/backend/backend_server.h"
-#include "proxy/net/hiredis_uv.h"
 #include "proxy/net/address.h"
 #include "proxy/clients/client_session.h"
 #include "proxy/datapath/data_path.h"
@@ -36,10 +34,10 @@ std::string reply_text(const redisReply* reply) {
 }
 
 // A null reply: the connection ended; a refused AUTH says so.
-const redisReply* with_reason(const redisAsyncContext* ctx, const redisReply* reply, redisReply& stand_in,
+const redisReply* with_reason(const SideLink* link, const redisReply* reply, redisReply& stand_in,
                               std::string& text) {
   if (reply != nullptr) return reply;
-  text = side_error(ctx, "connection lost");
+  text = link->error_or("connection lost");
   stand_in = redisReply{};
   stand_in.type = REDIS_REPLY_ERROR;
   stand_in.str = text.data();
@@ -59,9 +57,9 @@ struct Migration::Op {
 };
 
 struct Migration::Link {
-  redisAsyncContext* ctx = nullptr;
+  SideLink* link = nullptr;
   uint64_t created_ms = 0;
-  bool connected = false;  // hiredis 0.14's libuv adapter never reports a refused connect
+  bool connected = false;
 };
 
 struct Migration::KeyMove {
@@ -98,7 +96,7 @@ void Migration::stop() {
   auto links = std::move(links_);
   links_.clear();
   for (auto& [name, link] : links) {
-    if (link->ctx != nullptr) redisAsyncFree(link->ctx);  // pending callbacks see closing_
+    if (link->link != nullptr) link->link->close();  // pending callbacks see closing_
   }
 }
 
@@ -253,7 +251,7 @@ void Migration::begin(KeyMove& move) {
   if (move.outstanding == 0) finish(move, false, move.error);
 }
 
-void Migration::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
+void Migration::on_reply(SideLink* link, redisReply* reply, void* privdata) {
   std::unique_ptr<Op> op(static_cast<Op*>(privdata));
   Migration* self = op->self;
   if (self->closing_) return;
@@ -266,7 +264,7 @@ void Migration::on_reply(redisAsyncContext* ctx, void* reply, void* privdata) {
   redisReply stand_in;
   std::string text;
   self->handle(*it->second, *op,
-               const_cast<redisReply*>(with_reason(ctx, static_cast<const redisReply*>(reply), stand_in, text)));
+               const_cast<redisReply*>(with_reason(link, reply, stand_in, text)));
 }
 
 void Migration::handle(KeyMove& move, const Op& op, void* raw) {
@@ -465,33 +463,35 @@ void Migration::release_ready(uint64_t client) {
   }
 }
 
-// ------------------------------------------------------------- connections (hiredis) --
+// ---------------------------------------------------------- connections (SideLink) --
 
 // The credentials of the shard that has (or had) `server`, and where it is now.
 ServerLogin Migration::login(const conf::Address& server) {
   conf::BackendAuth auth;
+  std::string shard;
   bool found = false;
   auto look_in = [&](const routing::RoutingTable& table) {
     for (const routing::ServerEntry& entry : table.servers()) {
       if (!found && entry.address == server) {
         auth = table.shards()[entry.shard].auth;
+        shard = table.shards()[entry.shard].name;
         found = true;
       }
     }
   };
   look_in(*servers_.table());
   for (const auto& table : earlier_) look_in(*table);
-  return servers_.login_of(server, auth);
+  return servers_.login_of(server, auth, shard);
 }
 
 Migration::Link* Migration::link(const conf::Address& server) {
   const std::string name = server.to_string();
   if (auto it = links_.find(name); it != links_.end()) return it->second.get();
-  redisAsyncContext* ctx = connect_async(login(server), servers_.worker().loop(), this, on_connect, on_disconnect);
-  if (ctx == nullptr) return nullptr;
+  SideLink* side = SideLink::open(login(server), servers_.worker(), this, on_connect, on_disconnect);
+  if (side == nullptr) return nullptr;
   auto& slot = links_[name];
   slot = std::make_unique<Link>();
-  slot->ctx = ctx;
+  slot->link = side;
   slot->created_ms = servers_.worker().now_ms();
   return slot.get();
 }
@@ -503,8 +503,8 @@ void Migration::drop_link(const std::string& name) {
   std::unique_ptr<Link> link = std::move(it->second);
   links_.erase(it);
   // A RESTORE or DEL it sent may still run on a stopped server, after newer writes.
-  if (link->connected) servers_.fence(name, local_address(link->ctx->c.fd));
-  redisAsyncFree(link->ctx);  // its pending commands get a null reply: their moves fail now
+  if (link->connected) servers_.fence(name, link->link->local_address());
+  link->link->close();  // its pending commands get a null reply: their moves fail now
 }
 
 // The first server of the shard that the proxy knows to be live (the primary when it is),
@@ -525,9 +525,9 @@ bool Migration::command(const conf::Address& server, Op op, const char* format, 
   auto* pending = new Op(std::move(op));
   va_list ap;
   va_start(ap, format);
-  int rc = redisvAsyncCommand(l->ctx, on_reply, pending, format, ap);
+  const bool sent = l->link->vcommand(on_reply, pending, format, ap);
   va_end(ap);
-  if (rc != REDIS_OK) {
+  if (!sent) {
     delete pending;
     return false;
   }
@@ -541,10 +541,10 @@ bool Migration::command(const conf::Address& server, Op op, const char* format, 
   return true;
 }
 
-// hiredis frees a context after these callbacks; its pending commands get a null reply.
-void Migration::forget(const redisAsyncContext* ctx, bool refused) {
+// A link is gone after these callbacks; its pending commands get a null reply.
+void Migration::forget(const SideLink* side, bool refused) {
   for (auto it = links_.begin(); it != links_.end(); ++it) {
-    if (it->second->ctx == ctx) {
+    if (it->second->link == side) {
       if (refused) unreachable_until_[it->first] = servers_.worker().now_ms() + retry_interval_ms_;
       links_.erase(it);
       return;
@@ -552,17 +552,17 @@ void Migration::forget(const redisAsyncContext* ctx, bool refused) {
   }
 }
 
-void Migration::on_connect(const redisAsyncContext* ctx, int status) {
-  auto* self = static_cast<Migration*>(ctx->data);
-  if (status != REDIS_OK) return self->forget(ctx, true);
+void Migration::on_connect(SideLink* side, bool ok) {
+  auto* self = static_cast<Migration*>(side->data());
+  if (!ok) return self->forget(side, true);
   for (auto& [name, link] : self->links_) {
-    if (link->ctx == ctx) link->connected = true;
+    if (link->link == side) link->connected = true;
   }
 }
 
-void Migration::on_disconnect(const redisAsyncContext* ctx, int) {
-  auto* self = static_cast<Migration*>(ctx->data);
-  if (!self->closing_) self->forget(ctx, ctx->err != 0);  // (a refused AUTH: not again at once)
+void Migration::on_disconnect(SideLink* side) {
+  auto* self = static_cast<Migration*>(side->data());
+  if (!self->closing_) self->forget(side, side->failed());  // (a refused AUTH: not again at once)
 }
 
 // ------------------------------------------------------------ the background pass --
@@ -583,7 +583,7 @@ void Migration::sweep(uint64_t now) {
       if (moving_.count(move->key) != 0 && moving_[move->key].get() == move) begin(*move);
     }
   }
-  // hiredis has no timeouts: a connection that does not come up is dropped (its commands
+  // Links have no timeouts: a connection that does not come up is dropped (its commands
   // fail), a SCAN or a move whose server stopped answering fails here.
   std::vector<std::string> unconnected;
   for (auto& [name, link] : links_) {

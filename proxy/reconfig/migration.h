@@ -30,12 +30,12 @@
 
 #include "conf/config.h"
 #include "proxy/datapath/data_path.h"
-#include "proxy/net/hiredis_uv.h"
+#include "proxy/net/side_link.h"
 #include "proxy/requests/topology.h"
 #include "routing/resharding.h"
 #include "routing/routing_table.h"
 
-struct redisAsyncContext;
+struct redisReply;
 
 namespace ringproxy::proxy {
 
@@ -94,9 +94,9 @@ class Migration final : public KeyMoves {
     uint64_t sent_ms = 0;
   };
 
-  static void on_reply(redisAsyncContext* ctx, void* reply, void* privdata);
-  static void on_connect(const redisAsyncContext* ctx, int status);
-  static void on_disconnect(const redisAsyncContext* ctx, int status);
+  static void on_reply(SideLink* link, redisReply* reply, void* privdata);
+  static void on_connect(SideLink* link, bool ok);
+  static void on_disconnect(SideLink* link);
 
   bool ready() const;
   KeyMove& start_move(const std::string& key, bool from_scan);
@@ -114,7 +114,7 @@ class Migration final : public KeyMoves {
   std::unordered_map<std::string, uint64_t> unreachable_until_;
   const conf::Address& readable_server(const Source& source) const;
   // `refused`: the connect failed, so the server is not asked again for retry_interval.
-  void forget(const redisAsyncContext* ctx, bool refused);
+  void forget(const SideLink* link, bool refused);
   void scan_more();
   void scan_step();
   void start_pass();

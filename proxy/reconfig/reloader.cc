@@ -139,6 +139,8 @@ ReloadReport Reloader::reload(std::string_view trigger) {
     tls_context = TlsContext::for_listener(*next.proxy.tls, &error);
     if (tls_context == nullptr) return reject("[proxy.tls]: " + error);
   }
+  ServerTlsContexts server_tls;
+  if (std::string error; !ServerTlsContexts::build(next.pool, &server_tls, &error)) return reject(error);
   // Protected mode against the listeners that keep running (the file's may differ): a reload
   // must not take the last password (or the client certificates) off a public port.
   const bool open = next.proxy.protected_mode && next.proxy.users.empty();
@@ -161,9 +163,11 @@ ReloadReport Reloader::reload(std::string_view trigger) {
   config_ = std::move(next);
   if (tls_context) {
     clients_.set_tls_context(tls_context);
-    worker_.metrics()->set_certificate_expiry("clients", config_.proxy.tls->cert_file,
-                                              static_cast<double>(tls_context->certificate_expiry()));
+    worker_.metrics()->set_certificate_expiry(
+        "clients", {{config_.proxy.tls->cert_file, static_cast<double>(tls_context->certificate_expiry())}});
   }
+  worker_.metrics()->set_certificate_expiry("servers", server_tls.expiries);
+  servers_.set_tls(std::move(server_tls));  // connections opened from now on use it
   clients_.rebind_users();  // the sessions' users now live in the new config: before any reads them
   servers_.bind(routing::RoutingTable::build(config_.pool));
   const std::shared_ptr<const Topology>& current = servers_.topology();
