@@ -87,35 +87,33 @@ void BackendConnection::on_connect(uv_connect_t* req, int status) {
     return self->fail(std::string("connect: ") + uv_strerror(status), Failure::counted);
   }
   self->local_address_ = local_address(self->handle_);
-  // Logging in reads with a callback of its own: the data path's reads never ask about it.
-  if (!self->server_.auth().password.empty()) return self->log_in();
-  uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_), on_alloc, on_read);
-  self->ready();
+  if (self->server_.tls() != nullptr) return self->start_tls();
+  self->after_connect();
 }
 
-// AUTH, alone: what is queued waits for its reply.
-struct BackendConnection::LoginWrite {
+// Connected (and, on a TLS shard, the handshake done): log in, or serve.
+void BackendConnection::after_connect() {
+  // Logging in reads with a callback of its own: the data path's reads never ask about it.
+  if (!server_.auth().password.empty()) return log_in();
+  if (tls_ == nullptr) uv_read_start(reinterpret_cast<uv_stream_t*>(handle_), on_alloc, on_read);
+  ready();
+}
+
+// Bytes of our own to send (AUTH, TLS handshake records, sealed batches): uv_write keeps
+// them in order with everything written before.
+struct BackendConnection::OwnedWrite {
   uv_write_t req;
-  std::string command;
+  std::string bytes;
 };
 
-void BackendConnection::log_in() {
-  state_ = State::logging_in;
-  uv_read_start(reinterpret_cast<uv_stream_t*>(handle_), on_alloc, on_login_read);
-  const conf::BackendAuth& auth = server_.auth();
-  auto* write = new LoginWrite;
-  const std::string_view with_user[] = {"AUTH", auth.username, auth.password};
-  const std::string_view without[] = {"AUTH", auth.password};
-  if (auth.username.empty()) {
-    resp::append_command(write->command, without);
-  } else {
-    resp::append_command(write->command, with_user);
-  }
+void BackendConnection::write_owned(std::string bytes) {
+  auto* write = new OwnedWrite;
+  write->bytes = std::move(bytes);
   write->req.data = write;
-  uv_buf_t buf = uv_buf_init(write->command.data(), static_cast<unsigned>(write->command.size()));
+  uv_buf_t buf = uv_buf_init(write->bytes.data(), static_cast<unsigned>(write->bytes.size()));
   int rc = uv_write(&write->req, reinterpret_cast<uv_stream_t*>(handle_), &buf, 1, [](uv_write_t* req, int status) {
     auto* self = static_cast<BackendConnection*>(req->handle->data);
-    delete static_cast<LoginWrite*>(req->data);
+    delete static_cast<OwnedWrite*>(req->data);
     if (status < 0 && status != UV_ECANCELED && self != nullptr) {
       self->fail(std::string("write: ") + uv_strerror(status), Failure::counted);
     }
@@ -124,6 +122,112 @@ void BackendConnection::log_in() {
     delete write;
     fail(std::string("write: ") + uv_strerror(rc), Failure::counted);
   }
+}
+
+// AUTH, alone: what is queued waits for its reply.
+void BackendConnection::log_in() {
+  state_ = State::logging_in;
+  if (tls_ == nullptr) uv_read_start(reinterpret_cast<uv_stream_t*>(handle_), on_alloc, on_login_read);
+  const conf::BackendAuth& auth = server_.auth();
+  std::string command;
+  const std::string_view with_user[] = {"AUTH", auth.username, auth.password};
+  const std::string_view without[] = {"AUTH", auth.password};
+  if (auth.username.empty()) {
+    resp::append_command(command, without);
+  } else {
+    resp::append_command(command, with_user);
+  }
+  if (tls_ == nullptr) return write_owned(std::move(command));
+  std::string sealed;
+  const uv_buf_t buf = uv_buf_init(command.data(), static_cast<unsigned>(command.size()));
+  if (!tls_->write(&buf, 1, sealed)) return fail("TLS: " + tls_->error(), Failure::counted);
+  write_owned(std::move(sealed));
+}
+
+// ---------------------------------------------------------------------------- TLS --
+// Cold: a plain connection never comes here.
+
+[[gnu::cold]] void BackendConnection::start_tls() {
+  state_ = State::handshaking;
+  tls_ = std::make_unique<TlsStream>(server_.tls(), server_.address().host);
+  cipher_in_.resize(64 * 1024);
+  uv_read_start(reinterpret_cast<uv_stream_t*>(handle_), on_tls_alloc, on_tls_read);
+  if (tls_->handshake() < 0) return fail("TLS handshake failed: " + tls_->error(), Failure::counted);
+  std::string hello;
+  tls_->take_output(hello);
+  write_owned(std::move(hello));
+}
+
+void BackendConnection::on_tls_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<BackendConnection*>(handle->data);
+  *buf = uv_buf_init(self->cipher_in_.data(), static_cast<unsigned>(self->cipher_in_.size()));
+}
+
+void BackendConnection::on_tls_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<BackendConnection*>(stream->data);
+  if (self == nullptr || nread == 0) return;
+  if (nread < 0) {
+    const char* step = self->state_ == State::handshaking ? "TLS handshake failed: the server closed the connection"
+                       : self->state_ == State::logging_in ? "connection closed by the server during AUTH"
+                                                            : "connection closed by the server";
+    return self->fail(nread == UV_EOF ? step : uv_strerror(static_cast<int>(nread)), Failure::counted);
+  }
+  self->tls_read(buf->base, static_cast<size_t>(nread));
+}
+
+[[gnu::cold]] void BackendConnection::tls_read(const char* data, size_t size) {
+  tls_->feed(data, size);
+  metrics::Metrics& metrics = *server_.worker().metrics();
+  if (state_ == State::handshaking) {
+    const int done = tls_->handshake();
+    std::string out;
+    tls_->take_output(out);
+    if (!out.empty()) write_owned(std::move(out));
+    if (done < 0) {
+      metrics.tls_server_handshakes_failed->Increment();
+      return fail("TLS handshake failed: " + tls_->error(), Failure::counted);
+    }
+    if (done == 0 || state_ != State::handshaking) return;
+    metrics.tls_server_handshakes_ok->Increment();
+    metrics.tls_server_connections->Increment();
+    tls_counted_ = true;
+    after_connect();
+  }
+  last_read_ms_ = server_.worker().now_ms();
+  if (server_.worker().timing()) read_ns_ = server_.worker().loop_ns();
+  // Decrypted into input_ a read's worth at a time, each handed on as a plain read is.
+  while (state_ == State::logging_in || state_ == State::connected) {
+    auto [into, room] = input_.prepare(scanner_.bytes_needed());
+    const long n = tls_->read(into, room);
+    if (n == 0) break;
+    if (n < 0) return fail("TLS: " + tls_->error(), Failure::counted);
+    input_.commit(static_cast<size_t>(n));
+    if (state_ == State::logging_in) {
+      if (finish_login() && input_.unconsumed_size() > 0) return fail("reply without a request", Failure::counted);
+      continue;
+    }
+    handle_replies();
+  }
+  if (tls_ == nullptr) return;  // (failed meanwhile)
+  std::string out;  // what the session says on its own (a key update)
+  tls_->take_output(out);
+  if (!out.empty()) write_owned(std::move(out));
+}
+
+// flush() for a TLS connection: the batch sealed into one buffer, written in order.
+[[gnu::cold]] void BackendConnection::flush_tls() {
+  const size_t first = queue_.size() - unsent_;
+  unsent_ = 0;
+  bufs_.clear();
+  const uint64_t now_ns = server_.worker().timing() ? server_.worker().loop_ns() : 0;
+  for (size_t i = first; i < queue_.size(); ++i) {
+    Fragment* f = queue_[i];
+    f->sent_ns = now_ns;
+    bufs_.push_back(uv_buf_init(const_cast<char*>(f->bytes.data()), static_cast<unsigned>(f->bytes.size())));
+  }
+  std::string sealed;
+  if (!tls_->write(bufs_.data(), bufs_.size(), sealed)) return fail("TLS: " + tls_->error(), Failure::counted);
+  write_owned(std::move(sealed));
 }
 
 // The reply to AUTH: accepted, the connection is ready; refused, the server is down with its
@@ -151,8 +255,10 @@ bool BackendConnection::finish_login() {
   input_.consume(scanner_.reply_bytes());
   scanner_.reset();
   auto* stream = reinterpret_cast<uv_stream_t*>(handle_);
-  uv_read_stop(stream);
-  uv_read_start(stream, on_alloc, on_read);
+  if (tls_ == nullptr) {
+    uv_read_stop(stream);
+    uv_read_start(stream, on_alloc, on_read);
+  }
   ready();
   return true;
 }
@@ -205,6 +311,7 @@ void BackendConnection::send_fence(const std::string& target) {
 void BackendConnection::flush() {
   dirty = false;
   if (state_ != State::connected || unsent_ == 0) return;
+  if (tls_ != nullptr) return flush_tls();
   const size_t first = queue_.size() - unsent_;
   unsent_ = 0;
   bufs_.clear();
@@ -297,9 +404,10 @@ void BackendConnection::handle_replies() {
 
 void BackendConnection::check_timeouts(uint64_t now_ms) {
   const conf::PoolConfig& pool = server_.worker().config().pool;
-  if ((state_ == State::connecting || state_ == State::logging_in) &&
+  if ((state_ == State::connecting || state_ == State::handshaking || state_ == State::logging_in) &&
       now_ms - connect_started_ms_ >= pool.connect_timeout_ms) {
-    const std::string step = state_ == State::logging_in ? "no reply to AUTH"
+    const std::string step = state_ == State::logging_in    ? "no reply to AUTH"
+                             : state_ == State::handshaking ? "TLS handshake timed out"
                              : handle_ == nullptr        ? "'" + server_.address().host + "' not resolved"
                                                          : "connect timed out";
     if (state_ == State::connecting && handle_ != nullptr) server_.try_next_address();
@@ -388,6 +496,9 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
 }
 
 void BackendConnection::close_handle() {
+  if (tls_counted_) server_.worker().metrics()->tls_server_connections->Decrement();
+  tls_counted_ = false;
+  tls_.reset();
   if (handle_ == nullptr) return;
   handle_->data = nullptr;  // late callbacks (connect, write) see the connection is gone
   uv_close(reinterpret_cast<uv_handle_t*>(handle_), on_close);

@@ -3,11 +3,14 @@
 // iteration (the Worker's flush), request timeouts and lag (replicated shards: a timed-out
 // write is settled and its late reply still awaited).
 //
-// TLS seam: bytes leave through flush()'s uv_try_write/uv_write and arrive through
-// on_alloc/on_read on handle_; a TLS session would sit between those calls and the socket.
+// TLS (a shard with [pool.tls]): a TlsStream sits between the socket and the same buffers.
+// Ciphertext is read into a buffer of its own and decrypted into input_, so replies are
+// scanned and handed on exactly as on a plain connection; flush_tls() seals the batch a
+// record at a time. A plain connection never asks about TLS on its reads, and its flush
+// only tests one pointer.
 //
 // A connection opens in steps: the server's host name is looked up (BackendServer::resolve_name,
-// for a named server), the socket connects, AUTH goes alone and its reply is awaited (for a
+// for a named server), the socket connects, the TLS handshake runs (a TLS shard), AUTH goes alone and its reply is awaited (for a
 // server with credentials: nothing else is written before it is accepted, so a refusal
 // leaves nothing half-run), then fences, then the queue.
 //
@@ -18,11 +21,13 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "proxy/net/buffer.h"
+#include "proxy/net/tls.h"
 #include "proxy/net/worker.h"
 #include "proxy/requests/request.h"
 #include "routing/resp/reply_scanner.h"
@@ -62,19 +67,26 @@ class BackendConnection final : public Flushable {
 
  private:
   // connecting: the name is looked up (handle_ null) or the socket connects;
-  // logging_in: AUTH is out, nothing else is written until it is accepted.
-  enum class State : uint8_t { disconnected, connecting, logging_in, connected };
+  // handshaking: TLS; logging_in: AUTH is out, nothing else is written until it is accepted.
+  enum class State : uint8_t { disconnected, connecting, handshaking, logging_in, connected };
   struct WriteBatch;
-  struct LoginWrite;
+  struct OwnedWrite;
 
   static void on_connect(uv_connect_t* req, int status);
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_login_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_tls_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void on_tls_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_write(uv_write_t* req, int status);
   static void on_close(uv_handle_t* handle);
 
   void open_socket();
+  void after_connect();
+  void start_tls();
+  void tls_read(const char* data, size_t size);
+  void flush_tls();
+  void write_owned(std::string bytes);
   void log_in();
   bool finish_login();  // false: its reply is not all in yet, or it failed
   void ready();
@@ -99,6 +111,9 @@ class BackendConnection final : public Flushable {
   uint64_t read_ns_ = 0;             // when the last read came in (metrics on)
   std::string local_address_;        // as redis names this client: what a fence kills
   std::string peer_ip_;              // the address it connected to (a named server's may change)
+  std::unique_ptr<TlsStream> tls_;   // a TLS shard's session (nullptr: plain)
+  std::vector<char> cipher_in_;      // TLS: what each read lands in before it is decrypted
+  bool tls_counted_ = false;         // in ringproxy_tls_connections
 };
 
 }  // namespace ringproxy::proxy
