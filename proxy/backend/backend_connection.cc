@@ -282,6 +282,7 @@ void BackendConnection::on_login_read(uv_stream_t* stream, ssize_t nread, const 
 // enqueue, on the data path, would call it.)
 [[gnu::cold, gnu::noinline]] void BackendConnection::ready() {
   state_ = State::connected;
+  plain_connected_ = tls_ == nullptr;
   const std::vector<std::string>& fences = server_.servers().fences().pending(server_.address_key());
   for (auto it = fences.rbegin(); it != fences.rend(); ++it) push_fence(server_.fence_fragment(*it), true);
   if (unsent_ > 0 && !dirty) server_.worker().flush_to_server(this);
@@ -310,8 +311,10 @@ void BackendConnection::send_fence(const std::string& target) {
 // uv_try_write refuses while earlier writes are queued, so the order is kept.
 void BackendConnection::flush() {
   dirty = false;
-  if (state_ != State::connected || unsent_ == 0) return;
-  if (tls_ != nullptr) return flush_tls();
+  if (!plain_connected_ || unsent_ == 0) [[unlikely]] {
+    if (state_ == State::connected && unsent_ > 0) flush_tls();
+    return;
+  }
   const size_t first = queue_.size() - unsent_;
   unsent_ = 0;
   bufs_.clear();
@@ -372,7 +375,7 @@ void BackendConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf
   self->handle_replies();
 }
 
-void BackendConnection::handle_replies() {
+inline void BackendConnection::handle_replies() {
   while (true) {
     resp::ParseStatus status = scanner_.scan(input_.unconsumed(), input_.unconsumed_size());
     if (status == resp::ParseStatus::incomplete) return;
@@ -459,6 +462,7 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
   }
   close_handle();
   state_ = State::disconnected;
+  plain_connected_ = false;
   input_ = ReadBuffer();
   scanner_.reset();
   std::deque<Fragment*> failed;

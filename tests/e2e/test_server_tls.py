@@ -340,13 +340,13 @@ class HandshakeFailuresTest(Workdir, unittest.TestCase):
     reason in INFO's last_error and the log, counts a failed handshake, and fails the shard's
     requests; the proxy keeps running. Each good counterpart serves."""
 
-    def down_with(self, server, table, *reasons, prefix=True):
+    def down_with(self, server, table, *reasons, prefix="TLS handshake failed"):
         """Starts a proxy with [pool.tls] = table for `server`; asserts it is down with one of `reasons`."""
         proxy = self.proxy([("s", [server.address])], {"tls": table, **FAST})
         wait_until(lambda: poke(proxy) or server_states(proxy) == ["down"], timeout=20, what="the server marked down")
         error = server_infos(proxy)[0]["last_error"]
         if prefix:
-            self.assertTrue(error.startswith("TLS handshake failed"), f"last_error: {error!r}")
+            self.assertTrue(error.startswith(prefix), f"last_error starts with {prefix!r}: {error!r}")
         self.assertTrue(any(reason in error for reason in reasons), f"one of {reasons} in last_error: {error!r}")
         with self.assertRaises(redis.ResponseError) as refused:
             proxy.client().get("k")
@@ -392,17 +392,42 @@ class HandshakeFailuresTest(Workdir, unittest.TestCase):
         server = self.server(cert="dns-only")  # DNS:localhost, no IP SAN
         self.down_with(server, server_tls(client=None), "IP address mismatch")
         self.up_with(server, server_tls(client=None, server_name="localhost"))
-        self.up_with(server, server_tls(client=None), address=f"localhost:{server.port}")
 
     def test_a_server_that_requires_a_client_certificate(self):
         server = self.server(auth_clients="yes")
         # TLS 1.3: the server refuses after the client's Finished ("certificate required" alert).
-        self.down_with(server, server_tls(client=None), "certificate", prefix=False)
+        self.down_with(server, server_tls(client=None), "certificate", prefix=None)
         self.up_with(server, server_tls())
 
-    def test_a_plain_server(self):
+    def fake_down(self, fake, *reasons, prefix):
+        """A proxy with TLS to `fake` (a PlainServer); once a probe has failed too (3 connections:
+        the data connection's and two probes', so the second has ended), the server is down with
+        one of `reasons` and each failure was counted."""
+        self.addCleanup(fake.close)
+        pool = {"tls": server_tls(client=None), **FAST, "connect_timeout_ms": 500, "request_timeout_ms": 500}
+        proxy = self.proxy([("s", [fake.address])], pool)
+        wait_until(lambda: poke(proxy) or fake.connections >= 3, timeout=20, what="3 connections to the server")
+        self.assertEqual(server_states(proxy), ["down"])
+        error = server_infos(proxy)[0]["last_error"]
+        self.assertTrue(error.startswith(prefix), f"last_error (a probe's) starts with {prefix!r}: {error!r}")
+        self.assertTrue(any(reason in error for reason in reasons), f"one of {reasons} in last_error: {error!r}")
+        self.assertGreaterEqual(handshakes(proxy.metrics_port, "failed"), 2,
+                                "the data connection's failed handshake and the first probe's, counted")
+
+    def test_a_plain_server_that_answers_the_hello_with_an_error(self):
+        # What redis without TLS does when the ClientHello's random bytes hold a newline.
+        self.fake_down(PlainServer(answer=b"-ERR unknown command\r\n"), "wrong version number",
+                       "packet length too long", "record layer failure", prefix="TLS handshake failed")
+
+    def test_a_server_that_never_answers_the_hello(self):
+        # What redis without TLS does with most ClientHellos: it waits for the end of a line.
+        self.fake_down(PlainServer(answer=None), "TLS handshake", "timed out", prefix="TLS handshake")
+
+    def test_a_plain_redis_server(self):
         server = self.server(tls=False)
-        self.down_with(server, server_tls(client=None), "TLS handshake failed")
+        proxy = self.proxy([("s", [server.address])], {"tls": server_tls(client=None), **FAST})
+        wait_until(lambda: poke(proxy) or server_states(proxy) == ["down"], timeout=20, what="down")
+        self.assertIn("TLS handshake", server_infos(proxy)[0]["last_error"])
         proxy = self.proxy([("s", [server.address])], dict(FAST))
         self.assertTrue(proxy.client().set("plain", "1"), "the same server without [pool.tls]")
 
@@ -412,21 +437,75 @@ class HandshakeFailuresTest(Workdir, unittest.TestCase):
         self.up_with(server, server_tls(client=None))  # min_version 1.2 by default
 
 
-class SniRecorder:
-    """A TLS listener (not redis) that records the server name of each ClientHello (None: no SNI)
-    and closes the connection after the handshake."""
+class PlainServer:
+    """A plaintext server (not redis) that counts connections; to whatever a connection sends
+    first it writes `answer` and closes (None: it never answers, and closes when the peer does)."""
 
-    def __init__(self):
-        self.names = []
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(CERTS.path("server.crt"), CERTS.path("server.key"))
-        self.context.sni_callback = lambda sock, name, context: self.names.append(name)
+    def __init__(self, answer):
+        self.answer = answer
+        self.connections = 0
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.open = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            self.open.append(conn)
+            threading.Thread(target=self.talk, args=(conn,), daemon=True).start()
+
+    def talk(self, conn):
+        try:
+            while conn.recv(65536):
+                if self.answer is not None:
+                    conn.sendall(self.answer)
+                    break
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        except OSError:
+            pass
+        self.sock.close()
+        for conn in self.open:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class TlsRecorder:
+    """A TLS listener (not redis) that records, for each connection, the server name of the
+    ClientHello (None: no SNI) and whether the handshake completed ("ok": the proxy accepted
+    the certificate and sent its Finished; else the error, e.g. the proxy's alert), then closes
+    it. Probes retry every retry_interval_ms, so data and side connections both show up."""
+
+    def __init__(self, cert="server", host="127.0.0.1"):
+        self.events = []
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(CERTS.path(f"{cert}.crt"), CERTS.path(f"{cert}.key"))
+        self.context.sni_callback = self.on_sni
+        self.sni = None
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
         self.sock.listen()
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
+
+    def on_sni(self, sock, name, context):
+        self.sni = name
 
     def serve(self):
         while True:
@@ -435,13 +514,21 @@ class SniRecorder:
             except OSError:
                 return  # closed
             conn.settimeout(5)
+            self.sni = None
             try:
                 with self.context.wrap_socket(conn, server_side=True):
-                    pass
-            except (ssl.SSLError, OSError):
-                pass
+                    outcome = "ok"
+            except (ssl.SSLError, OSError) as e:
+                outcome = repr(e)
             finally:
                 conn.close()
+            self.events.append((self.sni, outcome))
+
+    def names(self):
+        return {name for name, _ in self.events}
+
+    def completed(self):
+        return [e for e in self.events if e[1] == "ok"]
 
     def close(self):
         try:
@@ -452,17 +539,72 @@ class SniRecorder:
         self.thread.join(10)
 
 
+def loopback_name():
+    """This machine's host name and the loopback address it resolves to, or None (not every
+    machine maps its name to 127.x in /etc/hosts)."""
+    name = socket.gethostname()
+    try:
+        addresses = {a[4][0] for a in socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)}
+    except OSError:
+        return None
+    if name == "localhost" or len(addresses) != 1 or not next(iter(addresses)).startswith("127."):
+        return None
+    return name, addresses.pop()
+
+
 class ServerNameTest(Workdir, unittest.TestCase):
-    def test_sni_is_the_host_name_or_server_name_and_none_for_an_ip(self):
-        by_ip, by_name, named = SniRecorder(), SniRecorder(), SniRecorder()
-        for recorder in (by_ip, by_name, named):
+    """SNI as sent and the name checked, on every connection to a server: its data connection
+    (opened by a request) and its probes (every retry_interval_ms while it is down)."""
+
+    def recorders(self, shards, pool_table, at_least=3):
+        """shards: [(name, recorder, address or None, {more keys})]; runs a proxy until each
+        recorder saw `at_least` connections."""
+        for _, recorder, _, _ in shards:
             self.addCleanup(recorder.close)
-        self.proxy([("ip", [f"127.0.0.1:{by_ip.port}"]), ("name", [f"localhost:{by_name.port}"]),
-                    ("named", [f"127.0.0.1:{named.port}"], 1, {"tls": server_tls(server_name="cache.example")})],
-                   {"tls": server_tls(), **FAST})
-        for recorder, expected in ((by_ip, None), (by_name, "localhost"), (named, "cache.example")):
-            wait_until(lambda: recorder.names, timeout=20, what=f"a ClientHello on {recorder.port}")
-            self.assertEqual(set(recorder.names), {expected}, f"the SNI the proxy sent (expected {expected!r})")
+        proxy = self.proxy([(name, [address or f"127.0.0.1:{recorder.port}"], 1, more)
+                            for name, recorder, address, more in shards], {"tls": pool_table, **FAST})
+        keys = keys_on(proxy, [name for name, _, _, _ in shards], "sni")
+        for (name, recorder, _, _), key in zip(shards, keys):
+            wait_until(lambda: poke(proxy, key) or len(recorder.events) >= at_least, timeout=20,
+                       what=f"{at_least} connections to shard {name}: {recorder.events}")
+        return proxy
+
+    def test_sni_is_server_name_and_none_for_an_ip(self):
+        by_ip, named = TlsRecorder(), TlsRecorder()
+        self.recorders([("ip", by_ip, None, {}),
+                        ("named", named, None, {"tls": server_tls(server_name="cache.example")})], server_tls())
+        self.assertEqual(by_ip.names(), {None}, f"no SNI for an IP address: {by_ip.events}")
+        self.assertTrue(by_ip.completed(), "the IP is in the certificate: handshakes complete")
+        self.assertEqual(named.names(), {"cache.example"}, f"server_name as SNI on every connection: {named.events}")
+
+    def test_every_connection_checks_the_servers_name(self):
+        """Not only data connections: a probe that skipped the check would bring a server
+        that fails it back up (and a resync or repair would talk to it)."""
+        dns_only, control = TlsRecorder(cert="dns-only"), TlsRecorder()
+        named = TlsRecorder()
+        self.recorders([("ip", dns_only, None, {}), ("control", control, None, {}),
+                        ("named", named, None, {"tls": server_tls(server_name="cache.example")})], server_tls())
+        self.assertEqual(dns_only.completed(), [],
+                         f"a certificate without the server's IP is refused on every connection: {dns_only.events}")
+        self.assertEqual(named.completed(), [],
+                         f"a certificate without server_name is refused on every connection: {named.events}")
+        self.assertTrue(control.completed(), f"the control's handshakes complete: {control.events}")
+
+    def test_a_host_name_address_is_sent_and_checked(self):
+        found = loopback_name()
+        if found is None:
+            self.skipTest("this machine's host name does not resolve to a loopback address")
+        name, ip = found
+        cert = f"host-{name}"
+        if not os.path.exists(CERTS.path(f"{cert}.crt")):
+            CERTS.issue_with(cert, CERTS.ca, name, 30, f"subjectAltName=DNS:{name}\n")
+        right, wrong = TlsRecorder(cert=cert, host=ip), TlsRecorder(cert="dns-only", host=ip)  # DNS:localhost
+        self.recorders([("right", right, f"{name}:{right.port}", {}), ("wrong", wrong, f"{name}:{wrong.port}", {})],
+                       server_tls())
+        for recorder in (right, wrong):
+            self.assertEqual(recorder.names(), {name}, f"the address's host name as SNI: {recorder.events}")
+        self.assertTrue(right.completed(), f"a certificate for {name} is accepted: {right.events}")
+        self.assertEqual(wrong.completed(), [], f"a certificate for another name is refused: {wrong.events}")
 
 
 class PerShardTlsTest(Workdir, unittest.TestCase):
@@ -555,7 +697,8 @@ class ReloadTest(Workdir, unittest.TestCase):
         proxy = self.proxy([("s", [server.address])], {"tls": server_tls(ca_file=CERTS.path("other-ca.crt")), **FAST})
         wait_until(lambda: poke(proxy) or server_states(proxy) == ["down"], timeout=20,
                    what="down: the proxy does not trust the server's CA")
-        self.assertIn("unable to get local issuer certificate", server_infos(proxy)[0]["last_error"])
+        error = server_infos(proxy)[0]["last_error"]
+        self.assertTrue("unable to get local issuer certificate" in error or "self-signed certificate" in error, error)
         self.write(proxy, [server], server_tls())
         self.assertIn("reloaded", reload_reply(proxy))
         wait_until(lambda: proxy.client().set("k", "ca") is True, timeout=20, what="served with the new CA")
