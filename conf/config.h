@@ -66,7 +66,7 @@ struct TlsListenConfig {
 // the proxy opens to them (data, probes, resyncs, repairs, key moves). Files are PEM.
 struct ServerTlsConfig {
   bool enabled = true;               // the table's presence turns it on; a shard may turn it off
-  std::string ca_file;               // CAs that sign the servers' certificates ("": the system's)
+  std::string ca_file;               // CAs that sign the servers' certificates (absent: the system's)
   std::string cert_file, key_file;   // a client certificate, for servers that require one
   std::string server_name;           // SNI and the name checked ("": each server's own host)
   bool verify = true;                // false: encrypted, the certificate unchecked

@@ -183,10 +183,7 @@ void BackendConnection::on_tls_read(uv_stream_t* stream, ssize_t nread, const uv
     std::string out;
     tls_->take_output(out);
     if (!out.empty()) write_owned(std::move(out));
-    if (done < 0) {
-      metrics.tls_server_handshakes_failed->Increment();
-      return fail("TLS handshake failed: " + tls_->error(), Failure::counted);
-    }
+    if (done < 0) return fail("TLS handshake failed: " + tls_->error(), Failure::counted);  // (counted by fail)
     if (done == 0 || state_ != State::handshaking) return;
     metrics.tls_server_handshakes_ok->Increment();
     metrics.tls_server_connections->Increment();
@@ -460,6 +457,8 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
     lagging_since_ms_ = 0;
     server_.mark_stale(std::string("connection lost while lagging: ") + std::string(why));
   }
+  // Every handshake that did not finish failed: refused, cut off, timed out.
+  if (state_ == State::handshaking) server_.worker().metrics()->tls_server_handshakes_failed->Increment();
   close_handle();
   state_ = State::disconnected;
   plain_connected_ = false;

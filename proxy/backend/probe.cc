@@ -79,7 +79,9 @@ void ServerProbe::on_ping_reply(SideLink* link, redisReply* r, void*) {
 }
 
 void ServerProbe::on_timeout(uv_timer_t* timer) {
-  static_cast<ServerProbe*>(timer->data)->finish(false, "probe timed out");
+  auto* self = static_cast<ServerProbe*>(timer->data);
+  self->finish(false, self->link_ != nullptr && self->link_->handshaking() ? "TLS handshake timed out (probe)"
+                                                                           : "probe timed out");
 }
 
 void ServerProbe::finish(bool ok, const char* why) {

@@ -199,10 +199,7 @@ void SideLink::read(const char* data, ssize_t nread) {
     const int done = tls_->handshake();
     send_tls_output();
     metrics::Metrics& metrics = *worker_.metrics();
-    if (done < 0) {
-      metrics.tls_server_handshakes_failed->Increment();
-      return fail("TLS handshake failed: " + tls_->error());
-    }
+    if (done < 0) return fail("TLS handshake failed: " + tls_->error());  // (counted by tear_down)
     if (done == 0) return;
     metrics.tls_server_handshakes_ok->Increment();
     metrics.tls_server_connections->Increment();
@@ -285,6 +282,8 @@ void SideLink::tear_down() {
     handle_ = nullptr;
   }
   if (tls_counted_) worker_.metrics()->tls_server_connections->Decrement();
+  // Every handshake that did not finish failed: refused, cut off, or given up by its owner's deadline.
+  if (handshaking()) worker_.metrics()->tls_server_handshakes_failed->Increment();
   // hiredis's order: a failed connect is reported, then every pending command gets a null
   // reply, then a link that had connected is reported gone.
   if (!ready_ && !closed_by_owner_ && on_connect_ != nullptr) on_connect_(this, false);

@@ -70,6 +70,8 @@ class SideLink {
   // Why it ended (a reset, a refused AUTH, a TLS failure), else `otherwise`.
   std::string error_or(std::string_view otherwise) const;
   const std::string& local_address() const { return local_; }  // as redis names this client
+  // Connected, its TLS handshake not done: what an owner's deadline should say ran out.
+  bool handshaking() const { return tls_ != nullptr && !ready_; }
 
  private:
   struct Pending {

@@ -52,6 +52,9 @@ def parse_args(argv):
     p.add_argument("--passwords", action="store_true",
                    help="servers require a password (requirepass) and the proxy logs in with [pool] password: every "
                         "connection, probe, resync (masterauth), repair and fence logs in first")
+    p.add_argument("--tls", action="store_true",
+                   help="servers listen on TLS only and the proxy reaches them with [pool.tls]: every connection, "
+                        "probe, resync (tls-replication), repair and fence is TLS")
     p.add_argument("--self-test", action="store_true",
                    help="one short schedule without faults, then one replica is corrupted behind the proxy's back: "
                         "passes (exit 0) when every kind of check catches it")
@@ -86,6 +89,8 @@ def replay_command(args, seed):
         parts.append("--no-netns")
     if args.passwords:
         parts.append("--passwords")
+    if args.tls:
+        parts.append("--tls")
     return " ".join(parts)
 
 
@@ -99,6 +104,8 @@ def inner_argv(args):
         argv += ["--clients", str(args.clients)]
     if args.passwords:
         argv.append("--passwords")
+    if args.tls:
+        argv.append("--tls")
     if args.keep:
         argv.append("--keep")
     if args.self_test:
@@ -216,6 +223,7 @@ def run_all(args, netns):
                                   clients=args.clients)
         if args.passwords:  # (drawn apart from the plan: the same seed, the same schedule)
             plan.password = f"chaos-secret-{seed}"
+        plan.tls = args.tls
         started = time.monotonic()
         mtime = binary_mtime(args.bin)
         if mtime != first_mtime:

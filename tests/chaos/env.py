@@ -39,9 +39,10 @@ def free_port(host):
 class Server:
     """One redis-server on host:port, with a unix socket for the checker."""
 
-    def __init__(self, name, host, port, workdir, password=""):
+    def __init__(self, name, host, port, workdir, password="", certs=None):
         self.name = name
         self.password = password
+        self.certs = certs  # --tls: the directory with ca.crt, server.crt, server.key
         self.host = host
         self.port = port
         self.dir = os.path.join(workdir, name)
@@ -65,8 +66,15 @@ class Server:
             os.unlink(f)
         self.starts += 1
         with open(self.log_path, "ab") as log:
+            if self.certs:  # TLS only: every connection the proxy (and a replica) makes is TLS
+                listen = ["--port", "0", "--tls-port", str(self.port),
+                          "--tls-cert-file", os.path.join(self.certs, "server.crt"),
+                          "--tls-key-file", os.path.join(self.certs, "server.key"),
+                          "--tls-ca-cert-file", os.path.join(self.certs, "ca.crt"), "--tls-auth-clients", "optional"]
+            else:
+                listen = ["--port", str(self.port)]
             self.proc = subprocess.Popen(
-                [REDIS_SERVER, "--port", str(self.port), "--bind", self.host, "--bind-source-addr", self.host,
+                [REDIS_SERVER, *listen, "--bind", self.host, "--bind-source-addr", self.host,
                  "--unixsocket", self.sock, "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
                  "--daemonize", "no", "--dir", self.dir, "--protected-mode", "no",
                  "--enable-debug-command", "local", "--repl-diskless-sync-delay", "0",
@@ -225,10 +233,29 @@ class Firewall:
         self.cut = set()
 
 
-def render_config(port, shards, pool, replication):
+def make_certs(directory):
+    """A CA, and a server certificate it signs for every loopback address a schedule uses."""
+    os.makedirs(directory, exist_ok=True)
+    sans = ",".join(f"IP:127.0.0.{i}" for i in range(1, 33))
+
+    def run(*argv):
+        subprocess.run(["openssl", *argv], cwd=directory, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=chaos-ca")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=chaos")
+    with open(os.path.join(directory, "ext"), "w") as f:
+        f.write(f"subjectAltName={sans}\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+        "server.crt", "-days", "2", "-extfile", "ext")
+    return directory
+
+
+def render_config(port, shards, pool, replication, certs=None):
     """shards: list of (name, [addresses], per-shard replication override or None)."""
     lines = ["[proxy]", f'listen = "{PROXY_HOST}:{port}"', "", "[metrics]", 'listen = ""', "", "[pool]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in pool.items()]
+    if certs:
+        lines += ["", "[pool.tls]", f'ca_file = "{os.path.join(certs, "ca.crt")}"']
     lines += ["", "[pool.replication]"] + [f"{k} = {toml_value(v)}" for k, v in replication.items()]
     for name, servers, override in shards:
         lines += ["", "[[pool.shards]]", f'name = "{name}"', "weight = 1",

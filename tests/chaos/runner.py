@@ -11,7 +11,7 @@ import traceback
 from collections import Counter
 
 import checks
-from env import Firewall, Proxy, Server, free_port, render_config, stamp, wait_for
+from env import Firewall, Proxy, Server, free_port, make_certs, render_config, stamp, wait_for
 from workload import Workload
 
 WARMUP = 1.0          # load before the first fault
@@ -43,10 +43,12 @@ class Cluster:
         self.workdir = workdir
         self.netns = netns
         octet = iter(range(2, 250))
+        self.certs = make_certs(os.path.join(workdir, "certs")) if plan.tls else None
 
         def server(name):
             host = f"127.0.0.{next(octet)}"
-            return Server(name, host, 6379 if netns else free_port(host), workdir, password=plan.password)
+            return Server(name, host, 6379 if netns else free_port(host), workdir, password=plan.password,
+                          certs=self.certs)
 
         self.r1 = [server(f"r1-{i}") for i in range(3)]
         self.spare = server("r1-3")  # the fresh 4th server of reload_add_replica
@@ -85,7 +87,7 @@ class Cluster:
         elif self.plan.second == "replicated":
             shards.append(("r2", [s.address for s in self.second], None))
         pool = dict(self.plan.pool, **({"password": self.plan.password} if self.plan.password else {}))
-        return render_config(self.proxy.port, shards, pool, self.plan.replication)
+        return render_config(self.proxy.port, shards, pool, self.plan.replication, certs=self.certs)
 
     def event(self, text):
         line = f"[{stamp()}] {text}"

@@ -52,6 +52,7 @@ class Plan:
     faults: list
     partitions: bool
     password: str = ""   # --passwords: servers require it (requirepass); the proxy logs in with it
+    tls: bool = False    # --tls: servers listen on TLS only; the proxy reaches them with [pool.tls]
 
     @property
     def label(self):
