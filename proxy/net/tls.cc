@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 
 namespace ringproxy::proxy {
@@ -220,20 +221,43 @@ long TlsStream::read(char* out, size_t size) {
 
 bool TlsStream::write(const uv_buf_t* bufs, size_t count, std::string& out) {
   ERR_clear_error();
-  // A record's worth at a time, taken out at once: the output BIO never holds more than one
-  // record (it keeps its largest size for the session's life).
+  // Small buffers (a reply, a command each) are gathered into full records: one record, one
+  // seal and 29 bytes of framing per 16 KiB rather than per buffer (a pipeline of 16 GETs was
+  // 16 records). Each record's ciphertext is taken out at once: the output BIO never holds
+  // more than one record (it keeps its largest size for the session's life).
   constexpr size_t kRecord = 16 * 1024;
+  static thread_local char gathered[kRecord];
+  size_t held = 0;
+  auto seal = [&](const char* data, size_t n) {
+    if (SSL_write(ssl_, data, static_cast<int>(n)) <= 0) {
+      error_ = openssl_errors("TLS write failed");
+      return false;
+    }
+    take_output(out);
+    return true;
+  };
   for (size_t i = 0; i < count; ++i) {
-    for (size_t at = 0; at < bufs[i].len; at += kRecord) {
-      const size_t n = std::min(kRecord, bufs[i].len - at);
-      if (SSL_write(ssl_, bufs[i].base + at, static_cast<int>(n)) <= 0) {
-        error_ = openssl_errors("TLS write failed");
-        return false;
+    const char* data = bufs[i].base;
+    size_t left = bufs[i].len;
+    while (left > 0) {
+      if (held == 0 && left >= kRecord) {  // a whole record straight from the buffer
+        if (!seal(data, kRecord)) return false;
+        data += kRecord;
+        left -= kRecord;
+        continue;
       }
-      take_output(out);
+      const size_t n = std::min(left, kRecord - held);
+      std::memcpy(gathered + held, data, n);
+      held += n;
+      data += n;
+      left -= n;
+      if (held == kRecord) {
+        if (!seal(gathered, held)) return false;
+        held = 0;
+      }
     }
   }
-  return true;
+  return held == 0 || seal(gathered, held);
 }
 
 void TlsStream::close_notify(std::string& out) {
