@@ -95,7 +95,8 @@ std::shared_ptr<TlsContext> TlsContext::for_servers(const conf::ServerTlsConfig&
   SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });  // (never a prompt)
   SSL_CTX_set_min_proto_version(ctx, config.min_version == conf::TlsVersion::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // (Buffers are kept, unlike a listener's: a few busy connections, where releasing them after
+  // every record would cost a malloc and a free each way.)
   if (!config.cert_file.empty()) {
     if (SSL_CTX_use_certificate_chain_file(ctx, config.cert_file.c_str()) != 1) {
       return failed("cannot use cert_file '" + config.cert_file + "'");
