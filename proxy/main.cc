@@ -11,6 +11,7 @@
 #include "conf/loader.h"
 #include "routing/ring_analysis.h"
 #include "metrics/metrics.h"
+#include "proxy/net/tls.h"
 #include "proxy/proxy.h"
 #include "ringproxy_version.h"
 
@@ -108,6 +109,18 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (check_only) {
+    // The certificates and keys as the proxy would load them (a key that does not match its
+    // certificate passes the loader, which only checks the files are readable).
+    std::string error;
+    ringproxy::proxy::ServerTlsContexts server_tls;
+    if (!ringproxy::proxy::ServerTlsContexts::build(loaded.config->pool, &server_tls, &error)) {
+      std::fprintf(stderr, "ringproxy: %s: %s\n", config_path.c_str(), error.c_str());
+      return 1;
+    }
+    if (loaded.config->proxy.tls && !ringproxy::proxy::TlsContext::for_listener(*loaded.config->proxy.tls, &error)) {
+      std::fprintf(stderr, "ringproxy: %s: [proxy.tls]: %s\n", config_path.c_str(), error.c_str());
+      return 1;
+    }
     size_t servers = 0;
     for (const auto& shard : loaded.config->pool.shards) servers += shard.servers.size();
     std::printf("%s: OK (%zu shards, %zu servers)\n", config_path.c_str(), loaded.config->pool.shards.size(), servers);

@@ -180,10 +180,11 @@ void BackendConnection::on_tls_read(uv_stream_t* stream, ssize_t nread, const uv
   metrics::Metrics& metrics = *server_.worker().metrics();
   if (state_ == State::handshaking) {
     const int done = tls_->handshake();
-    std::string out;
+    const std::string why = done < 0 ? "TLS handshake failed: " + tls_->error() : "";
+    std::string out;  // (an alert saying why, on a failure)
     tls_->take_output(out);
     if (!out.empty()) write_owned(std::move(out));
-    if (done < 0) return fail("TLS handshake failed: " + tls_->error(), Failure::counted);  // (counted by fail)
+    if (done < 0 || tls_ == nullptr) return fail(why.empty() ? "write failed" : why, Failure::counted);  // (counted by fail)
     if (done == 0 || state_ != State::handshaking) return;
     metrics.tls_server_handshakes_ok->Increment();
     metrics.tls_server_connections->Increment();

@@ -105,7 +105,10 @@ class Servers final : private Resolver::Listener {
 
   // TLS to the servers, for the next bind() (start-up and each reload): servers kept take the
   // new contexts for the connections they open from then on.
-  void set_tls(ServerTlsContexts tls) { tls_ = std::move(tls); }
+  void set_tls(ServerTlsContexts tls) {
+    tls.keep_removed(tls_);
+    tls_ = std::move(tls);
+  }
 
   Worker& worker() const { return worker_; }
   ServerEvents& events() const { return events_; }

@@ -102,9 +102,10 @@ bool SideLink::vcommand(ReplyCallback* callback, void* privdata, const char* for
 }
 
 void SideLink::close() {
-  if (ending_) return;
+  // Its owner is done with it: nothing may call it back later (a failure already waiting for
+  // the next loop turn ends now, as hiredis's free does).
   closed_by_owner_ = true;
-  end_after_callbacks();
+  if (!torn_down_) end_after_callbacks();
 }
 
 std::string SideLink::error_or(std::string_view otherwise) const {
@@ -130,14 +131,15 @@ void SideLink::start_tls() {
   send_tls_output();  // its first flight
 }
 
-// Ready: the owner hears it, then what it sent meanwhile goes out.
+// Ready: what was sent meanwhile (AUTH first) goes out, then the owner hears it (what it
+// sends from its callback goes after, as with hiredis).
 void SideLink::connected() {
   ready_ = true;
   ++in_callback_;
-  if (on_connect_ != nullptr) on_connect_(this, true);
-  --in_callback_;
-  if (ending_) return end_after_callbacks();  // (torn down now unless a read is running)
   if (!unsent_.empty()) send(std::exchange(unsent_, {}));
+  if (!ending_ && on_connect_ != nullptr) on_connect_(this, true);
+  --in_callback_;
+  if (ending_) end_after_callbacks();  // (torn down now unless a read is running)
 }
 
 void SideLink::send(std::string plaintext) {

@@ -148,11 +148,21 @@ bool ServerTlsContexts::build(const conf::PoolConfig& pool, ServerTlsContexts* o
   return true;
 }
 
+void ServerTlsContexts::keep_removed(const ServerTlsContexts& previous) {
+  for (const auto* from : {&previous.removed, &previous.by_shard}) {
+    for (const auto& [shard, context] : *from) {
+      if (!shard.empty() && by_shard.count(shard) == 0) removed[shard] = context;
+    }
+  }
+}
+
 const std::shared_ptr<const TlsContext>& ServerTlsContexts::of(const std::string& shard) const {
-  auto it = by_shard.find(shard);
-  if (it == by_shard.end()) it = by_shard.find("");
   static const std::shared_ptr<const TlsContext> kPlain;
-  return it == by_shard.end() ? kPlain : it->second;
+  for (const auto* in : {&by_shard, &removed}) {
+    if (auto it = in->find(shard); it != in->end()) return it->second;
+  }
+  auto pool = by_shard.find("");
+  return pool == by_shard.end() ? kPlain : pool->second;
 }
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }

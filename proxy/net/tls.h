@@ -55,14 +55,18 @@ class TlsContext {
 
 // The contexts of connections to servers, by shard name (nullptr: plain), built from
 // [pool.tls] and the shards' own tables (shards with equal tables share one). "" is the
-// pool's own (for a shard a reload removed).
+// pool's own.
 struct ServerTlsContexts {
   std::map<std::string, std::shared_ptr<const TlsContext>> by_shard;
+  // Shards a reload removed keep the context they had: their keys are still moved off them.
+  std::map<std::string, std::shared_ptr<const TlsContext>> removed;
   // Each client certificate file presented to servers, and when it expires (Unix seconds).
   std::vector<std::pair<std::string, double>> expiries;
   // False, with why in `error` (naming the table and the file), when a file is unusable.
   static bool build(const conf::PoolConfig& pool, ServerTlsContexts* out, std::string* error);
   const std::shared_ptr<const TlsContext>& of(const std::string& shard) const;
+  // Keeps what `previous` had for shards this config no longer has.
+  void keep_removed(const ServerTlsContexts& previous);
 };
 
 class TlsStream {

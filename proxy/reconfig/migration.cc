@@ -256,7 +256,7 @@ void Migration::on_reply(SideLink* link, redisReply* reply, void* privdata) {
   Migration* self = op->self;
   if (self->closing_) return;
   if (op->kind == Op::scan) {
-    if (op->id == self->pass_id_) self->on_scan_reply(op->index, reply);
+    if (op->id == self->pass_id_) self->on_scan_reply(op->index, reply, link->error_or("connection lost"));
     return;
   }
   auto it = self->moving_.find(op->key);
@@ -708,7 +708,7 @@ void Migration::scan_step() {
   progress_.previous_rings = 0;
 }
 
-void Migration::on_scan_reply(size_t index, void* raw) {
+void Migration::on_scan_reply(size_t index, void* raw, const std::string& lost) {
   if (index >= scan_targets_.size()) return;
   ScanTarget& target = scan_targets_[index];
   target.in_flight = false;
@@ -718,7 +718,7 @@ void Migration::on_scan_reply(size_t index, void* raw) {
     ++pass_failures_;
     spdlog::warn("migration: scanning shard '{}' on {} failed: {}", target.source.shard,
                  target.source.servers.front().to_string(),
-                 reply != nullptr && reply->type == REDIS_REPLY_ERROR ? reply_text(reply) : "connection lost");
+                 reply == nullptr ? lost : reply->type == REDIS_REPLY_ERROR ? reply_text(reply) : "unexpected reply to SCAN");
     return scan_more();
   }
   target.cursor.assign(reply->element[0]->str, reply->element[0]->len);

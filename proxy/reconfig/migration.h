@@ -118,7 +118,7 @@ class Migration final : public KeyMoves {
   void scan_more();
   void scan_step();
   void start_pass();
-  void on_scan_reply(size_t target, void* reply);
+  void on_scan_reply(size_t target, void* reply, const std::string& lost);  // lost: why a null reply
   Source source_of(const routing::RoutingTable& table, uint32_t shard) const;
 
   Servers& servers_;

@@ -644,21 +644,24 @@ class PerShardTlsTest(Workdir, unittest.TestCase):
 class BadTablesAtStartTest(Workdir, unittest.TestCase):
     def start_fails(self, table, *words):
         """ringproxy with [pool.tls] = table exits non-zero at start, naming each of `words` (a
-        tuple: one of them)."""
+        tuple: one of them); so does --check-config (it loads the certificates and keys as the
+        start does, not only the file's syntax)."""
         port = free_port()
         path = os.path.join(self.workdir, f"bad-{port}.toml")
         with open(path, "w") as f:
             f.write(toml_config(port, [("s", [f"127.0.0.1:{free_port()}"])], pool={"tls": table}))
-        try:
-            out = subprocess.run([RINGPROXY_BIN, "--config", path], capture_output=True, text=True, timeout=10)
-        except subprocess.TimeoutExpired:
-            self.fail(f"ringproxy started with [pool.tls] = {table}")
-        text = out.stdout + out.stderr
-        self.assertNotEqual(out.returncode, 0, text)
-        for word in words:
-            alternatives = word if isinstance(word, tuple) else (word,)
-            self.assertTrue(any(w in text for w in alternatives), f"one of {alternatives} in: {text}")
-        self.assertNotIn("PRIVATE KEY", text)
+        for extra in ([], ["--check-config"]):
+            try:
+                out = subprocess.run([RINGPROXY_BIN, "--config", path, *extra], capture_output=True, text=True,
+                                     timeout=10)
+            except subprocess.TimeoutExpired:
+                self.fail(f"ringproxy {extra} started with [pool.tls] = {table}")
+            text = out.stdout + out.stderr
+            self.assertNotEqual(out.returncode, 0, f"{extra}: {text}")
+            for word in words:
+                alternatives = word if isinstance(word, tuple) else (word,)
+                self.assertTrue(any(w in text for w in alternatives), f"{extra}: one of {alternatives} in: {text}")
+            self.assertNotIn("PRIVATE KEY", text)
 
     def test_bad_tables_stop_the_start_with_the_reason(self):
         missing = os.path.join(self.workdir, "missing-ca.crt")

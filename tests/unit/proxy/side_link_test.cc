@@ -185,5 +185,45 @@ TEST(SideLink, ARefusedAuthEndsTheLinkWithTheServersWords) {
   close(listener);
 }
 
+// What the owner sends from its on_connect goes after AUTH and what it sent before (hiredis's
+// order): sent first, it would run unauthenticated and its reply would go to AUTH's callback.
+void send_in_connect(SideLink* link, bool ok) {
+  auto* o = static_cast<Outcome*>(link->data());
+  ++o->connects;
+  o->connected = ok;
+  if (ok) link->command(on_reply, o, "PING");
+}
+
+TEST(SideLink, ACommandSentInOnConnectGoesAfterAuthAndEarlierCommands) {
+  uint16_t port = 0;
+  const int listener = listen_on_loopback(&port);
+  ASSERT_GE(listener, 0);
+  Loop l;
+  Outcome outcome;
+  SideLink* link = SideLink::open(ServerLogin{conf::Address{"127.0.0.1", port}, {"", "secret", ""}, nullptr, ""},
+                                  l.worker, &outcome, send_in_connect, on_disconnect);
+  ASSERT_NE(link, nullptr);
+  link->command(on_reply, &outcome, "GET %s", "a");
+  const int server = accept(listener, nullptr, nullptr);
+  ASSERT_GE(server, 0);
+  std::string received;
+  while (received.find("PING") == std::string::npos || received.find("GET") == std::string::npos) {
+    uv_run(&l.loop, UV_RUN_NOWAIT);
+    char buffer[256];
+    const ssize_t n = recv(server, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n > 0) received.append(buffer, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(received, "*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n");
+  const std::string replies = "+OK\r\n$1\r\nv\r\n+PONG\r\n";
+  ASSERT_EQ(write(server, replies.data(), replies.size()), static_cast<ssize_t>(replies.size()));
+  while (outcome.replies.size() < 2) uv_run(&l.loop, UV_RUN_ONCE);
+  EXPECT_EQ(outcome.replies, (std::vector<std::string>{"v", "PONG"}));
+  link->close();
+  uv_run(&l.loop, UV_RUN_DEFAULT);
+  EXPECT_EQ(outcome.disconnects, 1);
+  close(server);
+  close(listener);
+}
+
 }  // namespace
 }  // namespace ringproxy::proxy
