@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,24 @@ void on_reply(SideLink* link, redisReply* reply, void* data) {
   auto* o = static_cast<Outcome*>(data);
   o->replies.push_back(reply == nullptr ? "(null)" : std::string(reply->str, reply->len));
   if (o->close_on_first_reply && o->replies.size() == 1) link->close();  // ends after this returns
+}
+
+// Runs the loop until the "server" end has received every one of `needles`; what it received.
+std::string receive_until(uv_loop_t* loop, int server, std::initializer_list<const char*> needles) {
+  std::string received;
+  auto all_in = [&] {
+    for (const char* needle : needles) {
+      if (received.find(needle) == std::string::npos) return false;
+    }
+    return true;
+  };
+  while (!all_in()) {
+    uv_run(loop, UV_RUN_NOWAIT);
+    char buffer[256];
+    const ssize_t n = recv(server, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n > 0) received.append(buffer, static_cast<size_t>(n));
+  }
+  return received;
 }
 
 struct Loop {
@@ -136,13 +155,7 @@ TEST(SideLink, RepliesInOrderAndACloseInsideACallbackIsDeferred) {
   link->command(on_reply, &outcome, "SET %b %b", "k", size_t{1}, "v", size_t{1});
   const int server = accept(listener, nullptr, nullptr);
   ASSERT_GE(server, 0);
-  std::string received;
-  while (received.find("$1\r\nv\r\n") == std::string::npos) {
-    uv_run(&l.loop, UV_RUN_NOWAIT);
-    char buffer[256];
-    const ssize_t n = recv(server, buffer, sizeof buffer, MSG_DONTWAIT);
-    if (n > 0) received.append(buffer, static_cast<size_t>(n));
-  }
+  const std::string received = receive_until(&l.loop, server, {"$1\r\nv\r\n"});
   EXPECT_EQ(received, "*2\r\n$3\r\nGET\r\n$1\r\na\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
   const std::string replies = "+first\r\n+second\r\n";  // both in one read
   ASSERT_EQ(write(server, replies.data(), replies.size()), static_cast<ssize_t>(replies.size()));
@@ -167,13 +180,7 @@ TEST(SideLink, ARefusedAuthEndsTheLinkWithTheServersWords) {
   link->command(on_reply, &outcome, "PING");
   const int server = accept(listener, nullptr, nullptr);
   ASSERT_GE(server, 0);
-  std::string received;
-  while (received.find("PING") == std::string::npos) {
-    uv_run(&l.loop, UV_RUN_NOWAIT);
-    char buffer[256];
-    const ssize_t n = recv(server, buffer, sizeof buffer, MSG_DONTWAIT);
-    if (n > 0) received.append(buffer, static_cast<size_t>(n));
-  }
+  const std::string received = receive_until(&l.loop, server, {"PING"});
   EXPECT_EQ(received.rfind("*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n", 0), 0u) << received;
   const std::string refusal = "-WRONGPASS invalid username-password pair or user is disabled.\r\n+PONG\r\n";
   ASSERT_EQ(write(server, refusal.data(), refusal.size()), static_cast<ssize_t>(refusal.size()));
@@ -206,13 +213,7 @@ TEST(SideLink, ACommandSentInOnConnectGoesAfterAuthAndEarlierCommands) {
   link->command(on_reply, &outcome, "GET %s", "a");
   const int server = accept(listener, nullptr, nullptr);
   ASSERT_GE(server, 0);
-  std::string received;
-  while (received.find("PING") == std::string::npos || received.find("GET") == std::string::npos) {
-    uv_run(&l.loop, UV_RUN_NOWAIT);
-    char buffer[256];
-    const ssize_t n = recv(server, buffer, sizeof buffer, MSG_DONTWAIT);
-    if (n > 0) received.append(buffer, static_cast<size_t>(n));
-  }
+  const std::string received = receive_until(&l.loop, server, {"PING", "GET"});
   EXPECT_EQ(received, "*2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n");
   const std::string replies = "+OK\r\n$1\r\nv\r\n+PONG\r\n";
   ASSERT_EQ(write(server, replies.data(), replies.size()), static_cast<ssize_t>(replies.size()));
