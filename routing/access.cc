@@ -63,6 +63,10 @@ std::string refusal(const conf::UserConfig& user, const CommandInfo& cmd, std::s
   if (is_script(cmd.name)) {
     return "NOPERM this user has no permissions to run scripts: they can reach keys outside its key patterns";
   }
+  // KEYS, SCAN and RANDOMKEY show key names, its own and everyone's.
+  if (cmd.fanout == Fanout::scan || cmd.fanout == Fanout::random_shard || cmd.name == "keys") {
+    return "NOPERM this user has no permissions to list keys: the keyspace holds keys outside its key patterns";
+  }
   if (cmd.name == "sort" || cmd.name == "sort_ro") {
     for (size_t i = 2; i + 1 < args.size(); ++i) {
       const bool by = iequals(args[i], "by"), get = iequals(args[i], "get");

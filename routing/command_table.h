@@ -26,7 +26,9 @@ enum class Fanout : uint8_t {
   single_shard,  // all keys must map to one shard (or the command has no key at all)
   split_keys,    // one sub-command per shard with that shard's keys: MGET DEL UNLINK EXISTS TOUCH
   split_pairs,   // MSET: key/value pairs split by key
-  all_shards,    // sent unchanged to every shard: DBSIZE, FLUSHALL, FLUSHDB
+  all_shards,    // sent unchanged to every shard: DBSIZE, FLUSHALL, FLUSHDB, KEYS
+  scan,          // SCAN: one shard at a time, the cursor saying which (planner.h ScanCursor)
+  random_shard,  // no key, any shard will do: RANDOMKEY
 };
 
 // How the replies of a fanned-out command become one reply.
@@ -35,6 +37,8 @@ enum class Merge : uint8_t {
   array_by_position,  // MGET: elements put back in the order of the client's keys
   sum_integers,       // DEL UNLINK EXISTS TOUCH DBSIZE
   all_ok,             // MSET FLUSHALL FLUSHDB: +OK when every part said +OK
+  concat_arrays,      // KEYS: every shard's elements, one array
+  scan_cursor,        // SCAN: the server's cursor made the proxy's (shard, server, cursor)
 };
 
 // Redis command flags (the strings of COMMAND INFO's flags field).

@@ -21,8 +21,6 @@ constexpr std::string_view kReasonClient =
     "are shared by many clients";
 constexpr std::string_view kReasonHelp =
     "HELP subcommands are not supported through ringproxy; see the Redis documentation";
-constexpr std::string_view kReasonKeyspace =
-    "this command needs every shard's keyspace; not supported through ringproxy";
 constexpr std::string_view kReasonPubsub =
     "pub/sub is not supported by ringproxy (messages are not key-routed)";
 constexpr std::string_view kReasonTransactions =
@@ -1026,8 +1024,8 @@ constexpr CommandInfo kCommandTable[] = {
     {.name = "incrbyfloat", .arity = 3, .redis_flags = kFlagWrite | kFlagDenyoom | kFlagFast,
      .first_key = 1, .last_key = 1, .key_step = 1, .key_specs = specs(72, 1), .cls = C::write},
     {.name = "info", .arity = -1, .redis_flags = kFlagLoading | kFlagStale, .cls = C::local},
-    {.name = "keys", .arity = 2, .redis_flags = kFlagReadonly, .cls = C::unsupported,
-     .reason = kReasonKeyspace},
+    {.name = "keys", .arity = 2, .redis_flags = kFlagReadonly, .cls = C::read,
+     .fanout = Fanout::all_shards, .merge = Merge::concat_arrays},
     {.name = "lastsave", .arity = 1, .redis_flags = kFlagLoading | kFlagStale | kFlagFast,
      .cls = C::unsupported, .reason = kReasonAdmin},
     {.name = "latency", .arity = -2, .redis_flags = 0, .subcommands = kLatencySubcommands,
@@ -1131,8 +1129,8 @@ constexpr CommandInfo kCommandTable[] = {
     {.name = "quit", .arity = -1,
      .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale | kFlagFast | kFlagNoAuth | kFlagAllowBusy,
      .cls = C::local},
-    {.name = "randomkey", .arity = 1, .redis_flags = kFlagReadonly, .cls = C::unsupported,
-     .reason = kReasonKeyspace},
+    {.name = "randomkey", .arity = 1, .redis_flags = kFlagReadonly, .cls = C::read,
+     .fanout = Fanout::random_shard, .merge = Merge::forward},
     {.name = "readonly", .arity = 1, .redis_flags = kFlagLoading | kFlagStale | kFlagFast,
      .cls = C::unsupported, .reason = kReasonAdmin},
     {.name = "readwrite", .arity = 1, .redis_flags = kFlagLoading | kFlagStale | kFlagFast,
@@ -1174,8 +1172,8 @@ constexpr CommandInfo kCommandTable[] = {
     {.name = "save", .arity = 1,
      .redis_flags = kFlagAdmin | kFlagNoscript | kFlagNoAsyncLoading | kFlagNoMulti,
      .cls = C::unsupported, .reason = kReasonAdmin},
-    {.name = "scan", .arity = -2, .redis_flags = kFlagReadonly, .cls = C::unsupported,
-     .reason = kReasonKeyspace},
+    {.name = "scan", .arity = -2, .redis_flags = kFlagReadonly, .cls = C::read,
+     .fanout = Fanout::scan, .merge = Merge::scan_cursor},
     {.name = "scard", .arity = 2, .redis_flags = kFlagReadonly | kFlagFast, .first_key = 1,
      .last_key = 1, .key_step = 1, .key_specs = specs(122, 1), .cls = C::read},
     {.name = "script", .arity = -2, .redis_flags = 0, .subcommands = kScriptSubcommands,

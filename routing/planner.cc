@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 
 #include "routing/keys.h"
 
@@ -197,6 +198,41 @@ void plan_split(const CommandInfo& cmd, const RoutingTable& table, Health health
   }
 }
 
+// SCAN: the shard and server the cursor names, asked with that server's own cursor.
+void plan_scan(std::span<const std::string_view> args, const RoutingTable& table, Health health, Plan& out) {
+  uint64_t cursor = 0;
+  const std::string_view text = args[1];
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), cursor);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty()) return reject(out, "ERR invalid cursor");
+  ScanCursor at = ScanCursor::decode(cursor);
+  const uint32_t shards = static_cast<uint32_t>(table.shards().size());
+  if (at.shard >= shards) {
+    return reject(out, "ERR invalid cursor: it names shard " + std::to_string(at.shard) + " of " +
+                           std::to_string(shards) + " (did a reload remove shards? start again from 0)");
+  }
+  const ShardEntry& entry = table.shards()[at.shard];
+  const bool same_server = at.server_cursor != 0 && at.slot < entry.servers.size() &&
+                           health.is_usable(entry.servers[at.slot]);
+  if (!same_server) {  // a new shard, or its server is gone: from 0, on the first usable one
+    at.server_cursor = 0;
+    at.slot = 0;
+    while (at.slot < entry.servers.size() && !health.is_usable(entry.servers[at.slot])) ++at.slot;
+    if (at.slot == entry.servers.size() ||
+        (entry.replication.strategy == conf::ReplicationStrategy::none && at.slot != 0)) {
+      return reject_unavailable(out, table, at.shard);
+    }
+  }
+  out.kind = PlanKind::rewrite;
+  out.merge = Merge::scan_cursor;
+  out.groups.push_back({at.shard, 0, 1, AckRule{}});
+  PlannedFragment& f = out.fragments.emplace_back();
+  f.shard = at.shard;
+  f.server = entry.servers[at.slot];
+  out.rewritten_position = 1;
+  out.rewritten_arg = std::to_string(at.server_cursor);
+  out.scan = {at.shard, at.slot, shards};
+}
+
 }  // namespace
 
 void Plan::clear() {
@@ -208,6 +244,7 @@ void Plan::clear() {
   replicated = false;
   key_args.clear();
   key_slots.clear();
+  rewritten_position = 0;
 }
 
 void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const RoutingTable& table,
@@ -229,6 +266,13 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
       break;
   }
   if (cmd.fanout == Fanout::all_shards) return plan_broadcast(cmd, table, health, out);
+  if (cmd.fanout == Fanout::scan) return plan_scan(args, table, health, out);
+  if (cmd.fanout == Fanout::random_shard) {  // any shard will do: a different one each time
+    out.kind = PlanKind::forward;
+    add_group(cmd, table, health, static_cast<uint32_t>((health.rotation * 2654435761u) % table.shards().size()), 0,
+              0, out);
+    return;
+  }
 
   std::vector<uint32_t>& positions = scratch.key_positions;
   positions.clear();

@@ -5,6 +5,7 @@
 //   forward    one fragment: the client's bytes go unchanged to one server
 //   split      one fragment per shard with that shard's keys (MGET, MSET, DEL...)
 //   broadcast  the client's bytes go unchanged to every shard (DBSIZE, FLUSHALL...)
+//   rewrite    one fragment: the client's command with one argument replaced (SCAN's cursor)
 //   reject     nothing is sent; the client gets Plan::error
 #pragma once
 
@@ -17,10 +18,13 @@
 #include "routing/command_table.h"
 #include "routing/replication.h"
 #include "routing/routing_table.h"
+#include "routing/scan_cursor.h"
 
 namespace ringproxy::routing {
 
-enum class PlanKind : uint8_t { forward, split, broadcast, reject };
+enum class PlanKind : uint8_t { forward, split, broadcast, rewrite, reject };
+
+
 
 // What happens to a replicated write's copy for one server.
 enum class Delivery : uint8_t {
@@ -62,6 +66,9 @@ struct Plan {
   bool replicated = false;                 // some group has more than one server
   std::vector<uint32_t> key_args;          // split: argv positions of keys, grouped by group
   std::vector<uint32_t> key_slots;         // split: parallel to key_args, the key's index among all keys
+  uint32_t rewritten_position = 0;         // rewrite: the argument replaced ...
+  std::string rewritten_arg;               // ... and its new value
+  ScanPosition scan;                       // SCAN: where its one fragment reads
 
   void clear();
 };

@@ -1,5 +1,8 @@
 #include "routing/reducer.h"
 
+#include <charconv>
+#include <optional>
+
 #include "routing/resp/reply_scanner.h"
 #include "routing/resp/writer.h"
 
@@ -71,7 +74,48 @@ void Reducer::finish(std::string& out) const {
       for (std::string_view element : merged) out.append(element);
       return;
     }
+    case Merge::concat_arrays: {
+      std::vector<std::string_view> all, elements;
+      for (std::string_view reply : replies_) {
+        if (!resp::split_array_reply(reply, elements)) {
+          resp::append_error(out, "ERR unexpected reply shape from a shard");
+          return;
+        }
+        all.insert(all.end(), elements.begin(), elements.end());
+      }
+      resp::append_array_header(out, all.size());
+      for (std::string_view element : all) out.append(element);
+      return;
+    }
+    case Merge::scan_cursor:
+      finish_scan(out);
+      return;
   }
+}
+
+// [server cursor, keys]: the cursor becomes the proxy's. The server's 0 ends its shard: the
+// next shard from 0, or 0 after the last.
+void Reducer::finish_scan(std::string& out) const {
+  std::vector<std::string_view> elements;
+  std::optional<std::string_view> text;
+  uint64_t cursor = 0;
+  if (replies_.size() == 1 && resp::split_array_reply(replies_[0], elements) && elements.size() == 2) {
+    text = resp::bulk_string_reply(elements[0]);
+  }
+  if (!text || std::from_chars(text->data(), text->data() + text->size(), cursor).ec != std::errc() ||
+      cursor > ScanCursor::kMaxServerCursor) {
+    resp::append_error(out, "ERR unexpected reply to SCAN from a shard");
+    return;
+  }
+  uint64_t next = 0;
+  if (cursor != 0) {
+    next = ScanCursor{scan_.shard, scan_.slot, cursor}.encode();
+  } else if (scan_.shard + 1 < scan_.shards) {
+    next = ScanCursor{scan_.shard + 1, 0, 0}.encode();
+  }
+  resp::append_array_header(out, 2);
+  resp::append_bulk(out, std::to_string(next));
+  out.append(elements[1]);
 }
 
 }  // namespace ringproxy::routing

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "routing/command_table.h"
+#include "routing/scan_cursor.h"
 
 namespace ringproxy::routing {
 
@@ -18,6 +19,8 @@ class Reducer {
   // `fragment_slots[f]`: for array_by_position, the output positions of fragment f's
   // elements, in order; `slot_count`: the number of elements of the merged array.
   Reducer(Merge merge, std::vector<std::vector<uint32_t>> fragment_slots, size_t slot_count);
+  // scan_cursor: where the one fragment read.
+  void set_scan(ScanPosition at) { scan_ = at; }
 
   // Returns true when this was the last missing reply. A reply view must stay valid
   // until finish() (the caller keeps the buffers it points into).
@@ -29,9 +32,12 @@ class Reducer {
   void finish(std::string& out) const;
 
  private:
+  void finish_scan(std::string& out) const;
+
   Merge merge_;
   std::vector<std::vector<uint32_t>> fragment_slots_;
   size_t slot_count_;
+  ScanPosition scan_;
   std::vector<std::string_view> replies_;
   std::vector<bool> have_;
   size_t received_ = 0;

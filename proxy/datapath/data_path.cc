@@ -276,6 +276,12 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
     scratch_.clear();
     resp::append_command(scratch_, rewritten_views_);
     whole_block = bytes_block(scratch_, &whole);
+  } else if (plan.kind == routing::PlanKind::rewrite) {  // one argument replaced (SCAN's cursor)
+    rewritten_views_.assign(request.args.begin(), request.args.end());
+    rewritten_views_[plan.rewritten_position] = plan.rewritten_arg;
+    scratch_.clear();
+    resp::append_command(scratch_, rewritten_views_);
+    whole_block = bytes_block(scratch_, &whole);
   } else if (whole.empty()) {  // inline request: servers get the same command as multibulk
     scratch_.clear();
     resp::append_command(scratch_, request.args);
@@ -305,6 +311,7 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
       }
     }
     request.reducer = std::make_unique<routing::Reducer>(plan.merge, std::move(slots), plan.key_args.size());
+    if (plan.merge == routing::Merge::scan_cursor) request.reducer->set_scan(plan.scan);
   }
 
   const bool pairs = request.cmd->fanout == routing::Fanout::split_pairs;

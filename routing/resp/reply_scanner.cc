@@ -119,6 +119,15 @@ std::optional<int64_t> integer_reply(std::string_view reply) {
   return value;
 }
 
+std::optional<std::string_view> bulk_string_reply(std::string_view reply) {
+  if (reply.size() < 5 || reply[0] != '$') return std::nullopt;
+  const size_t cr = find_crlf(reply.data(), reply.size(), 1);
+  int64_t n;
+  if (cr == std::string_view::npos || !parse_length(reply.data() + 1, reply.data() + cr, &n) || n < 0) return std::nullopt;
+  if (cr + 2 + static_cast<size_t>(n) + 2 != reply.size()) return std::nullopt;
+  return reply.substr(cr + 2, static_cast<size_t>(n));
+}
+
 bool split_array_reply(std::string_view reply, std::vector<std::string_view>& elements) {
   elements.clear();
   if (reply.empty() || reply[0] != '*') return false;

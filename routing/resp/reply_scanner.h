@@ -38,6 +38,8 @@ class ReplyScanner {
 inline bool is_error_reply(std::string_view reply) { return !reply.empty() && reply[0] == '-'; }
 inline bool is_ok_reply(std::string_view reply) { return reply == "+OK\r\n"; }
 std::optional<int64_t> integer_reply(std::string_view reply);
+// A complete bulk string reply's payload ($<n>\r\n<payload>\r\n); nullopt for anything else.
+std::optional<std::string_view> bulk_string_reply(std::string_view reply);
 // A server's error reply to AUTH that refuses the credentials (WRONGPASS, NOAUTH, NOPERM, and
 // older servers' "-ERR invalid password" / "-ERR ... no password is set"), as opposed to an
 // error any connection could get (a full server's "-ERR max number of clients reached").

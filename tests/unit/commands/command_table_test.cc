@@ -160,7 +160,7 @@ TEST(CommandTable, EveryEntryIsDeliberatelyClassified) {
       default:
         ADD_FAILURE() << "class out of range";
     }
-    EXPECT_EQ(c->fanout == Fanout::single_shard, c->merge == Merge::forward);
+    EXPECT_EQ(c->fanout == Fanout::single_shard || c->fanout == Fanout::random_shard, c->merge == Merge::forward);
   }
 }
 
@@ -195,10 +195,13 @@ TEST(CommandTable, RoutedCommandsHaveKeysToRouteBy) {
       continue;
     }
     const bool routed = c->cls == C::read || c->cls == C::write;
-    if (routed && c->fanout != Fanout::all_shards) {
+    // (The keyspace's own commands: every shard, one at a time, or any.)
+    const bool keyless_fanout =
+        c->fanout == Fanout::all_shards || c->fanout == Fanout::scan || c->fanout == Fanout::random_shard;
+    if (routed && !keyless_fanout) {
       EXPECT_TRUE(has_keys(*c));
     }
-    if (c->cls == C::local || c->fanout == Fanout::all_shards) {
+    if (c->cls == C::local || keyless_fanout) {
       EXPECT_FALSE(has_keys(*c));
     }
   }
@@ -225,8 +228,8 @@ TEST(CommandTable, NamedClassifications) {
       {"flushdb", C::admin},     {"ping", C::local},         {"echo", C::local},
       {"quit", C::local},        {"select", C::local},       {"hello", C::local},
       {"info", C::local},        {"client", C::local},       {"command", C::local},
-      {"proxy", C::local},       {"time", C::unsupported},   {"keys", C::unsupported},
-      {"scan", C::unsupported},  {"randomkey", C::unsupported},
+      {"proxy", C::local},       {"time", C::unsupported},   {"keys", C::read},
+      {"scan", C::read},         {"randomkey", C::read},
   };
   for (const auto& [name, cls] : want) {
     EXPECT_EQ(command_class_name(cmd(name).cls), command_class_name(cls)) << name;
@@ -262,7 +265,6 @@ TEST(CommandTable, UnsupportedFamiliesShareAReason) {
       {"subscribe", "unsubscribe", "publish", "psubscribe", "punsubscribe", "ssubscribe",
        "sunsubscribe", "spublish", "pubsub"},
       {"multi", "exec", "discard", "watch", "unwatch"},
-      {"keys", "scan", "randomkey"},
       {"config", "debug", "shutdown", "save", "bgsave", "bgrewriteaof", "lastsave",
        "replicaof", "slaveof", "sync", "psync", "monitor", "cluster", "readonly", "readwrite",
        "module", "slowlog", "latency", "failover", "swapdb", "move", "migrate",
@@ -298,6 +300,9 @@ TEST(CommandTable, FanoutAndMerge) {
   };
   const std::vector<Want> want = {
       {"mget", Fanout::split_keys, Merge::array_by_position},
+      {"keys", Fanout::all_shards, Merge::concat_arrays},
+      {"scan", Fanout::scan, Merge::scan_cursor},
+      {"randomkey", Fanout::random_shard, Merge::forward},
       {"mset", Fanout::split_pairs, Merge::all_ok},
       {"del", Fanout::split_keys, Merge::sum_integers},
       {"unlink", Fanout::split_keys, Merge::sum_integers},

@@ -65,6 +65,16 @@ TEST(Refusal, EveryKeyMustMatchAPattern) {
   EXPECT_EQ(check(app, {"RENAME", "app:1", "x"}), no_key);  // both keys count
   EXPECT_EQ(check(app, {"PING"}), "");                      // no keys
   EXPECT_EQ(check(app, {"FLUSHALL"}), "NOPERM this user has no permissions to run the 'flushall' command");
+  // Listing the keyspace shows everyone's key names: not for a user limited to some keys.
+  const std::string no_listing =
+      "NOPERM this user has no permissions to list keys: the keyspace holds keys outside its key patterns";
+  EXPECT_EQ(check(app, {"KEYS", "app:*"}), no_listing);
+  EXPECT_EQ(check(app, {"SCAN", "0", "MATCH", "app:*"}), no_listing);
+  EXPECT_EQ(check(app, {"RANDOMKEY"}), no_listing);
+  const auto reader = user("r", "p", conf::Access::read);  // every key: it may
+  EXPECT_EQ(check(reader, {"KEYS", "*"}), "");
+  EXPECT_EQ(check(reader, {"SCAN", "0"}), "");
+  EXPECT_EQ(check(reader, {"RANDOMKEY"}), "");
 }
 
 TEST(KeyAllowed, RedisGlobSyntax) {

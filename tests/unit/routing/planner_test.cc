@@ -127,7 +127,6 @@ TEST_F(PlannerTest, BroadcastAndAdminCommands) {
 }
 
 TEST_F(PlannerTest, UnsupportedAndKeylessCommands) {
-  EXPECT_EQ(run({"KEYS", "*"}).kind, PlanKind::reject);
   EXPECT_EQ(run({"BLPOP", "l", "0"}).kind, PlanKind::reject);
   const Plan& eval = run({"EVAL", "return 1", "0"});
   ASSERT_EQ(eval.kind, PlanKind::reject);
@@ -166,14 +165,20 @@ TEST(RoutingTable, BuildsFromConfigWithNamesNotAddresses) {
 namespace ringproxy::routing {
 namespace {
 
-TEST(PlannerReplication, PromoteLetsTheFirstLiveReplicaLead) {
+// One shard "s" of three servers, 127.0.0.1:7001-7003.
+conf::PoolConfig one_replicated_shard(conf::ReplicationStrategy strategy) {
   conf::PoolConfig pool;
   conf::ShardConfig shard;
   shard.name = "s";
   for (uint16_t p : {7001, 7002, 7003}) shard.servers.push_back({"127.0.0.1", p});
-  shard.replication.strategy = conf::ReplicationStrategy::primary_replica;
+  shard.replication.strategy = strategy;
   shard.replication.write_ack = conf::WriteAck::quorum;
   pool.shards.push_back(shard);
+  return pool;
+}
+
+TEST(PlannerReplication, PromoteLetsTheFirstLiveReplicaLead) {
+  conf::PoolConfig pool = one_replicated_shard(conf::ReplicationStrategy::primary_replica);
   std::vector<uint8_t> mode = {kServerQueue, kServerLive, kServerLive};
   std::vector<std::string_view> set = {"SET", "k", "v"}, get = {"GET", "k"};
   PlanScratch scratch;
@@ -200,6 +205,87 @@ TEST(PlannerReplication, PromoteLetsTheFirstLiveReplicaLead) {
   plan(*find_command("GET"), get, *promote_table, Health{mode, {}, 0}, {}, scratch, plan_out);
   ASSERT_EQ(plan_out.kind, PlanKind::forward);
   EXPECT_EQ(plan_out.fragments[0].server, 1u);
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
+
+// The keyspace across shards (issue 13): SCAN one shard at a time, KEYS on all, RANDOMKEY on any.
+namespace ringproxy::routing {
+namespace {
+
+TEST_F(PlannerTest, ScanStartsOnTheFirstShardWithTheServersOwnCursor) {
+  const Plan& start = run({"SCAN", "0", "MATCH", "user:*", "COUNT", "100"});
+  ASSERT_EQ(start.kind, PlanKind::rewrite);
+  EXPECT_EQ(start.merge, Merge::scan_cursor);
+  ASSERT_EQ(start.fragments.size(), 1u);
+  EXPECT_EQ(start.fragments[0].server, 0u);
+  EXPECT_EQ(start.rewritten_position, 1u);
+  EXPECT_EQ(start.rewritten_arg, "0");
+  EXPECT_EQ(start.scan.shard, 0u);
+  EXPECT_EQ(start.scan.shards, 3u);
+
+  const uint64_t middle = ScanCursor{2, 0, 12345}.encode();
+  const Plan& later = run({"SCAN", std::to_string(middle)});
+  ASSERT_EQ(later.kind, PlanKind::rewrite);
+  EXPECT_EQ(later.fragments[0].server, 2u);
+  EXPECT_EQ(later.rewritten_arg, "12345");
+  EXPECT_EQ(later.scan.shard, 2u);
+
+  const Plan& next_shard = run({"SCAN", std::to_string(ScanCursor{1, 0, 0}.encode())});
+  EXPECT_EQ(next_shard.fragments[0].server, 1u);
+  EXPECT_EQ(next_shard.rewritten_arg, "0");
+}
+
+TEST_F(PlannerTest, ScanRefusesBadCursorsAndWaitsForAShardThatIsDown) {
+  for (const char* bad : {"x", "-1", "", "1.5", "18446744073709551616"}) {
+    const Plan& p = run({"SCAN", bad});
+    ASSERT_EQ(p.kind, PlanKind::reject) << bad;
+    EXPECT_EQ(p.error.rfind("ERR invalid cursor", 0), 0u) << p.error;
+  }
+  const Plan& gone = run({"SCAN", std::to_string(ScanCursor{7, 0, 3}.encode())});
+  ASSERT_EQ(gone.kind, PlanKind::reject);
+  EXPECT_NE(gone.error.find("start again from 0"), std::string::npos) << gone.error;
+  // An unreplicated shard that is down is not skipped: its keys would be missed.
+  usable_[1] = kServerQueue;
+  const Plan& down = run({"SCAN", std::to_string(ScanCursor{1, 0, 0}.encode())});
+  ASSERT_EQ(down.kind, PlanKind::reject);
+  EXPECT_NE(down.error.find("unavailable"), std::string::npos) << down.error;
+}
+
+TEST(PlannerScan, AReplicatedShardKeepsItsServerOrStartsAgainOnAnother) {
+  auto table = RoutingTable::build(one_replicated_shard(conf::ReplicationStrategy::multi_primary));
+  std::vector<uint8_t> mode = {kServerLive, kServerLive, kServerLive};
+  PlanScratch scratch;
+  Plan out;
+  const std::string on_second = std::to_string(ScanCursor{0, 1, 99}.encode());
+  std::vector<std::string_view> args = {"SCAN", on_second};
+  plan(*find_command("SCAN"), args, *table, Health{mode, {}, 0}, {}, scratch, out);
+  ASSERT_EQ(out.kind, PlanKind::rewrite);
+  EXPECT_EQ(out.fragments[0].server, 1u);  // a cursor means something only to its own server
+  EXPECT_EQ(out.rewritten_arg, "99");
+  EXPECT_EQ(out.scan.slot, 1u);
+  mode = {kServerQueue, kServerSkip, kServerLive};
+  plan(*find_command("SCAN"), args, *table, Health{mode, {}, 0}, {}, scratch, out);
+  ASSERT_EQ(out.kind, PlanKind::rewrite);
+  EXPECT_EQ(out.fragments[0].server, 2u);  // its server is gone: the shard again, from 0
+  EXPECT_EQ(out.rewritten_arg, "0");
+  EXPECT_EQ(out.scan.slot, 2u);
+}
+
+TEST_F(PlannerTest, KeysAsksEveryShardAndRandomKeyAnyShard) {
+  const Plan& keys = run({"KEYS", "user:*"});
+  ASSERT_EQ(keys.kind, PlanKind::broadcast);
+  EXPECT_EQ(keys.merge, Merge::concat_arrays);
+  EXPECT_EQ(keys.groups.size(), 3u);
+  std::vector<bool> seen(3, false);
+  std::vector<std::string_view> args = {"RANDOMKEY"};
+  for (uint64_t rotation = 0; rotation < 12; ++rotation) {
+    plan(*find_command("RANDOMKEY"), args, *table_, Health{usable_, {}, rotation}, {}, scratch_, plan_);
+    ASSERT_EQ(plan_.kind, PlanKind::forward);
+    seen[plan_.fragments[0].shard] = true;
+  }
+  EXPECT_EQ(seen, std::vector<bool>(3, true));
 }
 
 }  // namespace

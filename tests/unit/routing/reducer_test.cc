@@ -85,3 +85,46 @@ TEST(Reducer, SumThatOverflowsIsAnError) {
 
 }  // namespace
 }  // namespace ringproxy::routing
+
+namespace ringproxy::routing {
+namespace {
+
+std::string scan_reply(const std::string& cursor, const std::string& keys_array) {
+  return "*2\r\n$" + std::to_string(cursor.size()) + "\r\n" + cursor + "\r\n" + keys_array;
+}
+
+std::string finish_scan(ScanPosition at, const std::string& reply) {
+  Reducer r(Merge::scan_cursor, {{}}, 0);
+  r.set_scan(at);
+  r.add(0, reply);
+  std::string out;
+  r.finish(out);
+  return out;
+}
+
+TEST(Reducer, ScanCursorNamesTheShardTheServerAndItsCursor) {
+  const std::string keys = "*2\r\n$1\r\na\r\n$1\r\nb\r\n";
+  const std::string mid = std::to_string(ScanCursor{1, 2, 4711}.encode());
+  EXPECT_EQ(finish_scan({1, 2, 3}, scan_reply("4711", keys)), scan_reply(mid, keys));
+  // The server's 0 ends its shard: the next one, from 0 ...
+  const std::string next = std::to_string(ScanCursor{2, 0, 0}.encode());
+  EXPECT_EQ(finish_scan({1, 2, 3}, scan_reply("0", keys)), scan_reply(next, keys));
+  // ... or the end, after the last.
+  EXPECT_EQ(finish_scan({2, 0, 3}, scan_reply("0", "*0\r\n")), scan_reply("0", "*0\r\n"));
+  EXPECT_EQ(finish_scan({2, 0, 3}, "-ERR shard 'c' down\r\n"), "-ERR shard 'c' down\r\n");
+  EXPECT_EQ(finish_scan({0, 0, 3}, ":1\r\n").rfind("-ERR unexpected reply to SCAN", 0), 0u);
+  EXPECT_EQ(finish_scan({0, 0, 3}, scan_reply("x", "*0\r\n")).rfind("-ERR unexpected reply to SCAN", 0), 0u);
+}
+
+TEST(Reducer, ConcatArraysJoinsEveryShardsElements) {
+  Reducer r(Merge::concat_arrays, {{}, {}, {}}, 0);
+  const std::vector<std::pair<uint32_t, std::string>> replies = {
+      {2, "*1\r\n$1\r\nc\r\n"}, {0, "*2\r\n$1\r\na\r\n$2\r\nbb\r\n"}, {1, "*0\r\n"}};
+  for (const auto& [fragment, reply] : replies) r.add(fragment, reply);  // (views: the replies outlive finish)
+  std::string merged;
+  r.finish(merged);
+  EXPECT_EQ(merged, "*3\r\n$1\r\na\r\n$2\r\nbb\r\n$1\r\nc\r\n");
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
