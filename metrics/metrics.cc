@@ -47,6 +47,12 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                      .Help("Replies to clients that were errors (the proxy's or a server's).")
                      .Register(*registry_);
   error_replies = &errors.Add({});
+  scripts_reloaded = &BuildCounter()
+                          .Name("ringproxy_scripts_reloaded_total")
+                          .Help("EVALSHA calls sent again as EVAL, with the script the proxy remembered, to a server "
+                                "that answered NOSCRIPT (it restarted, or missed SCRIPT LOAD).")
+                          .Register(*registry_)
+                          .Add({});
   auto& protocol = BuildCounter()
                        .Name("ringproxy_protocol_errors_total")
                        .Help("Client connections closed for a RESP protocol error.")

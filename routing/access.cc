@@ -26,6 +26,11 @@ conf::Access needed(const CommandInfo& cmd, std::span<const std::string_view> ar
   // proxy cannot check inside it: the writing forms need admin; the _RO forms are read-only
   // by the server's own rule.
   if (is_script(cmd.name)) return cmd.cls == CommandClass::write ? conf::Access::admin : conf::Access::read;
+  // Libraries run like scripts (FCALL needs admin), and flushing or replacing what every
+  // server runs is everyone's business.
+  if (cmd.name == "script|flush" || (cmd.name.starts_with("function|") && cmd.cls == CommandClass::write)) {
+    return conf::Access::admin;
+  }
   switch (cmd.cls) {
     case CommandClass::write: return conf::Access::readwrite;
     case CommandClass::admin: return conf::Access::admin;

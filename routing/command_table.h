@@ -27,6 +27,7 @@ enum class Fanout : uint8_t {
   split_keys,    // one sub-command per shard with that shard's keys: MGET DEL UNLINK EXISTS TOUCH
   split_pairs,   // MSET: key/value pairs split by key
   all_shards,    // sent unchanged to every shard: DBSIZE, FLUSHALL, FLUSHDB, KEYS
+  all_servers,   // every live server of every shard, replicas too: SCRIPT LOAD, FUNCTION LOAD ...
   scan,          // SCAN: one shard at a time, the cursor saying which (planner.h ScanCursor)
   random_shard,  // no key, any shard will do: RANDOMKEY
 };
@@ -38,6 +39,8 @@ enum class Merge : uint8_t {
   sum_integers,       // DEL UNLINK EXISTS TOUCH DBSIZE
   all_ok,             // MSET FLUSHALL FLUSHDB: +OK when every part said +OK
   concat_arrays,      // KEYS: every shard's elements, one array
+  same_reply,         // SCRIPT LOAD, FUNCTION LOAD: every server's reply, which must be one
+  all_of_arrays,      // SCRIPT EXISTS: 1 where every server says 1
   scan_cursor,        // SCAN: the server's cursor made the proxy's (shard, server, cursor)
 };
 
@@ -72,6 +75,11 @@ enum ProxyFlag : uint8_t {
   // BLOCK option (has_block_option in keys.h): a blocked reply would stall every client
   // sharing the backend connection.
   kProxyRejectBlockOption = 1u << 0,
+  // EVAL, EVAL_RO, SCRIPT LOAD: the argument after the name is a script body, which the proxy
+  // remembers (routing/scripts.h): a server that answers NOSCRIPT to EVALSHA gets it again.
+  kProxyScriptBody = 1u << 1,
+  // SCRIPT FLUSH: the proxy forgets every script body too.
+  kProxyFlushesScripts = 1u << 2,
 };
 
 // Where the key specs fall short, find_key_positions parses the command's options by hand,

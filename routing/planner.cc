@@ -32,6 +32,11 @@ void reject_unavailable(Plan& out, const RoutingTable& table, uint32_t shard) {
                   "); its keys are not moved to other shards");
 }
 
+bool runs_code(const CommandInfo& cmd) {
+  return cmd.name == "eval" || cmd.name == "evalsha" || cmd.name == "eval_ro" || cmd.name == "evalsha_ro" ||
+         cmd.name == "fcall" || cmd.name == "fcall_ro";
+}
+
 // SPOP picks at random: one server executes it, the others get its effect (SREM).
 bool picks_at_random(const CommandInfo& cmd) { return cmd.name == "spop"; }
 
@@ -198,6 +203,25 @@ void plan_split(const CommandInfo& cmd, const RoutingTable& table, Health health
   }
 }
 
+// SCRIPT LOAD, FUNCTION LOAD ...: every server holds its own scripts and functions, so every
+// live one is asked, replicas too (one group each: not a replicated write; a server that is
+// down now gets a script again when it answers NOSCRIPT).
+void plan_all_servers(const CommandInfo& cmd, const RoutingTable& table, Health health, Plan& out) {
+  out.kind = PlanKind::broadcast;
+  out.merge = cmd.merge;
+  for (uint32_t shard = 0; shard < table.shards().size(); ++shard) {
+    const ShardEntry& entry = table.shards()[shard];
+    bool any = false;
+    for (uint32_t server : entry.servers) {
+      if (!health.is_usable(server)) continue;
+      push_group(out, shard, 0, 0, AckRule{});
+      push_fragment(out, shard, server, 0, 0, 0, 0, Delivery::send);
+      any = true;
+    }
+    if (!any) return reject_unavailable(out, table, shard);
+  }
+}
+
 // SCAN: the shard and server the cursor names, asked with that server's own cursor.
 void plan_scan(std::span<const std::string_view> args, const RoutingTable& table, Health health, Plan& out) {
   uint64_t cursor = 0;
@@ -266,6 +290,7 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
       break;
   }
   if (cmd.fanout == Fanout::all_shards) return plan_broadcast(cmd, table, health, out);
+  if (cmd.fanout == Fanout::all_servers) return plan_all_servers(cmd, table, health, out);
   if (cmd.fanout == Fanout::scan) return plan_scan(args, table, health, out);
   if (cmd.fanout == Fanout::random_shard) {  // any shard will do: a different one each time
     out.kind = PlanKind::forward;
@@ -279,6 +304,13 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
   std::string_view key_error = find_key_positions(cmd, args, positions);
   if (!key_error.empty()) return reject(out, "ERR " + std::string(key_error));
   if (positions.empty()) {
+    // A script or function without keys runs on one shard, as on a Redis Cluster node: the
+    // one its body, SHA or function name maps to (the same call, the same shard).
+    if (runs_code(cmd)) {
+      out.kind = PlanKind::forward;
+      add_group(cmd, table, health, table.shard_of(args[1]), 0, 0, out);
+      return;
+    }
     return reject(out, "ERR " + upper(cmd.name) +
                            " without a key cannot be routed by ringproxy: name at least one key");
   }

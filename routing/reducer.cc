@@ -90,6 +90,34 @@ void Reducer::finish(std::string& out) const {
     case Merge::scan_cursor:
       finish_scan(out);
       return;
+    case Merge::same_reply:
+      for (std::string_view reply : replies_) {
+        if (reply != replies_.front()) {
+          resp::append_error(out, "ERR the servers answered differently: " +
+                                      std::string(replies_.front().substr(0, 60)) + " and " +
+                                      std::string(reply.substr(0, 60)));
+          return;
+        }
+      }
+      out.append(replies_.empty() ? std::string_view("+OK\r\n") : replies_.front());
+      return;
+    case Merge::all_of_arrays: {
+      std::vector<std::string_view> elements;
+      std::vector<int64_t> all;
+      for (size_t f = 0; f < replies_.size(); ++f) {
+        if (!resp::split_array_reply(replies_[f], elements) || (f > 0 && elements.size() != all.size())) {
+          resp::append_error(out, "ERR unexpected reply shape from a shard");
+          return;
+        }
+        if (f == 0) all.assign(elements.size(), 1);
+        for (size_t i = 0; i < elements.size(); ++i) {
+          if (resp::integer_reply(elements[i]).value_or(0) == 0) all[i] = 0;
+        }
+      }
+      resp::append_array_header(out, all.size());
+      for (int64_t value : all) resp::append_integer(out, value);
+      return;
+    }
   }
 }
 

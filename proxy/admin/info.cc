@@ -66,6 +66,7 @@ std::string info_text(const InfoSources& sources, std::string_view section) {
     line("total_commands_processed", std::to_string(stats.requests));
     line("total_error_replies", std::to_string(stats.error_replies));
     line("total_protocol_errors", std::to_string(stats.protocol_errors));
+    line("scripts_reloaded", std::to_string(stats.scripts_reloaded));
     out += "\r\n";
   }
   if (wanted(section, "proxy")) {

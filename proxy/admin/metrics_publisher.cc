@@ -7,6 +7,9 @@ void MetricsPublisher::publish() {
   if (uint64_t delta = stats_.error_replies - published_.error_replies; delta > 0) {
     metrics.error_replies->Increment(static_cast<double>(delta));
   }
+  if (uint64_t delta = stats_.scripts_reloaded - published_.scripts_reloaded; delta > 0) {
+    metrics.scripts_reloaded->Increment(static_cast<double>(delta));
+  }
   if (uint64_t delta = stats_.bytes_received - published_.bytes_received; delta > 0) {
     metrics.client_bytes_received->Increment(static_cast<double>(delta));
   }

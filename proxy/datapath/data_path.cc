@@ -84,10 +84,13 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
   }
 
   if (cmd->cls == routing::CommandClass::local) return local_->answer(client, request);
-  if (routing::has_block_option(*cmd, args)) {
-    return reply_error(request, "ERR blocking " + std::string(args[0]) +
-                                    " is not supported by ringproxy: a blocked server connection would stall "
-                                    "every client sharing it; call it without BLOCK");
+  if (cmd->proxy_flags != 0) [[unlikely]] {  // XREAD's BLOCK; scripts the proxy remembers
+    if (routing::has_block_option(*cmd, args)) {
+      return reply_error(request, "ERR blocking " + std::string(args[0]) +
+                                      " is not supported by ringproxy: a blocked server connection would stall "
+                                      "every client sharing it; call it without BLOCK");
+    }
+    note_scripts(*cmd, args);
   }
 
   route(request);
@@ -383,6 +386,8 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
 // reduce: a fragment's reply (or failure) settles its group; the groups settle the request.
 void DataPath::on_fragment_done(Fragment& fragment) {
   if (fragment.request == nullptr) return fragment.server->on_replay_done(fragment);
+  // (An error reply: only then may it be a NOSCRIPT to answer by sending the script.)
+  if (fragment.reply.front() == '-' && reload_script(fragment)) [[unlikely]] return;
   Request& request = *fragment.request;
   fragment.state = Fragment::State::done;
   // A stale leader's late reply sends nothing: its resync makes it equal to the others. Nor
@@ -404,6 +409,42 @@ void DataPath::on_fragment_done(Fragment& fragment) {
     if (request.replicated_write && fragment.slot == 0) drop_waiting_copies(request, fragment);
   }
   release_if_finished(request);
+}
+
+// EVAL, EVAL_RO, SCRIPT LOAD: the body is remembered; SCRIPT FLUSH forgets them all.
+void DataPath::note_scripts(const routing::CommandInfo& cmd, std::span<const std::string_view> args) {
+  if (cmd.has_proxy_flag(routing::kProxyFlushesScripts)) scripts_.forget_all();
+  if (!cmd.has_proxy_flag(routing::kProxyScriptBody)) return;
+  const size_t at = cmd.name.find('|') == std::string_view::npos ? 1 : 2;  // EVAL body / SCRIPT LOAD body
+  if (args.size() > at && !scripts_.remember(args[at])) {
+    spdlog::warn("a script of {} bytes is not remembered: the scripts held already take {} bytes (64 MiB at most)",
+                 args[at].size(), scripts_.bytes());
+  }
+}
+
+// A server answered EVALSHA (or EVALSHA_RO) with NOSCRIPT: it restarted, or missed SCRIPT
+// LOAD while down. If the proxy has the script, the same call goes to that server again as
+// EVAL with the body: one command and one reply as before, and the server caches it again.
+bool DataPath::reload_script(Fragment& fragment) {
+  Request& request = *fragment.request;
+  if (fragment.script_reloaded || fragment.failed || !routing::is_noscript_reply(fragment.reply)) return false;
+  const bool read_only = request.cmd->name == "evalsha_ro";
+  if (request.cmd->name != "evalsha" && !read_only) return false;
+  const std::string* body = scripts_.body(request.args[1]);
+  if (body == nullptr) return false;
+  rewritten_views_.assign(request.args.begin(), request.args.end());
+  rewritten_views_[0] = read_only ? "EVAL_RO" : "EVAL";
+  rewritten_views_[1] = *body;
+  scratch_.clear();
+  resp::append_command(scratch_, rewritten_views_);
+  fragment.bytes_block = bytes_block(scratch_, &fragment.bytes);
+  fragment.script_reloaded = true;
+  fragment.reply = {};
+  fragment.reply_block = BlockRef();
+  fragment.state = Fragment::State::sent;
+  ++stats_.scripts_reloaded;
+  fragment.server->send(fragment, request.client != nullptr ? request.client->id() : 0);
+  return true;
 }
 
 // The leader is done for good: copies still waiting for it (refused, missed, or lost) will

@@ -34,6 +34,7 @@
 #include "proxy/requests/request.h"
 #include "proxy/requests/stats.h"
 #include "routing/planner.h"
+#include "routing/scripts.h"
 
 namespace ringproxy::proxy {
 
@@ -103,6 +104,8 @@ class DataPath final : public RequestHandler, public ServerEvents {
   void release_if_finished(Request& request);
   void reply_error(Request& request, std::string_view message);
   BlockRef bytes_block(std::string_view bytes, std::string_view* view);
+  void note_scripts(const routing::CommandInfo& cmd, std::span<const std::string_view> args);
+  bool reload_script(Fragment& fragment);
 
   Worker& worker_;
   Servers& servers_;
@@ -119,6 +122,7 @@ class DataPath final : public RequestHandler, public ServerEvents {
   std::vector<std::string> rewritten_;
   std::vector<std::string_view> rewritten_views_;
   std::vector<uint32_t> key_positions_;  // scratch of the permission check
+  routing::ScriptBook scripts_;          // what EVAL and SCRIPT LOAD sent, for servers that lack it
 };
 
 }  // namespace ringproxy::proxy

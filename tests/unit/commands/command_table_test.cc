@@ -196,8 +196,8 @@ TEST(CommandTable, RoutedCommandsHaveKeysToRouteBy) {
     }
     const bool routed = c->cls == C::read || c->cls == C::write;
     // (The keyspace's own commands: every shard, one at a time, or any.)
-    const bool keyless_fanout =
-        c->fanout == Fanout::all_shards || c->fanout == Fanout::scan || c->fanout == Fanout::random_shard;
+    const bool keyless_fanout = c->fanout == Fanout::all_shards || c->fanout == Fanout::all_servers ||
+                                c->fanout == Fanout::scan || c->fanout == Fanout::random_shard;
     if (routed && !keyless_fanout) {
       EXPECT_TRUE(has_keys(*c));
     }
@@ -249,7 +249,10 @@ TEST(CommandTable, NamedClassifications) {
       {"command", "count", C::local},   {"command", "info", C::local},
       {"command", "docs", C::local},    {"command", "list", C::local},
       {"command", "getkeys", C::local}, {"config", "get", C::unsupported},
-      {"script", "load", C::unsupported}, {"function", "load", C::unsupported},
+      {"script", "load", C::write},     {"function", "load", C::write},
+      {"script", "exists", C::read},    {"script", "flush", C::write},
+      {"script", "kill", C::unsupported}, {"function", "list", C::read},
+      {"function", "dump", C::read},    {"function", "stats", C::unsupported},
   };
   for (const auto& [container, name, cls] : subs) {
     EXPECT_EQ(command_class_name(sub(container, name).cls), command_class_name(cls))
@@ -268,7 +271,7 @@ TEST(CommandTable, UnsupportedFamiliesShareAReason) {
       {"config", "debug", "shutdown", "save", "bgsave", "bgrewriteaof", "lastsave",
        "replicaof", "slaveof", "sync", "psync", "monitor", "cluster", "readonly", "readwrite",
        "module", "slowlog", "latency", "failover", "swapdb", "move", "migrate",
-       "script", "function", "time", "lolwut", "role", "reset"},
+       "time", "lolwut", "role", "reset"},
   };
   std::vector<std::string_view> seen;
   for (const auto& family : families) {
@@ -301,6 +304,17 @@ TEST(CommandTable, FanoutAndMerge) {
   const std::vector<Want> want = {
       {"mget", Fanout::split_keys, Merge::array_by_position},
       {"keys", Fanout::all_shards, Merge::concat_arrays},
+      {"script|load", Fanout::all_servers, Merge::same_reply},
+      {"script|exists", Fanout::all_servers, Merge::all_of_arrays},
+      {"script|flush", Fanout::all_servers, Merge::all_ok},
+      {"function|load", Fanout::all_servers, Merge::same_reply},
+      {"function|delete", Fanout::all_servers, Merge::all_ok},
+      {"function|list", Fanout::random_shard, Merge::forward},
+      {"function|dump", Fanout::random_shard, Merge::forward},
+      {"function|flush", Fanout::all_servers, Merge::all_ok},
+      {"function|restore", Fanout::all_servers, Merge::all_ok},
+      {"script", Fanout::all_servers, Merge::all_ok},    // (bare containers: arity refuses them)
+      {"function", Fanout::all_servers, Merge::all_ok},
       {"scan", Fanout::scan, Merge::scan_cursor},
       {"randomkey", Fanout::random_shard, Merge::forward},
       {"mset", Fanout::split_pairs, Merge::all_ok},
@@ -318,8 +332,10 @@ TEST(CommandTable, FanoutAndMerge) {
   }
   EXPECT_EQ(fanned_out, want.size());  // every other command is single_shard / forward
   for (const Want& w : want) {
-    EXPECT_EQ(cmd(w.name).fanout, w.fanout) << w.name;
-    EXPECT_EQ(cmd(w.name).merge, w.merge) << w.name;
+    const size_t bar = w.name.find('|');
+    const CommandInfo& c = bar == std::string_view::npos ? cmd(w.name) : sub(w.name.substr(0, bar), w.name.substr(bar + 1));
+    EXPECT_EQ(c.fanout, w.fanout) << w.name;
+    EXPECT_EQ(c.merge, w.merge) << w.name;
   }
   for (std::string_view name : {"msetnx", "sinter", "sunionstore", "rename", "smove", "eval",
                                 "pfmerge", "bitop", "copy", "lmove", "zunionstore", "get"}) {
@@ -336,7 +352,10 @@ TEST(CommandTable, ContainersCarryTheClassOfTheirSupportedSubcommands) {
     for (const CommandInfo& s : c.subcommands) {
       if (s.cls == C::unsupported) continue;
       any_supported = true;
-      EXPECT_EQ(s.cls, c.cls) << s.name;
+      // (Reads and writes together, SCRIPT EXISTS and LOAD: the container is the stricter.)
+      if (!(s.cls == C::read && c.cls == C::write)) {
+        EXPECT_EQ(s.cls, c.cls) << s.name;
+      }
     }
     if (!any_supported) {
       EXPECT_EQ(c.cls, C::unsupported);

@@ -77,6 +77,19 @@ TEST(Refusal, EveryKeyMustMatchAPattern) {
   EXPECT_EQ(check(reader, {"RANDOMKEY"}), "");
 }
 
+TEST(Refusal, ScriptAndFunctionManagement) {
+  const auto writer = user("w", "p", conf::Access::readwrite);
+  const auto admin = user("a", "p", conf::Access::admin);
+  EXPECT_EQ(check(writer, {"SCRIPT", "LOAD", "return 1"}), "");
+  EXPECT_EQ(check(writer, {"SCRIPT", "EXISTS", "abc"}), "");
+  EXPECT_NE(check(writer, {"SCRIPT", "FLUSH"}), "");  // everyone's scripts
+  EXPECT_NE(check(writer, {"FUNCTION", "LOAD", "#!lua name=l\n"}), "");
+  EXPECT_NE(check(writer, {"FUNCTION", "FLUSH"}), "");
+  EXPECT_EQ(check(writer, {"FUNCTION", "LIST"}), "");
+  EXPECT_EQ(check(admin, {"SCRIPT", "FLUSH"}), "");
+  EXPECT_EQ(check(admin, {"FUNCTION", "DELETE", "l"}), "");
+}
+
 TEST(KeyAllowed, RedisGlobSyntax) {
   const std::vector<std::string> p = {"a*", "b?", "c[xy]", "d[^x]", "e[a-c]", "f\\*"};
   for (std::string_view k : {"a", "abc", "a:b/c", "bz", "cx", "cy", "dz", "eb", "f*"}) EXPECT_TRUE(key_allowed(p, k)) << k;

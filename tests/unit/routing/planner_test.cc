@@ -128,9 +128,15 @@ TEST_F(PlannerTest, BroadcastAndAdminCommands) {
 
 TEST_F(PlannerTest, UnsupportedAndKeylessCommands) {
   EXPECT_EQ(run({"BLPOP", "l", "0"}).kind, PlanKind::reject);
+  // A script without keys runs on one shard: the one its body maps to, every time.
   const Plan& eval = run({"EVAL", "return 1", "0"});
-  ASSERT_EQ(eval.kind, PlanKind::reject);
-  EXPECT_NE(eval.error.find("without a key"), std::string::npos);
+  ASSERT_EQ(eval.kind, PlanKind::forward);
+  EXPECT_EQ(eval.fragments[0].shard, table_->shard_of("return 1"));
+  const Plan& fcall = run({"FCALL", "myfunc", "0", "arg"});
+  ASSERT_EQ(fcall.kind, PlanKind::forward);
+  EXPECT_EQ(fcall.fragments[0].shard, table_->shard_of("myfunc"));
+  const Plan& no_key = run({"GET"});  // (no key where one is due: still refused)
+  EXPECT_EQ(no_key.kind, PlanKind::reject);
   const Plan& bad_numkeys = run({"EVAL", "return 1", "5", "a"});
   EXPECT_EQ(bad_numkeys.kind, PlanKind::reject);
   const Plan& eval_keys = run({"EVAL", "return 1", "2", "{t}a", "{t}b"});
@@ -286,6 +292,38 @@ TEST_F(PlannerTest, KeysAsksEveryShardAndRandomKeyAnyShard) {
     seen[plan_.fragments[0].shard] = true;
   }
   EXPECT_EQ(seen, std::vector<bool>(3, true));
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
+
+// Scripts and functions live in each server (issue 13): SCRIPT LOAD goes to every live one.
+namespace ringproxy::routing {
+namespace {
+
+TEST(PlannerScripts, ScriptLoadGoesToEveryLiveServerOfEveryShard) {
+  conf::PoolConfig pool = one_replicated_shard(conf::ReplicationStrategy::primary_replica);
+  conf::ShardConfig plain;
+  plain.name = "p";
+  plain.servers.push_back({"127.0.0.1", 7004});
+  pool.shards.push_back(plain);
+  auto table = RoutingTable::build(pool);
+  std::vector<uint8_t> mode = {kServerLive, kServerQueue, kServerLive, kServerLive};
+  std::vector<std::string_view> args = {"SCRIPT", "LOAD", "return 1"};
+  const CommandInfo& load = *find_subcommand(*find_command("SCRIPT"), "LOAD");
+  PlanScratch scratch;
+  Plan out;
+  plan(load, args, *table, Health{mode, {}, 0}, {}, scratch, out);
+  ASSERT_EQ(out.kind, PlanKind::broadcast);
+  EXPECT_EQ(out.merge, Merge::same_reply);
+  EXPECT_FALSE(out.replicated);  // not a replicated write: no replay, no ack levels
+  std::vector<uint32_t> servers;
+  for (const PlannedFragment& f : out.fragments) servers.push_back(f.server);
+  EXPECT_EQ(servers, (std::vector<uint32_t>{0, 2, 3}));  // the replica that is down gets it on NOSCRIPT
+  EXPECT_EQ(out.groups.size(), 3u);
+  mode = {kServerLive, kServerLive, kServerLive, kServerQueue};  // a shard with no live server: refused
+  plan(load, args, *table, Health{mode, {}, 0}, {}, scratch, out);
+  EXPECT_EQ(out.kind, PlanKind::reject);
 }
 
 }  // namespace

@@ -128,3 +128,28 @@ TEST(Reducer, ConcatArraysJoinsEveryShardsElements) {
 
 }  // namespace
 }  // namespace ringproxy::routing
+
+namespace ringproxy::routing {
+namespace {
+
+std::string reduce(Merge merge, const std::vector<std::string>& replies) {
+  Reducer r(merge, std::vector<std::vector<uint32_t>>(replies.size()), 0);
+  for (uint32_t i = 0; i < replies.size(); ++i) r.add(i, replies[i]);
+  std::string out;
+  r.finish(out);
+  return out;
+}
+
+TEST(Reducer, SameReplyAndAllOfArrays) {
+  const std::string sha = "$40\r\ne0e1f9fabfc9d4800c877a703b823ac0578ff8db\r\n";
+  EXPECT_EQ(reduce(Merge::same_reply, {sha, sha, sha}), sha);
+  EXPECT_EQ(reduce(Merge::same_reply, {sha, "$3\r\nabc\r\n"}).rfind("-ERR the servers answered differently", 0), 0u);
+  EXPECT_EQ(reduce(Merge::same_reply, {sha, "-ERR Error compiling script\r\n"}), "-ERR Error compiling script\r\n");
+  // SCRIPT EXISTS: 1 only where every server has it.
+  EXPECT_EQ(reduce(Merge::all_of_arrays, {"*3\r\n:1\r\n:1\r\n:0\r\n", "*3\r\n:1\r\n:0\r\n:0\r\n"}),
+            "*3\r\n:1\r\n:0\r\n:0\r\n");
+  EXPECT_EQ(reduce(Merge::all_of_arrays, {"*2\r\n:1\r\n:1\r\n", "*1\r\n:1\r\n"}).rfind("-ERR unexpected reply shape", 0), 0u);
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
