@@ -204,11 +204,13 @@ void plan_split(const CommandInfo& cmd, const RoutingTable& table, Health health
 }
 
 // SCRIPT LOAD, FUNCTION LOAD ...: every server holds its own scripts and functions, so every
-// live one is asked, replicas too (one group each: not a replicated write; a server that is
-// down now gets a script again when it answers NOSCRIPT).
+// live one is asked, replicas too (one group each: not a replicated write). A server that is
+// down now gets a script again when it answers NOSCRIPT, so SCRIPT LOAD goes on without a
+// shard that is down; the rest (functions, flushes) would leave it different: refused.
 void plan_all_servers(const CommandInfo& cmd, const RoutingTable& table, Health health, Plan& out) {
   out.kind = PlanKind::broadcast;
   out.merge = cmd.merge;
+  const bool remembered = cmd.has_proxy_flag(kProxyScriptBody);
   for (uint32_t shard = 0; shard < table.shards().size(); ++shard) {
     const ShardEntry& entry = table.shards()[shard];
     bool any = false;
@@ -218,8 +220,9 @@ void plan_all_servers(const CommandInfo& cmd, const RoutingTable& table, Health 
       push_fragment(out, shard, server, 0, 0, 0, 0, Delivery::send);
       any = true;
     }
-    if (!any) return reject_unavailable(out, table, shard);
+    if (!any && !remembered) return reject_unavailable(out, table, shard);
   }
+  if (out.fragments.empty()) return reject_unavailable(out, table, 0);
 }
 
 // SCAN: the shard and server the cursor names, asked with that server's own cursor.

@@ -321,9 +321,16 @@ TEST(PlannerScripts, ScriptLoadGoesToEveryLiveServerOfEveryShard) {
   for (const PlannedFragment& f : out.fragments) servers.push_back(f.server);
   EXPECT_EQ(servers, (std::vector<uint32_t>{0, 2, 3}));  // the replica that is down gets it on NOSCRIPT
   EXPECT_EQ(out.groups.size(), 3u);
-  mode = {kServerLive, kServerLive, kServerLive, kServerQueue};  // a shard with no live server: refused
+  // A shard with no live server: SCRIPT LOAD goes on (the proxy has the script for it), a
+  // FUNCTION LOAD would leave it without the library: refused.
+  mode = {kServerLive, kServerLive, kServerLive, kServerQueue};
   plan(load, args, *table, Health{mode, {}, 0}, {}, scratch, out);
-  EXPECT_EQ(out.kind, PlanKind::reject);
+  EXPECT_EQ(out.kind, PlanKind::broadcast);
+  EXPECT_EQ(out.fragments.size(), 3u);
+  std::vector<std::string_view> function_args = {"FUNCTION", "LOAD", "#!lua name=l\n"};
+  plan(*find_subcommand(*find_command("FUNCTION"), "LOAD"), function_args, *table, Health{mode, {}, 0}, {}, scratch, out);
+  ASSERT_EQ(out.kind, PlanKind::reject);
+  EXPECT_NE(out.error.find("shard 'p' is unavailable"), std::string::npos) << out.error;
 }
 
 }  // namespace

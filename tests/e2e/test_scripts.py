@@ -1,0 +1,206 @@
+"""Scripts and functions through the proxy (issue 13), against real redis-servers.
+
+Scripts and functions live in each server: SCRIPT LOAD, FUNCTION LOAD and their FLUSH / DELETE
+go to every live server of every shard, so EVALSHA and FCALL work wherever their keys land. A
+server that answers NOSCRIPT (it restarted empty, or was down when the script was loaded) gets
+the same call again as EVAL with the script the proxy remembers: the client never sees it, and
+`scripts_reloaded` counts it (the path taken).
+"""
+import threading
+import unittest
+
+import redis
+
+from harness import Cluster, count_incrs, digests, scrape, server_infos, server_states, users_toml, value, wait_until
+
+GET_SCRIPT = "return redis.call('GET', KEYS[1])"
+INCR_SCRIPT = "return redis.call('INCR', KEYS[1])"
+LIBRARY = """#!lua name=mylib
+redis.register_function('echo_arg', function(keys, args) return args[1] end)
+redis.register_function{function_name='get_key', callback=function(keys, args) return redis.call('GET', keys[1]) end,
+                        flags={'no-writes'}}
+"""
+
+
+def keys_by_shard(cluster, prefix="k", per_shard=5):
+    """{shard name: [keys]}: `per_shard` keys that map to each shard."""
+    found, i = {name: [] for name in cluster.names}, 0
+    while any(len(v) < per_shard for v in found.values()):
+        key = f"{prefix}{i}"
+        shard = cluster.route(key)
+        if len(found[shard]) < per_shard:
+            found[shard].append(key)
+        i += 1
+    return found
+
+
+def reloaded(cluster):
+    return int(cluster.client().info("stats")["scripts_reloaded"])
+
+
+class ScriptsTest(unittest.TestCase):
+    def setUp(self):
+        self.cluster = Cluster(shards=3, metrics=True, pool={"failure_limit": 1, "retry_interval_ms": 100})
+        self.addCleanup(self.cluster.cleanup)
+        self.client = self.cluster.client()
+        self.keys = keys_by_shard(self.cluster)
+        for shard_keys in self.keys.values():
+            for k in shard_keys:
+                self.client.set(k, f"v-{k}")
+
+    def restart_empty(self, shard_index):
+        server = self.cluster.redis[shard_index]
+        server.kill()
+        wait_until(lambda: server_states(self.cluster)[shard_index] == "down", timeout=20, what="down")
+        server.start()
+        wait_until(lambda: server_states(self.cluster)[shard_index] == "up", timeout=20, what="up again")
+
+    def test_script_load_reaches_every_server_and_evalsha_works_on_every_shard(self):
+        sha = self.client.script_load(GET_SCRIPT)
+        for server in self.cluster.redis:
+            self.assertEqual(server.client().script_exists(sha), [True])
+        self.assertEqual(self.client.script_exists(sha, "0" * 40), [True, False])
+        for shard_keys in self.keys.values():
+            for k in shard_keys:
+                self.assertEqual(self.client.evalsha(sha, 1, k), f"v-{k}".encode())
+                self.assertEqual(self.client.evalsha_ro(sha, 1, k), f"v-{k}".encode())
+        self.assertEqual(reloaded(self.cluster), 0)
+
+    def test_a_server_restarted_empty_between_script_load_and_evalsha(self):
+        sha = self.client.script_load(GET_SCRIPT)
+        self.restart_empty(1)
+        shard2 = self.cluster.server_of("shard2")
+        self.assertEqual(shard2.client().script_exists(sha), [False])
+        for k in self.keys["shard2"]:
+            shard2.client().set(k, f"new-{k}")  # (it restarted empty)
+        # EVALSHA on its keys: the proxy sends the script again, the client never sees NOSCRIPT.
+        self.assertEqual([self.client.evalsha(sha, 1, k) for k in self.keys["shard2"]],
+                         [f"new-{k}".encode() for k in self.keys["shard2"]])
+        self.assertEqual(reloaded(self.cluster), 1)  # once: the server has it again after
+        self.assertEqual(shard2.client().script_exists(sha), [True])
+        self.assertEqual(self.client.evalsha_ro(sha, 1, self.keys["shard2"][0]), f"new-{self.keys['shard2'][0]}".encode())
+        wait_until(lambda: value(scrape(self.cluster.metrics_port), "ringproxy_scripts_reloaded_total") == 1,
+                   timeout=10, what="the metric")
+
+    def test_a_server_down_while_the_script_is_loaded(self):
+        self.cluster.redis[2].kill()
+        wait_until(lambda: server_states(self.cluster)[2] == "down", timeout=20, what="down")
+        sha = self.client.script_load(INCR_SCRIPT)  # the live servers take it
+        self.cluster.redis[2].start()
+        wait_until(lambda: server_states(self.cluster)[2] == "up", timeout=20, what="up again")
+        key = self.keys["shard3"][0]
+        self.assertEqual(self.client.evalsha(sha, 1, key), 1)  # (restarted empty: from 0)
+        self.assertEqual(reloaded(self.cluster), 1)
+
+    def test_what_the_proxy_does_not_know_is_the_servers_answer(self):
+        with self.assertRaisesRegex(redis.exceptions.NoScriptError, "No matching script"):
+            self.client.evalsha("0" * 40, 1, "k")
+        sha = self.client.script_load(GET_SCRIPT)
+        self.assertTrue(self.client.script_flush())
+        for server in self.cluster.redis:
+            self.assertEqual(server.client().script_exists(sha), [False])
+        # Flushed everywhere, the proxy's copy too: EVALSHA says NOSCRIPT, as redis would.
+        with self.assertRaises(redis.exceptions.NoScriptError):
+            self.client.evalsha(sha, 1, self.keys["shard1"][0])
+        self.assertEqual(reloaded(self.cluster), 0)
+
+    def test_eval_is_remembered_too_and_redis_py_scripts_work(self):
+        key = self.keys["shard1"][0]
+        self.assertEqual(self.client.eval(GET_SCRIPT, 1, key), f"v-{key}".encode())  # caches it on shard1 only
+        sha = self.client.script_load(GET_SCRIPT)
+        other = self.keys["shard3"][0]
+        self.cluster.server_of("shard3").client().script_flush()
+        self.assertEqual(self.client.evalsha(sha, 1, other), f"v-{other}".encode())
+        self.assertEqual(reloaded(self.cluster), 1)
+        incr = self.client.register_script(INCR_SCRIPT)  # EVALSHA, then SCRIPT LOAD on NOSCRIPT
+        self.assertEqual([incr(keys=[k]) for k in ("{s}a", "{s}a", "{s}b")], [1, 2, 1])
+
+    def test_scripts_without_keys_run_on_one_shard(self):
+        self.assertEqual(self.client.eval("return 42", 0), 42)
+        sha = self.client.script_load("return ARGV[1]")
+        self.assertEqual(self.client.evalsha(sha, 0, "hello"), b"hello")
+
+    def test_functions(self):
+        self.assertEqual(self.client.function_load(LIBRARY), b"mylib")
+        for server in self.cluster.redis:
+            self.assertEqual(server.client().function_list()[0][1], b"mylib")
+        self.assertEqual(self.client.fcall("echo_arg", 0, "hi"), b"hi")
+        for shard_keys in self.keys.values():
+            k = shard_keys[0]
+            self.assertEqual(self.client.fcall_ro("get_key", 1, k), f"v-{k}".encode())
+        self.assertEqual(self.client.function_list()[0][1], b"mylib")
+        dump = self.client.function_dump()
+        with self.assertRaisesRegex(redis.ResponseError, "already exists"):
+            self.client.function_load(LIBRARY)  # every server says so: one answer
+        self.assertTrue(self.client.function_delete("mylib"))
+        for server in self.cluster.redis:
+            self.assertEqual(server.client().function_list(), [])
+        self.assertTrue(self.client.function_restore(dump))
+        self.assertEqual(self.client.fcall("echo_arg", 0, "back"), b"back")
+        self.assertTrue(self.client.function_flush())
+        for server in self.cluster.redis:
+            self.assertEqual(server.client().function_list(), [])
+
+    def test_refused_forms(self):
+        for command, reason in ((("SCRIPT", "KILL"), "administration"), (("FUNCTION", "STATS"), "administration"),
+                                (("SCRIPT", "HELP"), "HELP")):
+            with self.assertRaisesRegex(redis.ResponseError, reason, msg=command):
+                self.client.execute_command(*command)
+
+
+class ScriptPermissionsTest(unittest.TestCase):
+    def test_flushing_or_replacing_what_every_server_runs_needs_admin(self):
+        cluster = Cluster(shards=2, proxy={"password": "root-pass"}, credentials={"password": "root-pass"},
+                          users=[{"name": "app", "password": "app-pass", "access": "readwrite"}])
+        self.addCleanup(cluster.cleanup)
+        app = cluster.client(username="app", password="app-pass")
+        self.assertEqual(len(app.script_load("return 1")), 40)
+        with self.assertRaisesRegex(redis.exceptions.NoPermissionError, "no permissions"):
+            app.script_flush()
+        with self.assertRaisesRegex(redis.exceptions.NoPermissionError, "no permissions"):
+            app.function_load(LIBRARY)
+        self.assertTrue(cluster.client().script_flush())
+
+
+class ReplicatedScriptsTest(unittest.TestCase):
+    def test_evalsha_writes_through_a_replica_restarted_empty_and_resynced(self):
+        cluster = Cluster(shards=1, servers=3, replication={"strategy": "primary-replica", "write_ack": "quorum"},
+                          pool={"failure_limit": 1, "retry_interval_ms": 100})
+        self.addCleanup(cluster.cleanup)
+        client = cluster.client()
+        sha = client.script_load(INCR_SCRIPT)
+        stop, errors, acked = threading.Event(), [], []
+
+        def incr_by_script():
+            c = cluster.client()
+            while not stop.is_set():
+                try:
+                    c.evalsha(sha, 1, "counter")
+                    acked.append(1)
+                except redis.RedisError as e:
+                    errors.append(repr(e))
+
+        worker = threading.Thread(target=incr_by_script)
+        worker.start()
+        try:
+            wait_until(lambda: len(acked) > 200, timeout=20, what="load")
+            replica = cluster.sets[0][2]
+            replica.kill()
+            replica.start()  # empty: no data, no scripts
+            wait_until(lambda: server_infos(cluster)[2]["resyncs"] >= 1 and server_states(cluster)[2] == "up",
+                       timeout=60, what="a resync")
+            before = len(acked)
+            wait_until(lambda: len(acked) > before + 200, timeout=20, what="writes after the resync")
+        finally:
+            stop.set()
+            worker.join()
+        # The resynced replica got the data, not the script cache: its first EVALSHA was sent again.
+        self.assertGreaterEqual(reloaded(cluster), 1)
+        self.assertEqual(errors, [])
+        for server in cluster.sets[0]:
+            self.assertEqual(int(server.client().get("counter")), len(acked))  # every acknowledged INCR once
+        self.assertEqual(len(set(digests(cluster.sets[0]))), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
