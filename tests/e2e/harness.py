@@ -284,12 +284,26 @@ def stop_everything(proxy, sets, workdir):
     return status
 
 
-def count_incrs(client, stop, errors, acked, key="counter"):
-    """INCRs `key` until `stop` is set: one entry in `acked` per acknowledged INCR, the others'
-    errors in `errors` (a history: every acknowledged INCR must be counted exactly once)."""
+def keys_by_shard(cluster, count, prefix="k"):
+    """{shard name: [keys]}: `count` keys (prefix0, prefix1, ...) that map to each shard."""
+    found = {n: [] for n in cluster.names}
+    i = 0
+    while any(len(v) < count for v in found.values()):
+        key = f"{prefix}{i}"
+        shard = cluster.route(key)
+        if len(found[shard]) < count:
+            found[shard].append(key)
+        i += 1
+    return found
+
+
+def count_incrs(client, stop, errors, acked, key="counter", incr=None):
+    """INCRs `key` (or calls `incr`, an increment of its own: a script) until `stop` is set: one
+    entry in `acked` per acknowledged INCR, the others' errors in `errors` (a history: every
+    acknowledged INCR must be counted exactly once)."""
     while not stop.is_set():
         try:
-            client.incr(key)
+            incr() if incr is not None else client.incr(key)
             acked.append(1)
         except redis.RedisError as e:
             errors.append(repr(e))

@@ -5,19 +5,12 @@ import unittest
 
 import redis
 
+import harness
 from harness import Cluster, wait_until
 
 
 def keys_by_shard(cluster, count=30):
-    found = {n: [] for n in cluster.names}
-    i = 0
-    while any(len(v) < count for v in found.values()):
-        key = f"fk{i}"
-        shard = cluster.route(key)
-        if len(found[shard]) < count:
-            found[shard].append(key)
-        i += 1
-    return found
+    return harness.keys_by_shard(cluster, count, "fk")
 
 
 class KilledServerTest(unittest.TestCase):

@@ -92,15 +92,7 @@ def connect(port, timeout=20):
 
 
 def keys_by_shard(cluster, count, prefix="hk"):
-    found = {n: [] for n in cluster.names}
-    i = 0
-    while any(len(v) < count for v in found.values()):
-        key = f"{prefix}{i}"
-        shard = cluster.route(key)
-        if len(found[shard]) < count:
-            found[shard].append(key)
-        i += 1
-    return found
+    return harness.keys_by_shard(cluster, count, prefix)
 
 
 def proxy_info(cluster):
@@ -727,7 +719,8 @@ class LocalCommandsTest(ClusterTestCase):
                                 ("EVAL", "return #KEYS", "2", "{t}a", "{t}b"),
                                 ("EVAL", "return 1", "99999999999999999999999", "k"),
                                 ("EVALSHA", "0" * 40, "1", "k"), ("PING",))
-        for i in (0, 1, 2, 3, 4, 7, 8):
+        self.assertEqual(replies[0], 1)  # no keys: one shard runs it (issue 13)
+        for i in (1, 2, 3, 4, 7, 8):
             self.assertIsInstance(replies[i], Error, (i, replies[i]))
         self.assertEqual(replies[5], b"k")
         self.assertEqual(replies[6], 2)

@@ -11,7 +11,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, count_incrs, digests, scrape, server_infos, server_states, users_toml, value, wait_until
+from harness import Cluster, count_incrs, digests, keys_by_shard, scrape, server_infos, server_states, value, wait_until
 
 GET_SCRIPT = "return redis.call('GET', KEYS[1])"
 INCR_SCRIPT = "return redis.call('INCR', KEYS[1])"
@@ -20,18 +20,6 @@ redis.register_function('echo_arg', function(keys, args) return args[1] end)
 redis.register_function{function_name='get_key', callback=function(keys, args) return redis.call('GET', keys[1]) end,
                         flags={'no-writes'}}
 """
-
-
-def keys_by_shard(cluster, prefix="k", per_shard=5):
-    """{shard name: [keys]}: `per_shard` keys that map to each shard."""
-    found, i = {name: [] for name in cluster.names}, 0
-    while any(len(v) < per_shard for v in found.values()):
-        key = f"{prefix}{i}"
-        shard = cluster.route(key)
-        if len(found[shard]) < per_shard:
-            found[shard].append(key)
-        i += 1
-    return found
 
 
 def reloaded(cluster):
@@ -43,7 +31,7 @@ class ScriptsTest(unittest.TestCase):
         self.cluster = Cluster(shards=3, metrics=True, pool={"failure_limit": 1, "retry_interval_ms": 100})
         self.addCleanup(self.cluster.cleanup)
         self.client = self.cluster.client()
-        self.keys = keys_by_shard(self.cluster)
+        self.keys = keys_by_shard(self.cluster, 5)
         for shard_keys in self.keys.values():
             for k in shard_keys:
                 self.client.set(k, f"v-{k}")
@@ -170,17 +158,9 @@ class ReplicatedScriptsTest(unittest.TestCase):
         client = cluster.client()
         sha = client.script_load(INCR_SCRIPT)
         stop, errors, acked = threading.Event(), [], []
-
-        def incr_by_script():
-            c = cluster.client()
-            while not stop.is_set():
-                try:
-                    c.evalsha(sha, 1, "counter")
-                    acked.append(1)
-                except redis.RedisError as e:
-                    errors.append(repr(e))
-
-        worker = threading.Thread(target=incr_by_script)
+        c = cluster.client()
+        worker = threading.Thread(target=count_incrs, args=(c, stop, errors, acked),
+                                  kwargs={"incr": lambda: c.evalsha(sha, 1, "counter")})
         worker.start()
         try:
             wait_until(lambda: len(acked) > 200, timeout=20, what="load")
