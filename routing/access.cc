@@ -38,6 +38,8 @@ conf::Access needed(const CommandInfo& cmd, std::span<const std::string_view> ar
       if (cmd.name == "proxy" && args.size() > 1 && (iequals(args[1], "reload") || iequals(args[1], "repair"))) {
         return conf::Access::admin;
       }
+      // Other clients' addresses and names, and closing them: redis's @admin too.
+      if (cmd.name == "client|list" || cmd.name == "client|kill") return conf::Access::admin;
       return conf::Access::read;
     default: return conf::Access::read;
   }

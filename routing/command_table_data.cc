@@ -17,8 +17,9 @@ constexpr std::string_view kReasonBlocking =
     "blocking commands are not supported by ringproxy: a blocked connection would stall every "
     "client sharing the backend connection";
 constexpr std::string_view kReasonClient =
-    "only CLIENT SETNAME, GETNAME and ID are supported through ringproxy: backend connections "
-    "are shared by many clients";
+    "this CLIENT subcommand is about a server connection, and ringproxy's are shared by many "
+    "clients (SETNAME, GETNAME, ID, INFO, LIST, KILL, SETINFO and NO-EVICT are answered for the "
+    "proxy's own clients)";
 constexpr std::string_view kReasonHelp =
     "HELP subcommands are not supported through ringproxy; see the Redis documentation";
 constexpr std::string_view kReasonPubsub =
@@ -524,23 +525,20 @@ constexpr CommandInfo kClientSubcommands[] = {
     {.name = "client|id", .arity = 2, .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale,
      .cls = C::local},
     {.name = "client|info", .arity = 2,
-     .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale, .cls = C::unsupported,
-     .reason = kReasonClient},
+     .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale, .cls = C::local},
     {.name = "client|kill", .arity = -3,
-     .redis_flags = kFlagAdmin | kFlagNoscript | kFlagLoading | kFlagStale,
-     .cls = C::unsupported, .reason = kReasonClient},
+     .redis_flags = kFlagAdmin | kFlagNoscript | kFlagLoading | kFlagStale, .cls = C::local},
     {.name = "client|list", .arity = -2,
-     .redis_flags = kFlagAdmin | kFlagNoscript | kFlagLoading | kFlagStale,
-     .cls = C::unsupported, .reason = kReasonClient},
+     .redis_flags = kFlagAdmin | kFlagNoscript | kFlagLoading | kFlagStale, .cls = C::local},
     {.name = "client|no-evict", .arity = 3,
-     .redis_flags = kFlagAdmin | kFlagNoscript | kFlagLoading | kFlagStale,
-     .cls = C::unsupported, .reason = kReasonClient},
+     .redis_flags = kFlagAdmin | kFlagNoscript | kFlagLoading | kFlagStale, .cls = C::local},
     {.name = "client|pause", .arity = -3,
      .redis_flags = kFlagAdmin | kFlagNoscript | kFlagLoading | kFlagStale,
      .cls = C::unsupported, .reason = kReasonClient},
     {.name = "client|reply", .arity = 3,
      .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale, .cls = C::unsupported,
      .reason = kReasonClient},
+    {.name = "client|setinfo", .arity = 4, .redis_flags = 0, .cls = C::local},
     {.name = "client|setname", .arity = 3,
      .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale, .cls = C::local},
     {.name = "client|tracking", .arity = -3,

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "proxy/admin/client_commands.h"
 #include "proxy/backend/backend_server.h"
 #include "ringproxy_version.h"
 #include "routing/access.h"
@@ -164,6 +165,8 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
     if (client.name().empty()) resp::append_null_bulk(out); else resp::append_bulk(out, client.name());
   } else if (name == "client|id") {
     resp::append_integer(out, static_cast<int64_t>(client.id()));
+  } else if (answer_client_command(name, client, request, clients_, info_.worker.now_ms(), out)) {
+    // CLIENT INFO | LIST | KILL | SETINFO | NO-EVICT (client_commands.cc)
   } else if (name == "command") {
     size_t count = 0;
     for (const routing::CommandInfo& c : routing::all_commands()) count += listed(c);

@@ -16,8 +16,8 @@ namespace ringproxy::proxy {
 
 class LocalCommands final : public LocalCommandHandler {
  public:
-  LocalCommands(DataPath& data_path, Servers& servers, Reloader& reloader, InfoSources info)
-      : data_path_(data_path), servers_(servers), reloader_(reloader), info_(info) {}
+  LocalCommands(DataPath& data_path, Servers& servers, Reloader& reloader, Clients& clients, InfoSources info)
+      : data_path_(data_path), servers_(servers), reloader_(reloader), clients_(clients), info_(info) {}
 
   void answer(ClientSession& client, Request& request) override;
 
@@ -30,6 +30,7 @@ class LocalCommands final : public LocalCommandHandler {
   DataPath& data_path_;
   Servers& servers_;
   Reloader& reloader_;
+  Clients& clients_;  // CLIENT LIST and KILL
   InfoSources info_;
   uint64_t auth_failure_logged_ms_ = 0;   // failures are logged at most once a second
   uint64_t auth_failures_unlogged_ = 0;

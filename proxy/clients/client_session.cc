@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "proxy/clients/clients.h"
+#include "proxy/net/address.h"
 #include "routing/resp/writer.h"
 
 namespace ringproxy::proxy {
@@ -76,6 +77,8 @@ void ClientSession::start() {
   last_active_ms_ = worker_.now_ms();
   resume_reading();
 }
+
+std::string ClientSession::local() const { return local_address(&handle_); }
 
 std::string ClientSession::peer() const {
   sockaddr_storage addr{};

@@ -72,6 +72,9 @@ class ClientSession final : public Flushable {
   const std::string& name() const { return name_; }
   void set_name(std::string name) { name_ = std::move(name); }
   std::string peer() const;
+  std::string local() const;  // the proxy's end, "ip:port"
+  // CLIENT SETINFO: the client library's name and version, for CLIENT LIST.
+  std::string lib_name, lib_ver;
   uint64_t last_active_ms() const { return last_active_ms_; }
   bool tls() const { return tls_ != nullptr; }
   // A TLS session whose handshake has not finished: its deadline is the Clients' sweep's.

@@ -19,7 +19,7 @@ import redis
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TABLE = os.path.join(ROOT, 'routing', 'command_table_data.cc')
 CLASSES = {'read', 'write', 'admin', 'local', 'unsupported'}
-OURS = {'proxy'}  # commands ringproxy adds; redis does not know them
+OURS = {'proxy', 'client|setinfo'}  # commands ringproxy adds (SETINFO: redis 7.2's, which clients send); 7.0 does not know them
 
 ENTRY = re.compile(r'\{\.name = "([^"]+)", \.arity = (-?\d+),(.*?)\},\n', re.S)
 REASON = re.compile(r'constexpr std::string_view (kReason\w+) =((?:\s*"(?:[^"\\]|\\.)*")+);')
