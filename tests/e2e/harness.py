@@ -269,6 +269,15 @@ class Cluster:
         return stop_everything(self.proxy, self.sets, self.workdir)
 
 
+def cluster_with_app_user(test, shards=1, access="readwrite"):
+    """A cluster whose proxy has the admin password "root-pass" (its own clients use it) and a
+    user "app" / "app-pass" with `access`; stopped when `test` ends. Returns it and app's client."""
+    cluster = Cluster(shards=shards, proxy={"password": "root-pass"}, credentials={"password": "root-pass"},
+                      users=[{"name": "app", "password": "app-pass", "access": access}])
+    test.addCleanup(cluster.cleanup)
+    return cluster, cluster.client(username="app", password="app-pass")
+
+
 def stop_everything(proxy, sets, workdir):
     """Stops the proxy (its exit status is returned) and every server, then removes the workdir."""
     status = None

@@ -6,7 +6,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, raw_exchange, wait_until
+from harness import Cluster, cluster_with_app_user, raw_exchange, wait_until
 
 
 def closed_by_proxy(sock):
@@ -111,10 +111,7 @@ class ClientCommandsTest(unittest.TestCase):
 
 class ClientPermissionsTest(unittest.TestCase):
     def test_list_and_kill_need_admin(self):
-        cluster = Cluster(shards=1, proxy={"password": "root-pass"}, credentials={"password": "root-pass"},
-                          users=[{"name": "app", "password": "app-pass", "access": "readwrite"}])
-        self.addCleanup(cluster.cleanup)
-        app = cluster.client(username="app", password="app-pass")
+        cluster, app = cluster_with_app_user(self)
         self.assertEqual(app.client_info()["user"], "app")
         for command in (("CLIENT", "LIST"), ("CLIENT", "KILL", "ID", "1")):
             with self.assertRaisesRegex(redis.exceptions.NoPermissionError, "no permissions", msg=command):

@@ -11,7 +11,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, count_incrs, digests, keys_by_shard, scrape, server_infos, server_states, value, wait_until
+from harness import Cluster, cluster_with_app_user, count_incrs, digests, keys_by_shard, scrape, server_infos, server_states, value, wait_until
 
 GET_SCRIPT = "return redis.call('GET', KEYS[1])"
 INCR_SCRIPT = "return redis.call('INCR', KEYS[1])"
@@ -138,10 +138,7 @@ class ScriptsTest(unittest.TestCase):
 
 class ScriptPermissionsTest(unittest.TestCase):
     def test_flushing_or_replacing_what_every_server_runs_needs_admin(self):
-        cluster = Cluster(shards=2, proxy={"password": "root-pass"}, credentials={"password": "root-pass"},
-                          users=[{"name": "app", "password": "app-pass", "access": "readwrite"}])
-        self.addCleanup(cluster.cleanup)
-        app = cluster.client(username="app", password="app-pass")
+        cluster, app = cluster_with_app_user(self, shards=2)
         self.assertEqual(len(app.script_load("return 1")), 40)
         with self.assertRaisesRegex(redis.exceptions.NoPermissionError, "no permissions"):
             app.script_flush()
