@@ -1,0 +1,189 @@
+"""Review of issue 13 part 1 (SCAN / KEYS / RANDOMKEY across shards, scripts and functions):
+each test here shows a bug of commit 745974d (it fails there)."""
+import os
+import socket
+import unittest
+
+import redis
+
+from harness import (Cluster, RedisServer, digests, keys_by_shard, server_infos, server_states, toml_config,
+                     wait_until)
+
+SET_SCRIPT = "return redis.call('SET', KEYS[1], ARGV[1])"
+
+
+def reloaded(cluster):
+    return int(cluster.client().info("stats")["scripts_reloaded"])
+
+
+def fill(client, n, prefix="k"):
+    pipe = client.pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(f"{prefix}{i}", i)
+    pipe.execute()
+    return {f"{prefix}{i}".encode() for i in range(n)}
+
+
+def finish_scan(client, cursor, keys, count=20):
+    while True:
+        cursor, batch = client.scan(cursor, count=count)
+        keys += batch
+        if cursor == 0:
+            return keys
+
+
+def pipelined(port, commands):
+    """Sends every command in one write (a pipeline the proxy reads at once); the replies, parsed."""
+    payload = b""
+    for args in commands:
+        payload += b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            payload += b"$%d\r\n%s\r\n" % (len(a), a)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(payload)
+        f = s.makefile("rb")
+        replies = []
+        for _ in commands:
+            line = f.readline()
+            if line[:1] == b"$" and line[1:3] != b"-1":
+                n = int(line[1:-2])
+                replies.append(f.read(n + 2)[:-2])
+            else:
+                replies.append(line[:-2])
+        return replies
+
+
+class ScriptReloadOrderTest(unittest.TestCase):
+    """reload_script (data_path.cc) re-sends the EVAL at the tail of the server connection's queue:
+    commands pipelined after the EVALSHA run before it."""
+
+    def test_evalsha_sent_again_runs_after_the_commands_pipelined_behind_it(self):
+        cluster = Cluster(shards=1)
+        self.addCleanup(cluster.cleanup)
+        client = cluster.client()
+        sha = client.script_load(SET_SCRIPT)
+        cluster.redis[0].client().script_flush()  # (as after a restart: the server lacks it)
+        # One client, in order: the script sets k=a, then SET k=b. Redis runs one client's
+        # commands in order: k must end b.
+        replies = pipelined(cluster.proxy.port, [("EVALSHA", sha, 1, "k", "a"), ("SET", "k", "b"), ("GET", "k")])
+        self.assertEqual(reloaded(cluster), 1)  # (the path taken)
+        self.assertEqual(replies, [b"+OK", b"+OK", b"b"])
+        self.assertEqual(client.get("k"), b"b", "the EVALSHA ran after the SET that followed it")
+
+    def test_evalsha_sent_again_on_multi_primary_leaves_the_servers_different(self):
+        cluster = Cluster(shards=1, servers=2, replication={"strategy": "multi-primary", "write_ack": "all"})
+        self.addCleanup(cluster.cleanup)
+        client = cluster.client()
+        sha = client.script_load(SET_SCRIPT)
+        # One server lacks the script (restarted and resynced: a resync copies data, not scripts).
+        cluster.sets[0][1].client().script_flush()
+        pipelined(cluster.proxy.port, [("EVALSHA", sha, 1, "k", "a"), ("SET", "k", "b")])
+        self.assertEqual(reloaded(cluster), 1)
+        values = [s.client().get("k") for s in cluster.sets[0]]
+        self.assertEqual(values, [b"b", b"b"], "the servers of one shard now differ")
+        self.assertEqual(len(set(digests(cluster.sets[0]))), 1)
+
+
+class ScriptFlushRefusedTest(unittest.TestCase):
+    def test_a_refused_script_flush_still_makes_the_proxy_forget_every_script(self):
+        cluster = Cluster(shards=2, pool={"failure_limit": 1, "retry_interval_ms": 100})
+        self.addCleanup(cluster.cleanup)
+        client = cluster.client()
+        keys = keys_by_shard(cluster, 1)
+        sha = client.script_load(SET_SCRIPT)
+        cluster.redis[1].kill()
+        wait_until(lambda: server_states(cluster)[1] == "down", timeout=20, what="shard2 down")
+        with self.assertRaisesRegex(redis.ResponseError, "unavailable"):
+            client.script_flush()  # refused: nothing was flushed anywhere
+        self.assertEqual(cluster.redis[0].client().script_exists(sha), [True])
+        cluster.redis[1].start()  # back, restarted empty: it needs the script again
+        wait_until(lambda: server_states(cluster)[1] == "up", timeout=20, what="shard2 up")
+        # SCRIPT LOAD said OK and no SCRIPT FLUSH succeeded: EVALSHA must work on every shard.
+        self.assertEqual(client.evalsha(sha, 1, keys["shard2"][0], "x"), b"OK")
+
+
+class ScanReloadTest(unittest.TestCase):
+    def test_a_scan_across_a_reload_that_reorders_the_shards_returns_every_key(self):
+        cluster = Cluster(shards=3, proxy_args=("--no-watch",))
+        self.addCleanup(cluster.cleanup)
+        client = cluster.client()
+        written = fill(client, 3000)
+        keys = []
+        cursor, batch = client.scan(0, count=50)
+        keys += batch
+        self.assertEqual(cursor & 4095, 0)
+        self.assertNotEqual(cursor, 0)
+        # The same shards (same names, same servers: no key moves), listed in another order.
+        order = [1, 0, 2]
+        text = toml_config(cluster.proxy.port, [(cluster.names[i], [cluster.redis[i].address]) for i in order])
+        with open(cluster.proxy.config_path, "w") as f:
+            f.write(text)
+        self.assertIn("reloaded", client.execute_command("PROXY", "RELOAD").decode())
+        self.assertEqual(set(client.keys("*")), written)  # every key is where it was
+        finish_scan(client, cursor, keys)
+        self.assertEqual(len(written - set(keys)), 0, "keys present throughout were not returned")
+
+    def test_a_scan_across_a_migration_that_removes_a_shard_returns_every_key(self):
+        cluster = Cluster(shards=3, proxy_args=("--no-watch",))
+        self.addCleanup(cluster.cleanup)
+        client = cluster.client()
+        written = fill(client, 3000)
+        keys, cursor = [], 0
+        while cursor & 4095 != 1:  # into shard2 (the second)
+            cursor, batch = client.scan(cursor, count=50)
+            keys += batch
+        cursor, batch = client.scan(cursor, count=50)
+        keys += batch
+        # shard3 is removed; its keys move to shard1 and shard2 (readable throughout).
+        text = toml_config(cluster.proxy.port, [(cluster.names[i], [cluster.redis[i].address]) for i in (0, 1)],
+                           pool={"migration": "move"})
+        with open(cluster.proxy.config_path, "w") as f:
+            f.write(text)
+        self.assertIn("reloaded", client.execute_command("PROXY", "RELOAD").decode())
+        wait_until(lambda: cluster.redis[2].client().dbsize() == 0, timeout=60, what="shard3's keys moved")
+        self.assertEqual(set(client.keys("*")), written)  # every key readable, on shard1 or shard2
+        finish_scan(client, cursor, keys)
+        self.assertEqual(len(written - set(keys)), 0, "keys present throughout were not returned")
+
+
+class ScanRestartTest(unittest.TestCase):
+    def test_a_scan_continued_on_a_server_that_restarted_and_was_resynced_returns_every_key(self):
+        cluster = Cluster(shards=1, servers=2, replication={"strategy": "multi-primary", "write_ack": "quorum",
+                                                           "read_from": "any"},
+                          pool={"failure_limit": 1, "retry_interval_ms": 100})
+        self.addCleanup(cluster.cleanup)
+        client = cluster.client()
+        written = fill(client, 3000)
+        keys = []
+        cursor = 0
+        for _ in range(30):  # about half of the shard
+            cursor, batch = client.scan(cursor, count=50)
+            keys += batch
+        self.assertNotEqual(cursor, 0)
+        slot = (cursor >> 12) & 63
+        server = cluster.sets[0][slot]
+        # The server the cursor names restarts (a new process: a new dict, a new hash seed) and
+        # is resynced from its peer; no SCAN meanwhile.
+        server.kill()
+        wait_until(lambda: server_states(cluster)[slot] != "up", timeout=20, what="down")
+        server.start()
+        wait_until(lambda: server_infos(cluster)[slot]["resyncs"] >= 1 and server_states(cluster)[slot] == "up",
+                   timeout=60, what="resynced")
+        self.assertEqual(server.client().dbsize(), 3000)
+        finish_scan(client, cursor, keys, count=50)
+        self.assertEqual(len(written - set(keys)), 0, "keys present throughout were not returned")
+
+
+class RandomKeyTest(unittest.TestCase):
+    def test_randomkey_is_nil_only_when_the_keyspace_is_empty(self):
+        cluster = Cluster(shards=3)
+        self.addCleanup(cluster.cleanup)
+        client = cluster.client()
+        client.set("only", "1")
+        answers = [client.randomkey() for _ in range(12)]
+        self.assertEqual(answers, [b"only"] * 12)
+
+
+if __name__ == "__main__":
+    unittest.main()
