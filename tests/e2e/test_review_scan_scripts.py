@@ -1,6 +1,7 @@
 """Review of issue 13 part 1 (SCAN / KEYS / RANDOMKEY across shards, scripts and functions):
 each test here shows a bug of commit 745974d (it fails there)."""
 import os
+import signal
 import socket
 import unittest
 
@@ -183,6 +184,34 @@ class RandomKeyTest(unittest.TestCase):
         client.set("only", "1")
         answers = [client.randomkey() for _ in range(12)]
         self.assertEqual(answers, [b"only"] * 12)
+
+
+def library(version):
+    return ("#!lua name=lib\n"
+            "redis.register_function('setv', function(keys, args) return redis.call('SET', keys[1], '%s') end)\n"
+            % version)
+
+
+class FunctionsOnAReplicaThatWasAwayTest(unittest.TestCase):
+    def test_function_load_replace_while_a_replica_lags_leaves_it_running_the_old_code(self):
+        cluster = Cluster(shards=1, servers=3,
+                          pool={"request_timeout_ms": 1000, "connect_timeout_ms": 500, "retry_interval_ms": 200},
+                          replication={"strategy": "multi-primary", "write_ack": "quorum"})
+        self.addCleanup(cluster.cleanup)
+        client = cluster.client()
+        self.assertEqual(client.function_load(library("v1")), b"lib")
+        victim = cluster.sets[0][2]
+        victim.signal(signal.SIGSTOP)  # away for a moment (not restarted: it keeps data and functions)
+        self.addCleanup(lambda: victim.signal(signal.SIGCONT))
+        client.set("lag-trigger", 1)
+        wait_until(lambda: server_states(cluster)[2] == "recovering", timeout=15, what="lagging")
+        self.assertEqual(client.function_load(library("v2"), replace=True), b"lib")  # answered OK
+        victim.signal(signal.SIGCONT)
+        wait_until(lambda: server_states(cluster)[2] == "up", timeout=30, what="caught up")
+        client.fcall("setv", 1, "k")
+        wait_until(lambda: victim.client().get("k") is not None, timeout=10, what="the write on the victim")
+        self.assertEqual([s.client().get("k") for s in cluster.sets[0]], [b"v2"] * 3,
+                         "a server of the shard ran the library FUNCTION LOAD REPLACE replaced")
 
 
 if __name__ == "__main__":
