@@ -7,8 +7,8 @@ import unittest
 
 import redis
 
-from harness import (Cluster, RedisServer, digests, keys_by_shard, server_infos, server_states, toml_config,
-                     wait_until)
+from harness import (Cluster, RedisServer, digests, keys_by_shard, server_infos, server_states, shard_infos,
+                     toml_config, wait_until)
 
 SET_SCRIPT = "return redis.call('SET', KEYS[1], ARGV[1])"
 
@@ -212,6 +212,61 @@ class FunctionsOnAReplicaThatWasAwayTest(unittest.TestCase):
         wait_until(lambda: victim.client().get("k") is not None, timeout=10, what="the write on the victim")
         self.assertEqual([s.client().get("k") for s in cluster.sets[0]], [b"v2"] * 3,
                          "a server of the shard ran the library FUNCTION LOAD REPLACE replaced")
+
+
+class ScriptBookTest(unittest.TestCase):
+    def test_scripts_the_servers_refused_fill_the_proxys_book_for_everyone(self):
+        # A readwrite user (not admin: it may not even run EVAL) sends SCRIPT LOAD bodies that
+        # no server accepts; the proxy remembers them all, at dispatch, until its 64 MiB are taken.
+        cluster = Cluster(shards=1, proxy={"password": "root-pass"}, credentials={"password": "root-pass"},
+                          users=[{"name": "app", "password": "app-pass", "access": "readwrite"}])
+        self.addCleanup(cluster.cleanup)
+        app = cluster.client(username="app", password="app-pass")
+        pad = "x" * ((1 << 20) - 5)
+        for i in range(64):  # 64 x 1 MiB: the book is full
+            with self.assertRaisesRegex(redis.ResponseError, "Error compiling script"):
+                app.script_load(f"!{i:03d} {pad}")
+        admin = cluster.client()
+        sha = admin.script_load(SET_SCRIPT)
+        cluster.redis[0].client().script_flush()  # (as after a restart)
+        self.assertEqual(admin.evalsha(sha, 1, "k", "v"), b"OK")
+
+
+class QuorumKeyspaceTest(unittest.TestCase):
+    def test_keys_and_randomkey_on_read_from_quorum_are_not_divergences(self):
+        cluster = Cluster(shards=1, servers=3, replication={"strategy": "multi-primary", "write_ack": "all",
+                                                           "read_from": "quorum"})
+        self.addCleanup(cluster.cleanup)
+        client = cluster.client()
+        written = fill(client, 200)
+        self.assertEqual(len(set(digests(cluster.sets[0]))), 1)  # the servers are equal
+        for _ in range(5):
+            self.assertEqual(set(client.keys("*")), written)
+            self.assertIn(client.randomkey(), written)
+        self.assertEqual(shard_infos(cluster)[0]["read_repairs"], 0, "equal servers counted as diverged")
+
+
+class ReplayedEvalshaTest(unittest.TestCase):
+    def test_evalsha_replayed_to_a_server_that_missed_script_load_costs_a_full_resync(self):
+        cluster = Cluster(shards=1, servers=3,
+                          pool={"request_timeout_ms": 1000, "connect_timeout_ms": 500, "retry_interval_ms": 200},
+                          replication={"strategy": "multi-primary", "write_ack": "quorum"})
+        self.addCleanup(cluster.cleanup)
+        client = cluster.client()
+        victim = cluster.sets[0][2]
+        victim.signal(signal.SIGSTOP)  # away for a moment (not restarted)
+        self.addCleanup(lambda: victim.signal(signal.SIGCONT))
+        client.set("lag-trigger", 1)
+        wait_until(lambda: server_states(cluster)[2] == "recovering", timeout=15, what="lagging")
+        sha = client.script_load(SET_SCRIPT)  # the live servers only
+        for i in range(20):
+            self.assertEqual(client.evalsha(sha, 1, f"k{i}", "v"), b"OK")  # queued for the victim's replay
+        victim.signal(signal.SIGCONT)
+        wait_until(lambda: server_states(cluster)[2] == "up" and server_infos(cluster)[2]["replay_queue"] == 0,
+                   timeout=30, what="caught up")
+        self.assertEqual(len(set(digests(cluster.sets[0]))), 1)
+        self.assertEqual(server_infos(cluster)[2]["resyncs"], 0,
+                         "the replayed EVALSHA got NOSCRIPT: the server was made stale and copied in full")
 
 
 if __name__ == "__main__":
