@@ -47,10 +47,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                      .Help("Replies to clients that were errors (the proxy's or a server's).")
                      .Register(*registry_);
   error_replies = &errors.Add({});
-  scripts_reloaded = &BuildCounter()
-                          .Name("ringproxy_scripts_reloaded_total")
-                          .Help("EVALSHA calls sent again as EVAL, with the script the proxy remembered, to a server "
-                                "that answered NOSCRIPT (it restarted, or missed SCRIPT LOAD).")
+  evalsha_as_eval = &BuildCounter()
+                          .Name("ringproxy_evalsha_as_eval_total")
+                          .Help("EVALSHA calls of a script the proxy remembers, sent as EVAL with its body (so that a "
+                                "server that restarted, was resynced or missed SCRIPT LOAD runs it all the same).")
                           .Register(*registry_)
                           .Add({});
   auto& protocol = BuildCounter()

@@ -94,7 +94,7 @@ class Metrics {
   prometheus::Counter* client_bytes_received;
   prometheus::Counter* client_bytes_sent;
   prometheus::Counter* error_replies;
-  prometheus::Counter* scripts_reloaded;
+  prometheus::Counter* evalsha_as_eval;
   prometheus::Counter* protocol_errors;
   prometheus::Counter* auth_failures;       // AUTH / HELLO AUTH with a wrong user or password
   prometheus::Counter* clients_disconnected_by_reload;  // their user was removed or its password changed

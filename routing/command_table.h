@@ -76,10 +76,12 @@ enum ProxyFlag : uint8_t {
   // sharing the backend connection.
   kProxyRejectBlockOption = 1u << 0,
   // EVAL, EVAL_RO, SCRIPT LOAD: the argument after the name is a script body, which the proxy
-  // remembers (routing/scripts.h): a server that answers NOSCRIPT to EVALSHA gets it again.
+  // remembers (routing/scripts.h; SCRIPT LOAD's once every server took it).
   kProxyScriptBody = 1u << 1,
-  // SCRIPT FLUSH: the proxy forgets every script body too.
+  // SCRIPT FLUSH: the proxy forgets every script body too (once the servers did).
   kProxyFlushesScripts = 1u << 2,
+  // EVALSHA, EVALSHA_RO: sent as EVAL with the body when the proxy has it (data_path.cc).
+  kProxyScriptCall = 1u << 3,
 };
 
 // Where the key specs fall short, find_key_positions parses the command's options by hand,

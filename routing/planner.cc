@@ -204,17 +204,25 @@ void plan_split(const CommandInfo& cmd, const RoutingTable& table, Health health
 }
 
 // SCRIPT LOAD, FUNCTION LOAD ...: every server holds its own scripts and functions, so every
-// live one is asked, replicas too (one group each: not a replicated write). A server that is
-// down now gets a script again when it answers NOSCRIPT, so SCRIPT LOAD goes on without a
-// shard that is down; the rest (functions, flushes) would leave it different: refused.
+// live one is asked, replicas too (one group each: not a replicated write). SCRIPT LOAD goes
+// on without servers that are not live (the proxy sends EVALSHA of a script it has as EVAL).
+// Functions and flushes change what a server runs: a server that is down or catching up (it
+// would come back running the old code) makes them refused; a stale one is resynced from a
+// peer, functions included (redis replicates them with the data).
 void plan_all_servers(const CommandInfo& cmd, const RoutingTable& table, Health health, Plan& out) {
   out.kind = PlanKind::broadcast;
   out.merge = cmd.merge;
   const bool remembered = cmd.has_proxy_flag(kProxyScriptBody);
+  const bool changes_servers = cmd.cls == CommandClass::write && !remembered;
   for (uint32_t shard = 0; shard < table.shards().size(); ++shard) {
     const ShardEntry& entry = table.shards()[shard];
     bool any = false;
     for (uint32_t server : entry.servers) {
+      if (changes_servers && server < health.mode.size() && health.mode[server] == kServerQueue) {
+        return reject(out, "ERR " + upper(cmd.name) + " is refused while server " + table.servers()[server].name +
+                               " (shard '" + entry.name + "') is down or catching up: it would come back without "
+                               "it; retry once every server is in sync");
+      }
       if (!health.is_usable(server)) continue;
       push_group(out, shard, 0, 0, AckRule{});
       push_fragment(out, shard, server, 0, 0, 0, 0, Delivery::send);

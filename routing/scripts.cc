@@ -3,6 +3,7 @@
 #include <openssl/sha.h>
 
 #include <cctype>
+#include <iterator>
 
 namespace ringproxy::routing {
 
@@ -20,23 +21,38 @@ std::string script_sha1(std::string_view body) {
 
 bool ScriptBook::remember(std::string_view body) {
   std::string sha = script_sha1(body);
-  if (by_sha_.count(sha) != 0) return true;
-  if (bytes_ + body.size() > max_bytes_) return false;
+  if (auto it = by_sha_.find(sha); it != by_sha_.end()) {
+    used(it->second);
+    return true;
+  }
+  if (body.size() > max_bytes_) return false;
+  while (bytes_ + body.size() > max_bytes_) {  // the least recently used make room
+    auto oldest = by_sha_.find(use_order_.front());
+    bytes_ -= oldest->second.body.size();
+    by_sha_.erase(oldest);
+    use_order_.pop_front();
+  }
   bytes_ += body.size();
-  by_sha_.emplace(std::move(sha), std::string(body));
+  use_order_.push_back(sha);
+  by_sha_.emplace(std::move(sha), Entry{std::string(body), std::prev(use_order_.end())});
   return true;
 }
 
-const std::string* ScriptBook::body(std::string_view sha) const {
+void ScriptBook::used(Entry& entry) { use_order_.splice(use_order_.end(), use_order_, entry.in_use_order); }
+
+const std::string* ScriptBook::body(std::string_view sha) {
   if (sha.size() != 2 * SHA_DIGEST_LENGTH) return nullptr;
   std::string lower(sha);
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   auto it = by_sha_.find(lower);
-  return it == by_sha_.end() ? nullptr : &it->second;
+  if (it == by_sha_.end()) return nullptr;
+  used(it->second);
+  return &it->second.body;
 }
 
 void ScriptBook::forget_all() {
   by_sha_.clear();
+  use_order_.clear();
   bytes_ = 0;
 }
 

@@ -1,10 +1,11 @@
-// The Lua scripts clients loaded (SCRIPT LOAD) or ran (EVAL), by SHA1: a server that answers
-// NOSCRIPT to EVALSHA (it restarted, or was down when the script was loaded everywhere) gets
-// the script again with the same call, as EVAL (data_path.cc). Bounded: past `max_bytes`, new
-// scripts are not remembered (their EVALSHA still works wherever a server has them).
+// The Lua scripts clients loaded (SCRIPT LOAD) or ran (EVAL), by SHA1, so that an EVALSHA can
+// go to the servers as EVAL with its body (data_path.cc note_scripts). Bounded: past
+// `max_bytes` the scripts least recently used are forgotten (their EVALSHA then goes as it
+// came, and works wherever a server still has them).
 #pragma once
 
 #include <cstddef>
+#include <list>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -15,16 +16,23 @@ class ScriptBook {
  public:
   explicit ScriptBook(size_t max_bytes = size_t{64} << 20) : max_bytes_(max_bytes) {}
 
-  // False when it is full (the script is not remembered).
+  // False when the body alone is larger than the bound (it is not remembered).
   bool remember(std::string_view body);
-  // The body whose SHA1 is `sha` (40 hex digits, either case), or nullptr.
-  const std::string* body(std::string_view sha) const;
+  // The body whose SHA1 is `sha` (40 hex digits, either case), or nullptr. (Used: kept longer.)
+  const std::string* body(std::string_view sha);
   void forget_all();  // SCRIPT FLUSH
   size_t size() const { return by_sha_.size(); }
   size_t bytes() const { return bytes_; }
 
  private:
-  std::unordered_map<std::string, std::string> by_sha_;
+  struct Entry {
+    std::string body;
+    std::list<std::string>::iterator in_use_order;
+  };
+  void used(Entry& entry);
+
+  std::unordered_map<std::string, Entry> by_sha_;
+  std::list<std::string> use_order_;  // SHAs, least recently used first
   size_t bytes_ = 0;
   size_t max_bytes_;
 };

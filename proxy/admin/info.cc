@@ -66,7 +66,7 @@ std::string info_text(const InfoSources& sources, std::string_view section) {
     line("total_commands_processed", std::to_string(stats.requests));
     line("total_error_replies", std::to_string(stats.error_replies));
     line("total_protocol_errors", std::to_string(stats.protocol_errors));
-    line("scripts_reloaded", std::to_string(stats.scripts_reloaded));
+    line("evalsha_as_eval", std::to_string(stats.evalsha_as_eval));
     out += "\r\n";
   }
   if (wanted(section, "proxy")) {

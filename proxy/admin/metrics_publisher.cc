@@ -7,8 +7,8 @@ void MetricsPublisher::publish() {
   if (uint64_t delta = stats_.error_replies - published_.error_replies; delta > 0) {
     metrics.error_replies->Increment(static_cast<double>(delta));
   }
-  if (uint64_t delta = stats_.scripts_reloaded - published_.scripts_reloaded; delta > 0) {
-    metrics.scripts_reloaded->Increment(static_cast<double>(delta));
+  if (uint64_t delta = stats_.evalsha_as_eval - published_.evalsha_as_eval; delta > 0) {
+    metrics.evalsha_as_eval->Increment(static_cast<double>(delta));
   }
   if (uint64_t delta = stats_.bytes_received - published_.bytes_received; delta > 0) {
     metrics.client_bytes_received->Increment(static_cast<double>(delta));

@@ -90,7 +90,7 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
                                       " is not supported by ringproxy: a blocked server connection would stall "
                                       "every client sharing it; call it without BLOCK");
     }
-    note_scripts(*cmd, args);
+    note_scripts(request);
   }
 
   route(request);
@@ -386,8 +386,6 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
 // reduce: a fragment's reply (or failure) settles its group; the groups settle the request.
 void DataPath::on_fragment_done(Fragment& fragment) {
   if (fragment.request == nullptr) return fragment.server->on_replay_done(fragment);
-  // (An error reply: only then may it be a NOSCRIPT to answer by sending the script.)
-  if (fragment.reply.front() == '-' && reload_script(fragment)) [[unlikely]] return;
   Request& request = *fragment.request;
   fragment.state = Fragment::State::done;
   // A stale leader's late reply sends nothing: its resync makes it equal to the others. Nor
@@ -411,40 +409,61 @@ void DataPath::on_fragment_done(Fragment& fragment) {
   release_if_finished(request);
 }
 
-// EVAL, EVAL_RO, SCRIPT LOAD: the body is remembered; SCRIPT FLUSH forgets them all.
-void DataPath::note_scripts(const routing::CommandInfo& cmd, std::span<const std::string_view> args) {
-  if (cmd.has_proxy_flag(routing::kProxyFlushesScripts)) scripts_.forget_all();
-  if (!cmd.has_proxy_flag(routing::kProxyScriptBody)) return;
-  const size_t at = cmd.name.find('|') == std::string_view::npos ? 1 : 2;  // EVAL body / SCRIPT LOAD body
-  if (args.size() > at && !scripts_.remember(args[at])) {
-    spdlog::warn("a script of {} bytes is not remembered: the scripts held already take {} bytes (64 MiB at most)",
-                 args[at].size(), scripts_.bytes());
+// EVAL and EVAL_RO: the body is remembered. EVALSHA and EVALSHA_RO of a script the proxy has
+// become EVAL / EVAL_RO with the body: a server that lacks the script (restarted, resynced:
+// the script cache is not replicated, or down during SCRIPT LOAD) runs it all the same, in its
+// place among the client's commands, and every server of a replicated shard runs the same
+// thing, replays too. (Answering a NOSCRIPT by sending the script afterwards would run it after
+// the commands pipelined behind it.) SCRIPT LOAD and FLUSH are noted once merged (note_merged).
+void DataPath::note_scripts(Request& request) {
+  const routing::CommandInfo& cmd = *request.cmd;
+  std::span<const std::string_view> args = request.args;
+  if (cmd.has_proxy_flag(routing::kProxyScriptBody) && cmd.name.find('|') == std::string_view::npos) {
+    scripts_.remember(args[1]);
+    return;
   }
-}
-
-// A server answered EVALSHA (or EVALSHA_RO) with NOSCRIPT: it restarted, or missed SCRIPT
-// LOAD while down. If the proxy has the script, the same call goes to that server again as
-// EVAL with the body: one command and one reply as before, and the server caches it again.
-bool DataPath::reload_script(Fragment& fragment) {
-  Request& request = *fragment.request;
-  if (fragment.script_reloaded || fragment.failed || !routing::is_noscript_reply(fragment.reply)) return false;
-  const bool read_only = request.cmd->name == "evalsha_ro";
-  if (request.cmd->name != "evalsha" && !read_only) return false;
-  const std::string* body = scripts_.body(request.args[1]);
-  if (body == nullptr) return false;
-  rewritten_views_.assign(request.args.begin(), request.args.end());
+  if (!cmd.has_proxy_flag(routing::kProxyScriptCall)) return;
+  const std::string* body = scripts_.body(args[1]);
+  if (body == nullptr) return;  // the servers' NOSCRIPT, if they lack it too
+  const bool read_only = cmd.name == "evalsha_ro";
+  rewritten_views_.assign(args.begin(), args.end());
   rewritten_views_[0] = read_only ? "EVAL_RO" : "EVAL";
   rewritten_views_[1] = *body;
   scratch_.clear();
   resp::append_command(scratch_, rewritten_views_);
-  fragment.bytes_block = bytes_block(scratch_, &fragment.bytes);
-  fragment.script_reloaded = true;
-  fragment.reply = {};
-  fragment.reply_block = BlockRef();
-  fragment.state = Fragment::State::sent;
-  ++stats_.scripts_reloaded;
-  fragment.server->send(fragment, request.client != nullptr ? request.client->id() : 0);
-  return true;
+  std::string_view whole;
+  BlockRef block = bytes_block(scratch_, &whole);
+  // The request is EVAL's now: its bytes, its arguments (views into them), its table entry.
+  size_t at = whole.find("\r\n") + 2;
+  for (std::string_view& arg : request.args) {
+    const size_t end_of_length = whole.find("\r\n", at);
+    const size_t length = std::stoull(std::string(whole.substr(at + 1, end_of_length - at - 1)));
+    arg = whole.substr(end_of_length + 2, length);
+    at = end_of_length + 2 + length + 2;
+  }
+  request.raw = whole;
+  request.request_block = std::move(block);
+  request.cmd = routing::find_command(read_only ? "eval_ro" : "eval");
+  ++stats_.evalsha_as_eval;
+}
+
+// SCRIPT LOAD's body is remembered once every server took it (a body they refused is not);
+// SCRIPT FLUSH's forgetting waits for the servers' +OK (a refused flush changes nothing).
+void DataPath::note_merged(Request& request) {
+  const routing::CommandInfo& cmd = *request.cmd;
+  if (cmd.proxy_flags == 0 || resp::is_error_reply(request.owned_reply)) return;
+  if (cmd.has_proxy_flag(routing::kProxyFlushesScripts)) scripts_.forget_all();
+  if (cmd.has_proxy_flag(routing::kProxyScriptBody) && request.args.size() > 2) scripts_.remember(request.args[2]);
+}
+
+// The group's reply is the request's, or one part of a merged one.
+void DataPath::merge(Request& request, uint32_t group_index, std::string_view reply) {
+  if (!request.reducer) return finish_request(request, reply);
+  if (request.reducer->add(group_index, reply)) {
+    request.reducer->finish(request.owned_reply);
+    note_merged(request);
+    finish_request(request, request.owned_reply);
+  }
 }
 
 // The leader is done for good: copies still waiting for it (refused, missed, or lost) will
@@ -614,11 +633,7 @@ void DataPath::answer_group(Request& request, uint32_t group_index, int reply_fr
     const auto level = request.topology->table->shards()[group.shard].replication.write_ack;
     worker_.metrics()->acks(static_cast<size_t>(level), group.tracker.acks() >= group.tracker.needed())->Increment();
   }
-  if (!request.reducer) return finish_request(request, group.reply);
-  if (request.reducer->add(group_index, group.reply)) {
-    request.reducer->finish(request.owned_reply);
-    finish_request(request, request.owned_reply);
-  }
+  merge(request, group_index, group.reply);
 }
 
 // read_from = quorum: every server asked has answered. Equal replies are the answer;
@@ -658,11 +673,7 @@ void DataPath::answer_quorum_read(Request& request, uint32_t group_index, int re
     }
     group.reply = request.fragments[group.first + winner].reply;
   }
-  if (!request.reducer) return finish_request(request, group.reply);
-  if (request.reducer->add(group_index, group.reply)) {
-    request.reducer->finish(request.owned_reply);
-    finish_request(request, request.owned_reply);
-  }
+  merge(request, group_index, group.reply);
 }
 
 void DataPath::finish_request(Request& request, std::string_view reply) {

@@ -104,8 +104,9 @@ class DataPath final : public RequestHandler, public ServerEvents {
   void release_if_finished(Request& request);
   void reply_error(Request& request, std::string_view message);
   BlockRef bytes_block(std::string_view bytes, std::string_view* view);
-  void note_scripts(const routing::CommandInfo& cmd, std::span<const std::string_view> args);
-  bool reload_script(Fragment& fragment);
+  void note_scripts(Request& request);
+  void note_merged(Request& request);
+  void merge(Request& request, uint32_t group_index, std::string_view reply);
 
   Worker& worker_;
   Servers& servers_;

@@ -53,7 +53,6 @@ struct Fragment {
   uint64_t sent_at_ms = 0;
   uint64_t sent_ns = 0;             // when it was written (metrics on), for the server's latency
   bool done = false;
-  bool script_reloaded = false;     // EVALSHA sent again as EVAL after a NOSCRIPT (once)
 };
 
 // A shard's part of a request (see routing::PlannedGroup).

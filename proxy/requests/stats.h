@@ -17,7 +17,7 @@ struct ProxyStats {
   uint64_t requests = 0;
   uint64_t error_replies = 0;   // replies that were errors (the proxy's or a server's)
   uint64_t protocol_errors = 0;
-  uint64_t scripts_reloaded = 0;  // EVALSHA sent again as EVAL to a server that lacked the script
+  uint64_t evalsha_as_eval = 0;  // EVALSHA of a script the proxy has, sent as EVAL with its body
   uint64_t bytes_received = 0, bytes_sent = 0;  // from and to clients
 };
 

@@ -23,12 +23,18 @@ TEST(ScriptBook, RemembersBodiesByTheirSha1AsRedisNamesThem) {
   EXPECT_EQ(book.bytes(), 0u);
 }
 
-TEST(ScriptBook, IsBounded) {
-  ScriptBook book(20);
-  EXPECT_TRUE(book.remember("return 'aaaaaaaaa'"));  // 18 bytes
-  EXPECT_FALSE(book.remember("return 2"));           // 26 > 20: not remembered
-  EXPECT_EQ(book.body(script_sha1("return 2")), nullptr);
-  EXPECT_EQ(book.bytes(), 18u);
+TEST(ScriptBook, IsBoundedAndForgetsTheLeastRecentlyUsed) {
+  ScriptBook book(30);
+  EXPECT_TRUE(book.remember("return 'aaaaaaaa'"));  // 17 bytes
+  EXPECT_TRUE(book.remember("return 1"));           // 8: 25
+  ASSERT_NE(book.body(script_sha1("return 'aaaaaaaa'")), nullptr);  // used: "return 1" is the oldest now
+  EXPECT_TRUE(book.remember("return 22"));          // 9: 34 > 30, "return 1" goes
+  EXPECT_EQ(book.body(script_sha1("return 1")), nullptr);
+  EXPECT_NE(book.body(script_sha1("return 'aaaaaaaa'")), nullptr);
+  EXPECT_NE(book.body(script_sha1("return 22")), nullptr);
+  EXPECT_EQ(book.bytes(), 26u);
+  EXPECT_FALSE(book.remember(std::string(31, 'x')));  // larger than the bound on its own
+  EXPECT_EQ(book.size(), 2u);
 }
 
 TEST(ScriptBook, NoscriptReplies) {
