@@ -41,6 +41,7 @@ enum class Merge : uint8_t {
   concat_arrays,      // KEYS: every shard's elements, one array
   same_reply,         // SCRIPT LOAD, FUNCTION LOAD: every server's reply, which must be one
   all_of_arrays,      // SCRIPT EXISTS: 1 where every server says 1
+  any_key,            // RANDOMKEY: a shard's key, from a different shard first each time; nil if none has one
   scan_cursor,        // SCAN: the server's cursor made the proxy's (shard, server, cursor)
 };
 
@@ -82,6 +83,8 @@ enum ProxyFlag : uint8_t {
   kProxyFlushesScripts = 1u << 2,
   // EVALSHA, EVALSHA_RO: sent as EVAL with the body when the proxy has it (data_path.cc).
   kProxyScriptCall = 1u << 3,
+  // SCAN, KEYS: every shard's keyspace, which a key migration changes under them (refused then).
+  kProxyWholeKeyspace = 1u << 4,
 };
 
 // Where the key specs fall short, find_key_positions parses the command's options by hand,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <initializer_list>
 
 #include "routing/keys.h"
 
@@ -81,7 +82,9 @@ bool add_group(const CommandInfo& cmd, const RoutingTable& table, Health health,
   }
 
   const size_t n = entry.servers.size();
-  if (!write && replication.read_from == conf::ReadFrom::quorum) {
+  // (A read without keys, KEYS or DBSIZE, has nothing to compare or repair: one server answers.)
+  const bool keyed = cmd.fanout != Fanout::all_shards && cmd.fanout != Fanout::random_shard;
+  if (!write && replication.read_from == conf::ReadFrom::quorum && keyed) {
     // A majority of in-sync servers, the primary first when it is one of them (its copy is
     // the authority for primary-replica).
     const uint32_t majority = static_cast<uint32_t>(n / 2 + 1);
@@ -172,6 +175,7 @@ bool add_group(const CommandInfo& cmd, const RoutingTable& table, Health health,
 void plan_broadcast(const CommandInfo& cmd, const RoutingTable& table, Health health, Plan& out) {
   out.kind = PlanKind::broadcast;
   out.merge = cmd.merge;
+  out.first_choice = static_cast<uint32_t>((health.rotation * 2654435761u) % table.shards().size());
   for (uint32_t shard = 0; shard < table.shards().size(); ++shard) {
     if (!add_group(cmd, table, health, shard, 0, 0, out)) return;
   }
@@ -233,6 +237,28 @@ void plan_all_servers(const CommandInfo& cmd, const RoutingTable& table, Health 
   if (out.fragments.empty()) return reject_unavailable(out, table, 0);
 }
 
+// SCAN's checks (scan_cursor.h): FNV-1a over what identifies the shard list and the server.
+uint32_t check_of(std::initializer_list<std::string_view> parts, uint64_t number = 0) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&](unsigned char c) { h = (h ^ c) * 1099511628211ull; };
+  for (std::string_view part : parts) {
+    for (char c : part) mix(static_cast<unsigned char>(c));
+    mix(0);
+  }
+  for (int i = 0; i < 8; ++i) mix(static_cast<unsigned char>(number >> (8 * i)));
+  return static_cast<uint32_t>((h ^ (h >> 32)) & ((1u << ScanCursor::kCheckBits) - 1));
+}
+
+uint32_t table_check(const RoutingTable& table) {
+  uint64_t h = 0;
+  for (const ShardEntry& shard : table.shards()) h = h * 31 + check_of({shard.name});
+  return check_of({}, h);
+}
+
+uint32_t server_check(const RoutingTable& table, Health health, uint32_t server) {
+  return check_of({table.servers()[server].name}, server < health.epoch.size() ? health.epoch[server] : 0);
+}
+
 // SCAN: the shard and server the cursor names, asked with that server's own cursor.
 void plan_scan(std::span<const std::string_view> args, const RoutingTable& table, Health health, Plan& out) {
   uint64_t cursor = 0;
@@ -241,18 +267,20 @@ void plan_scan(std::span<const std::string_view> args, const RoutingTable& table
   if (error != std::errc() || end != text.data() + text.size() || text.empty()) return reject(out, "ERR invalid cursor");
   ScanCursor at = ScanCursor::decode(cursor);
   const uint32_t shards = static_cast<uint32_t>(table.shards().size());
-  if (at.shard >= shards) {
-    return reject(out, "ERR invalid cursor: it names shard " + std::to_string(at.shard) + " of " +
-                           std::to_string(shards) + " (did a reload remove shards? start again from 0)");
+  const uint32_t tables = table_check(table);
+  if (cursor != 0 && (at.shard >= shards || at.table_check != tables)) {
+    return reject(out, "ERR invalid cursor: the shards changed since this scan began (a reload added, removed or "
+                       "reordered them); start again from 0");
   }
   const ShardEntry& entry = table.shards()[at.shard];
   const bool same_server = at.server_cursor != 0 && at.slot < entry.servers.size() &&
-                           health.is_usable(entry.servers[at.slot]);
-  if (!same_server) {  // a new shard, or its server is gone: from 0, on the first usable one
+                           health.is_usable(entry.servers[at.slot]) &&
+                           at.server_check == server_check(table, health, entry.servers[at.slot]);
+  if (!same_server) {  // a new shard, or its server is gone or not the same process: from 0
     at.server_cursor = 0;
     at.slot = 0;
     while (at.slot < entry.servers.size() && !health.is_usable(entry.servers[at.slot])) ++at.slot;
-    if (at.slot == entry.servers.size() ||
+    if (at.slot == entry.servers.size() || at.slot >= (1u << ScanCursor::kSlotBits) ||
         (entry.replication.strategy == conf::ReplicationStrategy::none && at.slot != 0)) {
       return reject_unavailable(out, table, at.shard);
     }
@@ -265,7 +293,7 @@ void plan_scan(std::span<const std::string_view> args, const RoutingTable& table
   f.server = entry.servers[at.slot];
   out.rewritten_position = 1;
   out.rewritten_arg = std::to_string(at.server_cursor);
-  out.scan = {at.shard, at.slot, shards};
+  out.scan = {at.shard, at.slot, shards, tables, server_check(table, health, f.server)};
 }
 
 }  // namespace

@@ -69,6 +69,7 @@ struct Plan {
   uint32_t rewritten_position = 0;         // rewrite: the argument replaced ...
   std::string rewritten_arg;               // ... and its new value
   ScanPosition scan;                       // SCAN: where its one fragment reads
+  uint32_t first_choice = 0;               // any_key: the group whose key is preferred
 
   void clear();
 };
@@ -84,6 +85,7 @@ struct Health {
   std::span<const uint8_t> mode;
   std::span<const uint32_t> pending;  // requests in flight per server (read_from = any)
   uint64_t rotation = 0;              // bumped per request: round-robin over replicas
+  std::span<const uint32_t> epoch = {};  // per server: restarts and resyncs seen (SCAN's server check)
   bool is_usable(uint32_t server) const { return server < mode.size() && mode[server] == kServerLive; }
 };
 

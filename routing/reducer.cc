@@ -101,6 +101,16 @@ void Reducer::finish(std::string& out) const {
       }
       out.append(replies_.empty() ? std::string_view("+OK\r\n") : replies_.front());
       return;
+    case Merge::any_key:
+      for (size_t i = 0; i < replies_.size(); ++i) {
+        std::string_view reply = replies_[(first_choice_ + i) % replies_.size()];
+        if (reply != "$-1\r\n") {
+          out.append(reply);
+          return;
+        }
+      }
+      resp::append_null_bulk(out);
+      return;
     case Merge::all_of_arrays: {
       std::vector<std::string_view> elements;
       std::vector<int64_t> all;
@@ -137,9 +147,9 @@ void Reducer::finish_scan(std::string& out) const {
   }
   uint64_t next = 0;
   if (cursor != 0) {
-    next = ScanCursor{scan_.shard, scan_.slot, cursor}.encode();
+    next = ScanCursor{scan_.shard, scan_.slot, scan_.table_check, scan_.server_check, cursor}.encode();
   } else if (scan_.shard + 1 < scan_.shards) {
-    next = ScanCursor{scan_.shard + 1, 0, 0}.encode();
+    next = ScanCursor{scan_.shard + 1, 0, scan_.table_check, 0, 0}.encode();
   }
   resp::append_array_header(out, 2);
   resp::append_bulk(out, std::to_string(next));

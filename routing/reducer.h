@@ -21,6 +21,8 @@ class Reducer {
   Reducer(Merge merge, std::vector<std::vector<uint32_t>> fragment_slots, size_t slot_count);
   // scan_cursor: where the one fragment read.
   void set_scan(ScanPosition at) { scan_ = at; }
+  // any_key: the reply preferred (it moves on with each request).
+  void set_first_choice(uint32_t fragment) { first_choice_ = fragment; }
 
   // Returns true when this was the last missing reply. A reply view must stay valid
   // until finish() (the caller keeps the buffers it points into).
@@ -38,6 +40,7 @@ class Reducer {
   std::vector<std::vector<uint32_t>> fragment_slots_;
   size_t slot_count_;
   ScanPosition scan_;
+  uint32_t first_choice_ = 0;
   std::vector<std::string_view> replies_;
   std::vector<bool> have_;
   size_t received_ = 0;

@@ -340,6 +340,7 @@ void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_v
       run_id_ = std::string(run_id);
     } else if (run_id != run_id_) {
       run_id_ = std::string(run_id);
+      servers_.set_server_epoch(index_, ++incarnation_);
       if (replicated_) mark_stale("it restarted (new run_id): the data it had is gone");
     }
   }
@@ -559,6 +560,7 @@ void BackendServer::on_resync_result(bool ok, std::string_view why) {
     return;
   }
   ++resyncs_;
+  servers_.set_server_epoch(index_, ++incarnation_);
   metrics_.resyncs->Increment();
   set_state(ServerState::up);
   consecutive_failures_ = 0;

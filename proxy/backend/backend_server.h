@@ -76,6 +76,8 @@ class BackendServer {
   // taking over, and must find nothing of ours still queued on the server (fence.h).
   void abandon();
   bool detached() const { return index_ == kDetached; }
+  // How many times it was seen restarted (a new run_id) or resynced: SCAN's server check.
+  uint32_t incarnation() const { return incarnation_; }
   routing::ServerMode mode() const { return mode_; }
   size_t connection_count() const { return connections_.size(); }
   void forget_metrics();  // a drained server's series leave /metrics
@@ -190,6 +192,7 @@ class BackendServer {
   conf::Address endpoint_;                       // numeric: address_, or what its name resolved to
   conf::BackendAuth auth_;
   std::shared_ptr<const TlsContext> tls_;
+  uint32_t incarnation_ = 0;
   bool probe_waits_for_name_ = false;            // a probe starts once the name is looked up
   std::vector<std::string> addresses_;           // a named server's last lookup
   bool startup_probe_failed_ = false;            // said once

@@ -101,9 +101,11 @@ void Servers::bind(std::shared_ptr<const routing::RoutingTable> table) {
     }
   }
   modes_.assign(servers_.size(), routing::kServerLive);
+  epochs_.assign(servers_.size(), 0);
   pending_.assign(servers_.size(), 0);
   for (size_t i = 0; i < servers_.size(); ++i) {
     modes_[i] = servers_[i]->mode();
+    epochs_[i] = servers_[i]->incarnation();
     pending_[i] = static_cast<uint32_t>(servers_[i]->pending());
   }
   // A server that joins a replicated shard whose other servers were kept holds none of the

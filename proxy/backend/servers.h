@@ -73,7 +73,11 @@ class Servers final : private Resolver::Listener {
     if (server < modes_.size()) modes_[server] = mode;
   }
   routing::ServerMode server_mode(uint32_t server) const { return static_cast<routing::ServerMode>(modes_[server]); }
-  routing::Health health() const { return routing::Health{modes_, pending_, rotation_}; }
+  routing::Health health() const { return routing::Health{modes_, pending_, rotation_, epochs_}; }
+  // A server restarted or was resynced: its SCAN cursors are not its own any more.
+  void set_server_epoch(uint32_t server, uint32_t epoch) {
+    if (server < epochs_.size()) epochs_[server] = epoch;
+  }
   // For the next request's plan: one more turn of the round-robin over replicas.
   routing::Health health_for_request() {
     ++rotation_;
@@ -125,6 +129,7 @@ class Servers final : private Resolver::Listener {
   std::vector<std::unique_ptr<BackendServer>> servers_;  // indexed like table()->servers()
   std::vector<std::unique_ptr<BackendServer>> draining_; // removed by a reload; closed once idle
   std::vector<uint8_t> modes_;      // routing::ServerMode per server
+  std::vector<uint32_t> epochs_;    // per server: BackendServer::incarnation()
   std::vector<uint32_t> pending_;   // requests in flight per server
   uint64_t rotation_ = 0;
   FenceBook fences_;

@@ -90,6 +90,13 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
                                       " is not supported by ringproxy: a blocked server connection would stall "
                                       "every client sharing it; call it without BLOCK");
     }
+    // A key moving from a shard not scanned yet to one scanned already would be missed.
+    if (cmd->has_proxy_flag(routing::kProxyWholeKeyspace) && key_moves_ != nullptr && key_moves_->keys_moving()) {
+      return reply_error(request, "ERR " + std::string(args[0].substr(0, 16)) +
+                                      " is refused while keys move between shards after a reload (a key that moves "
+                                      "during it could be missed); retry once the migration is over (INFO proxy: "
+                                      "migration_state)");
+    }
     note_scripts(request);
   }
 
@@ -315,6 +322,7 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
     }
     request.reducer = std::make_unique<routing::Reducer>(plan.merge, std::move(slots), plan.key_args.size());
     if (plan.merge == routing::Merge::scan_cursor) request.reducer->set_scan(plan.scan);
+    if (plan.merge == routing::Merge::any_key) request.reducer->set_first_choice(plan.first_choice);
   }
 
   const bool pairs = request.cmd->fanout == routing::Fanout::split_pairs;

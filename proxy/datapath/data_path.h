@@ -54,6 +54,8 @@ class KeyMoves {
  public:
   // True: the request is parked (the migration owns it until it resumes it).
   virtual bool park_if_moving(Request& request) = 0;
+  // Keys may still move between shards (an earlier ring is still consulted).
+  virtual bool keys_moving() const = 0;
 
  protected:
   ~KeyMoves() = default;

@@ -76,6 +76,7 @@ class Migration final : public KeyMoves {
   void sweep(uint64_t now_ms);   // barrier, deadlines, rate limit, the background pass
   void stop();                   // shutdown
   bool finished() const;
+  bool keys_moving() const override { return !earlier_.empty(); }
   const MigrationProgress& progress() const { return progress_; }
 
  private:

@@ -318,7 +318,7 @@ TEST(CommandTable, FanoutAndMerge) {
       {"script", Fanout::all_servers, Merge::all_ok},    // (bare containers: arity refuses them)
       {"function", Fanout::all_servers, Merge::all_ok},
       {"scan", Fanout::scan, Merge::scan_cursor},
-      {"randomkey", Fanout::random_shard, Merge::forward},
+      {"randomkey", Fanout::all_shards, Merge::any_key},
       {"mset", Fanout::split_pairs, Merge::all_ok},
       {"del", Fanout::split_keys, Merge::sum_integers},
       {"unlink", Fanout::split_keys, Merge::sum_integers},

@@ -230,17 +230,32 @@ TEST_F(PlannerTest, ScanStartsOnTheFirstShardWithTheServersOwnCursor) {
   EXPECT_EQ(start.rewritten_arg, "0");
   EXPECT_EQ(start.scan.shard, 0u);
   EXPECT_EQ(start.scan.shards, 3u);
+  const uint32_t table = start.scan.table_check;
 
-  const uint64_t middle = ScanCursor{2, 0, 12345}.encode();
-  const Plan& later = run({"SCAN", std::to_string(middle)});
+  const Plan& next_shard = run({"SCAN", std::to_string(ScanCursor{2, 0, table, 0, 0}.encode())});
+  ASSERT_EQ(next_shard.kind, PlanKind::rewrite);
+  EXPECT_EQ(next_shard.fragments[0].server, 2u);
+  EXPECT_EQ(next_shard.rewritten_arg, "0");
+  const uint32_t server = next_shard.scan.server_check;
+
+  const Plan& later = run({"SCAN", std::to_string(ScanCursor{2, 0, table, server, 12345}.encode())});
   ASSERT_EQ(later.kind, PlanKind::rewrite);
   EXPECT_EQ(later.fragments[0].server, 2u);
-  EXPECT_EQ(later.rewritten_arg, "12345");
+  EXPECT_EQ(later.rewritten_arg, "12345");  // the same server: its own cursor goes on
   EXPECT_EQ(later.scan.shard, 2u);
 
-  const Plan& next_shard = run({"SCAN", std::to_string(ScanCursor{1, 0, 0}.encode())});
-  EXPECT_EQ(next_shard.fragments[0].server, 1u);
-  EXPECT_EQ(next_shard.rewritten_arg, "0");
+  // Another process at that address (restarted, resynced): its shard again, from 0.
+  const Plan& other_server =
+      run({"SCAN", std::to_string(ScanCursor{2, 0, table, (server + 1) & 255, 12345}.encode())});
+  ASSERT_EQ(other_server.kind, PlanKind::rewrite);
+  EXPECT_EQ(other_server.rewritten_arg, "0");
+  std::vector<uint32_t> epochs = {0, 0, 1};  // as the proxy counts them
+  std::vector<std::string_view> args = {"SCAN", std::to_string(ScanCursor{2, 0, table, server, 12345}.encode())};
+  std::string cursor_text(args[1]);
+  args[1] = cursor_text;
+  plan(*find_command("SCAN"), args, *table_, Health{usable_, {}, 0, epochs}, {}, scratch_, plan_);
+  ASSERT_EQ(plan_.kind, PlanKind::rewrite);
+  EXPECT_EQ(plan_.rewritten_arg, "0");
 }
 
 TEST_F(PlannerTest, ScanRefusesBadCursorsAndWaitsForAShardThatIsDown) {
@@ -249,12 +264,17 @@ TEST_F(PlannerTest, ScanRefusesBadCursorsAndWaitsForAShardThatIsDown) {
     ASSERT_EQ(p.kind, PlanKind::reject) << bad;
     EXPECT_EQ(p.error.rfind("ERR invalid cursor", 0), 0u) << p.error;
   }
-  const Plan& gone = run({"SCAN", std::to_string(ScanCursor{7, 0, 3}.encode())});
-  ASSERT_EQ(gone.kind, PlanKind::reject);
-  EXPECT_NE(gone.error.find("start again from 0"), std::string::npos) << gone.error;
+  const uint32_t table = run({"SCAN", "0"}).scan.table_check;
+  // Shards the table does not have, or a table that changed (a reload added, removed or
+  // reordered shards): the shards already scanned may not be the ones the cursor says.
+  for (const ScanCursor& changed : {ScanCursor{7, 0, table, 0, 3}, ScanCursor{1, 0, (table + 1) & 255, 0, 0}}) {
+    const Plan& p = run({"SCAN", std::to_string(changed.encode())});
+    ASSERT_EQ(p.kind, PlanKind::reject);
+    EXPECT_NE(p.error.find("start again from 0"), std::string::npos) << p.error;
+  }
   // An unreplicated shard that is down is not skipped: its keys would be missed.
   usable_[1] = kServerQueue;
-  const Plan& down = run({"SCAN", std::to_string(ScanCursor{1, 0, 0}.encode())});
+  const Plan& down = run({"SCAN", std::to_string(ScanCursor{1, 0, table, 0, 0}.encode())});
   ASSERT_EQ(down.kind, PlanKind::reject);
   EXPECT_NE(down.error.find("unavailable"), std::string::npos) << down.error;
 }
@@ -264,7 +284,16 @@ TEST(PlannerScan, AReplicatedShardKeepsItsServerOrStartsAgainOnAnother) {
   std::vector<uint8_t> mode = {kServerLive, kServerLive, kServerLive};
   PlanScratch scratch;
   Plan out;
-  const std::string on_second = std::to_string(ScanCursor{0, 1, 99}.encode());
+  std::vector<std::string_view> start = {"SCAN", "0"};
+  plan(*find_command("SCAN"), start, *table, Health{mode, {}, 0}, {}, scratch, out);
+  const uint32_t table_check = out.scan.table_check;
+  // The server check of the second server: what a cursor from it carries.
+  mode = {kServerQueue, kServerLive, kServerLive};
+  plan(*find_command("SCAN"), start, *table, Health{mode, {}, 0}, {}, scratch, out);
+  ASSERT_EQ(out.scan.slot, 1u);
+  const uint32_t second = out.scan.server_check;
+  mode = {kServerLive, kServerLive, kServerLive};
+  const std::string on_second = std::to_string(ScanCursor{0, 1, table_check, second, 99}.encode());
   std::vector<std::string_view> args = {"SCAN", on_second};
   plan(*find_command("SCAN"), args, *table, Health{mode, {}, 0}, {}, scratch, out);
   ASSERT_EQ(out.kind, PlanKind::rewrite);
@@ -284,12 +313,15 @@ TEST_F(PlannerTest, KeysAsksEveryShardAndRandomKeyAnyShard) {
   ASSERT_EQ(keys.kind, PlanKind::broadcast);
   EXPECT_EQ(keys.merge, Merge::concat_arrays);
   EXPECT_EQ(keys.groups.size(), 3u);
+  // RANDOMKEY asks every shard (an empty one would answer nil) and prefers a different one each time.
   std::vector<bool> seen(3, false);
   std::vector<std::string_view> args = {"RANDOMKEY"};
   for (uint64_t rotation = 0; rotation < 12; ++rotation) {
     plan(*find_command("RANDOMKEY"), args, *table_, Health{usable_, {}, rotation}, {}, scratch_, plan_);
-    ASSERT_EQ(plan_.kind, PlanKind::forward);
-    seen[plan_.fragments[0].shard] = true;
+    ASSERT_EQ(plan_.kind, PlanKind::broadcast);
+    EXPECT_EQ(plan_.merge, Merge::any_key);
+    EXPECT_EQ(plan_.groups.size(), 3u);
+    seen[plan_.first_choice] = true;
   }
   EXPECT_EQ(seen, std::vector<bool>(3, true));
 }

@@ -104,16 +104,19 @@ std::string finish_scan(ScanPosition at, const std::string& reply) {
 
 TEST(Reducer, ScanCursorNamesTheShardTheServerAndItsCursor) {
   const std::string keys = "*2\r\n$1\r\na\r\n$1\r\nb\r\n";
-  const std::string mid = std::to_string(ScanCursor{1, 2, 4711}.encode());
-  EXPECT_EQ(finish_scan({1, 2, 3}, scan_reply("4711", keys)), scan_reply(mid, keys));
+  const ScanPosition at{1, 2, 3, 77, 99};  // shard 1 of 3, its server 2; the checks
+  const std::string mid = std::to_string(ScanCursor{1, 2, 77, 99, 4711}.encode());
+  EXPECT_EQ(finish_scan(at, scan_reply("4711", keys)), scan_reply(mid, keys));
   // The server's 0 ends its shard: the next one, from 0 ...
-  const std::string next = std::to_string(ScanCursor{2, 0, 0}.encode());
-  EXPECT_EQ(finish_scan({1, 2, 3}, scan_reply("0", keys)), scan_reply(next, keys));
+  const std::string next = std::to_string(ScanCursor{2, 0, 77, 0, 0}.encode());
+  EXPECT_EQ(finish_scan(at, scan_reply("0", keys)), scan_reply(next, keys));
   // ... or the end, after the last.
-  EXPECT_EQ(finish_scan({2, 0, 3}, scan_reply("0", "*0\r\n")), scan_reply("0", "*0\r\n"));
+  EXPECT_EQ(finish_scan({2, 0, 3, 77, 5}, scan_reply("0", "*0\r\n")), scan_reply("0", "*0\r\n"));
   EXPECT_EQ(finish_scan({2, 0, 3}, "-ERR shard 'c' down\r\n"), "-ERR shard 'c' down\r\n");
   EXPECT_EQ(finish_scan({0, 0, 3}, ":1\r\n").rfind("-ERR unexpected reply to SCAN", 0), 0u);
   EXPECT_EQ(finish_scan({0, 0, 3}, scan_reply("x", "*0\r\n")).rfind("-ERR unexpected reply to SCAN", 0), 0u);
+  // A server cursor past what the proxy's cursor holds (2^34) is an error, never a wrong cursor.
+  EXPECT_EQ(finish_scan({0, 0, 3}, scan_reply(std::to_string(uint64_t{1} << 40), "*0\r\n")).rfind("-ERR", 0), 0u);
 }
 
 TEST(Reducer, ConcatArraysJoinsEveryShardsElements) {
@@ -138,6 +141,17 @@ std::string reduce(Merge merge, const std::vector<std::string>& replies) {
   std::string out;
   r.finish(out);
   return out;
+}
+
+TEST(Reducer, AnyKeyPrefersItsFirstChoiceAndIsNilOnlyWhenEveryShardIs) {
+  Reducer r(Merge::any_key, {{}, {}, {}}, 0);
+  r.set_first_choice(1);
+  const std::vector<std::string> replies = {"$1\r\na\r\n", "$-1\r\n", "$1\r\nc\r\n"};
+  for (uint32_t i = 0; i < 3; ++i) r.add(i, replies[i]);
+  std::string out;
+  r.finish(out);
+  EXPECT_EQ(out, "$1\r\nc\r\n");  // 1 is empty: the next
+  EXPECT_EQ(reduce(Merge::any_key, {"$-1\r\n", "$-1\r\n"}), "$-1\r\n");
 }
 
 TEST(Reducer, SameReplyAndAllOfArrays) {
