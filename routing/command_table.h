@@ -26,6 +26,7 @@ enum class Fanout : uint8_t {
   single_shard,  // all keys must map to one shard (or the command has no key at all)
   split_keys,    // one sub-command per shard with that shard's keys: MGET DEL UNLINK EXISTS TOUCH
   split_pairs,   // MSET: key/value pairs split by key
+  // (Those without keys from here on: the planner tests `>= all_shards` once.)
   all_shards,    // sent unchanged to every shard: DBSIZE, FLUSHALL, FLUSHDB, KEYS
   all_servers,   // every live server of every shard, replicas too: SCRIPT LOAD, FUNCTION LOAD ...
   scan,          // SCAN: one shard at a time, the cursor saying which (planner.h ScanCursor)

@@ -38,6 +38,10 @@ bool runs_code(const CommandInfo& cmd) {
          cmd.name == "fcall" || cmd.name == "fcall_ro";
 }
 
+// A script or function without keys: the shard a hash of its body, SHA or name picks.
+[[gnu::cold, gnu::noinline]] void plan_keyless_code(const CommandInfo& cmd, std::span<const std::string_view> args,
+                                                    const RoutingTable& table, Health health, Plan& out);
+
 // SPOP picks at random: one server executes it, the others get its effect (SREM).
 bool picks_at_random(const CommandInfo& cmd) { return cmd.name == "spop"; }
 
@@ -213,7 +217,8 @@ void plan_split(const CommandInfo& cmd, const RoutingTable& table, Health health
 // Functions and flushes change what a server runs: a server that is down or catching up (it
 // would come back running the old code) makes them refused; a stale one is resynced from a
 // peer, functions included (redis replicates them with the data).
-void plan_all_servers(const CommandInfo& cmd, const RoutingTable& table, Health health, Plan& out) {
+[[gnu::cold, gnu::noinline]] void plan_all_servers(const CommandInfo& cmd, const RoutingTable& table, Health health,
+                                                   Plan& out) {
   out.kind = PlanKind::broadcast;
   out.merge = cmd.merge;
   const bool remembered = cmd.has_proxy_flag(kProxyScriptBody);
@@ -237,6 +242,16 @@ void plan_all_servers(const CommandInfo& cmd, const RoutingTable& table, Health 
   if (out.fragments.empty()) return reject_unavailable(out, table, 0);
 }
 
+// (Not through the ring: one more caller of shard_of made the compiler stop inlining it into
+// plan(), +31 instructions per GET. A hash of its own places it as well: every proxy alike.)
+void plan_keyless_code(const CommandInfo& cmd, std::span<const std::string_view> args, const RoutingTable& table,
+                       Health health, Plan& out) {
+  uint64_t h = 14695981039346656037ull;
+  for (char c : args[1]) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  out.kind = PlanKind::forward;
+  add_group(cmd, table, health, static_cast<uint32_t>(h % table.shards().size()), 0, 0, out);
+}
+
 // SCAN's checks (scan_cursor.h): FNV-1a over what identifies the shard list and the server.
 uint32_t check_of(std::initializer_list<std::string_view> parts, uint64_t number = 0) {
   uint64_t h = 14695981039346656037ull;
@@ -255,12 +270,16 @@ uint32_t table_check(const RoutingTable& table) {
   return check_of({}, h);
 }
 
-uint32_t server_check(const RoutingTable& table, Health health, uint32_t server) {
-  return check_of({table.servers()[server].name}, server < health.epoch.size() ? health.epoch[server] : 0);
+uint32_t server_check(const RoutingTable& table, const PlanScratch& scratch, uint32_t server) {
+  const std::vector<uint32_t>* epochs = scratch.server_epochs;
+  return check_of({table.servers()[server].name}, epochs != nullptr && server < epochs->size() ? (*epochs)[server] : 0);
 }
 
 // SCAN: the shard and server the cursor names, asked with that server's own cursor.
-void plan_scan(std::span<const std::string_view> args, const RoutingTable& table, Health health, Plan& out) {
+// (Cold and out of line, as the other plans that are not a GET's: inlined into plan(), they
+// made the compiler call shard_of on every GET, +31.)
+[[gnu::cold, gnu::noinline]] void plan_scan(std::span<const std::string_view> args, const RoutingTable& table,
+                                            Health health, const PlanScratch& scratch, Plan& out) {
   uint64_t cursor = 0;
   const std::string_view text = args[1];
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), cursor);
@@ -275,7 +294,7 @@ void plan_scan(std::span<const std::string_view> args, const RoutingTable& table
   const ShardEntry& entry = table.shards()[at.shard];
   const bool same_server = at.server_cursor != 0 && at.slot < entry.servers.size() &&
                            health.is_usable(entry.servers[at.slot]) &&
-                           at.server_check == server_check(table, health, entry.servers[at.slot]);
+                           at.server_check == server_check(table, scratch, entry.servers[at.slot]);
   if (!same_server) {  // a new shard, or its server is gone or not the same process: from 0
     at.server_cursor = 0;
     at.slot = 0;
@@ -293,7 +312,7 @@ void plan_scan(std::span<const std::string_view> args, const RoutingTable& table
   f.server = entry.servers[at.slot];
   out.rewritten_position = 1;
   out.rewritten_arg = std::to_string(at.server_cursor);
-  out.scan = {at.shard, at.slot, shards, tables, server_check(table, health, f.server)};
+  out.scan = {at.shard, at.slot, shards, tables, server_check(table, scratch, f.server)};
 }
 
 }  // namespace
@@ -328,14 +347,18 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
     case CommandClass::write:
       break;
   }
-  if (cmd.fanout == Fanout::all_shards) return plan_broadcast(cmd, table, health, out);
-  if (cmd.fanout == Fanout::all_servers) return plan_all_servers(cmd, table, health, out);
-  if (cmd.fanout == Fanout::scan) return plan_scan(args, table, health, out);
-  if (cmd.fanout == Fanout::random_shard) {  // any shard will do: a different one each time
-    out.kind = PlanKind::forward;
-    add_group(cmd, table, health, static_cast<uint32_t>((health.rotation * 2654435761u) % table.shards().size()), 0,
-              0, out);
-    return;
+  // Fan-outs without keys (one test: they come last in the enum).
+  if (cmd.fanout >= Fanout::all_shards) [[unlikely]] {
+    switch (cmd.fanout) {
+      case Fanout::all_servers: return plan_all_servers(cmd, table, health, out);
+      case Fanout::scan: return plan_scan(args, table, health, scratch, out);
+      case Fanout::random_shard:  // any shard will do: a different one each time
+        out.kind = PlanKind::forward;
+        add_group(cmd, table, health, static_cast<uint32_t>((health.rotation * 2654435761u) % table.shards().size()),
+                  0, 0, out);
+        return;
+      default: return plan_broadcast(cmd, table, health, out);
+    }
   }
 
   std::vector<uint32_t>& positions = scratch.key_positions;
@@ -344,12 +367,8 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
   if (!key_error.empty()) return reject(out, "ERR " + std::string(key_error));
   if (positions.empty()) {
     // A script or function without keys runs on one shard, as on a Redis Cluster node: the
-    // one its body, SHA or function name maps to (the same call, the same shard).
-    if (runs_code(cmd)) {
-      out.kind = PlanKind::forward;
-      add_group(cmd, table, health, table.shard_of(args[1]), 0, 0, out);
-      return;
-    }
+    // one a hash of its body, SHA or function name picks (the same call, the same shard).
+    if (runs_code(cmd)) return plan_keyless_code(cmd, args, table, health, out);
     return reject(out, "ERR " + upper(cmd.name) +
                            " without a key cannot be routed by ringproxy: name at least one key");
   }

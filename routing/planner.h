@@ -85,7 +85,6 @@ struct Health {
   std::span<const uint8_t> mode;
   std::span<const uint32_t> pending;  // requests in flight per server (read_from = any)
   uint64_t rotation = 0;              // bumped per request: round-robin over replicas
-  std::span<const uint32_t> epoch = {};  // per server: restarts and resyncs seen (SCAN's server check)
   bool is_usable(uint32_t server) const { return server < mode.size() && mode[server] == kServerLive; }
 };
 
@@ -95,6 +94,9 @@ struct PlanSettings {
 
 // Scratch buffers owned by the caller, reused across calls.
 struct PlanScratch {
+  // Per server: how many times it restarted or was resynced (SCAN's server check). Set once by
+  // the owner (not in Health: a larger Health costs every request its copy).
+  const std::vector<uint32_t>* server_epochs = nullptr;
   std::vector<uint32_t> key_positions;
   std::vector<uint32_t> key_shards;
   std::vector<uint32_t> shard_fragment;  // shard -> fragment index + 1 (0: none yet)

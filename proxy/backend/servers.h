@@ -73,7 +73,8 @@ class Servers final : private Resolver::Listener {
     if (server < modes_.size()) modes_[server] = mode;
   }
   routing::ServerMode server_mode(uint32_t server) const { return static_cast<routing::ServerMode>(modes_[server]); }
-  routing::Health health() const { return routing::Health{modes_, pending_, rotation_, epochs_}; }
+  routing::Health health() const { return routing::Health{modes_, pending_, rotation_}; }
+  const std::vector<uint32_t>& epochs() const { return epochs_; }  // (the planner's, for SCAN)
   // A server restarted or was resynced: its SCAN cursors are not its own any more.
   void set_server_epoch(uint32_t server, uint32_t epoch) {
     if (server < epochs_.size()) epochs_[server] = epoch;

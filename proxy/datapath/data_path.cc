@@ -36,7 +36,9 @@ std::string unknown_command_error(std::span<const std::string_view> args) {
 }  // namespace
 
 DataPath::DataPath(Worker& worker, Servers& servers, RequestPool& requests, ProxyStats& stats)
-    : worker_(worker), servers_(servers), requests_(requests), stats_(stats) {}
+    : worker_(worker), servers_(servers), requests_(requests), stats_(stats) {
+  plan_scratch_.server_epochs = &servers_.epochs();
+}
 
 DataPath::~DataPath() {
   for (Request* request : held_requests_) {

@@ -131,10 +131,15 @@ TEST_F(PlannerTest, UnsupportedAndKeylessCommands) {
   // A script without keys runs on one shard: the one its body maps to, every time.
   const Plan& eval = run({"EVAL", "return 1", "0"});
   ASSERT_EQ(eval.kind, PlanKind::forward);
-  EXPECT_EQ(eval.fragments[0].shard, table_->shard_of("return 1"));
-  const Plan& fcall = run({"FCALL", "myfunc", "0", "arg"});
-  ASSERT_EQ(fcall.kind, PlanKind::forward);
-  EXPECT_EQ(fcall.fragments[0].shard, table_->shard_of("myfunc"));
+  const uint32_t eval_shard = eval.fragments[0].shard;
+  EXPECT_EQ(run({"EVAL", "return 1", "0", "other", "args"}).fragments[0].shard, eval_shard);  // the same, always
+  std::vector<bool> shards(3, false);
+  for (const char* name : {"f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8"}) {
+    const Plan& fcall = run({"FCALL", name, "0", "arg"});
+    ASSERT_EQ(fcall.kind, PlanKind::forward);
+    shards[fcall.fragments[0].shard] = true;
+  }
+  EXPECT_EQ(shards, std::vector<bool>(3, true));  // spread over the shards
   const Plan& no_key = run({"GET"});  // (no key where one is due: still refused)
   EXPECT_EQ(no_key.kind, PlanKind::reject);
   const Plan& bad_numkeys = run({"EVAL", "return 1", "5", "a"});
@@ -249,11 +254,12 @@ TEST_F(PlannerTest, ScanStartsOnTheFirstShardWithTheServersOwnCursor) {
       run({"SCAN", std::to_string(ScanCursor{2, 0, table, (server + 1) & 255, 12345}.encode())});
   ASSERT_EQ(other_server.kind, PlanKind::rewrite);
   EXPECT_EQ(other_server.rewritten_arg, "0");
-  std::vector<uint32_t> epochs = {0, 0, 1};  // as the proxy counts them
-  std::vector<std::string_view> args = {"SCAN", std::to_string(ScanCursor{2, 0, table, server, 12345}.encode())};
-  std::string cursor_text(args[1]);
-  args[1] = cursor_text;
-  plan(*find_command("SCAN"), args, *table_, Health{usable_, {}, 0, epochs}, {}, scratch_, plan_);
+  const std::vector<uint32_t> epochs = {0, 0, 1};  // as the proxy counts them: server 2 restarted
+  const std::string cursor_text = std::to_string(ScanCursor{2, 0, table, server, 12345}.encode());
+  std::vector<std::string_view> args = {"SCAN", cursor_text};
+  scratch_.server_epochs = &epochs;
+  plan(*find_command("SCAN"), args, *table_, Health{usable_, {}, 0}, {}, scratch_, plan_);
+  scratch_.server_epochs = nullptr;
   ASSERT_EQ(plan_.kind, PlanKind::rewrite);
   EXPECT_EQ(plan_.rewritten_arg, "0");
 }
