@@ -36,9 +36,7 @@ std::string unknown_command_error(std::span<const std::string_view> args) {
 }  // namespace
 
 DataPath::DataPath(Worker& worker, Servers& servers, RequestPool& requests, ProxyStats& stats)
-    : worker_(worker), servers_(servers), requests_(requests), stats_(stats) {
-  plan_scratch_.server_epochs = &servers_.epochs();
-}
+    : worker_(worker), servers_(servers), requests_(requests), stats_(stats) {}
 
 DataPath::~DataPath() {
   for (Request* request : held_requests_) {
@@ -47,6 +45,7 @@ DataPath::~DataPath() {
 }
 
 void DataPath::start() {
+  plan_scratch_.server_epochs = &servers_.epochs();  // (not in the constructor: the Servers is built after us)
   uv_timer_init(worker_.loop(), &releaser_);
   releaser_.data = this;
 }
