@@ -252,7 +252,8 @@ void check_plan(const CommandInfo& cmd, std::span<const std::string_view> args, 
     CHECK(group.rule.needed >= 1 && group.rule.needed <= group.count);
     any_replicated = any_replicated || group.count > 1;
     const ShardEntry& shard = table.shards()[group.shard];
-    if (write && shard.replication.strategy != conf::ReplicationStrategy::none) {
+    // (SCRIPT LOAD and the like go to each server on its own: not replicated writes.)
+    if (write && shard.replication.strategy != conf::ReplicationStrategy::none && cmd.fanout != Fanout::all_servers) {
       CHECK(group.count == shard.servers.size());
     } else if (!group.read_quorum) {
       CHECK(group.count == 1);
@@ -283,14 +284,27 @@ void check_plan(const CommandInfo& cmd, std::span<const std::string_view> args, 
   CHECK(next == plan.fragments.size());
   CHECK(plan.replicated == any_replicated);
 
+  // A shard appears once, but for the all-servers plans (SCRIPT LOAD...): one group per server.
   std::set<uint32_t> shards;
-  for (const PlannedGroup& group : plan.groups) CHECK(shards.insert(group.shard).second);
+  if (cmd.fanout != Fanout::all_servers) {
+    for (const PlannedGroup& group : plan.groups) CHECK(shards.insert(group.shard).second);
+  }
   switch (plan.kind) {
     case PlanKind::forward:
       CHECK(plan.groups.size() == 1 && plan.key_args.empty());
       break;
     case PlanKind::broadcast:
-      CHECK(plan.groups.size() == table.shards().size() && plan.key_args.empty());
+      if (cmd.fanout == Fanout::all_servers) {
+        for (const PlannedGroup& group : plan.groups) CHECK(group.count == 1);
+        CHECK(!plan.groups.empty() && plan.key_args.empty());
+      } else {
+        CHECK(plan.groups.size() == table.shards().size() && plan.key_args.empty());
+      }
+      break;
+    case PlanKind::rewrite:  // SCAN: one server, one argument replaced
+      CHECK(plan.groups.size() == 1 && plan.fragments.size() == 1);
+      CHECK(plan.rewritten_position >= 1 && plan.rewritten_position < args.size());
+      CHECK(plan.scan.shard == plan.groups[0].shard && plan.scan.shards == table.shards().size());
       break;
     case PlanKind::split: {
       CHECK(plan.groups.size() >= 2);
