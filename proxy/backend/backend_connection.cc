@@ -128,15 +128,7 @@ void BackendConnection::write_owned(std::string bytes) {
 void BackendConnection::log_in() {
   state_ = State::logging_in;
   if (tls_ == nullptr) uv_read_start(reinterpret_cast<uv_stream_t*>(handle_), on_alloc, on_login_read);
-  const conf::BackendAuth& auth = server_.auth();
-  std::string command;
-  const std::string_view with_user[] = {"AUTH", auth.username, auth.password};
-  const std::string_view without[] = {"AUTH", auth.password};
-  if (auth.username.empty()) {
-    resp::append_command(command, without);
-  } else {
-    resp::append_command(command, with_user);
-  }
+  std::string command = auth_command(server_.auth());
   if (tls_ == nullptr) return write_owned(std::move(command));
   std::string sealed;
   const uv_buf_t buf = uv_buf_init(command.data(), static_cast<unsigned>(command.size()));

@@ -51,20 +51,23 @@ SideLink* SideLink::open(const ServerLogin& login, Worker& worker, void* data, C
     return nullptr;
   }
   // AUTH first; nothing the jobs send runs before it is accepted (a refusal ends the link).
-  const conf::BackendAuth& auth = login.auth;
-  if (!auth.password.empty()) {
-    std::string command;
-    const std::string_view with_user[] = {"AUTH", auth.username, auth.password};
-    const std::string_view without[] = {"AUTH", auth.password};
-    if (auth.username.empty()) {
-      resp::append_command(command, without);
-    } else {
-      resp::append_command(command, with_user);
-    }
+  if (!login.auth.password.empty()) {
     link->pending_.push_back({on_auth_reply, nullptr});
-    link->send(std::move(command));
+    link->send(auth_command(login.auth));
   }
   return link;
+}
+
+std::string auth_command(const conf::BackendAuth& auth) {
+  std::string command;
+  const std::string_view with_user[] = {"AUTH", auth.username, auth.password};
+  const std::string_view without[] = {"AUTH", auth.password};
+  if (auth.username.empty()) {
+    resp::append_command(command, without);
+  } else {
+    resp::append_command(command, with_user);
+  }
+  return command;
 }
 
 SideLink::SideLink(const ServerLogin& login, Worker& worker, void* data, ConnectCallback* on_connect,

@@ -49,6 +49,10 @@ struct ServerLogin {
   std::string tls_host;
 };
 
+// AUTH [username] password as RESP, what every connection to a server sends first (data
+// connections and side links alike).
+std::string auth_command(const conf::BackendAuth& auth);
+
 class SideLink {
  public:
   using ConnectCallback = void(SideLink* link, bool ok);

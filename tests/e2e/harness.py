@@ -293,6 +293,15 @@ def stop_everything(proxy, sets, workdir):
     return status
 
 
+def fill(client, n, prefix="k"):
+    """SETs prefix0 .. prefix<n-1> (to their index) in one pipeline; their names, as bytes."""
+    pipe = client.pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(f"{prefix}{i}", i)
+    pipe.execute()
+    return {f"{prefix}{i}".encode() for i in range(n)}
+
+
 def keys_by_shard(cluster, count, prefix="k"):
     """{shard name: [keys]}: `count` keys (prefix0, prefix1, ...) that map to each shard."""
     found = {n: [] for n in cluster.names}

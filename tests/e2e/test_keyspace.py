@@ -11,16 +11,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, server_states, wait_until
-
-
-def fill(client, n, prefix="k"):
-    """SETs prefix0 .. prefix<n-1> through the proxy; their names, as the proxy returns keys."""
-    pipe = client.pipeline(transaction=False)
-    for i in range(n):
-        pipe.set(f"{prefix}{i}", i)
-    pipe.execute()
-    return {f"{prefix}{i}".encode() for i in range(n)}
+from harness import Cluster, fill, server_states, wait_until
 
 
 def full_scan(client, **kwargs):

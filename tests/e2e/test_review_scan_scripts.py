@@ -7,7 +7,7 @@ import unittest
 
 import redis
 
-from harness import (Cluster, RedisServer, digests, keys_by_shard, server_infos, server_states, shard_infos,
+from harness import (Cluster, RedisServer, digests, fill, keys_by_shard, server_infos, server_states, shard_infos,
                      toml_config, wait_until)
 
 SET_SCRIPT = "return redis.call('SET', KEYS[1], ARGV[1])"
@@ -15,14 +15,6 @@ SET_SCRIPT = "return redis.call('SET', KEYS[1], ARGV[1])"
 
 def reloaded(cluster):
     return int(cluster.client().info("stats")["evalsha_as_eval"])
-
-
-def fill(client, n, prefix="k"):
-    pipe = client.pipeline(transaction=False)
-    for i in range(n):
-        pipe.set(f"{prefix}{i}", i)
-    pipe.execute()
-    return {f"{prefix}{i}".encode() for i in range(n)}
 
 
 def finish_scan(client, cursor, keys, count=20):
