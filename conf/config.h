@@ -137,6 +137,7 @@ struct PoolConfig {
   uint32_t failure_limit = 3;           // consecutive failures before a server is marked down
   uint32_t retry_interval_ms = 1000;    // how long a down server is left alone
   uint32_t backend_connections = 1;     // persistent connections per server
+  uint32_t dedicated_connections = 64;  // per server, at most, held by watching clients (WATCH)
   Migration migration = Migration::none;
   uint32_t migration_keys_per_second = 5000;  // move: the background pass's rate limit
   uint32_t warm_window_ms = 600000;     // warm: how long after a reload keys are moved on touch

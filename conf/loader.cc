@@ -801,6 +801,7 @@ constexpr Field<PoolConfig> kPoolFields[] = {
      [](const Value& v, PoolConfig& c) {
        c.backend_connections = v.u32(1, kMaxBackendConnections);
      }},
+    {"dedicated_connections", [](const Value& v, PoolConfig& c) { c.dedicated_connections = v.u32(1, 10000); }},
     {"migration",
      [](const Value& v, PoolConfig& c) {
        c.migration = read_name<Migration>(v, parse_migration, kMigrations, migration_name);

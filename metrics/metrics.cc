@@ -100,6 +100,21 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                          .Name("ringproxy_server_pending_requests")
                          .Help("Requests sent or queued to the server and not answered yet.")
                          .Register(*registry_);
+  server_dedicated_ = &BuildGauge()
+                           .Name("ringproxy_server_dedicated_connections")
+                           .Help("Dedicated connections to the server held by clients (WATCH), of [pool] "
+                                 "dedicated_connections.")
+                           .Register(*registry_);
+  server_dedicated_exhausted_ = &BuildCounter()
+                                     .Name("ringproxy_server_dedicated_exhausted_total")
+                                     .Help("Clients refused a dedicated connection to the server: all were held.")
+                                     .Register(*registry_);
+  auto& transaction_family = BuildCounter()
+                           .Name("ringproxy_transactions_total")
+                           .Help("Transactions, by outcome: exec (sent to the shard), execabort (a queuing error), "
+                                 "discard, watch_lost (the WATCH's connection failed: EXEC answered nil).")
+                           .Register(*registry_);
+  for (size_t i = 0; i < 4; ++i) transactions[i] = &transaction_family.Add({{"outcome", kTransactionOutcomes[i]}});
   server_requests_ = &BuildCounter()
                           .Name("ringproxy_server_requests_total")
                           .Help("Requests sent to a server.")
@@ -245,6 +260,8 @@ void Metrics::forget_server(const ServerMetrics& m) {
   server_latency_->Remove(m.latency);
   server_connections_->Remove(m.connections);
   server_pending_->Remove(m.pending);
+  server_dedicated_->Remove(m.dedicated);
+  server_dedicated_exhausted_->Remove(m.dedicated_exhausted);
 }
 
 std::string Metrics::render() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
@@ -266,6 +283,8 @@ ServerMetrics Metrics::server(const std::string& server, const std::string& shar
   m.latency = &server_latency_->Add(labels, LatencyHistogram::bounds());
   m.connections = &server_connections_->Add(labels);
   m.pending = &server_pending_->Add(labels);
+  m.dedicated = &server_dedicated_->Add(labels);
+  m.dedicated_exhausted = &server_dedicated_exhausted_->Add(labels);
   return m;
 }
 

@@ -39,11 +39,17 @@ struct ServerMetrics {
   prometheus::Histogram* latency = nullptr;   // request written -> reply read
   prometheus::Gauge* connections = nullptr;   // connected, of backend_connections
   prometheus::Gauge* pending = nullptr;       // requests sent or queued, not answered yet
+  prometheus::Gauge* dedicated = nullptr;     // dedicated connections held by clients (WATCH)
+  prometheus::Counter* dedicated_exhausted = nullptr;  // a client wanted one, none was free
 };
 
 // Request outcomes, the `outcome` label of ringproxy_requests_total.
 enum Outcome : uint8_t { kOk = 0, kError = 1, kRejected = 2 };
 inline constexpr const char* kOutcomes[] = {"ok", "error", "rejected"};
+// Transactions, the `outcome` label of ringproxy_transactions_total: EXEC sent (its reply may
+// still be nil or an error), EXECABORT by the proxy (a queuing error), DISCARD, or a WATCH lost
+// (its connection failed: EXEC answered nil without running).
+inline constexpr const char* kTransactionOutcomes[] = {"exec", "execabort", "discard", "watch_lost"};
 // Command classes, the `class` label of the request latency histogram.
 inline constexpr const char* kClasses[] = {"read", "write", "local", "other"};
 
@@ -95,6 +101,7 @@ class Metrics {
   prometheus::Counter* client_bytes_sent;
   prometheus::Counter* error_replies;
   prometheus::Counter* evalsha_as_eval;
+  prometheus::Counter* transactions[4];     // by kTransactionOutcomes
   prometheus::Counter* protocol_errors;
   prometheus::Counter* auth_failures;       // AUTH / HELLO AUTH with a wrong user or password
   prometheus::Counter* clients_disconnected_by_reload;  // their user was removed or its password changed
@@ -118,6 +125,8 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* server_latency_;
   prometheus::Family<prometheus::Gauge>* server_connections_;
   prometheus::Family<prometheus::Gauge>* server_pending_;
+  prometheus::Family<prometheus::Gauge>* server_dedicated_;
+  prometheus::Family<prometheus::Counter>* server_dedicated_exhausted_;
   prometheus::Family<prometheus::Counter>* server_requests_;
   prometheus::Family<prometheus::Counter>* server_errors_;
   prometheus::Family<prometheus::Counter>* server_timeouts_;

@@ -14,7 +14,8 @@ Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics, st
       servers_(worker_, data_path_),
       clients_(worker_, requests_, stats_, accounting_),
       reloader_(worker_, config_, servers_, data_path_, clients_, std::move(config_path), std::move(digest)),
-      local_commands_(data_path_, servers_, reloader_, clients_,
+      transactions_(worker_, servers_, data_path_, stats_),
+      local_commands_(data_path_, transactions_, servers_, reloader_, clients_,
                       InfoSources{worker_, started_at_ms_, stats_, clients_, servers_, reloader_}),
       publisher_(worker_, stats_, accounting_, servers_, reloader_) {
   clients_.set_handler(&data_path_);

@@ -6,6 +6,7 @@
 //   clients/    the listener and the client sessions (parse in, replies out in order)
 //   backend/    the servers: connections, health, replay, resync, repair, probes, fences
 //   datapath/   classify -> plan -> send -> reduce -> reply (see data_path.h)
+//   transactions/  MULTI ... EXEC queued by the proxy; WATCH on a dedicated connection
 //   reconfig/   reload, the config file watch, the migration of moved keys
 //   admin/      local commands, INFO, the metrics endpoint and publisher
 //
@@ -34,6 +35,7 @@
 #include "proxy/datapath/data_path.h"
 #include "proxy/net/worker.h"
 #include "proxy/reconfig/reloader.h"
+#include "proxy/transactions/transactions.h"
 #include "proxy/requests/request.h"
 #include "proxy/requests/stats.h"
 
@@ -74,6 +76,7 @@ class Proxy {
   Servers servers_;
   Clients clients_;
   Reloader reloader_;
+  Transactions transactions_;
   LocalCommands local_commands_;
   MetricsPublisher publisher_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;

@@ -5,6 +5,7 @@
 #include "routing/command_table.h"
 
 #include <algorithm>
+#include <cctype>
 #include <array>
 
 namespace ringproxy::routing {
@@ -94,6 +95,12 @@ std::string_view command_class_name(CommandClass c) {
     case CommandClass::unsupported: return "unsupported";
   }
   return "?";
+}
+
+std::string display_name(std::string_view name) {
+  std::string out(name);
+  for (char& c : out) c = c == '|' ? ' ' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
 }
 
 }  // namespace ringproxy::routing

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace ringproxy::routing {
@@ -31,6 +32,7 @@ enum class Fanout : uint8_t {
   all_servers,   // every live server of every shard, replicas too: SCRIPT LOAD, FUNCTION LOAD ...
   scan,          // SCAN: one shard at a time, the cursor saying which (planner.h ScanCursor)
   random_shard,  // no key, any shard will do: RANDOMKEY
+  transaction,   // the proxy's EXEC: MULTI ... EXEC on the shard its arguments name (transaction.h)
 };
 
 // How the replies of a fanned-out command become one reply.
@@ -44,6 +46,7 @@ enum class Merge : uint8_t {
   all_of_arrays,      // SCRIPT EXISTS: 1 where every server says 1
   any_key,            // RANDOMKEY: a shard's key, from a different shard first each time; nil if none has one
   scan_cursor,        // SCAN: the server's cursor made the proxy's (shard, server, cursor)
+  transaction,        // EXEC: the last of the server's replies to MULTI ... EXEC (transaction.h)
 };
 
 // Redis command flags (the strings of COMMAND INFO's flags field).
@@ -86,6 +89,8 @@ enum ProxyFlag : uint8_t {
   kProxyScriptCall = 1u << 3,
   // SCAN, KEYS: every shard's keyspace, which a key migration changes under them (refused then).
   kProxyWholeKeyspace = 1u << 4,
+  // MULTI EXEC DISCARD WATCH UNWATCH: local, answered by the transactions (transaction.h).
+  kProxyTransaction = 1u << 5,
 };
 
 // Where the key specs fall short, find_key_positions parses the command's options by hand,
@@ -164,6 +169,8 @@ inline bool arity_ok(const CommandInfo& c, size_t argc) {
 }
 
 std::string_view command_class_name(CommandClass c);
+// A command's name as redis writes it in errors: upper case, "CLIENT KILL" for "client|kill".
+std::string display_name(std::string_view name);
 
 namespace detail {
 // Defined in the generated command_table_data.cc. Sorted by name (bytewise, lower case),

@@ -24,8 +24,6 @@ constexpr std::string_view kReasonHelp =
     "HELP subcommands are not supported through ringproxy; see the Redis documentation";
 constexpr std::string_view kReasonPubsub =
     "pub/sub is not supported by ringproxy (messages are not key-routed)";
-constexpr std::string_view kReasonTransactions =
-    "transactions are not supported by ringproxy: keys may live on different shards";
 
 constexpr KeySpec kKeySpecs[] = {
     /* 0: append */ {.begin = B::index, .begin_index = 1, .find = F::range, .lastkey = 0,
@@ -905,7 +903,7 @@ constexpr CommandInfo kCommandTable[] = {
      .merge = Merge::sum_integers},
     {.name = "discard", .arity = 1,
      .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale | kFlagFast | kFlagAllowBusy,
-     .cls = C::unsupported, .reason = kReasonTransactions},
+     .cls = C::local, .proxy_flags = kProxyTransaction},
     {.name = "dump", .arity = 2, .redis_flags = kFlagReadonly, .first_key = 1, .last_key = 1,
      .key_step = 1, .key_specs = specs(22, 1), .cls = C::read},
     {.name = "echo", .arity = 2, .redis_flags = kFlagLoading | kFlagStale | kFlagFast,
@@ -924,7 +922,7 @@ constexpr CommandInfo kCommandTable[] = {
      .key_specs = specs(26, 1), .cls = C::read, .proxy_flags = kProxyScriptCall},
     {.name = "exec", .arity = 1,
      .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale | kFlagSkipSlowlog,
-     .cls = C::unsupported, .reason = kReasonTransactions},
+     .cls = C::local, .proxy_flags = kProxyTransaction},
     {.name = "exists", .arity = -2, .redis_flags = kFlagReadonly | kFlagFast, .first_key = 1,
      .last_key = -1, .key_step = 1, .key_specs = specs(27, 1), .cls = C::read,
      .fanout = Fanout::split_keys, .merge = Merge::sum_integers},
@@ -1084,7 +1082,7 @@ constexpr CommandInfo kCommandTable[] = {
      .last_key = -1, .key_step = 2, .key_specs = specs(94, 1), .cls = C::write},
     {.name = "multi", .arity = 1,
      .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale | kFlagFast | kFlagAllowBusy,
-     .cls = C::unsupported, .reason = kReasonTransactions},
+     .cls = C::local, .proxy_flags = kProxyTransaction},
     {.name = "object", .arity = -2, .redis_flags = 0, .subcommands = kObjectSubcommands,
      .cls = C::read},
     {.name = "persist", .arity = 2, .redis_flags = kFlagWrite | kFlagFast, .first_key = 1,
@@ -1279,13 +1277,13 @@ constexpr CommandInfo kCommandTable[] = {
      .cls = C::unsupported, .reason = kReasonPubsub},
     {.name = "unwatch", .arity = 1,
      .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale | kFlagFast | kFlagAllowBusy,
-     .cls = C::unsupported, .reason = kReasonTransactions},
+     .cls = C::local, .proxy_flags = kProxyTransaction},
     {.name = "wait", .arity = 3, .redis_flags = kFlagNoscript, .cls = C::unsupported,
      .reason = kReasonBlocking},
     {.name = "watch", .arity = -2,
      .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale | kFlagFast | kFlagAllowBusy,
      .first_key = 1, .last_key = -1, .key_step = 1, .key_specs = specs(161, 1),
-     .cls = C::unsupported, .reason = kReasonTransactions},
+     .cls = C::local, .proxy_flags = kProxyTransaction},
     {.name = "xack", .arity = -4, .redis_flags = kFlagWrite | kFlagFast, .first_key = 1,
      .last_key = 1, .key_step = 1, .key_specs = specs(162, 1), .cls = C::write},
     {.name = "xadd", .arity = -5, .redis_flags = kFlagWrite | kFlagDenyoom | kFlagFast,

@@ -10,13 +10,6 @@
 namespace ringproxy::routing {
 namespace {
 
-std::string upper(std::string_view name) {
-  std::string out(name);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  std::replace(out.begin(), out.end(), '|', ' ');
-  return out;
-}
-
 void reject(Plan& out, std::string error) {
   out.kind = PlanKind::reject;
   out.error = std::move(error);
@@ -228,7 +221,7 @@ void plan_split(const CommandInfo& cmd, const RoutingTable& table, Health health
     bool any = false;
     for (uint32_t server : entry.servers) {
       if (changes_servers && server < health.mode.size() && health.mode[server] == kServerQueue) {
-        return reject(out, "ERR " + upper(cmd.name) + " is refused while server " + table.servers()[server].name +
+        return reject(out, "ERR " + display_name(cmd.name) + " is refused while server " + table.servers()[server].name +
                                " (shard '" + entry.name + "') is down or catching up: it would come back without "
                                "it; retry once every server is in sync");
       }
@@ -315,6 +308,23 @@ uint32_t server_check(const RoutingTable& table, const PlanScratch& scratch, uin
   out.scan = {at.shard, at.slot, shards, tables, server_check(table, scratch, f.server)};
 }
 
+// The proxy's EXEC (transaction.h): ["EXEC", shard index, shard name], one group there. The
+// name guards a held EXEC re-planned after a reload that renumbered the shards.
+[[gnu::cold, gnu::noinline]] void plan_transaction(const CommandInfo& cmd, std::span<const std::string_view> args,
+                                                   const RoutingTable& table, Health health, Plan& out) {
+  uint32_t shard = 0;
+  const bool named = args.size() == 3 &&
+                     std::from_chars(args[1].data(), args[1].data() + args[1].size(), shard).ec == std::errc() &&
+                     shard < table.shards().size() && table.shards()[shard].name == args[2];
+  if (!named) {
+    return reject(out, "ERR the shards changed (a reload) while this transaction waited; nothing was run: run it "
+                       "again");
+  }
+  if (!add_group(cmd, table, health, shard, 0, 0, out)) return;
+  out.kind = PlanKind::transaction;
+  out.merge = Merge::transaction;
+}
+
 }  // namespace
 
 void Plan::clear() {
@@ -334,12 +344,12 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
   out.clear();
   switch (cmd.cls) {
     case CommandClass::unsupported:
-      return reject(out, "ERR " + upper(cmd.name) + ": " + std::string(cmd.reason));
+      return reject(out, "ERR " + display_name(cmd.name) + ": " + std::string(cmd.reason));
     case CommandClass::local:
-      return reject(out, "ERR " + upper(cmd.name) + " is answered by the proxy, not routed");
+      return reject(out, "ERR " + display_name(cmd.name) + " is answered by the proxy, not routed");
     case CommandClass::admin:
       if (!settings.allow_admin_commands) {
-        return reject(out, "ERR " + upper(cmd.name) +
+        return reject(out, "ERR " + display_name(cmd.name) +
                                " is disabled; set [proxy] allow_admin_commands = true to allow it");
       }
       break;
@@ -352,6 +362,7 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
     switch (cmd.fanout) {
       case Fanout::all_servers: return plan_all_servers(cmd, table, health, out);
       case Fanout::scan: return plan_scan(args, table, health, scratch, out);
+      case Fanout::transaction: return plan_transaction(cmd, args, table, health, out);
       case Fanout::random_shard:  // any shard will do: a different one each time
         out.kind = PlanKind::forward;
         add_group(cmd, table, health, static_cast<uint32_t>((health.rotation * 2654435761u) % table.shards().size()),
@@ -369,7 +380,7 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
     // A script or function without keys runs on one shard, as on a Redis Cluster node: the
     // one a hash of its body, SHA or function name picks (the same call, the same shard).
     if (runs_code(cmd)) return plan_keyless_code(cmd, args, table, health, out);
-    return reject(out, "ERR " + upper(cmd.name) +
+    return reject(out, "ERR " + display_name(cmd.name) +
                            " without a key cannot be routed by ringproxy: name at least one key");
   }
 
@@ -406,7 +417,7 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
     std::string hint = table.hash_tag().empty()
                            ? "set [pool] hash_tag = \"{}\" and use keys like {user1}:a, {user1}:b"
                            : "keep them together with a hash tag, e.g. {user1}:a and {user1}:b";
-    return reject(out, "ERR " + upper(cmd.name) + " keys map to different shards ('" +
+    return reject(out, "ERR " + display_name(cmd.name) + " keys map to different shards ('" +
                            table.shards()[shards.front()].name + "', '" + table.shards()[*other].name +
                            "'); " + hint);
   }

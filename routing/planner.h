@@ -6,6 +6,7 @@
 //   split      one fragment per shard with that shard's keys (MGET, MSET, DEL...)
 //   broadcast  the client's bytes go unchanged to every shard (DBSIZE, FLUSHALL...)
 //   rewrite    one fragment: the client's command with one argument replaced (SCAN's cursor)
+//   transaction  one shard: MULTI, the queued commands and EXEC, several replies (transaction.h)
 //   reject     nothing is sent; the client gets Plan::error
 #pragma once
 
@@ -22,7 +23,7 @@
 
 namespace ringproxy::routing {
 
-enum class PlanKind : uint8_t { forward, split, broadcast, rewrite, reject };
+enum class PlanKind : uint8_t { forward, split, broadcast, rewrite, reject, transaction };
 
 
 
@@ -106,5 +107,8 @@ struct PlanScratch {
 // containers); the caller has checked arity and handled local commands.
 void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const RoutingTable& table,
           Health health, PlanSettings settings, PlanScratch& scratch, Plan& out);
+
+// (A transaction's EXEC, transaction.h, is planned by plan() as well: its arguments name the
+// shard, and it is one group there, by the shard's replication, of kind transaction.)
 
 }  // namespace ringproxy::routing

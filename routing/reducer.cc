@@ -5,6 +5,7 @@
 
 #include "routing/resp/reply_scanner.h"
 #include "routing/resp/writer.h"
+#include "routing/transaction.h"
 
 namespace ringproxy::routing {
 
@@ -89,6 +90,9 @@ void Reducer::finish(std::string& out) const {
     }
     case Merge::scan_cursor:
       finish_scan(out);
+      return;
+    case Merge::transaction:
+      exec_reply(replies_.empty() ? std::string_view() : replies_.front(), out);
       return;
     case Merge::same_reply:
       for (std::string_view reply : replies_) {

@@ -67,6 +67,9 @@ std::string info_text(const InfoSources& sources, std::string_view section) {
     line("total_error_replies", std::to_string(stats.error_replies));
     line("total_protocol_errors", std::to_string(stats.protocol_errors));
     line("evalsha_as_eval", std::to_string(stats.evalsha_as_eval));
+    for (size_t i = 0; i < stats.transactions.size(); ++i) {
+      line(std::string("transactions_") + metrics::kTransactionOutcomes[i], std::to_string(stats.transactions[i]));
+    }
     out += "\r\n";
   }
   if (wanted(section, "proxy")) {

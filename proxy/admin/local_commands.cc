@@ -69,6 +69,7 @@ bool valid_client_name(std::string_view name) {
 }  // namespace
 
 void LocalCommands::answer(ClientSession& client, Request& request) {
+  if (request.cmd->has_proxy_flag(routing::kProxyTransaction)) return transactions_.start(client, request);
   std::string& out = request.owned_reply;
   const std::vector<std::string_view>& args = request.args;
   std::string_view name = request.cmd->name;

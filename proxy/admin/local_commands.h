@@ -1,5 +1,5 @@
 // Commands the proxy answers itself: PING ECHO QUIT SELECT HELLO AUTH ACL WHOAMI CLIENT COMMAND INFO
-// PROXY.
+// PROXY; MULTI EXEC DISCARD WATCH UNWATCH start or refuse a transaction (transactions/).
 // The data path hands them over (a LocalCommandHandler) after classifying them.
 //
 // Ownership: owned by the Proxy.
@@ -11,13 +11,20 @@
 
 #include "proxy/admin/info.h"
 #include "proxy/datapath/data_path.h"
+#include "proxy/transactions/transactions.h"
 
 namespace ringproxy::proxy {
 
 class LocalCommands final : public LocalCommandHandler {
  public:
-  LocalCommands(DataPath& data_path, Servers& servers, Reloader& reloader, Clients& clients, InfoSources info)
-      : data_path_(data_path), servers_(servers), reloader_(reloader), clients_(clients), info_(info) {}
+  LocalCommands(DataPath& data_path, Transactions& transactions, Servers& servers, Reloader& reloader,
+                Clients& clients, InfoSources info)
+      : data_path_(data_path),
+        transactions_(transactions),
+        servers_(servers),
+        reloader_(reloader),
+        clients_(clients),
+        info_(info) {}
 
   void answer(ClientSession& client, Request& request) override;
 
@@ -28,6 +35,7 @@ class LocalCommands final : public LocalCommandHandler {
   bool authenticate(ClientSession& client, std::string_view user, std::string_view password, std::string& out);
 
   DataPath& data_path_;
+  Transactions& transactions_;  // MULTI, WATCH ... of a client not in a transaction
   Servers& servers_;
   Reloader& reloader_;
   Clients& clients_;  // CLIENT LIST and KILL

@@ -10,6 +10,11 @@ void MetricsPublisher::publish() {
   if (uint64_t delta = stats_.evalsha_as_eval - published_.evalsha_as_eval; delta > 0) {
     metrics.evalsha_as_eval->Increment(static_cast<double>(delta));
   }
+  for (size_t i = 0; i < stats_.transactions.size(); ++i) {
+    if (uint64_t delta = stats_.transactions[i] - published_.transactions[i]; delta > 0) {
+      metrics.transactions[i]->Increment(static_cast<double>(delta));
+    }
+  }
   if (uint64_t delta = stats_.bytes_received - published_.bytes_received; delta > 0) {
     metrics.client_bytes_received->Increment(static_cast<double>(delta));
   }

@@ -374,15 +374,15 @@ inline void BackendConnection::handle_replies() {
     }
     if (queue_.size() == unsent_) return fail("reply without a request", Failure::counted);
     Fragment* fragment = queue_.front();
+    const size_t n = scanner_.reply_bytes();
+    if (fragment->unusual == 0) [[likely]] {
+      fragment->reply = std::string_view(input_.unconsumed(), n);
+    } else if (!unusual_reply(*fragment, n)) {
+      continue;  // a transaction's: its other replies are scanned on (the same bytes, one reply)
+    }
     queue_.pop_front();
     server_.servers().count_pending(server_.index(), -1);
     if (fragment->sent_ns != 0 && read_ns_ > fragment->sent_ns) server_.observe_latency(read_ns_ - fragment->sent_ns);
-    size_t n = scanner_.reply_bytes();
-    if (!fragment->settled) {
-      fragment->reply = std::string_view(input_.unconsumed(), n);
-    } else {
-      fragment->late_reply = std::string_view(input_.unconsumed(), n);
-    }
     fragment->reply_block = input_.block();
     input_.consume(n);
     scanner_.reset();
@@ -393,6 +393,25 @@ inline void BackendConnection::handle_replies() {
       server_.on_lag_over();
     }
   }
+}
+
+// A settled fragment's reply is its late one. A transaction's first reply (MULTI's +OK) makes
+// the scanner go on for the others, so that its reply is all of them, in one block; false
+// until they are in.
+[[gnu::cold, gnu::noinline]] bool BackendConnection::unusual_reply(Fragment& fragment, size_t n) {
+  if ((fragment.unusual & Fragment::kSeveralReplies) != 0 && !scanning_more_) {
+    scanning_more_ = true;
+    scanner_.expect_more(fragment.more_replies);
+    return false;
+  }
+  scanning_more_ = false;
+  const std::string_view reply(input_.unconsumed(), n);
+  if (fragment.settled()) {
+    fragment.late_reply = reply;
+  } else {
+    fragment.reply = reply;
+  }
+  return true;
 }
 
 void BackendConnection::check_timeouts(uint64_t now_ms) {
@@ -435,8 +454,8 @@ void BackendConnection::lag(uint64_t now_ms) {
                       std::to_string(pool.request_timeout_ms) + " ms\r\n";
   for (size_t i = 0; i + unsent_ < queue_.size(); ++i) {
     Fragment* fragment = queue_[i];
-    if (fragment->settled || fragment->request == nullptr) continue;
-    fragment->settled = true;
+    if (fragment->settled() || fragment->request == nullptr) continue;
+    fragment->settle();
     fragment->failed = true;
     fragment->owned_reply = error;
     fragment->reply = fragment->owned_reply;
@@ -457,6 +476,8 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
   plain_connected_ = false;
   input_ = ReadBuffer();
   scanner_.reset();
+  scanning_more_ = false;
+  ++failures_;
   std::deque<Fragment*> failed;
   failed.swap(queue_);
   const size_t written = failed.size() - unsent_;
@@ -479,7 +500,7 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
                       std::string(why) + "\r\n";
   for (size_t i = 0; i < failed.size(); ++i) {
     Fragment* fragment = failed[i];
-    if (fragment->settled) {  // already answered for; only released now
+    if (fragment->settled()) {  // already answered for; only released now
       server_.servers().events().on_fragment_done(*fragment);
       continue;
     }
@@ -504,12 +525,12 @@ void BackendConnection::close_handle() {
 void BackendConnection::on_close(uv_handle_t* handle) { delete reinterpret_cast<uv_tcp_t*>(handle); }
 
 bool BackendConnection::settled_in_flight() const {
-  return std::any_of(queue_.begin(), queue_.end(), [](const Fragment* f) { return f->settled && f->request; });
+  return std::any_of(queue_.begin(), queue_.end(), [](const Fragment* f) { return f->settled() && f->request; });
 }
 
 bool BackendConnection::late_copies_pending() const {
   return std::any_of(queue_.begin(), queue_.end(), [](const Fragment* f) {
-    if (!f->settled || f->request == nullptr || !f->request->replicated_write || f->slot != 0) return false;
+    if (!f->settled() || f->request == nullptr || !f->request->replicated_write || f->slot != 0) return false;
     const Request& request = *f->request;
     const GroupState& group = request.groups[f->group];
     return std::any_of(request.fragments.begin() + group.first, request.fragments.begin() + group.first + group.count,

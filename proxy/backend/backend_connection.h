@@ -62,6 +62,9 @@ class BackendConnection final : public Flushable {
   // A write it leads (its copies wait for its reply) was settled early and its late reply is
   // still to come: the copies may go out then.
   bool late_copies_pending() const;
+  // Bumped whenever it fails: state the server kept for it (a WATCH) is gone.
+  uint64_t failures() const { return failures_; }
+  BackendServer& server() const { return server_; }
   // Sends CLIENT KILL for `target`, an abandoned connection (see fence.h).
   void send_fence(const std::string& target);
 
@@ -92,6 +95,7 @@ class BackendConnection final : public Flushable {
   void ready();
   // Inlined into both readers (plain and TLS): a call from on_read costs every reply.
   [[gnu::always_inline]] inline void handle_replies();
+  bool unusual_reply(Fragment& fragment, size_t n);
   void close_handle();
   void push_fence(Fragment* fence, bool front);
   void lag(uint64_t now_ms);
@@ -118,6 +122,8 @@ class BackendConnection final : public Flushable {
   std::unique_ptr<TlsStream> tls_;   // a TLS shard's session (nullptr: plain)
   std::vector<char> cipher_in_;      // TLS: what each read lands in before it is decrypted
   bool tls_counted_ = false;         // in ringproxy_tls_connections
+  bool scanning_more_ = false;       // the front fragment's other replies are being scanned
+  uint64_t failures_ = 0;            // how many times it failed (a lease's check, below)
 };
 
 }  // namespace ringproxy::proxy

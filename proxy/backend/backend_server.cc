@@ -79,6 +79,7 @@ void BackendServer::stop() {
   if (probe_ != nullptr) std::exchange(probe_, nullptr)->cancel();
   if (resync_ != nullptr) std::exchange(resync_, nullptr)->cancel();
   for (auto& connection : connections_) connection->fail("proxy is shutting down", BackendConnection::Failure::not_counted);
+  for (Dedicated& slot : dedicated_) slot.connection->fail("proxy is shutting down", BackendConnection::Failure::not_counted);
 }
 
 bool BackendServer::settled_in_flight() const {
@@ -95,6 +96,7 @@ bool BackendServer::late_copies_pending() const {
 size_t BackendServer::pending() const {
   size_t total = 0;
   for (const auto& connection : connections_) total += connection->pending();
+  for (const Dedicated& slot : dedicated_) total += slot.connection->pending();
   return total;
 }
 
@@ -103,6 +105,53 @@ void BackendServer::send(Fragment& fragment, uint64_t client_id) {
   ++requests_;
   servers_.count_pending(index_, 1);
   connections_[client_id % connections_.size()]->enqueue(&fragment);
+}
+
+BackendConnection* BackendServer::take_dedicated(std::string& error) {
+  if (detached() || stopped_ || state_ != ServerState::up) {
+    error = "ERR server " + name_ + " (shard '" + shard_name_ + "') takes no requests now (" +
+            std::string(server_state_name(state_)) + ")";
+    return nullptr;
+  }
+  for (Dedicated& slot : dedicated_) {
+    if (slot.in_use) continue;
+    slot.in_use = true;
+    ++dedicated_in_use_;
+    metrics_.dedicated->Set(static_cast<double>(dedicated_in_use_));
+    return slot.connection.get();
+  }
+  const uint32_t limit = worker_.config().pool.dedicated_connections;
+  if (dedicated_.size() >= limit) {
+    ++dedicated_exhausted_;
+    metrics_.dedicated_exhausted->Increment();
+    error = "ERR no dedicated connection free to server " + name_ + " (shard '" + shard_name_ + "'): all " +
+            std::to_string(limit) + " are held by watching clients ([pool] dedicated_connections); retry later";
+    return nullptr;
+  }
+  const auto index = static_cast<uint32_t>(connections_.size() + dedicated_.size());
+  dedicated_.push_back({std::make_unique<BackendConnection>(*this, index), true});
+  ++dedicated_in_use_;
+  metrics_.dedicated->Set(static_cast<double>(dedicated_in_use_));
+  return dedicated_.back().connection.get();
+}
+
+void BackendServer::give_back_dedicated(BackendConnection* connection, bool clean) {
+  auto it = std::find_if(dedicated_.begin(), dedicated_.end(),
+                         [&](const Dedicated& slot) { return slot.connection.get() == connection; });
+  if (it == dedicated_.end() || !it->in_use) return;
+  it->in_use = false;
+  --dedicated_in_use_;
+  metrics_.dedicated->Set(static_cast<double>(dedicated_in_use_));
+  // Closed, the server forgets what it held; the slot reconnects for its next client. (Not
+  // destroyed here: this may run inside one of its own callbacks. sweep() trims idle slots.)
+  if (!clean) connection->fail("given back holding server state", BackendConnection::Failure::not_counted);
+}
+
+void BackendServer::send_dedicated(Fragment& fragment, BackendConnection& connection) {
+  fragment.server = this;
+  ++requests_;
+  servers_.count_pending(index_, 1);
+  connection.enqueue(&fragment);
 }
 
 void BackendServer::on_success() { consecutive_failures_ = 0; }
@@ -137,6 +186,11 @@ void BackendServer::rebind(uint32_t index, uint32_t shard_index, const conf::Rep
 void BackendServer::forget_metrics() { worker_.metrics()->forget_server(metrics_); }
 
 void BackendServer::detach() {
+  // Watching clients lose their WATCH (their EXEC answers nil); their connections are given
+  // back at their next command.
+  for (Dedicated& slot : dedicated_) {
+    if (slot.in_use) slot.connection->fail("the server was removed by a reload", BackendConnection::Failure::not_counted);
+  }
   index_ = kDetached;
   probe_waits_for_name_ = false;
   checking_address_ = false;
@@ -286,6 +340,7 @@ void BackendServer::mark_down(std::string_view why) {
   spdlog::error("server {} (shard {}) is down: {}; requests for its keys fail until it answers again", name_,
                 shard_name_, why);
   for (auto& connection : connections_) connection->fail("server is down", BackendConnection::Failure::not_counted);
+  for (Dedicated& slot : dedicated_) slot.connection->fail("server is down", BackendConnection::Failure::not_counted);
 }
 
 void BackendServer::mark_up() {
@@ -361,7 +416,7 @@ void BackendServer::on_probe_result(bool ok, std::string_view why, std::string_v
 
 // Replay queue: bounded in writes and bytes. A write that does not fit makes the server
 // stale (a resync replaces the replay); nothing is dropped silently.
-void BackendServer::queue_for_replay(std::string_view bytes) {
+void BackendServer::queue_for_replay(std::string_view bytes, uint32_t replies) {
   if (state_ == ServerState::stale || !replicated_ || detached()) return;
   if (replay_.size() >= replication_.replay_queue_max_writes ||
       replay_bytes_ + bytes.size() > replication_.replay_queue_max_bytes) {
@@ -372,7 +427,7 @@ void BackendServer::queue_for_replay(std::string_view bytes) {
   }
   Block* block = Block::create(bytes.size());
   std::memcpy(block->data(), bytes.data(), bytes.size());
-  replay_.push_back({BlockRef::adopt(block), std::string_view(block->data(), bytes.size())});
+  replay_.push_back({BlockRef::adopt(block), std::string_view(block->data(), bytes.size()), replies});
   replay_bytes_ += bytes.size();
   metrics_.replay_queue->Set(static_cast<double>(replay_.size()));
   if (state_ == ServerState::up) {
@@ -507,6 +562,7 @@ void BackendServer::replay_more() {
     Fragment& fragment = replaying_.emplace_back();
     fragment.bytes = entry.bytes;
     fragment.bytes_block = std::move(entry.block);
+    fragment.expect_replies(entry.replies);
     fragment.state = Fragment::State::sent;
     send(fragment, 0);
   }
@@ -517,8 +573,9 @@ void BackendServer::on_replay_done(Fragment& fragment) {
   if (!fencing_.empty() && on_fence_done(fragment)) return;
   if (fragment.failed) {
     mark_stale(fragment.maybe_sent ? "a replayed write was lost in flight" : "its replay was interrupted");
-  } else if (resp::is_error_reply(fragment.reply)) {
-    mark_stale("a replayed write was refused: " + std::string(fragment.reply.substr(0, fragment.reply.find('\r'))));
+  } else if (std::string_view reply = fragment.more_replies > 0 ? resp::last_reply(fragment.reply) : fragment.reply;
+             resp::is_error_reply(reply)) {
+    mark_stale("a replayed write was refused: " + std::string(reply.substr(0, reply.find('\r'))));
   }
   // Replies come back in order on connection 0, and a failure fails them all in order: each
   // pops its own entry (the others may still be queued on the connection: never clear them).
@@ -580,6 +637,13 @@ void BackendServer::on_resync_result(bool ok, std::string_view why) {
 }
 
 void BackendServer::sweep(uint64_t now_ms) {
+  for (Dedicated& slot : dedicated_) slot.connection->check_timeouts(now_ms);
+  // One idle dedicated connection is kept for the next watcher; the others close.
+  bool kept = false;
+  std::erase_if(dedicated_, [&](const Dedicated& slot) {
+    if (slot.in_use || slot.connection->pending() > 0) return false;
+    return std::exchange(kept, true);
+  });
   if (detached()) {  // draining: only its requests in flight matter
     for (auto& connection : connections_) connection->check_timeouts(now_ms);
     return;

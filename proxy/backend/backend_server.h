@@ -82,6 +82,17 @@ class BackendServer {
   size_t connection_count() const { return connections_.size(); }
   void forget_metrics();  // a drained server's series leave /metrics
   void send(Fragment& fragment, uint64_t client_id);
+
+  // Dedicated connections: one client's alone while it holds server state (a WATCH). At most
+  // [pool] dedicated_connections are in use at once; given back clean, one is kept for the
+  // next client. Null, with `error` set, when none is free or the server takes no requests.
+  BackendConnection* take_dedicated(std::string& error);
+  // `clean`: the server holds nothing for it any more (EXEC, DISCARD, UNWATCH ran); else it
+  // is closed (the server forgets what it held).
+  void give_back_dedicated(BackendConnection* connection, bool clean);
+  void send_dedicated(Fragment& fragment, BackendConnection& connection);
+  size_t dedicated_in_use() const { return dedicated_in_use_; }
+  uint64_t dedicated_exhausted() const { return dedicated_exhausted_; }
   void sweep(uint64_t now_ms);                    // timeouts, reconnects, probes
   void publish_metrics();
 
@@ -109,7 +120,8 @@ class BackendServer {
   void on_probe_result(bool ok, std::string_view why, std::string_view run_id, std::string_view probed);
 
   // Replicated shards: writes this server missed, replayed in order when it is back.
-  void queue_for_replay(std::string_view bytes);
+  // `replies`: how many replies the bytes get (a transaction's MULTI ... EXEC: several).
+  void queue_for_replay(std::string_view bytes, uint32_t replies = 1);
   void on_replay_done(Fragment& fragment);
   void mark_stale(std::string_view why);
   void on_lagging(std::string_view why);
@@ -181,6 +193,7 @@ class BackendServer {
   struct ReplayEntry {
     BlockRef block;
     std::string_view bytes;
+    uint32_t replies = 1;
   };
 
   Servers& servers_;
@@ -213,6 +226,13 @@ class BackendServer {
   metrics::ServerMetrics metrics_;
   metrics::LatencyHistogram latency_;             // published by publish_metrics()
   std::vector<std::unique_ptr<BackendConnection>> connections_;
+  struct Dedicated {
+    std::unique_ptr<BackendConnection> connection;
+    bool in_use = false;
+  };
+  std::vector<Dedicated> dedicated_;
+  size_t dedicated_in_use_ = 0;
+  uint64_t dedicated_exhausted_ = 0;
   bool replicated_ = false;
   conf::ReplicationConfig replication_;
   std::string run_id_;                           // redis's run_id: changes when it restarts

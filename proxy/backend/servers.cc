@@ -163,7 +163,7 @@ void Servers::bind(std::shared_ptr<const routing::RoutingTable> table) {
 void Servers::drain_removed_servers() {
   for (auto& server : draining_) server->sweep(worker_.now_ms());
   for (size_t i = 0; i < draining_.size();) {
-    if (draining_[i]->pending() > 0 || draining_[i]->awaiting_copies() > 0 || draining_[i]->planned_copies() > 0 ||
+    if (draining_[i]->pending() > 0 || draining_[i]->dedicated_in_use() > 0 || draining_[i]->awaiting_copies() > 0 || draining_[i]->planned_copies() > 0 ||
         late_copies_pending(draining_[i]->shard_name())) {
       ++i;
       continue;

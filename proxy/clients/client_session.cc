@@ -30,6 +30,7 @@ ClientSession::ClientSession(Clients& clients, uint64_t id, std::shared_ptr<cons
       worker_(clients.worker()),
       id_(id),
       parser_({worker_.config().proxy.max_request_bytes, worker_.config().proxy.max_arguments}) {
+  handler_ = &clients.handler();
   uv_tcp_init(worker_.loop(), &handle_);
   handle_.data = this;
   checked_ = !worker_.config().proxy.users.empty();  // until it authenticates
@@ -255,7 +256,7 @@ void ClientSession::parse_requests() {
     tail_ = request;
     ++pending_;
     if (inline_request) request->raw = {};  // servers get a multibulk rebuilt from args
-    clients_.handler().dispatch(*this, *request);
+    handler_->dispatch(*this, *request);
   }
   if (pending_ >= max_pending) pause_reading();
 }
@@ -274,13 +275,13 @@ void ClientSession::enqueue_protocol_error(std::string_view why) {
   if (tail_ != nullptr) tail_->next = request; else head_ = request;
   tail_ = request;
   ++pending_;
-  stop_parsing_ = true;
+  stop_parsing_ |= kStopForGood;
   pause_reading();
   on_request_done(*request);
 }
 
 void ClientSession::on_request_done(Request& request) {
-  if (request.close_after_reply) stop_parsing_ = true;
+  if (request.close_after_reply) stop_parsing_ |= kStopForGood;
   if (&request == head_ && !dirty && !closing_) worker_.flush_to_client(this);
 }
 
@@ -357,13 +358,35 @@ void ClientSession::written_out(WriteBatch* batch, int status) {
   if (self->pending_ < self->worker_.config().proxy.max_pending_per_client / 2 + 1 && !self->stop_parsing_) {
     self->parse_requests();
     if (self->pending_ < self->worker_.config().proxy.max_pending_per_client) self->resume_reading();
+  } else if ((self->stop_parsing_ & kStopWaiting) != 0) {
+    self->check_wait();
+    if (self->closing_) return;
   }
   if (self->head_ != nullptr && self->head_->done && !self->dirty) self->worker_.flush_to_client(self);
 }
 
+bool ClientSession::wait_for_replies(Request* waited) {
+  if (head_ == waited) return false;
+  waited_ = waited;
+  stop_parsing_ |= kStopWaiting;
+  pause_reading();
+  return true;
+}
+
+// The wait is over once the oldest request not written is the one waited for.
+void ClientSession::check_wait() {
+  if (head_ != waited_ || closing_) return;
+  Request* waited = std::exchange(waited_, nullptr);
+  stop_parsing_ &= static_cast<uint8_t>(~kStopWaiting);
+  handler_->on_replies_written(*this, waited);
+  if (closing_ || stop_parsing_ != 0) return;
+  parse_requests();
+  if (pending_ < worker_.config().proxy.max_pending_per_client && stop_parsing_ == 0) resume_reading();
+}
+
 void ClientSession::close_after_replies() {
   if (closing_) return;
-  stop_parsing_ = true;
+  stop_parsing_ |= kStopForGood;
   pause_reading();
   if (tail_ == nullptr && writes_in_flight_ == 0) return close();
   if (tail_ == nullptr) {  // its last replies are still being written: close once they are out
@@ -386,6 +409,7 @@ void ClientSession::close() {
   }
   reading_ = false;
   worker_.forget(this);
+  handler_->on_client_closed(*this);
   // Requests still waiting for servers are orphaned; the others are freed now.
   for (Request* request = head_; request != nullptr;) {
     Request* next = request->next;

@@ -36,6 +36,9 @@ class RequestHandler {
  public:
   // `request` is queued in `client`'s reply order; its reply comes through on_request_done().
   virtual void dispatch(ClientSession& client, Request& request) = 0;
+  // A wait_for_replies() is over: `waited` (null: none) is the oldest request not written yet.
+  virtual void on_replies_written(ClientSession&, Request* /*waited*/) {}
+  virtual void on_client_closed(ClientSession&) {}
 
  protected:
   ~RequestHandler() = default;
@@ -54,6 +57,14 @@ class ClientSession final : public Flushable {
 
   // A request of this client completed (its reply is set).
   void on_request_done(Request& request);
+
+  // Where its requests go: the data path, or the transactions while it is in one.
+  RequestHandler& handler() const { return *handler_; }
+  void set_handler(RequestHandler* handler) { handler_ = handler; }
+  // Hands no request on (and reads nothing) until every request before `waited` (null: every
+  // request so far) has been answered and written; then calls the handler's
+  // on_replies_written(). False: there is nothing to wait for.
+  bool wait_for_replies(Request* waited);
   // Writes the completed prefix of the queue (called by the Worker's flush).
   void flush() override;
 
@@ -103,6 +114,7 @@ class ClientSession final : public Flushable {
   void enqueue_protocol_error(std::string_view why);
   void pause_reading();
   void resume_reading();
+  void check_wait();
 
   Clients& clients_;
   Worker& worker_;
@@ -122,7 +134,12 @@ class ClientSession final : public Flushable {
   size_t pending_ = 0;       // requests queued or being written
   bool reading_ = false;
   bool closing_ = false;
-  bool stop_parsing_ = false;  // after QUIT or a protocol error
+  // Why requests are not parsed now (0: they are): after QUIT or a protocol error for good;
+  // while wait_for_replies() waits, for a while.
+  static constexpr uint8_t kStopForGood = 1, kStopWaiting = 2;
+  uint8_t stop_parsing_ = 0;
+  RequestHandler* handler_;
+  Request* waited_ = nullptr;
   bool close_when_written_ = false;  // close_after_replies() with nothing queued but writes out
   uint32_t writes_in_flight_ = 0;
   std::vector<WriteBatch*> spare_batches_;  // at most one per write in flight

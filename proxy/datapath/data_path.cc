@@ -13,6 +13,7 @@
 #include "routing/resp/reply_scanner.h"
 #include "routing/resp/writer.h"
 #include "routing/planner.h"
+#include "routing/transaction.h"
 
 namespace ringproxy::proxy {
 namespace {
@@ -54,17 +55,25 @@ void DataPath::stop() { uv_close(reinterpret_cast<uv_handle_t*>(&releaser_), nul
 
 // classify -> local answer, or plan -> send.
 void DataPath::dispatch(ClientSession& client, Request& request) {
+  if (!classify(client, request)) return;
+  carry_out(client, request);
+}
+
+// classify: the command's table entry (a container's subcommand), its arity, the client's
+// permissions. False: refused (answered).
+inline bool DataPath::classify(ClientSession& client, Request& request) {
   ++stats_.requests;
   std::span<const std::string_view> args = request.args;
 
   const routing::CommandInfo* cmd = routing::find_command(args[0]);
   request.top_cmd = cmd;  // its metrics label
-  if (cmd == nullptr) return reply_error(request, unknown_command_error(args));
+  if (cmd == nullptr) return reply_error(request, unknown_command_error(args)), false;
   if (cmd->is_container() && args.size() >= 2) {
     const routing::CommandInfo* sub = routing::find_subcommand(*cmd, args[1]);
     if (sub == nullptr) {
-      return reply_error(request, "ERR unknown subcommand '" + std::string(args[1].substr(0, 128)) + "'. Try " +
-                                      lower(cmd->name) + " HELP.");
+      reply_error(request, "ERR unknown subcommand '" + std::string(args[1].substr(0, 128)) + "'. Try " +
+                               lower(cmd->name) + " HELP.");
+      return false;
     }
     cmd = sub;
   }
@@ -72,18 +81,26 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
   if (!routing::arity_ok(*cmd, args.size())) {
     std::string name(cmd->name);
     std::replace(name.begin(), name.end(), '|', ' ');
-    return reply_error(request, "ERR wrong number of arguments for '" + name + "' command");
+    reply_error(request, "ERR wrong number of arguments for '" + name + "' command");
+    return false;
   }
 
   if (client.checked()) {  // users are configured and this client is not an unrestricted admin
     if (client.user() == nullptr) {
-      if (!routing::runs_unauthenticated(*cmd)) return reply_error(request, "NOAUTH Authentication required.");
+      if (!routing::runs_unauthenticated(*cmd)) return reply_error(request, "NOAUTH Authentication required."), false;
     } else if (std::string refused = routing::refusal(*client.user(), *cmd, args, key_positions_);
                !refused.empty()) {
-      return reply_error(request, refused);
+      reply_error(request, refused);
+      return false;
     }
   }
+  return true;
+}
 
+// A classified request: answered here, or planned and sent.
+inline void DataPath::carry_out(ClientSession& client, Request& request) {
+  const routing::CommandInfo* cmd = request.cmd;
+  std::span<const std::string_view> args = request.args;
   if (cmd->cls == routing::CommandClass::local) return local_->answer(client, request);
   if (cmd->proxy_flags != 0) [[unlikely]] {  // XREAD's BLOCK; scripts the proxy remembers
     if (routing::has_block_option(*cmd, args)) {
@@ -102,6 +119,63 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
   }
 
   route(request);
+}
+
+// (For the transactions: the same steps, out of the data path's own line.)
+bool DataPath::classify_request(ClientSession& client, Request& request) { return classify(client, request); }
+void DataPath::carry_out_request(ClientSession& client, Request& request) { carry_out(client, request); }
+
+// EXEC of a queued transaction: `request` becomes MULTI ... EXEC (`block`, `replies` replies)
+// for `shard`, routed like any request (a write is replicated, held, replayed as one).
+void DataPath::run_transaction(Request& request, uint32_t shard, bool writes, std::string_view block,
+                               uint32_t replies) {
+  std::string_view bytes;
+  request.request_block = bytes_block(block, &bytes);
+  request.raw = bytes;
+  const routing::RoutingTable& table = *servers_.topology()->table;
+  // (the arguments' views point into the request's own strings: kept with it)
+  request.owned_args = {"EXEC", std::to_string(shard), table.shards()[shard].name};
+  request.args.assign(request.owned_args.begin(), request.owned_args.end());
+  request.cmd = &routing::transaction_command(writes);
+  request.transaction_replies = replies;
+  route(request);
+}
+
+// A watching client's request on its dedicated connection, behind its WATCH (`replies`: several
+// for EXEC's MULTI ... EXEC). `only_if_routed_there`: a command of its own, sent there only
+// when it plans to that server alone; false: it plans elsewhere, the caller carries it out.
+bool DataPath::send_dedicated(Request& request, BackendConnection& connection, uint32_t replies,
+                              bool only_if_routed_there) {
+  request.topology = servers_.topology();
+  if (only_if_routed_there) {
+    routing::plan(*request.cmd, request.args, *request.topology->table, servers_.health_for_request(),
+                  {worker_.config().proxy.allow_admin_commands}, plan_scratch_, plan_);
+    if (plan_.kind != routing::PlanKind::forward || plan_.replicated || plan_.fragments.size() != 1 ||
+        servers_.servers()[plan_.fragments.front().server].get() != &connection.server()) {
+      return false;
+    }
+  }
+  if (request.raw.empty()) {  // inline request
+    scratch_.clear();
+    resp::append_command(scratch_, request.args);
+    request.request_block = bytes_block(scratch_, &request.raw);
+  }
+  request.fragments.clear();
+  request.fragments.emplace_back();
+  request.fragments_pending = 1;
+  Fragment& fragment = request.fragments.front();
+  fragment.request = &request;
+  fragment.bytes = request.raw;
+  fragment.bytes_block = request.request_block;
+  fragment.state = Fragment::State::sent;
+  if (replies > 1) {  // its reply is EXEC's, taken from all of them
+    fragment.expect_replies(replies);
+    request.groups.emplace_back(routing::AckRule{}, 0, 1, 0);
+    request.reducer = std::make_unique<routing::Reducer>(routing::Merge::transaction,
+                                                         std::vector<std::vector<uint32_t>>(1), 0);
+  }
+  connection.server().send_dedicated(fragment, connection);
+  return true;
 }
 
 // plan -> send, or hold the request while a shard it writes to is being cut over.
@@ -240,10 +314,12 @@ uint64_t wall_ms() {
           .count());
 }
 
+// (A transaction's is EXEC's reply: an -EXECABORT is a refusal, whatever MULTI answered.)
 routing::WriteTracker::Outcome outcome_of(const Fragment& f) {
   if (f.failed) return routing::WriteTracker::Outcome::missed;
-  return resp::is_error_reply(f.reply) ? routing::WriteTracker::Outcome::error_reply
-                                       : routing::WriteTracker::Outcome::ack;
+  const std::string_view reply = f.more_replies == 0 ? f.reply : resp::last_reply(f.reply);
+  return resp::is_error_reply(reply) ? routing::WriteTracker::Outcome::error_reply
+                                     : routing::WriteTracker::Outcome::ack;
 }
 
 }  // namespace
@@ -326,6 +402,9 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
     if (plan.merge == routing::Merge::any_key) request.reducer->set_first_choice(plan.first_choice);
   }
 
+  if (plan.kind == routing::PlanKind::transaction) {
+    for (Fragment& fragment : request.fragments) fragment.expect_replies(request.transaction_replies);
+  }
   const bool pairs = request.cmd->fanout == routing::Fanout::split_pairs;
   for (size_t g = 0; g < plan.groups.size(); ++g) {
     const routing::PlannedGroup& group = plan.groups[g];
@@ -374,7 +453,7 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
         fragment.replay_after_leader = true;
         fragment.server->expect_copy();
       } else {
-        fragment.server->queue_for_replay(fragment.bytes);
+        fragment.server->queue_for_replay(fragment.bytes, fragment.more_replies + 1);
       }
     }
     fragment.queued_for_replay = true;  // (a stale server gets nothing: the resync brings it)
@@ -400,12 +479,12 @@ void DataPath::on_fragment_done(Fragment& fragment) {
   // A stale leader's late reply sends nothing: its resync makes it equal to the others. Nor
   // does a leader a reload removed: a new leader may have written since, and the copies would
   // land after its writes (the write was answered as failed, so applied nowhere is right).
-  if (fragment.settled && !fragment.late_reply.empty() && fragment.server->state() != ServerState::stale &&
+  if (fragment.settled() && !fragment.late_reply.empty() && fragment.server->state() != ServerState::stale &&
       !fragment.server->detached()) {
     send_late_second_stage(request, fragment);
   }
-  fragment_finished(request, !fragment.settled);  // a settled copy left the flight already
-  if (fragment.settled) {  // its outcome was given already
+  fragment_finished(request, !fragment.settled());  // a settled copy left the flight already
+  if (fragment.settled()) {  // its outcome was given already
     if (request.replicated_write && fragment.slot == 0) drop_waiting_copies(request, fragment);
     return release_if_finished(request);
   }
@@ -507,8 +586,8 @@ void DataPath::on_group_outcome(Request& request, Fragment& fragment) {
     // in an unknown state: it must be resynced. A refused copy (an error only this server
     // gives) means it has diverged.
     if (fragment.failed && fragment.maybe_sent) fragment.server->mark_stale("a write in flight was lost");
-    if (fragment.failed && !fragment.maybe_sent && !fragment.settled && !fragment.queued_for_replay) {
-      fragment.server->queue_for_replay(fragment.bytes);  // it never reached the server: replay it
+    if (fragment.failed && !fragment.maybe_sent && !fragment.settled() && !fragment.queued_for_replay) {
+      fragment.server->queue_for_replay(fragment.bytes, fragment.more_replies + 1);  // it never reached the server: replay it
       fragment.queued_for_replay = true;
     }
   }
@@ -608,7 +687,7 @@ void DataPath::send_second_stage(Request& request, GroupState& group, const Frag
     Fragment& f = request.fragments[i];
     if (f.replay_after_leader) {
       f.replay_after_leader = false;
-      if (!nothing_to_apply) f.server->queue_for_replay(bytes);
+      if (!nothing_to_apply) f.server->queue_for_replay(bytes, f.more_replies + 1);
       f.server->copy_resolved();
       continue;
     }

@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/backend/backend_connection.h"
 #include "proxy/backend/servers.h"
 #include "proxy/clients/client_session.h"
 #include "proxy/net/buffer.h"
@@ -82,6 +83,17 @@ class DataPath final : public RequestHandler, public ServerEvents {
 
   // A local command's reply (owned_reply) is complete.
   void complete_local(Request& request);
+  void reply_error(Request& request, std::string_view message);
+
+  // For the transactions (transactions/): dispatch()'s two steps, out of its line; a queued
+  // transaction's EXEC; a watching client's command on its dedicated connection.
+  bool classify_request(ClientSession& client, Request& request);
+  void carry_out_request(ClientSession& client, Request& request);
+  void run_transaction(Request& request, uint32_t shard, bool writes, std::string_view block, uint32_t replies);
+  bool send_dedicated(Request& request, BackendConnection& connection, uint32_t replies, bool only_if_routed_there);
+  // EVALSHA of a known script becomes EVAL (queued commands too); EVAL bodies are remembered.
+  void prepare_scripts(Request& request) { note_scripts(request); }
+  bool keys_moving() const { return key_moves_ != nullptr && key_moves_->keys_moving(); }
   // Re-enters a request the migration parked (its keys have moved) into the data path.
   void resume_parked(Request& request, std::string_view error);
 
@@ -89,6 +101,8 @@ class DataPath final : public RequestHandler, public ServerEvents {
   static void on_release(uv_timer_t* handle);
   // `keys_moved`: a request the migration parked and released (its keys are where the ring
   // says) is not looked at again.
+  bool classify(ClientSession& client, Request& request);
+  void carry_out(ClientSession& client, Request& request);
   void route(Request& request, bool keys_moved = false);
   bool send_plan(Request& request, const routing::Plan& plan);
   void fragment_finished(Request& request, bool leaves_flight = true);
@@ -104,7 +118,6 @@ class DataPath final : public RequestHandler, public ServerEvents {
   void answer_quorum_read(Request& request, uint32_t group_index, int reply_from);
   void finish_request(Request& request, std::string_view reply);
   void release_if_finished(Request& request);
-  void reply_error(Request& request, std::string_view message);
   BlockRef bytes_block(std::string_view bytes, std::string_view* view);
   void note_scripts(Request& request);
   void note_merged(Request& request);

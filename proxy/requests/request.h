@@ -41,8 +41,18 @@ struct Fragment {
   bool queued_for_replay = false;
   bool replay_after_leader = false; // stage 1 for a server that is catching up: queued once
                                     // the leader has answered (with its effect), or dropped
-  bool settled = false;             // its outcome was given early (the server lagged); the
-                                    // late reply only releases it
+  // What takes a reply off the plain path, tested once per reply: kSettled (its outcome was
+  // given early, the server lagged: the late reply only releases it), kSeveralReplies (a
+  // transaction's MULTI ... EXEC: its reply is all of theirs, one after the other).
+  static constexpr uint8_t kSettled = 1, kSeveralReplies = 2;
+  uint8_t unusual = 0;
+  uint32_t more_replies = 0;        // kSeveralReplies: how many follow the first
+  bool settled() const { return (unusual & kSettled) != 0; }
+  void settle() { unusual |= kSettled; }
+  void expect_replies(uint32_t count) {
+    more_replies = count > 0 ? count - 1 : 0;
+    unusual = static_cast<uint8_t>(more_replies > 0 ? unusual | kSeveralReplies : unusual & ~kSeveralReplies);
+  }
   BackendServer* server = nullptr;
   std::string_view bytes;           // what is sent: the client's bytes, or a rebuilt
   BlockRef bytes_block;             //   sub-command of a split; this keeps them alive
@@ -75,6 +85,8 @@ struct Request {
   BlockRef request_block;           // keeps `raw` and `args` alive
   std::string_view raw;             // the request exactly as the client sent it
   std::vector<std::string_view> args;
+  std::vector<std::string> owned_args;  // arguments the proxy made (a transaction's EXEC)
+  uint32_t transaction_replies = 0;     // EXEC: replies to MULTI ... EXEC it expects
   const routing::CommandInfo* cmd = nullptr;
   std::shared_ptr<const Topology> topology;  // the snapshot it was planned with
   const routing::CommandInfo* top_cmd = nullptr;  // the top-level command (metrics label)

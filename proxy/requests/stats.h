@@ -18,6 +18,7 @@ struct ProxyStats {
   uint64_t error_replies = 0;   // replies that were errors (the proxy's or a server's)
   uint64_t protocol_errors = 0;
   uint64_t evalsha_as_eval = 0;  // EVALSHA of a script the proxy has, sent as EVAL with its body
+  std::array<uint64_t, 4> transactions{};  // by metrics::kTransactionOutcomes
   uint64_t bytes_received = 0, bytes_sent = 0;  // from and to clients
 };
 

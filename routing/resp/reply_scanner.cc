@@ -145,6 +145,41 @@ bool split_array_reply(std::string_view reply, std::vector<std::string_view>& el
   return pos == reply.size();
 }
 
+namespace {
+
+// Calls `each` with every top-level reply of `replies` until it returns false.
+template <typename Each>
+void for_each_reply(std::string_view replies, Each each) {
+  size_t pos = 0;
+  while (pos < replies.size()) {
+    ReplyScanner scanner;
+    std::string_view rest = replies.substr(pos);
+    if (scanner.scan(rest.data(), rest.size()) != ParseStatus::complete) return;
+    if (!each(rest.substr(0, scanner.reply_bytes()))) return;
+    pos += scanner.reply_bytes();
+  }
+}
+
+}  // namespace
+
+std::string_view last_reply(std::string_view replies) {
+  std::string_view last;
+  for_each_reply(replies, [&](std::string_view reply) {
+    last = reply;
+    return true;
+  });
+  return last;
+}
+
+std::string_view first_error_reply(std::string_view replies) {
+  std::string_view error;
+  for_each_reply(replies, [&](std::string_view reply) {
+    if (is_error_reply(reply)) error = reply;
+    return error.empty();
+  });
+  return error;
+}
+
 bool is_login_refusal(std::string_view line) {
   for (std::string_view code : {"-WRONGPASS", "-NOAUTH", "-NOPERM"}) {
     if (line.rfind(code, 0) == 0) return true;

@@ -24,6 +24,9 @@ class ReplyScanner {
   size_t bytes_needed() const { return needed_; }
   std::string_view error() const { return error_; }
   void reset();
+  // After `complete`: `count` more replies follow, and the reply goes on to their end (a
+  // transaction's replies, one unit).
+  void expect_more(uint64_t count) { remaining_ += count; }
 
  private:
   size_t pos_ = 0;
@@ -44,6 +47,11 @@ std::optional<std::string_view> bulk_string_reply(std::string_view reply);
 // older servers' "-ERR invalid password" / "-ERR ... no password is set"), as opposed to an
 // error any connection could get (a full server's "-ERR max number of clients reached").
 bool is_login_refusal(std::string_view error_line);
+
+// Replies that follow one another (a transaction's): the last one, and the first error
+// among them (empty: none). `replies` must be complete.
+std::string_view last_reply(std::string_view replies);
+std::string_view first_error_reply(std::string_view replies);
 
 // Splits a complete array reply into the raw bytes of its top-level elements.
 // False when `reply` is not an array (or is malformed).
