@@ -7,7 +7,7 @@ written ("fail") must never show; an acknowledged one ("ok") must show.
 import time
 from collections import Counter, defaultdict
 
-from workload import COUNTERS, LISTS, SETS, STRINGS_PER_CLIENT
+from workload import COUNTERS, LISTS, SETS, STRINGS_PER_CLIENT, TRANSACTION_PAIRS
 
 
 class Violation:
@@ -25,6 +25,7 @@ class Violation:
 
 def key_space(clients):
     keys = [f"c:{i}" for i in range(COUNTERS)] + [f"s:{i}" for i in range(SETS)] + [f"l:{i}" for i in range(LISTS)]
+    keys += [f"{kind}:{{t{i}}}" for i in range(TRANSACTION_PAIRS) for kind in ("c", "l")]
     keys += [f"k:{c}:{j}" for c in range(clients) for j in range(STRINGS_PER_CLIENT)]
     return keys
 
@@ -37,9 +38,10 @@ class History:
         self.elements = defaultdict(dict)                   # key -> {element: outcome}
         self.element_time = {}                              # element -> wall-clock time it was sent
         self.strings = defaultdict(list)                    # key -> [(seq, value|None, outcome, error, sent)]
+        self.transactions = defaultdict(dict)               # list key -> {element: its transaction's increment}
         for op in ops:
             outcome = op.outcome or "info"
-            if op.kind == "incrby":
+            if op.kind in ("incrby", "multi"):
                 entry = self.counter[op.keys[0]]
                 if outcome == "ok":
                     entry[0] += op.args[0]
@@ -47,6 +49,10 @@ class History:
                     entry[1] += op.args[0]
                 if outcome == "info":
                     entry[2] += 1
+            if op.kind == "multi":  # and its element, which comes with its increment or not at all
+                self.elements[op.keys[1]][op.args[1]] = outcome
+                self.element_time[op.args[1]] = op.t0
+                self.transactions[op.keys[1]][op.args[1]] = op.args[0]
             elif op.kind in ("sadd", "rpush"):
                 self.elements[op.keys[0]][op.args[0]] = outcome
                 self.element_time[op.args[0]] = op.t0
@@ -291,6 +297,28 @@ def diff_keys(history, keys, per_server):
                                                 f"{clock(history.element_time[e]) if history.element_time.get(e) else '?'})"
                                                 for e in elems[:3]) + (" …" if len(elems) > 3 else ""))
         out.append((k, desc))
+    return out
+
+
+def check_transactions(history, views):
+    """views: {who: {key: value}}. A transaction's INCRBY and RPUSH are applied together or not at
+    all: each pair's counter is the sum of the increments of the transactions whose element is in
+    its list."""
+    out = []
+    for i in range(TRANSACTION_PAIRS):
+        counter, items = f"c:{{t{i}}}", f"l:{{t{i}}}"
+        increments = history.transactions.get(items, {})
+        bad = {}
+        for who, values in views.items():
+            c, lst = values.get(counter), values.get(items)
+            if not isinstance(c, int) or not isinstance(lst, list):
+                continue
+            expected = sum(increments.get(e, 0) for e in lst)
+            if c != expected:
+                bad[who] = f"counter {c}, the increments of the {len(lst)} transactions in the list sum to {expected}"
+        if bad:
+            out.append(Violation("transaction-atomic", f"{counter} + {items}",
+                                 "each transaction's INCRBY and RPUSH both applied or neither", bad))
     return out
 
 

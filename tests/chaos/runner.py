@@ -465,5 +465,9 @@ def run_checks(cluster, load, result, states, healed):
         views = {who: vals[k] for who, (shard, vals) in per_server.items() if shard == route[k]}
         views["proxy"] = via_proxy[k]
         result.violations.extend(checks.check_key(history, k, views))
+    # Transactions: all or nothing, on every server and through the proxy.
+    views = {who: vals for who, (_, vals) in per_server.items()}
+    views["proxy"] = via_proxy
+    result.violations.extend(checks.check_transactions(history, views))
     # Reads made during the run, through the proxy.
     result.violations.extend(checks.check_reads(load.ops(), cluster.plan.strong_reads))

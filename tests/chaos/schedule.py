@@ -106,6 +106,7 @@ def make_plan(seed, strategies, acks, kinds, duration, partitions, clients=None)
     ack = rng.choice(valid)
     second = rng.choice(["", "unreplicated", "replicated"])
     pool = {
+        "hash_tag": "{}",  # (the transactions' key pairs; the other keys have no tag)
         "connect_timeout_ms": 300,
         "request_timeout_ms": rng.choice([500, 600, 750, 1000]),
         "retry_interval_ms": 200,

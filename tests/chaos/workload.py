@@ -6,6 +6,8 @@ Key families, one operation type each so every check stays sound:
   l:<i>           RPUSH of unique elements "<client>:<seq>"
   k:<client>:<j>  SET / MSET (split across shards) / DEL (multi-key, split) / EXPIRE, each
                   key written by one client only, with unique values "<client>:<seq>"
+  c:{t<i>}, l:{t<i>}  MULTI / INCRBY / RPUSH / EXEC: one transaction on the pair's shard (a hash
+                  tag), in the middle of the pipeline; all or nothing of it must be applied
 Every operation is recorded with its outcome: "ok" (acknowledged), "fail" (an error the README
 says wrote nothing), or "info" (anything else: an error that may have applied, a broken
 connection, a timeout).
@@ -20,13 +22,14 @@ COUNTERS = 8
 SETS = 8
 LISTS = 8
 STRINGS_PER_CLIENT = 12
+TRANSACTION_PAIRS = 4
 
 # Errors after which nothing was written (README, Replication / Failures): the planner refused
 # the whole request before sending anything.
 NOTHING_WRITTEN = ("nothing was written", "writes fail until it is back", "is unavailable: no usable server")
 
 OP_WEIGHTS = [("incrby", 3), ("sadd", 2), ("rpush", 3), ("set", 3), ("mset", 1), ("del", 1), ("expire", 1),
-              ("get", 1.5)]
+              ("get", 1.5), ("multi", 1.5)]
 
 
 def classify_error(e):
@@ -72,6 +75,9 @@ class Client(threading.Thread):
             return Op(cid, seq, kind, [f"c:{rng.randrange(COUNTERS)}"], [rng.randint(1, 9)])
         if kind == "get":
             return Op(cid, seq, kind, [f"c:{rng.randrange(COUNTERS)}"], [])
+        if kind == "multi":
+            pair = rng.randrange(TRANSACTION_PAIRS)
+            return Op(cid, seq, kind, [f"c:{{t{pair}}}", f"l:{{t{pair}}}"], [rng.randint(1, 9), elem])
         if kind == "sadd":
             return Op(cid, seq, kind, [f"s:{rng.randrange(SETS)}"], [elem])
         if kind == "rpush":
@@ -87,7 +93,12 @@ class Client(threading.Thread):
 
     @staticmethod
     def queue(pipe, op):
+        """Queues the op's commands; returns how many replies it gets."""
         k, a = op.keys, op.args
+        if op.kind == "multi":
+            for command in (("MULTI",), ("INCRBY", k[0], a[0]), ("RPUSH", k[1], a[1]), ("EXEC",)):
+                pipe.execute_command(*command)
+            return 4
         if op.kind == "incrby":
             pipe.incrby(k[0], a[0])
         elif op.kind in ("sadd", "rpush"):
@@ -102,6 +113,17 @@ class Client(threading.Thread):
             pipe.delete(*k)
         else:
             pipe.expire(k[0], a[0])
+        return 1
+
+    @staticmethod
+    def transaction_reply(replies):
+        """A transaction's replies (MULTI, INCRBY, RPUSH, EXEC) as one: EXEC's, or the error that
+        says what happened (EXEC's error, else an earlier one)."""
+        if isinstance(replies[-1], Exception) or not isinstance(replies[-1], list) or len(replies[-1]) != 2:
+            return replies[-1] if isinstance(replies[-1], Exception) else redis.ResponseError(f"EXEC: {replies[-1]!r}")
+        early = next((r for r in replies[:-1] if isinstance(r, Exception)), None)
+        inner = next((r for r in replies[-1] if isinstance(r, Exception)), None)
+        return early or inner or replies[-1]
 
     def run(self):
         try:
@@ -111,11 +133,12 @@ class Client(threading.Thread):
 
     def _run(self):
         r = self.w.proxy.client(timeout=self.w.client_timeout)
+        for name in ("INCRBY", "RPUSH"):  # inside MULTI their reply is +QUEUED, not an integer
+            r.set_response_callback(name, lambda reply, **_: reply)
         while not self.w.stopping.is_set():
             batch = [self.next_op() for _ in range(self.rng.randint(1, 20))]
             pipe = r.pipeline(transaction=False)
-            for op in batch:
-                self.queue(pipe, op)
+            slots = [self.queue(pipe, op) for op in batch]
             t0 = time.time()
             for op in batch:
                 op.t0 = t0
@@ -130,7 +153,11 @@ class Client(threading.Thread):
                 time.sleep(0.05)
                 continue
             t1 = time.time()
-            for op, reply in zip(batch, replies):
+            grouped, at = [], 0
+            for n in slots:
+                grouped.append(replies[at] if n == 1 else self.transaction_reply(replies[at:at + n]))
+                at += n
+            for op, reply in zip(batch, grouped):
                 op.t1 = t1
                 if isinstance(reply, Exception):
                     # A read that failed wrote nothing, whatever the error.

@@ -1,0 +1,237 @@
+#include "routing/transaction.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "routing/reducer.h"
+#include "routing/resp/reply_scanner.h"
+
+namespace ringproxy::routing {
+namespace {
+
+// Shards 1 and 2 plain; shard 3 replicated (three servers, multi-primary).
+conf::PoolConfig pool_with_a_replicated_shard() {
+  conf::PoolConfig pool;
+  pool.hash_tag = "{}";
+  for (int i = 1; i <= 3; ++i) {
+    conf::ShardConfig shard;
+    shard.name = "shard" + std::to_string(i);
+    shard.servers.push_back({"127.0.0.1", static_cast<uint16_t>(7000 + i)});
+    if (i == 3) {
+      shard.servers.push_back({"127.0.0.1", 7013});
+      shard.servers.push_back({"127.0.0.1", 7023});
+      shard.replication.strategy = conf::ReplicationStrategy::multi_primary;
+    }
+    pool.shards.push_back(shard);
+  }
+  return pool;
+}
+
+class TransactionTest : public ::testing::Test {
+ protected:
+  TransactionTest() : table_(RoutingTable::build(pool_with_a_replicated_shard())) {}
+
+  QueueDecision queue(std::vector<std::string> words, std::optional<uint32_t> tx_shard = std::nullopt) {
+    words_ = std::move(words);
+    args_.assign(words_.begin(), words_.end());
+    const CommandInfo* cmd = find_command(args_[0]);
+    EXPECT_NE(cmd, nullptr) << words_[0];
+    if (cmd->is_container()) cmd = find_subcommand(*cmd, args_[1]);
+    return decide_queued(*cmd, args_, *table_, tx_shard, positions_);
+  }
+
+  WatchDecision watch(std::vector<std::string> keys, std::optional<uint32_t> watched = std::nullopt) {
+    words_ = {"WATCH"};
+    words_.insert(words_.end(), keys.begin(), keys.end());
+    args_.assign(words_.begin(), words_.end());
+    return decide_watch(args_, *table_, watched);
+  }
+
+  std::string key_on(uint32_t shard, const std::string& prefix = "k") {
+    for (int i = 0;; ++i) {
+      std::string key = prefix + std::to_string(i);
+      if (table_->shard_of(key) == shard) return key;
+    }
+  }
+
+  std::shared_ptr<const RoutingTable> table_;
+  std::vector<std::string> words_;
+  std::vector<std::string_view> args_;
+  std::vector<uint32_t> positions_;
+};
+
+TEST_F(TransactionTest, KeyedCommandsAreQueuedOnTheirShard) {
+  for (uint32_t shard = 0; shard < 3; ++shard) {
+    QueueDecision d = queue({"SET", key_on(shard), "v"});
+    EXPECT_EQ(d.what, InTransaction::queue);
+    EXPECT_EQ(d.shard, shard);
+    d = queue({"INCR", key_on(shard, "x")}, shard);
+    EXPECT_EQ(d.what, InTransaction::queue);
+    EXPECT_EQ(d.shard, shard);
+  }
+  // Multi-key commands with every key on one shard, by hash tag.
+  QueueDecision d = queue({"MSET", "{u}:a", "1", "{u}:b", "2"});
+  EXPECT_EQ(d.what, InTransaction::queue);
+  d = queue({"RENAME", "{u}:a", "{u}:c"}, d.shard);
+  EXPECT_EQ(d.what, InTransaction::queue);
+}
+
+TEST_F(TransactionTest, CommandsWithoutKeysRunOnTheTransactionsShard) {
+  for (const char* name : {"PING", "ECHO", "UNWATCH"}) {
+    std::vector<std::string> words = {name};
+    if (std::string(name) == "ECHO") words.push_back("hi");
+    QueueDecision d = queue(words, 1);
+    EXPECT_EQ(d.what, InTransaction::queue) << name;
+    EXPECT_FALSE(d.shard.has_value()) << name;
+  }
+  QueueDecision d = queue({"EVAL", "return 1", "0"});
+  EXPECT_EQ(d.what, InTransaction::queue);
+  EXPECT_FALSE(d.shard.has_value());
+}
+
+TEST_F(TransactionTest, AKeyOnAnotherShardIsAQueuingErrorThatSaysWhere) {
+  const std::string other = key_on(1);
+  QueueDecision d = queue({"SET", other, "v"}, 0);
+  EXPECT_EQ(d.what, InTransaction::refuse);
+  EXPECT_NE(d.error.find("'" + other + "' is on shard 'shard2', the transaction's keys on 'shard1'"), std::string::npos)
+      << d.error;
+  EXPECT_NE(d.error.find("hash tag"), std::string::npos);
+  // Within one command too.
+  d = queue({"MGET", key_on(0), key_on(2)});
+  EXPECT_EQ(d.what, InTransaction::refuse);
+}
+
+TEST_F(TransactionTest, WhatCannotBeQueued) {
+  struct Case {
+    std::vector<std::string> words;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {{"KEYS", "*"}, "KEYS cannot be queued in a transaction through ringproxy: it runs on every shard"},
+      {{"SCAN", "0"}, "SCAN cannot be queued"},
+      {{"DBSIZE"}, "DBSIZE cannot be queued"},
+      {{"SCRIPT", "LOAD", "return 1"}, "SCRIPT LOAD cannot be queued"},
+      {{"INFO"}, "INFO cannot be queued in a transaction through ringproxy: the proxy answers it itself"},
+      {{"CLIENT", "LIST"}, "CLIENT LIST cannot be queued"},
+      {{"SUBSCRIBE", "c"}, "SUBSCRIBE"},
+      {{"SPOP", key_on(2)}, "SPOP cannot be queued in a transaction on replicated shard 'shard3'"},
+  };
+  for (const Case& c : cases) {
+    QueueDecision d = queue(c.words);
+    EXPECT_EQ(d.what, InTransaction::refuse) << c.words[0];
+    EXPECT_NE(d.error.find(c.error), std::string::npos) << d.error;
+  }
+  // SPOP on a plain shard is fine.
+  EXPECT_EQ(queue({"SPOP", key_on(0)}).what, InTransaction::queue);
+}
+
+TEST_F(TransactionTest, TheTransactionsOwnCommands) {
+  EXPECT_EQ(queue({"EXEC"}).what, InTransaction::exec);
+  EXPECT_EQ(queue({"DISCARD"}).what, InTransaction::discard);
+  EXPECT_EQ(queue({"QUIT"}).what, InTransaction::run_now);
+  QueueDecision d = queue({"MULTI"});
+  EXPECT_EQ(d.what, InTransaction::error_only);
+  EXPECT_EQ(d.error, "ERR MULTI calls can not be nested");
+  d = queue({"WATCH", "k"});
+  EXPECT_EQ(d.what, InTransaction::error_only);
+  EXPECT_EQ(d.error, "ERR WATCH inside MULTI is not allowed");
+}
+
+TEST_F(TransactionTest, WatchKeysMustShareAPlainShard) {
+  WatchDecision d = watch({"{u}:a", "{u}:b"});
+  ASSERT_TRUE(d.shard.has_value()) << d.error;
+  const uint32_t shard = *d.shard;
+  EXPECT_TRUE(watch({"{u}:c"}, shard).shard.has_value());
+  const uint32_t elsewhere = shard == 0 ? 1 : 0;
+  d = watch({key_on(elsewhere)}, shard);
+  EXPECT_FALSE(d.shard.has_value());
+  EXPECT_NE(d.error.find("a transaction runs on one shard"), std::string::npos);
+  d = watch({key_on(0), key_on(1)});
+  EXPECT_FALSE(d.shard.has_value());
+  d = watch({key_on(2)});
+  EXPECT_FALSE(d.shard.has_value());
+  EXPECT_NE(d.error.find("WATCH is not supported on replicated shard 'shard3'"), std::string::npos);
+}
+
+TEST_F(TransactionTest, ExecPlansOneGroupByTheShardsReplication) {
+  std::vector<uint8_t> live(5, kServerLive);
+  PlanScratch scratch;
+  Plan plan;
+  const std::vector<std::string> plain = {"EXEC", "1", "shard2"};
+  std::vector<std::string_view> args(plain.begin(), plain.end());
+  routing::plan(transaction_command(true), args, *table_, Health{live, {}, 0}, {}, scratch, plan);
+  ASSERT_EQ(plan.kind, PlanKind::transaction);
+  EXPECT_EQ(plan.merge, Merge::transaction);
+  ASSERT_EQ(plan.fragments.size(), 1u);
+  EXPECT_EQ(plan.fragments[0].shard, 1u);
+  EXPECT_FALSE(plan.replicated);
+
+  const std::vector<std::string> replicated = {"EXEC", "2", "shard3"};
+  args.assign(replicated.begin(), replicated.end());
+  routing::plan(transaction_command(true), args, *table_, Health{live, {}, 0}, {}, scratch, plan);
+  ASSERT_EQ(plan.kind, PlanKind::transaction);
+  EXPECT_EQ(plan.fragments.size(), 3u);  // a write: every server
+  EXPECT_TRUE(plan.replicated);
+  routing::plan(transaction_command(false), args, *table_, Health{live, {}, 0}, {}, scratch, plan);
+  EXPECT_EQ(plan.fragments.size(), 1u);  // a read: one server
+
+  // A held EXEC planned after a reload renumbered the shards is refused, not sent elsewhere.
+  const std::vector<std::string> renamed = {"EXEC", "1", "shard3"};
+  args.assign(renamed.begin(), renamed.end());
+  routing::plan(transaction_command(true), args, *table_, Health{live, {}, 0}, {}, scratch, plan);
+  EXPECT_EQ(plan.kind, PlanKind::reject);
+  EXPECT_NE(plan.error.find("the shards changed"), std::string::npos);
+}
+
+TEST(ExecReply, IsExecsReplyOfAll) {
+  std::string out;
+  exec_reply("+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n:2\r\n", out);
+  EXPECT_EQ(out, "*2\r\n+OK\r\n:2\r\n");
+  out.clear();
+  exec_reply("+OK\r\n*-1\r\n", out);  // a WATCH that saw a change
+  EXPECT_EQ(out, "*-1\r\n");
+  out.clear();
+  exec_reply("+OK\r\n+QUEUED\r\n-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+             "-EXECABORT Transaction discarded because of previous errors.\r\n",
+             out);
+  EXPECT_EQ(out,
+            "-EXECABORT Transaction discarded because of previous errors: the server refused a queued command: OOM "
+            "command not allowed when used memory > 'maxmemory'.\r\n");
+  // Through the reducer, as the data path merges it; a failed server's error stays the reply.
+  Reducer reducer(Merge::transaction, std::vector<std::vector<uint32_t>>(1), 0);
+  ASSERT_TRUE(reducer.add(0, "+OK\r\n+QUEUED\r\n*1\r\n$1\r\nv\r\n"));
+  out.clear();
+  reducer.finish(out);
+  EXPECT_EQ(out, "*1\r\n$1\r\nv\r\n");
+  Reducer failed(Merge::transaction, std::vector<std::vector<uint32_t>>(1), 0);
+  ASSERT_TRUE(failed.add(0, "-ERR shard 's1' server x: connection reset\r\n"));
+  out.clear();
+  failed.finish(out);
+  EXPECT_EQ(out, "-ERR shard 's1' server x: connection reset\r\n");
+}
+
+TEST(ReplyScanner, ScansSeveralRepliesAsOneWhenTold) {
+  const std::string replies = "+OK\r\n+QUEUED\r\n*2\r\n$1\r\na\r\n*1\r\n:1\r\n";
+  resp::ReplyScanner scanner;
+  // Split at every byte: resumable across reads.
+  for (size_t split = 1; split < replies.size(); ++split) {
+    scanner.reset();
+    ASSERT_EQ(scanner.scan(replies.data(), replies.size()), resp::ParseStatus::complete);
+    EXPECT_EQ(scanner.reply_bytes(), 5u);
+    scanner.expect_more(2);
+    const size_t available = std::max(split, size_t{5});
+    if (available < replies.size()) {
+      EXPECT_EQ(scanner.scan(replies.data(), available), resp::ParseStatus::incomplete) << split;
+    }
+    ASSERT_EQ(scanner.scan(replies.data(), replies.size()), resp::ParseStatus::complete) << split;
+    EXPECT_EQ(scanner.reply_bytes(), replies.size());
+  }
+  EXPECT_EQ(resp::last_reply(replies), "*2\r\n$1\r\na\r\n*1\r\n:1\r\n");
+  EXPECT_EQ(resp::first_error_reply(replies), "");
+  EXPECT_EQ(resp::first_error_reply("+OK\r\n-ERR x\r\n-ERR y\r\n"), "-ERR x\r\n");
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
