@@ -24,9 +24,9 @@ bool replicated(const RoutingTable& table, uint32_t shard) {
 }
 
 const CommandInfo kTransactionWrite{
-    .name = "exec", .arity = 3, .cls = CommandClass::write, .fanout = Fanout::transaction, .merge = Merge::transaction};
+    .name = "exec", .arity = 4, .cls = CommandClass::write, .fanout = Fanout::transaction, .merge = Merge::transaction};
 const CommandInfo kTransactionRead{
-    .name = "exec", .arity = 3, .cls = CommandClass::read, .fanout = Fanout::transaction, .merge = Merge::transaction};
+    .name = "exec", .arity = 4, .cls = CommandClass::read, .fanout = Fanout::transaction, .merge = Merge::transaction};
 
 }  // namespace
 

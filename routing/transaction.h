@@ -59,7 +59,7 @@ WatchDecision decide_watch(std::span<const std::string_view> args, const Routing
 
 // The table entries a transaction is planned and replicated as: a write when any queued
 // command writes, else a read (served by one server, like any read). The request's arguments
-// are ["EXEC", shard index, shard name] (plan() sends it there); its bytes MULTI ... EXEC.
+// are ["EXEC", shard index, shard name, replies] (plan() sends it there); its bytes MULTI ... EXEC.
 const CommandInfo& transaction_command(bool writes);
 
 // The client's reply to EXEC, from the server's replies to MULTI, the commands and EXEC (one

@@ -61,7 +61,7 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
 
 // classify: the command's table entry (a container's subcommand), its arity, the client's
 // permissions. False: refused (answered).
-inline bool DataPath::classify(ClientSession& client, Request& request) {
+[[gnu::always_inline]] inline bool DataPath::classify(ClientSession& client, Request& request) {
   ++stats_.requests;
   std::span<const std::string_view> args = request.args;
 
@@ -98,7 +98,7 @@ inline bool DataPath::classify(ClientSession& client, Request& request) {
 }
 
 // A classified request: answered here, or planned and sent.
-inline void DataPath::carry_out(ClientSession& client, Request& request) {
+[[gnu::always_inline]] inline void DataPath::carry_out(ClientSession& client, Request& request) {
   const routing::CommandInfo* cmd = request.cmd;
   std::span<const std::string_view> args = request.args;
   if (cmd->cls == routing::CommandClass::local) return local_->answer(client, request);
@@ -129,15 +129,21 @@ void DataPath::carry_out_request(ClientSession& client, Request& request) { carr
 // for `shard`, routed like any request (a write is replicated, held, replayed as one).
 void DataPath::run_transaction(Request& request, uint32_t shard, bool writes, std::string_view block,
                                uint32_t replies) {
-  std::string_view bytes;
-  request.request_block = bytes_block(block, &bytes);
-  request.raw = bytes;
+  // Its arguments, ["EXEC", shard, shard name, replies], live in its block, after its bytes.
   const routing::RoutingTable& table = *servers_.topology()->table;
-  // (the arguments' views point into the request's own strings: kept with it)
-  request.owned_args = {"EXEC", std::to_string(shard), table.shards()[shard].name};
-  request.args.assign(request.owned_args.begin(), request.owned_args.end());
+  const std::string words[] = {"EXEC", std::to_string(shard), table.shards()[shard].name, std::to_string(replies)};
+  scratch_.assign(block);
+  for (const std::string& word : words) scratch_.append(word);
+  std::string_view all;
+  request.request_block = bytes_block(scratch_, &all);
+  request.raw = all.substr(0, block.size());
+  request.args.clear();
+  size_t at = block.size();
+  for (const std::string& word : words) {
+    request.args.push_back(all.substr(at, word.size()));
+    at += word.size();
+  }
   request.cmd = &routing::transaction_command(writes);
-  request.transaction_replies = replies;
   route(request);
 }
 
@@ -402,8 +408,9 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
     if (plan.merge == routing::Merge::any_key) request.reducer->set_first_choice(plan.first_choice);
   }
 
-  if (plan.kind == routing::PlanKind::transaction) {
-    for (Fragment& fragment : request.fragments) fragment.expect_replies(request.transaction_replies);
+  if (plan.kind == routing::PlanKind::transaction) {  // (its replies: the last argument, run_transaction)
+    const uint32_t replies = static_cast<uint32_t>(std::stoul(std::string(request.args.back())));
+    for (Fragment& fragment : request.fragments) fragment.expect_replies(replies);
   }
   const bool pairs = request.cmd->fanout == routing::Fanout::split_pairs;
   for (size_t g = 0; g < plan.groups.size(); ++g) {

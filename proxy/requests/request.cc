@@ -8,8 +8,6 @@ void Request::recycle() {
   request_block.reset();
   raw = {};
   args.clear();
-  owned_args.clear();
-  transaction_replies = 0;
   cmd = nullptr;
   top_cmd = nullptr;
   started_ns = 0;

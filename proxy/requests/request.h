@@ -85,8 +85,6 @@ struct Request {
   BlockRef request_block;           // keeps `raw` and `args` alive
   std::string_view raw;             // the request exactly as the client sent it
   std::vector<std::string_view> args;
-  std::vector<std::string> owned_args;  // arguments the proxy made (a transaction's EXEC)
-  uint32_t transaction_replies = 0;     // EXEC: replies to MULTI ... EXEC it expects
   const routing::CommandInfo* cmd = nullptr;
   std::shared_ptr<const Topology> topology;  // the snapshot it was planned with
   const routing::CommandInfo* top_cmd = nullptr;  // the top-level command (metrics label)

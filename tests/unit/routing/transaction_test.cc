@@ -159,7 +159,7 @@ TEST_F(TransactionTest, ExecPlansOneGroupByTheShardsReplication) {
   std::vector<uint8_t> live(5, kServerLive);
   PlanScratch scratch;
   Plan plan;
-  const std::vector<std::string> plain = {"EXEC", "1", "shard2"};
+  const std::vector<std::string> plain = {"EXEC", "1", "shard2", "3"};
   std::vector<std::string_view> args(plain.begin(), plain.end());
   routing::plan(transaction_command(true), args, *table_, Health{live, {}, 0}, {}, scratch, plan);
   ASSERT_EQ(plan.kind, PlanKind::transaction);
@@ -168,7 +168,7 @@ TEST_F(TransactionTest, ExecPlansOneGroupByTheShardsReplication) {
   EXPECT_EQ(plan.fragments[0].shard, 1u);
   EXPECT_FALSE(plan.replicated);
 
-  const std::vector<std::string> replicated = {"EXEC", "2", "shard3"};
+  const std::vector<std::string> replicated = {"EXEC", "2", "shard3", "3"};
   args.assign(replicated.begin(), replicated.end());
   routing::plan(transaction_command(true), args, *table_, Health{live, {}, 0}, {}, scratch, plan);
   ASSERT_EQ(plan.kind, PlanKind::transaction);
@@ -178,7 +178,7 @@ TEST_F(TransactionTest, ExecPlansOneGroupByTheShardsReplication) {
   EXPECT_EQ(plan.fragments.size(), 1u);  // a read: one server
 
   // A held EXEC planned after a reload renumbered the shards is refused, not sent elsewhere.
-  const std::vector<std::string> renamed = {"EXEC", "1", "shard3"};
+  const std::vector<std::string> renamed = {"EXEC", "1", "shard3", "3"};
   args.assign(renamed.begin(), renamed.end());
   routing::plan(transaction_command(true), args, *table_, Health{live, {}, 0}, {}, scratch, plan);
   EXPECT_EQ(plan.kind, PlanKind::reject);
