@@ -35,6 +35,7 @@
 #include "routing/command_table.h"
 #include "routing/keys.h"
 #include "routing/planner.h"
+#include "routing/transaction.h"
 #include "routing/reducer.h"
 #include "routing/replication.h"
 #include "routing/routing_table.h"
@@ -328,6 +329,11 @@ void check_plan(const CommandInfo& cmd, std::span<const std::string_view> args, 
       CHECK(key_next == plan.key_args.size());
       break;
     }
+    case PlanKind::transaction:  // EXEC: one group, on the shard its arguments name
+      CHECK(plan.groups.size() == 1 && plan.merge == Merge::transaction && plan.key_args.empty());
+      CHECK(args.size() == 4 && std::to_string(plan.groups[0].shard) == args[1]);
+      CHECK(table.shards()[plan.groups[0].shard].name == args[2]);
+      break;
     case PlanKind::reject:
       break;
   }
@@ -527,6 +533,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Health health{mode, pending, in.ConsumeIntegral<uint64_t>()};
   const PlanSettings settings{in.ConsumeBool()};
 
+  // The proxy's EXEC of a queued transaction (transaction.h): its shard's number and name, or
+  // a number past the last (a reload renumbered the shards meanwhile).
+  if (cmd->has_proxy_flag(kProxyTransaction) && cmd->name == "exec") {
+    const auto shard = in.ConsumeIntegralInRange<uint32_t>(0, static_cast<uint32_t>(table->shards().size()));
+    words = {"EXEC", std::to_string(shard), shard < table->shards().size() ? table->shards()[shard].name : "gone",
+             std::to_string(in.ConsumeIntegralInRange<uint32_t>(2, 64))};
+    args.assign(words.begin(), words.end());
+    cmd = &transaction_command(in.ConsumeBool());
+  }
   static PlanScratch scratch;  // reused across requests, as the proxy does
   static Plan planned;
   plan(*cmd, args, *table, health, settings, scratch, planned);
