@@ -81,6 +81,13 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                               .Name("ringproxy_tls_connections")
                               .Help("Open TLS connections, by side.")
                               .Register(*registry_);
+  auto& resp3_connections = BuildGauge()
+                                .Name("ringproxy_resp3_connections")
+                                .Help("Connections speaking RESP3: clients after HELLO 3 (side=clients), and the "
+                                      "proxy's connections to servers that carry their requests (side=servers).")
+                                .Register(*registry_);
+  resp3_client_connections = &resp3_connections.Add({{"side", "clients"}});
+  resp3_server_connections = &resp3_connections.Add({{"side", "servers"}});
   tls_client_connections = &tls_connections.Add({{"side", "clients"}});
   tls_server_connections = &tls_connections.Add({{"side", "servers"}});
   tls_expiry_ = &BuildGauge()

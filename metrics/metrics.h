@@ -101,6 +101,8 @@ class Metrics {
   prometheus::Counter* client_bytes_sent;
   prometheus::Counter* error_replies;
   prometheus::Counter* evalsha_as_eval;
+  prometheus::Gauge* resp3_client_connections;   // clients that switched to RESP3 (HELLO 3)
+  prometheus::Gauge* resp3_server_connections;   // connections to servers that speak RESP3 for them
   prometheus::Counter* transactions[4];     // by kTransactionOutcomes
   prometheus::Counter* protocol_errors;
   prometheus::Counter* auth_failures;       // AUTH / HELLO AUTH with a wrong user or password

@@ -308,12 +308,12 @@ uint32_t server_check(const RoutingTable& table, const PlanScratch& scratch, uin
   out.scan = {at.shard, at.slot, shards, tables, server_check(table, scratch, f.server)};
 }
 
-// The proxy's EXEC (transaction.h): ["EXEC", shard index, shard name, replies], one group there. The
+// The proxy's EXEC (transaction.h): ["EXEC", shard index, shard name, replies, keys...], one group there. The
 // name guards a held EXEC re-planned after a reload that renumbered the shards.
 [[gnu::cold, gnu::noinline]] void plan_transaction(const CommandInfo& cmd, std::span<const std::string_view> args,
                                                    const RoutingTable& table, Health health, Plan& out) {
   uint32_t shard = 0;
-  const bool named = args.size() == 4 &&
+  const bool named = args.size() >= 4 &&
                      std::from_chars(args[1].data(), args[1].data() + args[1].size(), shard).ec == std::errc() &&
                      shard < table.shards().size() && table.shards()[shard].name == args[2];
   if (!named) {

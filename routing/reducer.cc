@@ -108,12 +108,12 @@ void Reducer::finish(std::string& out) const {
     case Merge::any_key:
       for (size_t i = 0; i < replies_.size(); ++i) {
         std::string_view reply = replies_[(first_choice_ + i) % replies_.size()];
-        if (reply != "$-1\r\n") {
+        if (!resp::is_null_reply(reply)) {
           out.append(reply);
           return;
         }
       }
-      resp::append_null_bulk(out);
+      out.append(replies_.empty() ? std::string_view("$-1\r\n") : replies_.front());  // (in the servers' protocol)
       return;
     case Merge::all_of_arrays: {
       std::vector<std::string_view> elements;

@@ -23,10 +23,15 @@ bool replicated(const RoutingTable& table, uint32_t shard) {
   return table.shards()[shard].replication.strategy != conf::ReplicationStrategy::none;
 }
 
-const CommandInfo kTransactionWrite{
-    .name = "exec", .arity = 4, .cls = CommandClass::write, .fanout = Fanout::transaction, .merge = Merge::transaction};
-const CommandInfo kTransactionRead{
-    .name = "exec", .arity = 4, .cls = CommandClass::read, .fanout = Fanout::transaction, .merge = Merge::transaction};
+// Its keys: the arguments from the fifth on.
+constexpr KeySpec kTransactionKeys[] = {
+    {.begin = KeySpec::Begin::index, .begin_index = 4, .find = KeySpec::Find::range, .lastkey = -1, .keystep = 1}};
+const CommandInfo kTransactionWrite{.name = "exec", .arity = -4, .redis_flags = kFlagNoMandatoryKeys,
+                                    .key_specs = kTransactionKeys, .cls = CommandClass::write,
+                                    .fanout = Fanout::transaction, .merge = Merge::transaction};
+const CommandInfo kTransactionRead{.name = "exec", .arity = -4, .redis_flags = kFlagNoMandatoryKeys,
+                                   .key_specs = kTransactionKeys, .cls = CommandClass::read,
+                                   .fanout = Fanout::transaction, .merge = Merge::transaction};
 
 }  // namespace
 
@@ -35,7 +40,7 @@ QueueDecision decide_queued(const CommandInfo& cmd, std::span<const std::string_
   const std::string_view name = cmd.name;
   if (name == "exec") return {InTransaction::exec, {}, std::nullopt};
   if (name == "discard") return {InTransaction::discard, {}, std::nullopt};
-  if (name == "quit" || name == "reset") return {InTransaction::run_now, {}, std::nullopt};
+  if (name == "quit") return {InTransaction::run_now, {}, std::nullopt};
   if (name == "multi") return {InTransaction::error_only, "ERR MULTI calls can not be nested", std::nullopt};
   if (name == "watch") return {InTransaction::error_only, "ERR WATCH inside MULTI is not allowed", std::nullopt};
   if (cmd.has_flag(kFlagNoMulti)) return refuse("ERR Command not allowed inside a transaction");

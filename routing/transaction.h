@@ -34,7 +34,7 @@ enum class InTransaction : uint8_t {
   error_only,   // an error that leaves the transaction as it is (MULTI nested, WATCH inside MULTI)
   exec,
   discard,
-  run_now,      // QUIT and RESET: what they do outside a transaction
+  run_now,      // QUIT: what it does outside a transaction
 };
 
 struct QueueDecision {
@@ -59,7 +59,8 @@ WatchDecision decide_watch(std::span<const std::string_view> args, const Routing
 
 // The table entries a transaction is planned and replicated as: a write when any queued
 // command writes, else a read (served by one server, like any read). The request's arguments
-// are ["EXEC", shard index, shard name, replies] (plan() sends it there); its bytes MULTI ... EXEC.
+// are ["EXEC", shard index, shard name, replies, its keys...] (plan() sends it there; a
+// migration parks it until its keys have moved); its bytes MULTI ... EXEC.
 const CommandInfo& transaction_command(bool writes);
 
 // The client's reply to EXEC, from the server's replies to MULTI, the commands and EXEC (one

@@ -93,11 +93,13 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
     else if (*db != 0) resp::append_error(out, "ERR DB index is out of range: ringproxy serves database 0 only");
     else resp::append_simple(out, "OK");
   } else if (name == "hello") {
-    std::optional<int64_t> version = args.size() > 1 ? to_int(args[1]) : 2;
+    std::optional<int64_t> version = args.size() > 1 ? to_int(args[1]) : client.protocol();
     if (!version) {
       resp::append_error(out, "ERR Protocol version is not an integer or out of range");
-    } else if (*version != 2) {
-      resp::append_error(out, "NOPROTO sorry, this protocol version is not supported (ringproxy speaks RESP2)");
+    } else if (*version != 2 && *version != 3) {
+      resp::append_error(out, "NOPROTO unsupported protocol version");
+    } else if (*version != client.protocol() && &client.handler() != &data_path_.handler_for(client)) {
+      resp::append_error(out, "ERR HELLO cannot change the protocol inside a transaction or a WATCH");
     } else {
       // Every option is checked before any is applied, as Redis does.
       std::optional<std::string_view> new_name;
@@ -126,13 +128,16 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
         return data_path_.complete_local(request);
       }
       if (new_name) client.set_name(std::string(*new_name));
-      resp::append_array_header(out, 14);
+      // RESP3: its requests go over the servers' RESP3 connections, and replies are RESP3's.
+      client.set_protocol(static_cast<int>(*version));
+      client.set_handler(&data_path_.handler_for(client));
+      resp::append_map_header(out, 7, client.protocol());
       resp::append_bulk(out, "server");
       resp::append_bulk(out, "ringproxy");
       resp::append_bulk(out, "version");
       resp::append_bulk(out, RINGPROXY_VERSION);
       resp::append_bulk(out, "proto");
-      resp::append_integer(out, 2);
+      resp::append_integer(out, client.protocol());
       resp::append_bulk(out, "id");
       resp::append_integer(out, static_cast<int64_t>(client.id()));
       resp::append_bulk(out, "mode");
@@ -163,7 +168,7 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
       resp::append_simple(out, "OK");
     }
   } else if (name == "client|getname") {
-    if (client.name().empty()) resp::append_null_bulk(out); else resp::append_bulk(out, client.name());
+    if (client.name().empty()) resp::append_null(out, client.protocol()); else resp::append_bulk(out, client.name());
   } else if (name == "client|id") {
     resp::append_integer(out, static_cast<int64_t>(client.id()));
   } else if (answer_client_command(name, client, request, clients_, info_.worker.now_ms(), out)) {
@@ -190,7 +195,7 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
     resp::append_array_header(out, args.size() - 2);
     for (size_t i = 2; i < args.size(); ++i) {
       const routing::CommandInfo* c = routing::find_command(args[i]);
-      if (c != nullptr && listed(*c)) append_command_entry(out, *c); else out.append("*-1\r\n");
+      if (c != nullptr && listed(*c)) append_command_entry(out, *c); else out.append(client.protocol() == 3 ? "_\r\n" : "*-1\r\n");
     }
   } else if (name == "command|docs") {
     resp::append_array_header(out, 0);  // redis-cli asks at start-up; docs are Redis's own

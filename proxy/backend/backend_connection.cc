@@ -21,7 +21,8 @@ struct BackendConnection::WriteBatch {
   std::vector<BlockRef> blocks;
 };
 
-BackendConnection::BackendConnection(BackendServer& server, uint32_t index) : server_(server), index_(index) {}
+BackendConnection::BackendConnection(BackendServer& server, uint32_t index, bool resp3)
+    : server_(server), index_(index), resp3_(resp3) {}
 
 BackendConnection::~BackendConnection() {
   server_.worker().forget(this);  // it may still be in this iteration's flush list
@@ -33,7 +34,10 @@ void BackendConnection::enqueue(Fragment* fragment) {
   fragment->sent_at_ms = server_.worker().now_ms();
   queue_.push_back(fragment);
   ++unsent_;
-  if (state_ == State::disconnected) connect();
+  if (state_ == State::disconnected) [[unlikely]] {
+    used_ = true;
+    connect();
+  }
   if (state_ == State::connected && !dirty) server_.worker().flush_to_server(this);
 }
 
@@ -94,7 +98,7 @@ void BackendConnection::on_connect(uv_connect_t* req, int status) {
 // Connected (and, on a TLS shard, the handshake done): log in, or serve.
 void BackendConnection::after_connect() {
   // Logging in reads with a callback of its own: the data path's reads never ask about it.
-  if (!server_.auth().password.empty()) return log_in();
+  if (!server_.auth().password.empty() || resp3_) return log_in();
   if (tls_ == nullptr) uv_read_start(reinterpret_cast<uv_stream_t*>(handle_), on_alloc, on_read);
   ready();
 }
@@ -128,7 +132,7 @@ void BackendConnection::write_owned(std::string bytes) {
 void BackendConnection::log_in() {
   state_ = State::logging_in;
   if (tls_ == nullptr) uv_read_start(reinterpret_cast<uv_stream_t*>(handle_), on_alloc, on_login_read);
-  std::string command = auth_command(server_.auth());
+  std::string command = resp3_ ? hello_command(server_.auth()) : auth_command(server_.auth());
   if (tls_ == nullptr) return write_owned(std::move(command));
   std::string sealed;
   const uv_buf_t buf = uv_buf_init(command.data(), static_cast<unsigned>(command.size()));
@@ -230,7 +234,9 @@ bool BackendConnection::finish_login() {
     return false;
   }
   const std::string_view reply(input_.unconsumed(), scanner_.reply_bytes());
-  if (reply.front() != '+') {  // (the server's words never hold the password)
+  // (AUTH says +OK; HELLO 3 a map of the server's details. The server's words never hold the
+  // password.)
+  if (reply.front() != '+' && !(resp3_ && reply.front() == '%')) {
     const std::string_view line = reply.substr(0, std::min<size_t>(reply.find('\r'), 200));
     const std::string why = line.front() == '-' ? std::string(line.substr(1)) : "unexpected reply " + std::string(line);
     // Only a refusal of the credentials is one; anything else (a full server's "max number of
@@ -273,6 +279,10 @@ void BackendConnection::on_login_read(uv_stream_t* stream, ssize_t nread, const 
 [[gnu::cold, gnu::noinline]] void BackendConnection::ready() {
   state_ = State::connected;
   plain_connected_ = tls_ == nullptr;
+  if (resp3_ && !resp3_counted_) {
+    resp3_counted_ = true;
+    server_.worker().metrics()->resp3_server_connections->Increment();
+  }
   const std::vector<std::string>& fences = server_.servers().fences().pending(server_.address_key());
   for (auto it = fences.rbegin(); it != fences.rend(); ++it) push_fence(server_.fence_fragment(*it), true);
   if (unsent_ > 0 && !dirty) server_.worker().flush_to_server(this);
@@ -514,6 +524,8 @@ void BackendConnection::fail(std::string_view why, Failure kind) {
 
 void BackendConnection::close_handle() {
   if (tls_counted_) server_.worker().metrics()->tls_server_connections->Decrement();
+  if (resp3_counted_) server_.worker().metrics()->resp3_server_connections->Decrement();
+  resp3_counted_ = false;
   tls_counted_ = false;
   tls_.reset();
   if (handle_ == nullptr) return;

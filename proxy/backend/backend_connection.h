@@ -38,7 +38,9 @@ class BackendServer;
 
 class BackendConnection final : public Flushable {
  public:
-  BackendConnection(BackendServer& server, uint32_t index);
+  // `resp3`: it speaks RESP3 (HELLO 3 at login), for the requests of RESP3 clients; connected
+  // when first used.
+  BackendConnection(BackendServer& server, uint32_t index, bool resp3 = false);
   ~BackendConnection();
 
   void enqueue(Fragment* fragment);
@@ -62,6 +64,10 @@ class BackendConnection final : public Flushable {
   // A write it leads (its copies wait for its reply) was settled early and its late reply is
   // still to come: the copies may go out then.
   bool late_copies_pending() const;
+  bool resp3() const { return resp3_; }
+  // Reconnected after a failure without waiting for a request: RESP2 connections, and RESP3
+  // ones once used.
+  bool keep_warm() const { return !resp3_ || used_; }
   // Bumped whenever it fails: state the server kept for it (a WATCH) is gone.
   uint64_t failures() const { return failures_; }
   BackendServer& server() const { return server_; }
@@ -123,6 +129,9 @@ class BackendConnection final : public Flushable {
   std::vector<char> cipher_in_;      // TLS: what each read lands in before it is decrypted
   bool tls_counted_ = false;         // in ringproxy_tls_connections
   bool scanning_more_ = false;       // the front fragment's other replies are being scanned
+  bool resp3_ = false;
+  bool used_ = false;                // (RESP3: a request came for it)
+  bool resp3_counted_ = false;       // in ringproxy_resp3_connections
   uint64_t failures_ = 0;            // how many times it failed (a lease's check, below)
 };
 

@@ -39,8 +39,11 @@ BackendServer::BackendServer(Servers& servers, uint32_t index, const routing::Se
       replicated_(replication.strategy != conf::ReplicationStrategy::none),
       replication_(replication),
       shard_index_(entry.shard) {
-  uint32_t count = servers.worker().config().pool.backend_connections;
-  for (uint32_t i = 0; i < count; ++i) connections_.push_back(std::make_unique<BackendConnection>(*this, i));
+  // backend_connections RESP2 connections, then as many RESP3 ones (ClientSession::backend_slot).
+  const uint32_t count = servers.worker().config().pool.backend_connections;
+  for (uint32_t i = 0; i < 2 * count; ++i) {
+    connections_.push_back(std::make_unique<BackendConnection>(*this, i, i >= count));
+  }
   metrics_.up->Set(1);
   set_state(ServerState::up);
 }
@@ -48,7 +51,9 @@ BackendServer::BackendServer(Servers& servers, uint32_t index, const routing::Se
 BackendServer::~BackendServer() { stop(); }
 
 void BackendServer::start() {
-  for (auto& connection : connections_) connection->connect();
+  for (auto& connection : connections_) {
+    if (connection->keep_warm()) connection->connect();
+  }
   if (replicated_ && run_id_.empty()) start_probe();  // learn its run_id, to notice restarts
 }
 
@@ -107,14 +112,51 @@ void BackendServer::send(Fragment& fragment, uint64_t client_id) {
   connections_[client_id % connections_.size()]->enqueue(&fragment);
 }
 
-BackendConnection* BackendServer::take_dedicated(std::string& error) {
+// A RESP3 client's command for a replicated server goes on the RESP2 connection every write to
+// the server shares (their order is the servers' order), between HELLO 3 and HELLO 2: it gets
+// its reply in RESP3, and the connection is RESP2 again for what follows.
+void BackendServer::send_in_resp3(Fragment& fragment, uint32_t slot) {
+  BackendConnection& connection = *connections_[slot % (connections_.size() / 2)];
+  static constexpr std::string_view kHello3 = "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n";
+  static constexpr std::string_view kHello2 = "*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n";
+  auto switch_to = [&](std::string_view hello) {
+    Fragment& f = switching_.emplace_back();
+    f.server = this;
+    f.bytes = hello;
+    f.state = Fragment::State::sent;
+    servers_.count_pending(index_, 1);
+    connection.enqueue(&f);
+  };
+  switch_to(kHello3);
+  fragment.server = this;
+  ++requests_;
+  servers_.count_pending(index_, 1);
+  connection.enqueue(&fragment);
+  switch_to(kHello2);
+}
+
+// A HELLO of send_in_resp3 is answered (or failed with its connection): forgotten. A server
+// that cannot switch (older than redis 6) gave the command's RESP2 reply: said once.
+bool BackendServer::on_switch_done(Fragment& fragment) {
+  auto it = std::find_if(switching_.begin(), switching_.end(), [&](const Fragment& f) { return &f == &fragment; });
+  if (it == switching_.end()) return false;
+  if (!fragment.failed && resp::is_error_reply(fragment.reply) && !switch_refusal_logged_) {
+    switch_refusal_logged_ = true;
+    spdlog::warn("server {} (shard {}) refuses HELLO 3 ({}): RESP3 clients get its RESP2 replies", name_, shard_name_,
+                 fragment.reply.substr(0, fragment.reply.find('\r')));
+  }
+  switching_.erase(it);
+  return true;
+}
+
+BackendConnection* BackendServer::take_dedicated(std::string& error, bool resp3) {
   if (detached() || stopped_ || state_ != ServerState::up) {
     error = "ERR server " + name_ + " (shard '" + shard_name_ + "') takes no requests now (" +
             std::string(server_state_name(state_)) + ")";
     return nullptr;
   }
   for (Dedicated& slot : dedicated_) {
-    if (slot.in_use) continue;
+    if (slot.in_use || slot.connection->resp3() != resp3) continue;
     slot.in_use = true;
     ++dedicated_in_use_;
     metrics_.dedicated->Set(static_cast<double>(dedicated_in_use_));
@@ -129,7 +171,7 @@ BackendConnection* BackendServer::take_dedicated(std::string& error) {
     return nullptr;
   }
   const auto index = static_cast<uint32_t>(connections_.size() + dedicated_.size());
-  dedicated_.push_back({std::make_unique<BackendConnection>(*this, index), true});
+  dedicated_.push_back({std::make_unique<BackendConnection>(*this, index, resp3), true});
   ++dedicated_in_use_;
   metrics_.dedicated->Set(static_cast<double>(dedicated_in_use_));
   return dedicated_.back().connection.get();
@@ -346,7 +388,9 @@ void BackendServer::mark_down(std::string_view why) {
 void BackendServer::mark_up() {
   consecutive_failures_ = 0;
   metrics_.up->Set(1);
-  for (auto& connection : connections_) connection->connect();
+  for (auto& connection : connections_) {
+    if (connection->keep_warm()) connection->connect();
+  }
   if (state_ == ServerState::stale) {
     spdlog::warn("server {} (shard {}) answers again but is stale: {}", name_, shard_name_, last_error_);
     return;
@@ -570,6 +614,7 @@ void BackendServer::replay_more() {
 }
 
 void BackendServer::on_replay_done(Fragment& fragment) {
+  if (!switching_.empty() && on_switch_done(fragment)) return;
   if (!fencing_.empty() && on_fence_done(fragment)) return;
   if (fragment.failed) {
     mark_stale(fragment.maybe_sent ? "a replayed write was lost in flight" : "its replay was interrupted");
@@ -625,7 +670,9 @@ void BackendServer::on_resync_result(bool ok, std::string_view why) {
   replay_.clear();
   replay_bytes_ = 0;
   metrics_.up->Set(1);
-  for (auto& connection : connections_) connection->connect();
+  for (auto& connection : connections_) {
+    if (connection->keep_warm()) connection->connect();
+  }
   if (fenced() || awaiting_copies_ > 0) {  // a connection abandoned meanwhile is killed first
     set_state(ServerState::recovering);
     set_mode(routing::kServerQueue);  // its copy is complete: from now on writes queue for it
@@ -680,7 +727,7 @@ void BackendServer::sweep(uint64_t now_ms) {
     // Keep idle connections warm after a failure, with backoff.
     // A recovering server with a fence pending needs a connection to run the kill on.
     if ((state_ == ServerState::up || (state_ == ServerState::recovering && fenced())) &&
-        connection->disconnected() && now_ms >= reconnect_after_ms_) {
+        connection->disconnected() && connection->keep_warm() && now_ms >= reconnect_after_ms_) {
       connection->connect();
     }
   }

@@ -81,12 +81,14 @@ class BackendServer {
   routing::ServerMode mode() const { return mode_; }
   size_t connection_count() const { return connections_.size(); }
   void forget_metrics();  // a drained server's series leave /metrics
-  void send(Fragment& fragment, uint64_t client_id);
+  // `slot`: the client's (ClientSession::backend_slot): a RESP2 or a RESP3 connection.
+  void send(Fragment& fragment, uint64_t slot);
+  void send_in_resp3(Fragment& fragment, uint32_t slot);
 
   // Dedicated connections: one client's alone while it holds server state (a WATCH). At most
   // [pool] dedicated_connections are in use at once; given back clean, one is kept for the
   // next client. Null, with `error` set, when none is free or the server takes no requests.
-  BackendConnection* take_dedicated(std::string& error);
+  BackendConnection* take_dedicated(std::string& error, bool resp3);
   // `clean`: the server holds nothing for it any more (EXEC, DISCARD, UNWATCH ran); else it
   // is closed (the server forgets what it held).
   void give_back_dedicated(BackendConnection* connection, bool clean);
@@ -189,6 +191,7 @@ class BackendServer {
   void maybe_resync(uint64_t now_ms);
   void replay_more();
   bool on_fence_done(Fragment& fragment);  // false: not one of ours
+  bool on_switch_done(Fragment& fragment);  // likewise
 
   struct ReplayEntry {
     BlockRef block;
@@ -244,6 +247,8 @@ class BackendServer {
     Fragment fragment;
     std::string target;
   };
+  std::list<Fragment> switching_;                // send_in_resp3's HELLOs in flight
+  bool switch_refusal_logged_ = false;
   std::list<Fence> fencing_;                     // CLIENT KILLs in flight, on any connection
                                                  // (a list: connections point into it)
   bool lagging_ = false;                         // timed out: late replies still to come

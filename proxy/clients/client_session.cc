@@ -31,12 +31,23 @@ ClientSession::ClientSession(Clients& clients, uint64_t id, std::shared_ptr<cons
       id_(id),
       parser_({worker_.config().proxy.max_request_bytes, worker_.config().proxy.max_arguments}) {
   handler_ = &clients.handler();
+  backend_slot_ = static_cast<uint32_t>(id % worker_.config().pool.backend_connections);
   uv_tcp_init(worker_.loop(), &handle_);
   handle_.data = this;
   checked_ = !worker_.config().proxy.users.empty();  // until it authenticates
   if (checked_) parser_.set_limits(kUnauthenticatedLimits);
   if (tls != nullptr) tls_ = std::make_unique<TlsStream>(std::move(tls));
   accepted_ms_ = worker_.now_ms();
+}
+
+// A server has backend_connections RESP2 connections, then as many RESP3 ones.
+void ClientSession::set_protocol(int protocol) {
+  if (protocol == protocol_) return;
+  if (protocol == 3) worker_.metrics()->resp3_client_connections->Increment();
+  if (protocol_ == 3) worker_.metrics()->resp3_client_connections->Decrement();
+  protocol_ = protocol;
+  const uint32_t per_protocol = worker_.config().pool.backend_connections;
+  backend_slot_ = static_cast<uint32_t>(id_ % per_protocol) + (protocol == 3 ? per_protocol : 0);
 }
 
 void ClientSession::apply_limits() {
@@ -410,6 +421,7 @@ void ClientSession::close() {
   reading_ = false;
   worker_.forget(this);
   handler_->on_client_closed(*this);
+  if (protocol_ == 3) worker_.metrics()->resp3_client_connections->Decrement();
   // Requests still waiting for servers are orphaned; the others are freed now.
   for (Request* request = head_; request != nullptr;) {
     Request* next = request->next;

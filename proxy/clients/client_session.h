@@ -80,6 +80,11 @@ class ClientSession final : public Flushable {
   bool rebind_user(std::span<const conf::UserConfig> users);
 
   uint64_t id() const { return id_; }
+  // RESP2, or RESP3 after HELLO 3: its requests then go over the servers' RESP3 connections
+  // (backend_slot(): which of a server's connections it uses, BackendServer::send).
+  int protocol() const { return protocol_; }
+  void set_protocol(int protocol);
+  uint32_t backend_slot() const { return backend_slot_; }
   const std::string& name() const { return name_; }
   void set_name(std::string name) { name_ = std::move(name); }
   std::string peer() const;
@@ -119,6 +124,8 @@ class ClientSession final : public Flushable {
   Clients& clients_;
   Worker& worker_;
   uint64_t id_;
+  uint32_t backend_slot_ = 0;
+  int protocol_ = 2;
   uv_tcp_t handle_{};
   ReadBuffer input_;
   resp::RequestParser parser_;

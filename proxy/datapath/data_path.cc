@@ -128,40 +128,34 @@ void DataPath::carry_out_request(ClientSession& client, Request& request) { carr
 // EXEC of a queued transaction: `request` becomes MULTI ... EXEC (`block`, `replies` replies)
 // for `shard`, routed like any request (a write is replicated, held, replayed as one).
 void DataPath::run_transaction(Request& request, uint32_t shard, bool writes, std::string_view block,
-                               uint32_t replies) {
-  // Its arguments, ["EXEC", shard, shard name, replies], live in its block, after its bytes.
+                               uint32_t replies, std::span<const std::string> keys) {
+  // Its arguments, ["EXEC", shard, shard name, replies, keys...], live in its block, after its bytes.
   const routing::RoutingTable& table = *servers_.topology()->table;
-  const std::string words[] = {"EXEC", std::to_string(shard), table.shards()[shard].name, std::to_string(replies)};
+  const std::string head[] = {"EXEC", std::to_string(shard), table.shards()[shard].name, std::to_string(replies)};
   scratch_.assign(block);
-  for (const std::string& word : words) scratch_.append(word);
+  for (const std::string& word : head) scratch_.append(word);
+  for (const std::string& key : keys) scratch_.append(key);
   std::string_view all;
   request.request_block = bytes_block(scratch_, &all);
   request.raw = all.substr(0, block.size());
+  request.resp3_raw = {};
   request.args.clear();
   size_t at = block.size();
-  for (const std::string& word : words) {
+  auto add = [&](const std::string& word) {
     request.args.push_back(all.substr(at, word.size()));
     at += word.size();
-  }
+  };
+  for (const std::string& word : head) add(word);
+  for (const std::string& key : keys) add(key);
   request.cmd = &routing::transaction_command(writes);
   route(request);
 }
 
-// A watching client's request on its dedicated connection, behind its WATCH (`replies`: several
-// for EXEC's MULTI ... EXEC). `only_if_routed_there`: a command of its own, sent there only
-// when it plans to that server alone; false: it plans elsewhere, the caller carries it out.
-bool DataPath::send_dedicated(Request& request, BackendConnection& connection, uint32_t replies,
-                              bool only_if_routed_there) {
+// A watching client's WATCH, and its EXEC, DISCARD or UNWATCH, on its dedicated connection
+// (`replies`: several for EXEC's MULTI ... EXEC; its reply is EXEC's).
+void DataPath::send_dedicated(Request& request, BackendConnection& connection, uint32_t replies) {
   request.topology = servers_.topology();
-  if (only_if_routed_there) {
-    routing::plan(*request.cmd, request.args, *request.topology->table, servers_.health_for_request(),
-                  {worker_.config().proxy.allow_admin_commands}, plan_scratch_, plan_);
-    if (plan_.kind != routing::PlanKind::forward || plan_.replicated || plan_.fragments.size() != 1 ||
-        servers_.servers()[plan_.fragments.front().server].get() != &connection.server()) {
-      return false;
-    }
-  }
-  if (request.raw.empty()) {  // inline request
+  if (request.raw.empty()) {  // inline, or a RESP3 client's
     scratch_.clear();
     resp::append_command(scratch_, request.args);
     request.request_block = bytes_block(scratch_, &request.raw);
@@ -174,14 +168,13 @@ bool DataPath::send_dedicated(Request& request, BackendConnection& connection, u
   fragment.bytes = request.raw;
   fragment.bytes_block = request.request_block;
   fragment.state = Fragment::State::sent;
-  if (replies > 1) {  // its reply is EXEC's, taken from all of them
+  if (replies > 1) {
     fragment.expect_replies(replies);
     request.groups.emplace_back(routing::AckRule{}, 0, 1, 0);
     request.reducer = std::make_unique<routing::Reducer>(routing::Merge::transaction,
                                                          std::vector<std::vector<uint32_t>>(1), 0);
   }
   connection.server().send_dedicated(fragment, connection);
-  return true;
 }
 
 // plan -> send, or hold the request while a shard it writes to is being cut over.
@@ -350,7 +343,7 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
     fragment.bytes = request.raw;
     fragment.bytes_block = request.request_block;
     fragment.state = Fragment::State::sent;
-    fragment.server->send(fragment, request.client != nullptr ? request.client->id() : 0);
+    fragment.server->send(fragment, request.client != nullptr ? request.client->backend_slot() : 0);
     return true;
   }
   request.fragments.resize(n);
@@ -375,6 +368,8 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
     scratch_.clear();
     resp::append_command(scratch_, rewritten_views_);
     whole_block = bytes_block(scratch_, &whole);
+  } else if (whole.empty() && !request.resp3_raw.empty()) {  // a RESP3 client's bytes
+    whole = request.resp3_raw;
   } else if (whole.empty()) {  // inline request: servers get the same command as multibulk
     scratch_.clear();
     resp::append_command(scratch_, request.args);
@@ -408,8 +403,8 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
     if (plan.merge == routing::Merge::any_key) request.reducer->set_first_choice(plan.first_choice);
   }
 
-  if (plan.kind == routing::PlanKind::transaction) {  // (its replies: the last argument, run_transaction)
-    const uint32_t replies = static_cast<uint32_t>(std::stoul(std::string(request.args.back())));
+  if (plan.kind == routing::PlanKind::transaction) {  // (its replies: an argument, run_transaction)
+    const uint32_t replies = static_cast<uint32_t>(std::stoul(std::string(request.args[3])));
     for (Fragment& fragment : request.fragments) fragment.expect_replies(replies);
   }
   const bool pairs = request.cmd->fanout == routing::Fanout::split_pairs;
@@ -473,9 +468,21 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
     Fragment& fragment = request.fragments[i];
     if (fragment.state != Fragment::State::planned || fragment.stage != 0) continue;
     fragment.state = Fragment::State::sent;
-    fragment.server->send(fragment, request.client != nullptr ? request.client->id() : 0);
+    send_fragment(request, fragment);
   }
   return true;
+}
+
+// On the client's connection of the server (backend_slot: RESP2 or RESP3). A RESP3 client's
+// fragment for a replicated server goes on the RESP2 connection all its writes share, in
+// RESP3 for its time (BackendServer::send_in_resp3). (A request whose client left: RESP2.)
+void DataPath::send_fragment(Request& request, Fragment& fragment) {
+  const ClientSession* client = request.client;
+  if (client == nullptr) return fragment.server->send(fragment, 0);
+  if (client->protocol() == 3 && fragment.server->replicated()) {
+    return fragment.server->send_in_resp3(fragment, client->backend_slot());
+  }
+  fragment.server->send(fragment, client->backend_slot());
 }
 
 // reduce: a fragment's reply (or failure) settles its group; the groups settle the request.
@@ -619,7 +626,9 @@ void DataPath::on_group_outcome(Request& request, Fragment& fragment) {
 // The leader (the primary) timed out, so its copies for the others were cancelled; it has
 // now applied the write after all: the others get it too, or they would silently differ.
 void DataPath::send_late_second_stage(Request& request, Fragment& leader) {
-  if (!request.replicated_write || leader.slot != 0 || resp::is_error_reply(leader.late_reply)) return;
+  // (A transaction's refusal is its EXEC's -EXECABORT, after MULTI's +OK.)
+  const std::string_view late = leader.more_replies > 0 ? resp::last_reply(leader.late_reply) : leader.late_reply;
+  if (!request.replicated_write || leader.slot != 0 || resp::is_error_reply(late)) return;
   GroupState& group = request.groups[leader.group];
   // A server that was stale when the write was planned got no copy: its resync was to bring
   // the write. If that resync cut over since, its peer did not have the write yet (its copy
@@ -671,7 +680,8 @@ void DataPath::send_second_stage(Request& request, GroupState& group, const Frag
   bool nothing_to_apply = false;
   if (request.cmd->name == "spop") {  // replicated by effect: what the leader popped
     std::vector<std::string_view> members;
-    if (leader.reply.starts_with("$-1") || leader.reply.starts_with("*0") || leader.reply.starts_with("*-1")) {
+    // (in either protocol: a RESP3 client's SPOP is answered in RESP3, a count's with a set)
+    if (resp::is_null_reply(leader.reply) || leader.reply.starts_with("*0") || leader.reply.starts_with("~0")) {
       nothing_to_apply = true;
     } else if (leader.reply.starts_with("$")) {
       members.push_back(leader.reply);
@@ -710,7 +720,7 @@ void DataPath::send_second_stage(Request& request, GroupState& group, const Frag
       continue;
     }
     f.state = Fragment::State::sent;
-    f.server->send(f, request.client != nullptr ? request.client->id() : 0);
+    send_fragment(request, f);
   }
 }
 

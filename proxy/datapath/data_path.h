@@ -64,6 +64,17 @@ class KeyMoves {
 
 class DataPath final : public RequestHandler, public ServerEvents {
  public:
+  // Where a client's requests go when it is in no transaction: here, or for a RESP3 client
+  // (HELLO 3) through resp3_entry_, which takes its bytes off the fast path first.
+  RequestHandler& handler_for(const ClientSession& client) {
+    return client.protocol() == 3 ? static_cast<RequestHandler&>(resp3_entry_) : *this;
+  }
+  // A RESP3 client's request: its bytes move to resp3_raw (see Request).
+  static void take_resp3_bytes(Request& request) {
+    request.resp3_raw = request.raw;
+    request.raw = {};
+  }
+
   DataPath(Worker& worker, Servers& servers, RequestPool& requests, ProxyStats& stats);
   ~DataPath();
   DataPath(const DataPath&) = delete;
@@ -89,8 +100,9 @@ class DataPath final : public RequestHandler, public ServerEvents {
   // transaction's EXEC; a watching client's command on its dedicated connection.
   bool classify_request(ClientSession& client, Request& request);
   void carry_out_request(ClientSession& client, Request& request);
-  void run_transaction(Request& request, uint32_t shard, bool writes, std::string_view block, uint32_t replies);
-  bool send_dedicated(Request& request, BackendConnection& connection, uint32_t replies, bool only_if_routed_there);
+  void run_transaction(Request& request, uint32_t shard, bool writes, std::string_view block, uint32_t replies,
+                       std::span<const std::string> keys);
+  void send_dedicated(Request& request, BackendConnection& connection, uint32_t replies);
   // EVALSHA of a known script becomes EVAL (queued commands too); EVAL bodies are remembered.
   void prepare_scripts(Request& request) { note_scripts(request); }
   bool keys_moving() const { return key_moves_ != nullptr && key_moves_->keys_moving(); }
@@ -120,6 +132,7 @@ class DataPath final : public RequestHandler, public ServerEvents {
   void release_if_finished(Request& request);
   BlockRef bytes_block(std::string_view bytes, std::string_view* view);
   void note_scripts(Request& request);
+  void send_fragment(Request& request, Fragment& fragment);
   void note_merged(Request& request);
   void merge(Request& request, uint32_t group_index, std::string_view reply);
 
@@ -139,6 +152,16 @@ class DataPath final : public RequestHandler, public ServerEvents {
   std::vector<std::string_view> rewritten_views_;
   std::vector<uint32_t> key_positions_;  // scratch of the permission check
   routing::ScriptBook scripts_;          // what EVAL and SCRIPT LOAD sent, for servers that lack it
+
+  struct Resp3Entry final : RequestHandler {
+    explicit Resp3Entry(DataPath& path) : path(path) {}
+    void dispatch(ClientSession& client, Request& request) override {
+      take_resp3_bytes(request);
+      path.dispatch(client, request);
+    }
+    DataPath& path;
+  };
+  Resp3Entry resp3_entry_{*this};
 };
 
 }  // namespace ringproxy::proxy

@@ -70,6 +70,19 @@ std::string auth_command(const conf::BackendAuth& auth) {
   return command;
 }
 
+std::string hello_command(const conf::BackendAuth& auth) {
+  std::string command;
+  const std::string_view with_auth[] = {"HELLO", "3", "AUTH", auth.username.empty() ? "default" : auth.username,
+                                        auth.password};
+  const std::string_view without[] = {"HELLO", "3"};
+  if (auth.password.empty()) {
+    resp::append_command(command, without);
+  } else {
+    resp::append_command(command, with_auth);
+  }
+  return command;
+}
+
 SideLink::SideLink(const ServerLogin& login, Worker& worker, void* data, ConnectCallback* on_connect,
                    DisconnectCallback* on_disconnect)
     : worker_(worker), login_(login), data_(data), on_connect_(on_connect), on_disconnect_(on_disconnect),

@@ -52,6 +52,8 @@ struct ServerLogin {
 // AUTH [username] password as RESP, what every connection to a server sends first (data
 // connections and side links alike).
 std::string auth_command(const conf::BackendAuth& auth);
+// HELLO 3, with AUTH when the server has a password (its user, or "default").
+std::string hello_command(const conf::BackendAuth& auth);
 
 class SideLink {
  public:

@@ -84,6 +84,9 @@ struct Request {
   Request* next = nullptr;          // the client's in-order queue
   BlockRef request_block;           // keeps `raw` and `args` alive
   std::string_view raw;             // the request exactly as the client sent it
+  // A RESP3 client's request: its bytes are here and `raw` is empty, which keeps it off the
+  // data path's fast path (its server may need HELLO 3 around it: DataPath::send_fragment).
+  std::string_view resp3_raw;
   std::vector<std::string_view> args;
   const routing::CommandInfo* cmd = nullptr;
   std::shared_ptr<const Topology> topology;  // the snapshot it was planned with

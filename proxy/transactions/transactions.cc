@@ -1,10 +1,13 @@
 #include "proxy/transactions/transactions.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
 #include "proxy/backend/backend_server.h"
 #include "routing/replication.h"
+#include "routing/resharding.h"
+#include "routing/resp/request_parser.h"
 #include "routing/resp/writer.h"
 #include "routing/transaction.h"
 
@@ -60,10 +63,11 @@ void Transactions::start(ClientSession& client, Request& request) {
 void Transactions::dispatch(ClientSession& client, Request& request) {
   auto it = states_.find(&client);
   if (it == states_.end()) {  // (not ours any more)
-    client.set_handler(&data_path_);
-    return data_path_.dispatch(client, request);
+    client.set_handler(&data_path_.handler_for(client));
+    return client.handler().dispatch(client, request);
   }
   State& state = it->second;
+  if (client.protocol() == 3) DataPath::take_resp3_bytes(request);  // as the data path's RESP3 entry does
   // Redis's queuing errors: an unknown command, a wrong arity or a refused one aborts the
   // transaction as well.
   if (!data_path_.classify_request(client, request)) {
@@ -78,7 +82,7 @@ void Transactions::dispatch(ClientSession& client, Request& request) {
     switch (decision.what) {
       case routing::InTransaction::exec: return exec(client, state, request);
       case routing::InTransaction::discard: return discard(client, state, request);
-      case routing::InTransaction::run_now:
+      case routing::InTransaction::run_now:  // QUIT (nothing is in flight on the connection)
         end(client, false);
         return data_path_.carry_out_request(client, request);
       case routing::InTransaction::error_only: return data_path_.reply_error(request, decision.error);
@@ -87,7 +91,7 @@ void Transactions::dispatch(ClientSession& client, Request& request) {
         return data_path_.reply_error(request, decision.error);
       case routing::InTransaction::queue:
         if (decision.shard) state.shard = decision.shard;
-        return queue(client, state, request);
+        return queue(state, request);
     }
     return;
   }
@@ -98,45 +102,72 @@ void Transactions::dispatch(ClientSession& client, Request& request) {
     return answer(request, kOk);
   }
   if (name == "watch") return watch(client, state, request);
-  if (name == "unwatch") return send_then_give_back(client, state, request, kUnwatch, 1);
+  if (name == "unwatch") {
+    replace_bytes(request, kUnwatch);
+    return on_connection(client, state, request, 1, true);
+  }
   if (name == "exec") return data_path_.reply_error(request, "ERR EXEC without MULTI");
   if (name == "discard") return data_path_.reply_error(request, "ERR DISCARD without MULTI");
-  if (name == "quit" || name == "reset") {
+  if (name == "quit") {
     end(client, false);
     return data_path_.carry_out_request(client, request);
   }
-  // Its commands for the watched server go behind the WATCH; the others as usual.
-  if (!watch_lost(state) && data_path_.send_dedicated(request, *state.connection, 1, true)) return;
-  data_path_.carry_out_request(client, request);
+  data_path_.carry_out_request(client, request);  // the usual way (the watch sees its writes)
 }
 
-void Transactions::queue(ClientSession&, State& state, Request& request) {
+void Transactions::queue(State& state, Request& request) {
   if (request.cmd->proxy_flags != 0) data_path_.prepare_scripts(request);  // EVALSHA -> EVAL
-  const routing::RoutingTable& table = *state.topology->table;
-  const bool replicated =
-      state.shard && table.shards()[*state.shard].replication.strategy != conf::ReplicationStrategy::none;
-  const size_t before = state.queued.size();
-  // On a replicated shard every server runs the transaction: relative expiry made absolute,
-  // as for any replicated write (and a replay later expires the key at the same moment).
-  if (replicated && routing::rewrite_relative_expiry(request.args, wall_ms(), rewritten_)) {
-    std::vector<std::string_view> views(rewritten_.begin(), rewritten_.end());
-    resp::append_command(state.queued, views);
-  } else if (request.raw.empty()) {  // inline request
-    resp::append_command(state.queued, request.args);
+  std::string command;
+  if (request.raw.empty()) {  // inline, or a RESP3 client's (its bytes: resp3_raw)
+    resp::append_command(command, request.args);
   } else {
-    state.queued.append(request.raw);
+    command.assign(request.raw);
   }
   const uint64_t limit = std::max<uint64_t>(64ull << 20, worker_.config().proxy.max_request_bytes);
-  if (state.queued.size() > limit) {
-    state.queued.resize(before);
+  if (state.queued_bytes + command.size() > limit) {
     state.aborted = true;
     return data_path_.reply_error(request, "ERR transaction too large: its queued commands exceed " +
                                                std::to_string(limit >> 20) + " MiB");
   }
-  ++state.queued_count;
+  state.queued_bytes += command.size();
+  state.commands.push_back(std::move(command));
+  for (uint32_t position : positions_) {  // (decide_queued's: this command's keys)
+    if (state.keys.size() < 100000 && std::find(state.keys.end() - std::min<size_t>(state.keys.size(), 64),
+                                                state.keys.end(), request.args[position]) == state.keys.end()) {
+      state.keys.emplace_back(request.args[position]);
+    }
+  }
   state.writes = state.writes || request.cmd->cls == routing::CommandClass::write ||
                  request.cmd->cls == routing::CommandClass::admin;
   answer(request, "+QUEUED\r\n");
+}
+
+// On a replicated shard every server runs the transaction: relative expiry is made absolute
+// as EXEC is sent (as for any replicated write), so a replay later expires the key at the same
+// moment, and a TTL counts from EXEC, as on one server.
+std::string Transactions::transaction_bytes(State& state) {
+  const routing::RoutingTable& table = *servers_.topology()->table;
+  const bool replicated = state.shard && *state.shard < table.shards().size() &&
+                          table.shards()[*state.shard].replication.strategy != conf::ReplicationStrategy::none;
+  std::string block;
+  block.reserve(kMulti.size() + state.queued_bytes + kExec.size());
+  block.append(kMulti);
+  const uint64_t now = wall_ms();
+  for (std::string& command : state.commands) {
+    resp::RequestParser parser;
+    if (replicated && parser.parse(command.data(), command.size()) == resp::ParseStatus::complete) {
+      std::vector<std::string_view> args;
+      for (resp::ArgRef arg : parser.args()) args.emplace_back(command.data() + arg.offset, arg.length);
+      if (routing::rewrite_relative_expiry(args, now, rewritten_)) {
+        std::vector<std::string_view> views(rewritten_.begin(), rewritten_.end());
+        resp::append_command(block, views);
+        continue;
+      }
+    }
+    block.append(command);
+  }
+  block.append(kExec);
+  return block;
 }
 
 void Transactions::exec(ClientSession& client, State& state, Request& request) {
@@ -147,34 +178,40 @@ void Transactions::exec(ClientSession& client, State& state, Request& request) {
   }
   if (state.server != nullptr && watch_lost(state)) {
     ++stats_.transactions[kWatchLost];
-    answer(request, "*-1\r\n");  // as if a watched key had changed: the client runs it again
+    answer(request, client.protocol() == 3 ? "_\r\n" : "*-1\r\n");  // as if a watched key had changed: retried
     return end(client, false);
   }
-  if (servers_.topology() != state.topology || data_path_.keys_moving()) {
+  // Checked against other shards than the ones keys now map to (a reload changed the ring).
+  if (!routing::same_ring(*state.topology->table, *servers_.topology()->table)) {
     ++stats_.transactions[kExecAbort];
     answer(request, "-EXECABORT Transaction discarded: the shards changed (a reload) while it was queued; run it "
                     "again\r\n");
     return end(client, false);
   }
   ++stats_.transactions[kExecuted];
-  std::string block;
-  block.reserve(kMulti.size() + state.queued.size() + kExec.size());
-  block.append(kMulti).append(state.queued).append(kExec);
-  const uint32_t replies = state.queued_count + 2;
-  if (state.server != nullptr) return send_then_give_back(client, state, request, block, replies);
-  if (state.queued_count == 0) {
+  const uint32_t replies = static_cast<uint32_t>(state.commands.size()) + 2;
+  if (state.server != nullptr) {
+    replace_bytes(request, transaction_bytes(state));
+    return on_connection(client, state, request, replies, true);
+  }
+  if (state.commands.empty()) {
     answer(request, "*0\r\n");
     return end(client, true);
   }
+  const std::string block = transaction_bytes(state);
   const uint32_t shard = state.shard.value_or(0);
   const bool writes = state.writes;
+  const std::vector<std::string> keys = std::move(state.keys);
   end(client, true);  // (the client's next requests go to the data path, behind this one)
-  data_path_.run_transaction(request, shard, writes, block, replies);
+  data_path_.run_transaction(request, shard, writes, block, replies, keys);
 }
 
 void Transactions::discard(ClientSession& client, State& state, Request& request) {
   ++stats_.transactions[kDiscarded];
-  if (state.server != nullptr) return send_then_give_back(client, state, request, kUnwatch, 1);  // +OK
+  if (state.server != nullptr) {  // UNWATCH's +OK is DISCARD's
+    replace_bytes(request, kUnwatch);
+    return on_connection(client, state, request, 1, true);
+  }
   answer(request, kOk);
   end(client, true);
 }
@@ -186,37 +223,34 @@ void Transactions::watch(ClientSession& client, State& state, Request& request) 
     const routing::ShardEntry& shard = state.topology->table->shards()[*decision.shard];
     BackendServer* server = servers_.servers()[shard.servers.front()].get();
     std::string error;
-    BackendConnection* connection = server->take_dedicated(error);
+    BackendConnection* connection = server->take_dedicated(error, client.protocol() == 3);
     if (connection == nullptr) return data_path_.reply_error(request, error);
     state.server = server;
     state.connection = connection;
     state.connection_failures = connection->failures();
     state.watched_shard = decision.shard;
-    // The first WATCH waits for the client's earlier requests (on the shared connection) to
-    // be answered: the watch then sees their effects, and nothing of the client overtakes.
-    if (client.wait_for_replies(&request)) return;  // on_replies_written() sends it
   }
-  data_path_.send_dedicated(request, *state.connection, 1, false);
+  on_connection(client, state, request, 1, false);
 }
 
-void Transactions::send_then_give_back(ClientSession& client, State& state, Request& request, std::string_view bytes,
-                                       uint32_t replies) {
-  replace_bytes(request, bytes);
-  state.giving_back = true;
-  data_path_.send_dedicated(request, *state.connection, replies, false);
-  // Given back once everything sent on it is answered: what the client sends next goes to
-  // the shared connections again, after it.
-  if (!client.wait_for_replies(nullptr)) end(client, true);
+void Transactions::on_connection(ClientSession& client, State& state, Request& request, uint32_t replies,
+                                 bool give_back) {
+  state.lease_replies = replies;
+  state.giving_back = give_back;
+  if (client.wait_for_replies(&request)) return;  // on_replies_written() sends it
+  send_on_connection(client, state, request);
+}
+
+void Transactions::send_on_connection(ClientSession& client, State& state, Request& request) {
+  data_path_.send_dedicated(request, *state.connection, state.lease_replies);
+  client.wait_for_replies(nullptr);  // (it is in the queue: this waits)
 }
 
 void Transactions::on_replies_written(ClientSession& client, Request* waited) {
   auto it = states_.find(&client);
   if (it == states_.end()) return;
   State& state = it->second;
-  if (waited != nullptr) {  // the first WATCH's turn
-    data_path_.send_dedicated(*waited, *state.connection, 1, false);
-    return;
-  }
+  if (waited != nullptr) return send_on_connection(client, state, *waited);
   if (state.giving_back) end(client, true);
 }
 
@@ -234,7 +268,7 @@ void Transactions::end(ClientSession& client, bool clean) {
   State& state = it->second;
   if (state.server != nullptr) state.server->give_back_dedicated(state.connection, clean && !watch_lost(state));
   states_.erase(it);
-  client.set_handler(&data_path_);
+  client.set_handler(&data_path_.handler_for(client));
 }
 
 }  // namespace ringproxy::proxy

@@ -9,9 +9,11 @@
 //              other requests, replicated like one write; the client gets EXEC's reply
 //   DISCARD    the queue is dropped
 //   WATCH      the client takes a dedicated connection to its shard's server (a bounded pool
-//              per server) and WATCH runs there, after the client's earlier requests; until
-//              EXEC, DISCARD or UNWATCH its commands for that server go there too, EXEC with
-//              them; once those are answered the connection goes back to the pool clean
+//              per server) and WATCH runs there; its other commands go the usual way, and
+//              EXEC, DISCARD or UNWATCH on the dedicated connection, after which it goes back
+//              to the pool clean. Each request on it waits for the client's earlier replies,
+//              and the client's next requests for its reply: nothing overtakes across the two
+//              connections (a watcher's pipeline waits a round trip at WATCH and EXEC)
 //
 // A WATCH whose connection failed (the server restarted, a reload removed it) cannot be
 // honoured: EXEC answers nil without running anything, as redis does when a watched key
@@ -56,8 +58,9 @@ class Transactions final : public RequestHandler {
     bool aborted = false;                 // a queuing error: EXEC answers -EXECABORT
     bool writes = false;                  // some queued command writes
     std::optional<uint32_t> shard;        // where the queued commands' keys are
-    std::string queued;                   // the queued commands, as they will be sent
-    uint32_t queued_count = 0;
+    std::vector<std::string> commands;    // the queued commands, as the client sent them
+    size_t queued_bytes = 0;
+    std::vector<std::string> keys;        // their keys (a migration parks EXEC until they moved)
     std::shared_ptr<const Topology> topology;  // the shards the queue was checked against
     // WATCH: the dedicated connection, and how many times it had failed when taken (a
     // failure since: the server forgot the WATCH).
@@ -65,16 +68,22 @@ class Transactions final : public RequestHandler {
     BackendServer* server = nullptr;
     BackendConnection* connection = nullptr;
     uint64_t connection_failures = 0;
+    uint32_t lease_replies = 1;           // what the request waiting to go on it expects
     bool giving_back = false;             // EXEC, DISCARD or UNWATCH sent on it
   };
 
-  void queue(ClientSession& client, State& state, Request& request);
+  void queue(State& state, Request& request);
   void exec(ClientSession& client, State& state, Request& request);
   void discard(ClientSession& client, State& state, Request& request);
   void watch(ClientSession& client, State& state, Request& request);
-  // Sends the request on the watch's connection; after it, the connection goes back.
-  void send_then_give_back(ClientSession& client, State& state, Request& request, std::string_view bytes,
-                           uint32_t replies);
+  // MULTI, the queued commands (a replicated shard's relative expiry made absolute now) and EXEC.
+  std::string transaction_bytes(State& state);
+  // A request for the dedicated connection: sent once the client's earlier requests are
+  // answered, and nothing after it is handed on before it is answered (so nothing of the
+  // client's on the shared connections overtakes it, or is overtaken). `give_back`: the
+  // connection goes back then (EXEC, DISCARD, UNWATCH).
+  void on_connection(ClientSession& client, State& state, Request& request, uint32_t replies, bool give_back);
+  void send_on_connection(ClientSession& client, State& state, Request& request);
   bool watch_lost(const State& state) const;
   // The transaction is over: the connection goes back (`clean`: the server holds nothing
   // for it), the client's requests go to the data path again.
@@ -88,7 +97,6 @@ class Transactions final : public RequestHandler {
   std::unordered_map<const ClientSession*, State> states_;
   std::vector<uint32_t> positions_;  // scratch
   std::vector<std::string> rewritten_;
-  std::string scratch_;
 };
 
 }  // namespace ringproxy::proxy

@@ -64,6 +64,11 @@ ParseStatus ReplyScanner::scan(const char* data, size_t len) {
     switch (type) {
       case '+':
       case '-':
+      // RESP3 (a HELLO 3 client's servers): null, double, big number, boolean: one line each.
+      case '_':
+      case ',':
+      case '(':
+      case '#':
         break;
       case ':':
         if (!is_integer(data + pos_ + 1, data + cr)) {
@@ -71,7 +76,9 @@ ParseStatus ReplyScanner::scan(const char* data, size_t len) {
           return ParseStatus::error;
         }
         break;
-      case '$': {
+      case '$':
+      case '=':    // RESP3 verbatim string
+      case '!': {  // RESP3 blob error
         int64_t n;
         if (!parse_length(data + pos_ + 1, data + cr, &n)) {
           error_ = "invalid bulk length in reply";
@@ -88,13 +95,22 @@ ParseStatus ReplyScanner::scan(const char* data, size_t len) {
         }
         break;
       }
-      case '*': {
+      case '*':
+      case '~':    // RESP3 set
+      case '>':    // RESP3 push
+      case '%':    // RESP3 map: a key and a value per entry
+      case '|': {  // RESP3 attribute: a map, then the value it describes (not counted itself)
         int64_t n;
         if (!parse_length(data + pos_ + 1, data + cr, &n)) {
           error_ = "invalid multibulk length in reply";
           return ParseStatus::error;
         }
-        if (n > 0) children = static_cast<uint64_t>(n);
+        if (n > static_cast<int64_t>(UINT64_MAX / 4)) {
+          error_ = "multibulk length too large in reply";
+          return ParseStatus::error;
+        }
+        if (n > 0) children = static_cast<uint64_t>(n) * (type == '%' || type == '|' ? 2 : 1);
+        if (type == '|') ++children;
         if (children > UINT64_MAX - (remaining_ - 1)) {  // the count would wrap: no real reply is this big
           error_ = "multibulk length too large in reply";
           return ParseStatus::error;
@@ -130,7 +146,7 @@ std::optional<std::string_view> bulk_string_reply(std::string_view reply) {
 
 bool split_array_reply(std::string_view reply, std::vector<std::string_view>& elements) {
   elements.clear();
-  if (reply.empty() || reply[0] != '*') return false;
+  if (reply.empty() || (reply[0] != '*' && reply[0] != '~')) return false;  // (a RESP3 set too)
   size_t cr = find_crlf(reply.data(), reply.size(), 1);
   int64_t n;
   if (cr == std::string_view::npos || !parse_length(reply.data() + 1, reply.data() + cr, &n)) return false;

@@ -1,4 +1,4 @@
-// Frames RESP2 replies from a backend without copying or allocating per reply: it only
+// Frames RESP2 and RESP3 replies from a backend without copying or allocating per reply: it only
 // finds where each reply ends. Resumable like RequestParser: a reply split across reads is
 // scanned once, not from its start on every read.
 //
@@ -39,6 +39,10 @@ class ReplyScanner {
 
 // A complete reply, for reducers.
 inline bool is_error_reply(std::string_view reply) { return !reply.empty() && reply[0] == '-'; }
+// A null in either protocol: RESP2's $-1 and *-1, RESP3's _.
+inline bool is_null_reply(std::string_view reply) {
+  return reply == "$-1\r\n" || reply == "*-1\r\n" || reply == "_\r\n";
+}
 inline bool is_ok_reply(std::string_view reply) { return reply == "+OK\r\n"; }
 std::optional<int64_t> integer_reply(std::string_view reply);
 // A complete bulk string reply's payload ($<n>\r\n<payload>\r\n); nullopt for anything else.

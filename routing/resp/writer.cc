@@ -52,4 +52,13 @@ void append_command(std::string& out, std::span<const std::string_view> args) {
   for (std::string_view arg : args) append_bulk(out, arg);
 }
 
+void append_null(std::string& out, int protocol) { out.append(protocol == 3 ? "_\r\n" : "$-1\r\n"); }
+
+void append_map_header(std::string& out, size_t pairs, int protocol) {
+  if (protocol != 3) return append_array_header(out, pairs * 2);
+  out.push_back('%');
+  out.append(std::to_string(pairs));
+  out.append("\r\n");
+}
+
 }  // namespace ringproxy::resp
