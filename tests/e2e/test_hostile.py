@@ -660,7 +660,7 @@ class LocalCommandsTest(ClusterTestCase):
 
     def test_select_hello_client_proxy_edges(self):
         replies = self.exchange(("SELECT", "0"), ("SELECT", "abc"), ("SELECT", ""), ("SELECT", "1"),
-                                ("HELLO",), ("HELLO", "3"), ("HELLO", "x"), ("HELLO", "2", "SETNAME"),
+                                ("HELLO",), ("HELLO", "4"), ("HELLO", "x"), ("HELLO", "2", "SETNAME"),
                                 ("CLIENT", "SETNAME", "a b"), ("CLIENT", "SETNAME", "ok"), ("CLIENT", "GETNAME"),
                                 ("PROXY", "route"), ("PROXY", "nope"), ("PROXY", "ROUTE", ""), ("PROXY", "help"),
                                 ("CLIENT", "nope"), ("COMMAND", "INFO", "get", "nosuch", ""), ("ECHO", "x"))
