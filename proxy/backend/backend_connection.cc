@@ -30,7 +30,7 @@ BackendConnection::~BackendConnection() {
   for (WriteBatch* batch : spare_batches_) delete batch;
 }
 
-void BackendConnection::enqueue(Fragment* fragment) {
+inline void BackendConnection::push(Fragment* fragment) {
   fragment->sent_at_ms = server_.worker().now_ms();
   queue_.push_back(fragment);
   ++unsent_;
@@ -40,6 +40,10 @@ void BackendConnection::enqueue(Fragment* fragment) {
   }
   if (state_ == State::connected && !dirty) server_.worker().flush_to_server(this);
 }
+
+// (One caller each, so that BackendServer::send keeps enqueue inlined.)
+void BackendConnection::enqueue(Fragment* fragment) { push(fragment); }
+void BackendConnection::enqueue_dedicated(Fragment* fragment) { push(fragment); }
 
 void BackendConnection::connect() {
   if (state_ != State::disconnected) return;

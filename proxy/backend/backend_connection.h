@@ -43,7 +43,8 @@ class BackendConnection final : public Flushable {
   BackendConnection(BackendServer& server, uint32_t index, bool resp3 = false);
   ~BackendConnection();
 
-  void enqueue(Fragment* fragment);
+  void enqueue(Fragment* fragment);            // (BackendServer::send's, inlined there)
+  void enqueue_dedicated(Fragment* fragment);  // the same, for a dedicated connection
   void connect();
   void on_name_resolved();                        // a connection waiting for the name goes on (or fails)
   void flush() override;                          // writes queued fragments (once per iteration)
@@ -90,6 +91,7 @@ class BackendConnection final : public Flushable {
   static void on_write(uv_write_t* req, int status);
   static void on_close(uv_handle_t* handle);
 
+  [[gnu::always_inline]] inline void push(Fragment* fragment);
   void open_socket();
   void after_connect();
   void start_tls();

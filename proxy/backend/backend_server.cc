@@ -116,22 +116,17 @@ void BackendServer::send(Fragment& fragment, uint64_t client_id) {
 // the server shares (their order is the servers' order), between HELLO 3 and HELLO 2: it gets
 // its reply in RESP3, and the connection is RESP2 again for what follows.
 void BackendServer::send_in_resp3(Fragment& fragment, uint32_t slot) {
-  BackendConnection& connection = *connections_[slot % (connections_.size() / 2)];
+  const uint32_t resp2_slot = slot % static_cast<uint32_t>(connections_.size() / 2);
   static constexpr std::string_view kHello3 = "*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n";
   static constexpr std::string_view kHello2 = "*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n";
   auto switch_to = [&](std::string_view hello) {
     Fragment& f = switching_.emplace_back();
-    f.server = this;
     f.bytes = hello;
     f.state = Fragment::State::sent;
-    servers_.count_pending(index_, 1);
-    connection.enqueue(&f);
+    send(f, resp2_slot);
   };
   switch_to(kHello3);
-  fragment.server = this;
-  ++requests_;
-  servers_.count_pending(index_, 1);
-  connection.enqueue(&fragment);
+  send(fragment, resp2_slot);
   switch_to(kHello2);
 }
 
@@ -193,7 +188,7 @@ void BackendServer::send_dedicated(Fragment& fragment, BackendConnection& connec
   fragment.server = this;
   ++requests_;
   servers_.count_pending(index_, 1);
-  connection.enqueue(&fragment);
+  connection.enqueue_dedicated(&fragment);
 }
 
 void BackendServer::on_success() { consecutive_failures_ = 0; }

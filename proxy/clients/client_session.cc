@@ -110,7 +110,7 @@ std::string ClientSession::peer() const {
   return std::string(host) + ":" + std::to_string(port);
 }
 
-void ClientSession::resume_reading() {
+[[gnu::always_inline]] inline void ClientSession::resume_reading() {
   if (reading_ || closing_ || stop_parsing_) return;
   reading_ = true;
   if (tls_ != nullptr) {
@@ -266,7 +266,10 @@ void ClientSession::parse_requests() {
     if (tail_ != nullptr) tail_->next = request; else head_ = request;
     tail_ = request;
     ++pending_;
-    if (inline_request) request->raw = {};  // servers get a multibulk rebuilt from args
+    if (inline_request) {  // servers get a multibulk rebuilt from args
+      request->raw = {};
+      request->resp3_raw = {};
+    }
     handler_->dispatch(*this, *request);
   }
   if (pending_ >= max_pending) pause_reading();

@@ -124,8 +124,6 @@ class ClientSession final : public Flushable {
   Clients& clients_;
   Worker& worker_;
   uint64_t id_;
-  uint32_t backend_slot_ = 0;
-  int protocol_ = 2;
   uv_tcp_t handle_{};
   ReadBuffer input_;
   resp::RequestParser parser_;
@@ -145,8 +143,6 @@ class ClientSession final : public Flushable {
   // while wait_for_replies() waits, for a while.
   static constexpr uint8_t kStopForGood = 1, kStopWaiting = 2;
   uint8_t stop_parsing_ = 0;
-  RequestHandler* handler_;
-  Request* waited_ = nullptr;
   bool close_when_written_ = false;  // close_after_replies() with nothing queued but writes out
   uint32_t writes_in_flight_ = 0;
   std::vector<WriteBatch*> spare_batches_;  // at most one per write in flight
@@ -154,6 +150,11 @@ class ClientSession final : public Flushable {
   bool tls_counted_ = false;                // its handshake finished (counted, in the gauge)
   bool tls_heard_ = false;                  // it sent something (else a close is a TCP probe's)
   uint64_t accepted_ms_ = 0;
+  // (Last: the fields above keep the layout the hot path was measured with.)
+  RequestHandler* handler_;
+  Request* waited_ = nullptr;
+  uint32_t backend_slot_ = 0;
+  int protocol_ = 2;
 };
 
 }  // namespace ringproxy::proxy

@@ -7,7 +7,6 @@ void Request::recycle() {
   next = nullptr;
   request_block.reset();
   raw = {};
-  resp3_raw = {};
   args.clear();
   cmd = nullptr;
   top_cmd = nullptr;

@@ -46,7 +46,6 @@ struct Fragment {
   // transaction's MULTI ... EXEC: its reply is all of theirs, one after the other).
   static constexpr uint8_t kSettled = 1, kSeveralReplies = 2;
   uint8_t unusual = 0;
-  uint32_t more_replies = 0;        // kSeveralReplies: how many follow the first
   bool settled() const { return (unusual & kSettled) != 0; }
   void settle() { unusual |= kSettled; }
   void expect_replies(uint32_t count) {
@@ -63,6 +62,8 @@ struct Fragment {
   uint64_t sent_at_ms = 0;
   uint64_t sent_ns = 0;             // when it was written (metrics on), for the server's latency
   bool done = false;
+  uint32_t more_replies = 0;        // kSeveralReplies: how many follow the first (here: in the
+                                    // padding, so a Fragment is no larger than it was)
 };
 
 // A shard's part of a request (see routing::PlannedGroup).
@@ -86,6 +87,8 @@ struct Request {
   std::string_view raw;             // the request exactly as the client sent it
   // A RESP3 client's request: its bytes are here and `raw` is empty, which keeps it off the
   // data path's fast path (its server may need HELLO 3 around it: DataPath::send_fragment).
+  // Not reset by recycle(): set for every request whose `raw` is empty (an inline request's
+  // is empty too), so that the hot path pays nothing for it.
   std::string_view resp3_raw;
   std::vector<std::string_view> args;
   const routing::CommandInfo* cmd = nullptr;

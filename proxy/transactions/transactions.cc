@@ -7,7 +7,6 @@
 #include "proxy/backend/backend_server.h"
 #include "routing/replication.h"
 #include "routing/resharding.h"
-#include "routing/resp/request_parser.h"
 #include "routing/resp/writer.h"
 #include "routing/transaction.h"
 
@@ -130,7 +129,11 @@ void Transactions::queue(State& state, Request& request) {
                                                std::to_string(limit >> 20) + " MiB");
   }
   state.queued_bytes += command.size();
-  state.commands.push_back(std::move(command));
+  State::Queued& queued = state.commands.emplace_back();
+  queued.bytes = std::move(command);
+  if (routing::rewrite_relative_expiry(request.args, 0, rewritten_)) {  // (its arguments, for EXEC)
+    queued.args.assign(request.args.begin(), request.args.end());
+  }
   for (uint32_t position : positions_) {  // (decide_queued's: this command's keys)
     if (state.keys.size() < 100000 && std::find(state.keys.end() - std::min<size_t>(state.keys.size(), 64),
                                                 state.keys.end(), request.args[position]) == state.keys.end()) {
@@ -145,7 +148,7 @@ void Transactions::queue(State& state, Request& request) {
 // On a replicated shard every server runs the transaction: relative expiry is made absolute
 // as EXEC is sent (as for any replicated write), so a replay later expires the key at the same
 // moment, and a TTL counts from EXEC, as on one server.
-std::string Transactions::transaction_bytes(State& state) {
+std::string Transactions::transaction_bytes(const State& state) {
   const routing::RoutingTable& table = *servers_.topology()->table;
   const bool replicated = state.shard && *state.shard < table.shards().size() &&
                           table.shards()[*state.shard].replication.strategy != conf::ReplicationStrategy::none;
@@ -153,18 +156,16 @@ std::string Transactions::transaction_bytes(State& state) {
   block.reserve(kMulti.size() + state.queued_bytes + kExec.size());
   block.append(kMulti);
   const uint64_t now = wall_ms();
-  for (std::string& command : state.commands) {
-    resp::RequestParser parser;
-    if (replicated && parser.parse(command.data(), command.size()) == resp::ParseStatus::complete) {
-      std::vector<std::string_view> args;
-      for (resp::ArgRef arg : parser.args()) args.emplace_back(command.data() + arg.offset, arg.length);
+  for (const State::Queued& command : state.commands) {
+    if (replicated && !command.args.empty()) {
+      const std::vector<std::string_view> args(command.args.begin(), command.args.end());
       if (routing::rewrite_relative_expiry(args, now, rewritten_)) {
-        std::vector<std::string_view> views(rewritten_.begin(), rewritten_.end());
+        const std::vector<std::string_view> views(rewritten_.begin(), rewritten_.end());
         resp::append_command(block, views);
         continue;
       }
     }
-    block.append(command);
+    block.append(command.bytes);
   }
   block.append(kExec);
   return block;

@@ -58,7 +58,11 @@ class Transactions final : public RequestHandler {
     bool aborted = false;                 // a queuing error: EXEC answers -EXECABORT
     bool writes = false;                  // some queued command writes
     std::optional<uint32_t> shard;        // where the queued commands' keys are
-    std::vector<std::string> commands;    // the queued commands, as the client sent them
+    struct Queued {
+      std::string bytes;                  // as the client sent it
+      std::vector<std::string> args;      // a relative expiry's command: made absolute at EXEC
+    };
+    std::vector<Queued> commands;
     size_t queued_bytes = 0;
     std::vector<std::string> keys;        // their keys (a migration parks EXEC until they moved)
     std::shared_ptr<const Topology> topology;  // the shards the queue was checked against
@@ -77,7 +81,7 @@ class Transactions final : public RequestHandler {
   void discard(ClientSession& client, State& state, Request& request);
   void watch(ClientSession& client, State& state, Request& request);
   // MULTI, the queued commands (a replicated shard's relative expiry made absolute now) and EXEC.
-  std::string transaction_bytes(State& state);
+  std::string transaction_bytes(const State& state);
   // A request for the dedicated connection: sent once the client's earlier requests are
   // answered, and nothing after it is handed on before it is answered (so nothing of the
   // client's on the shared connections overtakes it, or is overtaken). `give_back`: the

@@ -53,6 +53,55 @@ void ReplyScanner::reset() {
   error_ = {};
 }
 
+// One RESP3 header at pos_ (`cr`: its CR): where the value ends and how many values it holds.
+// (By value: references would keep scan()'s locals out of registers.)
+[[gnu::cold, gnu::noinline]] ReplyScanner::Header ReplyScanner::scan_resp3(char type, const char* data, size_t len,
+                                                                           size_t cr) {
+  size_t next = cr + 2;
+  switch (type) {
+    case '_':  // null
+    case ',':  // double
+    case '(':  // big number
+    case '#':  // boolean
+      return {ParseStatus::complete, next, 0};
+    case '=':    // verbatim string
+    case '!': {  // blob error
+      int64_t n;
+      if (!parse_length(data + pos_ + 1, data + cr, &n) || n < 0) {
+        error_ = "invalid blob length in reply";
+        return {ParseStatus::error, next, 0};
+      }
+      next += static_cast<size_t>(n) + 2;
+      needed_ = next;
+      if (len < next) return {ParseStatus::incomplete, next, 0};  // resume at this header
+      if (data[next - 2] != '\r' || data[next - 1] != '\n') {
+        error_ = "blob reply not terminated by CRLF";
+        return {ParseStatus::error, next, 0};
+      }
+      return {ParseStatus::complete, next, 0};
+    }
+    case '~':    // set
+    case '>':    // push
+    case '%':    // map: a key and a value per entry
+    case '|': {  // attribute: a map, then the value it describes (not counted itself)
+      int64_t n;
+      if (!parse_length(data + pos_ + 1, data + cr, &n) || n < 0 || n > static_cast<int64_t>(UINT64_MAX / 4)) {
+        error_ = "invalid aggregate length in reply";
+        return {ParseStatus::error, next, 0};
+      }
+      const uint64_t children = static_cast<uint64_t>(n) * (type == '%' || type == '|' ? 2 : 1) + (type == '|' ? 1 : 0);
+      if (children > UINT64_MAX - (remaining_ - 1)) {
+        error_ = "multibulk length too large in reply";
+        return {ParseStatus::error, next, 0};
+      }
+      return {ParseStatus::complete, next, children};
+    }
+    default:
+      error_ = "unknown reply type byte";
+      return {ParseStatus::error, next, 0};
+  }
+}
+
 ParseStatus ReplyScanner::scan(const char* data, size_t len) {
   while (remaining_ > 0) {
     if (pos_ >= len) return ParseStatus::incomplete;
@@ -64,11 +113,6 @@ ParseStatus ReplyScanner::scan(const char* data, size_t len) {
     switch (type) {
       case '+':
       case '-':
-      // RESP3 (a HELLO 3 client's servers): null, double, big number, boolean: one line each.
-      case '_':
-      case ',':
-      case '(':
-      case '#':
         break;
       case ':':
         if (!is_integer(data + pos_ + 1, data + cr)) {
@@ -76,9 +120,7 @@ ParseStatus ReplyScanner::scan(const char* data, size_t len) {
           return ParseStatus::error;
         }
         break;
-      case '$':
-      case '=':    // RESP3 verbatim string
-      case '!': {  // RESP3 blob error
+      case '$': {
         int64_t n;
         if (!parse_length(data + pos_ + 1, data + cr, &n)) {
           error_ = "invalid bulk length in reply";
@@ -95,31 +137,26 @@ ParseStatus ReplyScanner::scan(const char* data, size_t len) {
         }
         break;
       }
-      case '*':
-      case '~':    // RESP3 set
-      case '>':    // RESP3 push
-      case '%':    // RESP3 map: a key and a value per entry
-      case '|': {  // RESP3 attribute: a map, then the value it describes (not counted itself)
+      case '*': {
         int64_t n;
         if (!parse_length(data + pos_ + 1, data + cr, &n)) {
           error_ = "invalid multibulk length in reply";
           return ParseStatus::error;
         }
-        if (n > static_cast<int64_t>(UINT64_MAX / 4)) {
-          error_ = "multibulk length too large in reply";
-          return ParseStatus::error;
-        }
-        if (n > 0) children = static_cast<uint64_t>(n) * (type == '%' || type == '|' ? 2 : 1);
-        if (type == '|') ++children;
+        if (n > 0) children = static_cast<uint64_t>(n);
         if (children > UINT64_MAX - (remaining_ - 1)) {  // the count would wrap: no real reply is this big
           error_ = "multibulk length too large in reply";
           return ParseStatus::error;
         }
         break;
       }
-      default:
-        error_ = "unknown reply type byte";
-        return ParseStatus::error;
+      default: {  // RESP3's types (a HELLO 3 client's servers), out of RESP2's way
+        const Header header = scan_resp3(type, data, len, cr);
+        if (header.status != ParseStatus::complete) return header.status;
+        next = header.next;
+        children = header.children;
+        break;
+      }
     }
     pos_ = next;
     remaining_ = remaining_ - 1 + children;

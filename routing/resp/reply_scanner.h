@@ -29,6 +29,13 @@ class ReplyScanner {
   void expect_more(uint64_t count) { remaining_ += count; }
 
  private:
+  struct Header {
+    ParseStatus status;
+    size_t next;        // where the value (or its first child) starts
+    uint64_t children;  // the values it holds
+  };
+  Header scan_resp3(char type, const char* data, size_t len, size_t cr);
+
   size_t pos_ = 0;
   size_t needed_ = 0;
   // Values still expected before the reply is complete, all nesting levels together: a
