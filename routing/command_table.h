@@ -91,6 +91,9 @@ enum ProxyFlag : uint8_t {
   kProxyWholeKeyspace = 1u << 4,
   // MULTI EXEC DISCARD WATCH UNWATCH: local, answered by the transactions (transaction.h).
   kProxyTransaction = 1u << 5,
+  // XADD (and the proxy's EXEC of a transaction that holds one): on a replicated shard one
+  // server runs it first, and the others get what it did: the stream ID it chose for '*'.
+  kProxyLeads = 1u << 6,
 };
 
 // Where the key specs fall short, find_key_positions parses the command's options by hand,
@@ -179,6 +182,12 @@ extern const std::span<const CommandInfo> kCommands;
 // The longest top-level name, and the longest subcommand name (the part after '|').
 extern const size_t kMaxCommandNameLength;
 extern const size_t kMaxSubcommandNameLength;
+// The redis-server the table was generated from.
+extern const std::string_view kRedisVersion;
 }  // namespace detail
+
+// The redis version whose commands the proxy knows (INFO's redis_version: what clients such
+// as RQ check features against).
+inline std::string_view redis_version() { return detail::kRedisVersion; }
 
 }  // namespace ringproxy::routing

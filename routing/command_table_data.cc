@@ -1287,8 +1287,8 @@ constexpr CommandInfo kCommandTable[] = {
     {.name = "xack", .arity = -4, .redis_flags = kFlagWrite | kFlagFast, .first_key = 1,
      .last_key = 1, .key_step = 1, .key_specs = specs(162, 1), .cls = C::write},
     {.name = "xadd", .arity = -5, .redis_flags = kFlagWrite | kFlagDenyoom | kFlagFast,
-     .first_key = 1, .last_key = 1, .key_step = 1, .key_specs = specs(163, 1),
-     .cls = C::write},
+     .first_key = 1, .last_key = 1, .key_step = 1, .key_specs = specs(163, 1), .cls = C::write,
+     .proxy_flags = kProxyLeads},
     {.name = "xautoclaim", .arity = -6, .redis_flags = kFlagWrite | kFlagFast, .first_key = 1,
      .last_key = 1, .key_step = 1, .key_specs = specs(164, 1), .cls = C::write},
     {.name = "xclaim", .arity = -6, .redis_flags = kFlagWrite | kFlagFast, .first_key = 1,
@@ -1396,5 +1396,6 @@ constexpr CommandInfo kCommandTable[] = {
 constinit const std::span<const CommandInfo> kCommands{kCommandTable};
 constinit const size_t kMaxCommandNameLength = 20;
 constinit const size_t kMaxSubcommandNameLength = 21;
+constinit const std::string_view kRedisVersion = "7.0.15";
 
 }  // namespace ringproxy::routing::detail

@@ -35,8 +35,10 @@ bool runs_code(const CommandInfo& cmd) {
 [[gnu::cold, gnu::noinline]] void plan_keyless_code(const CommandInfo& cmd, std::span<const std::string_view> args,
                                                     const RoutingTable& table, Health health, Plan& out);
 
-// SPOP picks at random: one server executes it, the others get its effect (SREM).
-bool picks_at_random(const CommandInfo& cmd) { return cmd.name == "spop"; }
+// SPOP picks at random: one server executes it, the others get its effect (SREM). XADD's '*'
+// and a transaction with one, or with a WATCH (transaction.h): one server first, the others get
+// what it chose, or nothing if its watch fired.
+bool picks_at_random(const CommandInfo& cmd) { return cmd.name == "spop" || cmd.has_proxy_flag(kProxyLeads); }
 
 void push_group(Plan& out, uint32_t shard, uint32_t keys_begin, uint32_t keys_end, AckRule rule) {
   const uint32_t first = static_cast<uint32_t>(out.fragments.size());
@@ -326,6 +328,16 @@ uint32_t server_check(const RoutingTable& table, const PlanScratch& scratch, uin
 }
 
 }  // namespace
+
+std::optional<uint32_t> write_leader(const ShardEntry& shard, Health health) {
+  const bool primary_replica = shard.replication.strategy == conf::ReplicationStrategy::primary_replica;
+  if (primary_replica && health.is_usable(shard.servers.front())) return shard.servers.front();
+  if (primary_replica && shard.replication.on_primary_down == conf::PrimaryDown::fail) return std::nullopt;
+  for (uint32_t server : shard.servers) {
+    if (health.is_usable(server)) return server;
+  }
+  return std::nullopt;
+}
 
 void Plan::clear() {
   kind = PlanKind::reject;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -110,5 +111,10 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
 
 // (A transaction's EXEC, transaction.h, is planned by plan() as well: its arguments name the
 // shard, and it is one group there, by the shard's replication, of kind transaction.)
+
+// The server of a replicated shard that applies a write first when one must lead (SPOP, a
+// watched transaction): the primary (primary-replica), the first live server otherwise or
+// when the primary is not live and on_primary_down = promote; none when writes would fail.
+std::optional<uint32_t> write_leader(const ShardEntry& shard, Health health);
 
 }  // namespace ringproxy::routing

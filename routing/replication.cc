@@ -1,7 +1,10 @@
 #include "routing/replication.h"
 
-#include <charconv>
 #include <strings.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
 
 namespace ringproxy::routing {
 
@@ -203,6 +206,30 @@ bool rewrite_relative_expiry(std::span<const std::string_view> args, uint64_t no
     return true;
   }
   return false;
+}
+
+std::optional<size_t> xadd_auto_id(std::span<const std::string_view> args) {
+  auto is = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) == y;
+           });
+  };
+  if (args.size() < 3 || !is(args[0], "xadd")) return std::nullopt;
+  size_t i = 2;
+  while (i < args.size()) {
+    if (is(args[i], "nomkstream")) {
+      ++i;
+    } else if (is(args[i], "maxlen") || is(args[i], "minid")) {
+      ++i;
+      if (i < args.size() && (args[i] == "=" || args[i] == "~")) ++i;
+      ++i;  // the threshold
+      if (i + 1 < args.size() && is(args[i], "limit")) i += 2;
+    } else {
+      break;
+    }
+  }
+  if (i < args.size() && args[i] == "*") return i;
+  return std::nullopt;
 }
 
 }  // namespace ringproxy::routing

@@ -79,4 +79,8 @@ size_t repair_winner(conf::ReplicationStrategy strategy, std::span<const std::op
 bool rewrite_relative_expiry(std::span<const std::string_view> args, uint64_t now_ms,
                              std::vector<std::string>& out);
 
+// XADD's ID argument when it is '*' (the server picks it: each server would pick its own), past
+// NOMKSTREAM and MAXLEN/MINID [=|~] threshold [LIMIT count]; none otherwise.
+std::optional<size_t> xadd_auto_id(std::span<const std::string_view> args);
+
 }  // namespace ringproxy::routing

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "routing/keys.h"
+#include "routing/replication.h"
 #include "routing/resp/reply_scanner.h"
 #include "routing/resp/writer.h"
 
@@ -29,6 +30,15 @@ constexpr KeySpec kTransactionKeys[] = {
 const CommandInfo kTransactionWrite{.name = "exec", .arity = -4, .redis_flags = kFlagNoMandatoryKeys,
                                     .key_specs = kTransactionKeys, .cls = CommandClass::write,
                                     .fanout = Fanout::transaction, .merge = Merge::transaction};
+// A transaction with WATCH on a replicated shard: it leads (picks_at_random in planner.cc).
+const CommandInfo kTransactionWatched{.name = "exec", .arity = -4, .redis_flags = kFlagNoMandatoryKeys,
+                                      .key_specs = kTransactionKeys, .cls = CommandClass::write,
+                                      .fanout = Fanout::transaction, .merge = Merge::transaction,
+                                      .proxy_flags = kProxyTransaction | kProxyLeads};
+const CommandInfo kTransactionLed{.name = "exec", .arity = -4, .redis_flags = kFlagNoMandatoryKeys,
+                                  .key_specs = kTransactionKeys, .cls = CommandClass::write,
+                                  .fanout = Fanout::transaction, .merge = Merge::transaction,
+                                  .proxy_flags = kProxyLeads};
 const CommandInfo kTransactionRead{.name = "exec", .arity = -4, .redis_flags = kFlagNoMandatoryKeys,
                                    .key_specs = kTransactionKeys, .cls = CommandClass::read,
                                    .fanout = Fanout::transaction, .merge = Merge::transaction};
@@ -98,15 +108,51 @@ WatchDecision decide_watch(std::span<const std::string_view> args, const Routing
     }
     decision.shard = shard;
   }
-  if (decision.shard && replicated(table, *decision.shard)) {
-    decision.error = "ERR WATCH is not supported on replicated shard '" + table.shards()[*decision.shard].name +
-                     "' (its servers each hold their own watch); use MULTI/EXEC without WATCH, or a script";
-    decision.shard.reset();
-  }
   return decision;
 }
 
 const CommandInfo& transaction_command(bool writes) { return writes ? kTransactionWrite : kTransactionRead; }
+const CommandInfo& watched_transaction_command() { return kTransactionWatched; }
+const CommandInfo& led_transaction_command() { return kTransactionLed; }
+
+bool copy_with_leader_ids(std::string_view block, std::string_view leader_replies, std::string& out) {
+  // The commands: arrays of bulk strings, framed as replies are.
+  std::vector<std::string_view> commands;
+  for (size_t at = 0; at < block.size();) {
+    resp::ReplyScanner scanner;
+    if (scanner.scan(block.data() + at, block.size() - at) != resp::ParseStatus::complete) return false;
+    commands.push_back(block.substr(at, scanner.reply_bytes()));
+    at += scanner.reply_bytes();
+  }
+  std::vector<std::string_view> results;
+  if (commands.size() < 2 || !resp::split_array_reply(resp::last_reply(leader_replies), results) ||
+      results.size() != commands.size() - 2) {
+    return false;
+  }
+  bool changed = false;
+  std::string rebuilt;
+  std::vector<std::string_view> elements, args;
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const bool queued = i > 0 && i + 1 < commands.size();
+    std::optional<std::string_view> id;
+    std::optional<size_t> position;
+    if (queued && resp::split_array_reply(commands[i], elements)) {
+      args.clear();
+      for (std::string_view e : elements) args.push_back(resp::bulk_string_reply(e).value_or(std::string_view()));
+      position = xadd_auto_id(args);
+      if (position) id = resp::bulk_string_reply(results[i - 1]);
+    }
+    if (!position || !id) {
+      rebuilt.append(commands[i]);
+      continue;
+    }
+    args[*position] = *id;
+    resp::append_command(rebuilt, args);
+    changed = true;
+  }
+  if (changed) out = std::move(rebuilt);
+  return changed;
+}
 
 void exec_reply(std::string_view replies, std::string& out) {
   const std::string_view last = resp::last_reply(replies);

@@ -11,7 +11,8 @@
 // EXEC then answers -EXECABORT.
 //
 // WATCH lives in the server's connection: a watching client holds a dedicated connection
-// (BackendServer's bounded pool) to its shard's server until EXEC, DISCARD or UNWATCH.
+// (BackendServer's bounded pool) to its shard's server (a replicated shard's write leader)
+// until EXEC, DISCARD or UNWATCH.
 #pragma once
 
 #include <cstdint>
@@ -49,7 +50,7 @@ QueueDecision decide_queued(const CommandInfo& cmd, std::span<const std::string_
                             std::optional<uint32_t> tx_shard, std::vector<uint32_t>& positions);
 
 // WATCH's keys: their one shard, or the error (keys on several shards, or on another shard
-// than the transaction's); a replicated shard cannot be watched (the error says why).
+// than the transaction's).
 struct WatchDecision {
   std::optional<uint32_t> shard;
   std::string error;
@@ -62,6 +63,16 @@ WatchDecision decide_watch(std::span<const std::string_view> args, const Routing
 // are ["EXEC", shard index, shard name, replies, its keys...] (plan() sends it there; a
 // migration parks it until its keys have moved); its bytes MULTI ... EXEC.
 const CommandInfo& transaction_command(bool writes);
+// A watched transaction on a replicated shard: its WATCH is on the shard's write leader
+// (write_leader(), planner.h); EXEC runs there first, alone on the shard (its other writes wait),
+// and the other servers get MULTI ... EXEC once it committed, nothing if the watch fired.
+const CommandInfo& watched_transaction_command();
+// A transaction with an XADD '*' on a replicated shard: led by one server like XADD itself.
+const CommandInfo& led_transaction_command();
+
+// The copies of a led transaction: its block (MULTI ... EXEC) with each XADD '*' given the ID
+// the leader chose (from its replies, MULTI's to EXEC's). False: nothing to change.
+bool copy_with_leader_ids(std::string_view block, std::string_view leader_replies, std::string& out);
 
 // The client's reply to EXEC, from the server's replies to MULTI, the commands and EXEC (one
 // after the other): EXEC's. An -EXECABORT (a server refused a queued command) says which

@@ -29,7 +29,7 @@ std::string describe(ClientSession& c, uint64_t now_ms) {
          " name=" + c.name() + " age=" + std::to_string(age) + " idle=" + std::to_string(idle) +
          " flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 "
          "oll=" + std::to_string(c.pending()) + " omem=0 tot-mem=0 events=r cmd=NULL user=" + std::string(user_of(c)) +
-         " redir=-1 resp=2 lib-name=" + c.lib_name + " lib-ver=" + c.lib_ver + (c.tls() ? " tls=yes" : "") + "\n";
+         " redir=-1 resp=" + std::to_string(c.protocol()) + " lib-name=" + c.lib_name + " lib-ver=" + c.lib_ver + (c.tls() ? " tls=yes" : "") + "\n";
 }
 
 routing::ClientFacts facts(ClientSession& c, const std::string& addr, const std::string& laddr, ClientSession& me,

@@ -41,6 +41,7 @@ std::string info_text(const InfoSources& sources, std::string_view section) {
   if (wanted(section, "server")) {
     out += "# Server\r\n";
     line("ringproxy_version", RINGPROXY_VERSION);
+    line("redis_version", std::string(routing::redis_version()));  // (the command set it speaks)
     line("redis_mode", "proxy");
     line("process_id", std::to_string(getpid()));
     line("tcp_port", std::to_string(config.proxy.plain_listener ? config.proxy.listen.port : 0));

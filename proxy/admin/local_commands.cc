@@ -100,6 +100,11 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
       resp::append_error(out, "NOPROTO unsupported protocol version");
     } else if (*version != client.protocol() && &client.handler() != &data_path_.handler_for(client)) {
       resp::append_error(out, "ERR HELLO cannot change the protocol inside a transaction or a WATCH");
+    } else if (*version != client.protocol() && client.wait_for_replies(&request)) {
+      // A change of protocol changes the client's server connections: its earlier requests are
+      // answered first (none may be overtaken; none is answered in the new protocol). The
+      // data path hands this HELLO back then (DataPath::on_replies_written).
+      return;
     } else {
       // Every option is checked before any is applied, as Redis does.
       std::optional<std::string_view> new_name;
@@ -129,8 +134,10 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
       }
       if (new_name) client.set_name(std::string(*new_name));
       // RESP3: its requests go over the servers' RESP3 connections, and replies are RESP3's.
-      client.set_protocol(static_cast<int>(*version));
-      client.set_handler(&data_path_.handler_for(client));
+      if (*version != client.protocol()) {
+        client.set_protocol(static_cast<int>(*version));
+        client.set_handler(&data_path_.handler_for(client));
+      }
       resp::append_map_header(out, 7, client.protocol());
       resp::append_bulk(out, "server");
       resp::append_bulk(out, "ringproxy");

@@ -103,7 +103,7 @@ void BackendConnection::on_connect(uv_connect_t* req, int status) {
 void BackendConnection::after_connect() {
   // Logging in reads with a callback of its own: the data path's reads never ask about it.
   if (!server_.auth().password.empty() || resp3_) return log_in();
-  if (tls_ == nullptr) uv_read_start(reinterpret_cast<uv_stream_t*>(handle_), on_alloc, on_read);
+  if (tls_ == nullptr) uv_read_start(reinterpret_cast<uv_stream_t*>(handle_), on_alloc, on_read<false>);
   ready();
 }
 
@@ -204,7 +204,11 @@ void BackendConnection::on_tls_read(uv_stream_t* stream, ssize_t nread, const uv
       if (finish_login() && input_.unconsumed_size() > 0) return fail("reply without a request", Failure::counted);
       continue;
     }
-    handle_replies();
+    if (resp3_) {
+      handle_replies<true>();
+    } else {
+      handle_replies<false>();
+    }
   }
   if (tls_ == nullptr) return;  // (failed meanwhile)
   std::string out;  // what the session says on its own (a key update)
@@ -257,7 +261,7 @@ bool BackendConnection::finish_login() {
   auto* stream = reinterpret_cast<uv_stream_t*>(handle_);
   if (tls_ == nullptr) {
     uv_read_stop(stream);
-    uv_read_start(stream, on_alloc, on_read);
+    uv_read_start(stream, on_alloc, resp3_ ? on_read<true> : on_read<false>);
   }
   ready();
   return true;
@@ -366,6 +370,7 @@ void BackendConnection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
   *buf = uv_buf_init(data, static_cast<unsigned>(size));
 }
 
+template <bool kResp3>
 void BackendConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   auto* self = static_cast<BackendConnection*>(stream->data);
   if (self == nullptr || nread == 0) return;  // 0: nothing to read now, not EOF
@@ -376,15 +381,23 @@ void BackendConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf
   self->input_.commit(static_cast<size_t>(nread));
   self->last_read_ms_ = self->server_.worker().now_ms();
   if (self->server_.worker().timing()) self->read_ns_ = self->server_.worker().loop_ns();
-  self->handle_replies();
+  self->handle_replies<kResp3>();
 }
 
+// (kResp3: a RESP3 connection, where a push message, out of band, is no reply.)
+template <bool kResp3>
 inline void BackendConnection::handle_replies() {
   while (true) {
     resp::ParseStatus status = scanner_.scan(input_.unconsumed(), input_.unconsumed_size());
     if (status == resp::ParseStatus::incomplete) return;
     if (status == resp::ParseStatus::error) {
       return fail(std::string("protocol error in reply: ") + std::string(scanner_.error()), Failure::counted);
+    }
+    if constexpr (kResp3) {
+      if (input_.unconsumed()[0] == '>' && !scanning_more_) {
+        drop_push();
+        continue;
+      }
     }
     if (queue_.size() == unsent_) return fail("reply without a request", Failure::counted);
     Fragment* fragment = queue_.front();
@@ -407,6 +420,18 @@ inline void BackendConnection::handle_replies() {
       server_.on_lag_over();
     }
   }
+}
+
+// A push message (CLIENT TRACKING's invalidations, which the proxy's connections never ask for,
+// but a server can be told to send them anywhere): dropped, said once.
+[[gnu::cold, gnu::noinline]] void BackendConnection::drop_push() {
+  static bool said = false;
+  if (!std::exchange(said, true)) {
+    spdlog::warn("server {} (shard {}): a push message on the proxy's connection was dropped (CLIENT TRACKING "
+                 "REDIRECT to it?)", server_.name(), server_.shard_name());
+  }
+  input_.consume(scanner_.reply_bytes());
+  scanner_.reset();
 }
 
 // A settled fragment's reply is its late one. A transaction's first reply (MULTI's +OK) makes

@@ -66,6 +66,7 @@ class BackendConnection final : public Flushable {
   // still to come: the copies may go out then.
   bool late_copies_pending() const;
   bool resp3() const { return resp3_; }
+  uint32_t index() const { return index_; }
   // Reconnected after a failure without waiting for a request: RESP2 connections, and RESP3
   // ones once used.
   bool keep_warm() const { return !resp3_ || used_; }
@@ -84,6 +85,7 @@ class BackendConnection final : public Flushable {
 
   static void on_connect(uv_connect_t* req, int status);
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  template <bool kResp3>
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_login_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_tls_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -102,7 +104,9 @@ class BackendConnection final : public Flushable {
   bool finish_login();  // false: its reply is not all in yet, or it failed
   void ready();
   // Inlined into both readers (plain and TLS): a call from on_read costs every reply.
+  template <bool kResp3>
   [[gnu::always_inline]] inline void handle_replies();
+  void drop_push();
   bool unusual_reply(Fragment& fragment, size_t n);
   void close_handle();
   void push_fence(Fragment* fence, bool front);

@@ -158,6 +158,16 @@ BackendConnection* BackendServer::take_dedicated(std::string& error, bool resp3)
     return slot.connection.get();
   }
   const uint32_t limit = worker_.config().pool.dedicated_connections;
+  if (dedicated_.size() >= limit) {  // an idle one of the other protocol makes room
+    for (Dedicated& slot : dedicated_) {
+      if (slot.in_use || slot.connection->pending() > 0) continue;
+      slot.connection = std::make_unique<BackendConnection>(*this, slot.connection->index(), resp3);
+      slot.in_use = true;
+      ++dedicated_in_use_;
+      metrics_.dedicated->Set(static_cast<double>(dedicated_in_use_));
+      return slot.connection.get();
+    }
+  }
   if (dedicated_.size() >= limit) {
     ++dedicated_exhausted_;
     metrics_.dedicated_exhausted->Increment();

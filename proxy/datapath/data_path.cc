@@ -121,6 +121,10 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
   route(request);
 }
 
+void DataPath::on_replies_written(ClientSession& client, Request* waited) {
+  if (waited != nullptr) carry_out(client, *waited);
+}
+
 // (For the transactions: the same steps, out of the data path's own line.)
 bool DataPath::classify_request(ClientSession& client, Request& request) { return classify(client, request); }
 void DataPath::carry_out_request(ClientSession& client, Request& request) { carry_out(client, request); }
@@ -128,7 +132,8 @@ void DataPath::carry_out_request(ClientSession& client, Request& request) { carr
 // EXEC of a queued transaction: `request` becomes MULTI ... EXEC (`block`, `replies` replies)
 // for `shard`, routed like any request (a write is replicated, held, replayed as one).
 void DataPath::run_transaction(Request& request, uint32_t shard, bool writes, std::string_view block,
-                               uint32_t replies, std::span<const std::string> keys) {
+                               uint32_t replies, std::span<const std::string> keys, std::optional<Watch> watch,
+                               bool leads) {
   // Its arguments, ["EXEC", shard, shard name, replies, keys...], live in its block, after its bytes.
   const routing::RoutingTable& table = *servers_.topology()->table;
   const std::string head[] = {"EXEC", std::to_string(shard), table.shards()[shard].name, std::to_string(replies)};
@@ -147,7 +152,12 @@ void DataPath::run_transaction(Request& request, uint32_t shard, bool writes, st
   };
   for (const std::string& word : head) add(word);
   for (const std::string& key : keys) add(key);
-  request.cmd = &routing::transaction_command(writes);
+  request.cmd = leads ? &routing::led_transaction_command() : &routing::transaction_command(writes);
+  if (watch) {
+    request.cmd = &routing::watched_transaction_command();
+    request.watch_connection = watch->connection;
+    request.watch_failures = watch->failures;
+  }
   route(request);
 }
 
@@ -192,6 +202,7 @@ void DataPath::route(Request& request, bool keys_moved) {
                                             request.cmd->cls == routing::CommandClass::admin);
     for (const routing::PlannedGroup& g : plan_.groups) held = held || (plan_.replicated && servers_.shard_state(g.shard).held);
     if (!held && plan_.replicated && request.cmd->cls == routing::CommandClass::write) held = leader_change_waits(plan_);
+    if (!held && request.cmd == &routing::watched_transaction_command()) held = waits_for_writes_in_flight(plan_);
     if (held) {
       // Writes stay in arrival order behind the held ones. A token in fragments_pending
       // keeps the request alive if its client leaves meanwhile.
@@ -229,6 +240,22 @@ bool DataPath::leader_change_waits(const routing::Plan& plan) {
       if (server.get() == previous && previous->mode() != routing::kServerLive && previous->settled_in_flight()) {
         previous->mark_stale("it lost the lead with writes in flight");
       }
+    }
+  }
+  return false;
+}
+
+// A watched transaction runs alone on its shard: after every write in flight is done (their
+// copies too), and the shard's other writes wait for it (send_plan holds them; leave_flight
+// lets them go). On its leader it runs on the WATCH's own connection: a write on another
+// connection of that server could run before or after it there, and its copies reach the
+// other servers in another order.
+bool DataPath::waits_for_writes_in_flight(const routing::Plan& plan) {
+  for (const routing::PlannedGroup& g : plan.groups) {
+    ShardRuntime& shard = servers_.shard_state(g.shard);
+    if (shard.inflight_writes > 0) {
+      shard.leader_change_pending = true;  // (released once they are done: leave_flight)
+      return true;
     }
   }
   return false;
@@ -288,12 +315,14 @@ void DataPath::fragment_finished(Request& request, bool leaves_flight) {
 // only) nor a resync cutover (a live peer) has to wait for.
 void DataPath::leave_flight(Request& request) {
   if (request.fragments_in_flight == 0 || --request.fragments_in_flight > 0) return;
+  const bool alone = request.cmd == &routing::watched_transaction_command();
   for (const GroupState& group : request.groups) {
     ShardRuntime& shard = *request.topology->shards[group.shard];
     if (--shard.inflight_writes == 0 && shard.leader_change_pending) {
       shard.leader_change_pending = false;
       release_held_soon();  // not inside this reply's handling
     }
+    if (alone && shard.held > 0 && --shard.held == 0) release_held_soon();  // (see waits_for_writes_in_flight)
   }
 }
 
@@ -353,6 +382,9 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
   if (request.replicated_write) {
     request.fragments_in_flight = static_cast<uint32_t>(n);
     for (const routing::PlannedGroup& g : plan.groups) ++servers_.shard_state(g.shard).inflight_writes;
+    if (request.cmd == &routing::watched_transaction_command()) {  // alone on its shard
+      for (const routing::PlannedGroup& g : plan.groups) ++servers_.shard_state(g.shard).held;
+    }
   }
 
   std::string_view whole = request.raw;
@@ -473,10 +505,32 @@ bool DataPath::send_plan(Request& request, const routing::Plan& plan) {
   return true;
 }
 
+// A watched transaction's leader: the connection holding its WATCH. If that connection failed
+// since (the server forgot the WATCH), or the shard's leader is now another server, EXEC
+// answers as a fired watch does (nil): nothing runs anywhere, and the client runs it again.
+void DataPath::send_watched_exec(Request& request, Fragment& leader) {
+  BackendConnection* connection = request.watch_connection;
+  if (&connection->server() == leader.server && connection->failures() == request.watch_failures) {
+    return leader.server->send_dedicated(leader, *connection);
+  }
+  leader.owned_reply = "+OK\r\n";
+  for (uint32_t i = 1; i < leader.more_replies; ++i) leader.owned_reply += "+QUEUED\r\n";
+  leader.owned_reply += request.client != nullptr && request.client->protocol() == 3 ? "_\r\n" : "*-1\r\n";
+  leader.reply = leader.owned_reply;
+  leader.state = Fragment::State::done;
+  fragment_finished(request);
+  on_group_outcome(request, leader);
+  if (request.replicated_write) drop_waiting_copies(request, leader);
+  release_if_finished(request);
+}
+
 // On the client's connection of the server (backend_slot: RESP2 or RESP3). A RESP3 client's
 // fragment for a replicated server goes on the RESP2 connection all its writes share, in
 // RESP3 for its time (BackendServer::send_in_resp3). (A request whose client left: RESP2.)
 void DataPath::send_fragment(Request& request, Fragment& fragment) {
+  if (request.cmd == &routing::watched_transaction_command() && fragment.slot == 0) [[unlikely]] {
+    return send_watched_exec(request, fragment);
+  }
   const ClientSession* client = request.client;
   if (client == nullptr) return fragment.server->send(fragment, 0);
   if (client->protocol() == 3 && fragment.server->replicated()) {
@@ -678,7 +732,24 @@ void DataPath::send_second_stage(Request& request, GroupState& group, const Frag
   std::string_view bytes = leader.bytes;
   BlockRef block = leader.bytes_block;
   bool nothing_to_apply = false;
-  if (request.cmd->name == "spop") {  // replicated by effect: what the leader popped
+  if (request.cmd->fanout == routing::Fanout::transaction) {  // a led transaction
+    // Its watch fired: it ran nowhere. Else its XADD '*' get the IDs the leader chose.
+    nothing_to_apply = resp::is_null_reply(resp::last_reply(leader.reply));
+    if (!nothing_to_apply && routing::copy_with_leader_ids(leader.bytes, leader.reply, scratch_)) {
+      block = bytes_block(scratch_, &bytes);
+    }
+  } else if (request.cmd->name == "xadd") {  // the ID the leader chose for '*'
+    nothing_to_apply = resp::is_null_reply(leader.reply);  // (NOMKSTREAM, no stream)
+    const std::optional<size_t> id = routing::xadd_auto_id(request.args);
+    const std::optional<std::string_view> chosen = resp::bulk_string_reply(leader.reply);
+    if (!nothing_to_apply && id && chosen) {
+      rewritten_views_.assign(request.args.begin(), request.args.end());
+      rewritten_views_[*id] = *chosen;
+      scratch_.clear();
+      resp::append_command(scratch_, rewritten_views_);
+      block = bytes_block(scratch_, &bytes);
+    }
+  } else if (request.cmd->name == "spop") {  // replicated by effect: what the leader popped
     std::vector<std::string_view> members;
     // (in either protocol: a RESP3 client's SPOP is answered in RESP3, a count's with a set)
     if (resp::is_null_reply(leader.reply) || leader.reply.starts_with("*0") || leader.reply.starts_with("~0")) {

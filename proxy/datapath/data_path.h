@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,6 +93,10 @@ class DataPath final : public RequestHandler, public ServerEvents {
   void on_fragment_settled(Fragment& fragment) override;
   void hold_writes(ShardRuntime& shard, bool hold) override;
 
+  // A request that waited for the client's earlier replies (a HELLO changing the protocol)
+  // goes on.
+  void on_replies_written(ClientSession& client, Request* waited) override;
+
   // A local command's reply (owned_reply) is complete.
   void complete_local(Request& request);
   void reply_error(Request& request, std::string_view message);
@@ -100,8 +105,15 @@ class DataPath final : public RequestHandler, public ServerEvents {
   // transaction's EXEC; a watching client's command on its dedicated connection.
   bool classify_request(ClientSession& client, Request& request);
   void carry_out_request(ClientSession& client, Request& request);
+  // `watch`: a watched transaction on a replicated shard, with the connection holding its
+  // WATCH (on the shard's write leader) and its failures then (transaction.h).
+  struct Watch {
+    BackendConnection* connection;
+    uint64_t failures;
+  };
   void run_transaction(Request& request, uint32_t shard, bool writes, std::string_view block, uint32_t replies,
-                       std::span<const std::string> keys);
+                       std::span<const std::string> keys, std::optional<Watch> watch = std::nullopt,
+                       bool leads = false);
   void send_dedicated(Request& request, BackendConnection& connection, uint32_t replies);
   // EVALSHA of a known script becomes EVAL (queued commands too); EVAL bodies are remembered.
   void prepare_scripts(Request& request) { note_scripts(request); }
@@ -133,6 +145,8 @@ class DataPath final : public RequestHandler, public ServerEvents {
   BlockRef bytes_block(std::string_view bytes, std::string_view* view);
   void note_scripts(Request& request);
   void send_fragment(Request& request, Fragment& fragment);
+  void send_watched_exec(Request& request, Fragment& leader);
+  bool waits_for_writes_in_flight(const routing::Plan& plan);
   void note_merged(Request& request);
   void merge(Request& request, uint32_t group_index, std::string_view reply);
 
@@ -158,6 +172,9 @@ class DataPath final : public RequestHandler, public ServerEvents {
     void dispatch(ClientSession& client, Request& request) override {
       take_resp3_bytes(request);
       path.dispatch(client, request);
+    }
+    void on_replies_written(ClientSession& client, Request* waited) override {
+      path.on_replies_written(client, waited);
     }
     DataPath& path;
   };

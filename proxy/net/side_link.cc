@@ -72,8 +72,8 @@ std::string auth_command(const conf::BackendAuth& auth) {
 
 std::string hello_command(const conf::BackendAuth& auth) {
   std::string command;
-  const std::string_view with_auth[] = {"HELLO", "3", "AUTH", auth.username.empty() ? "default" : auth.username,
-                                        auth.password};
+  const std::string_view user = auth.username.empty() ? std::string_view("default") : std::string_view(auth.username);
+  const std::string_view with_auth[] = {"HELLO", "3", "AUTH", user, auth.password};
   const std::string_view without[] = {"HELLO", "3"};
   if (auth.password.empty()) {
     resp::append_command(command, without);

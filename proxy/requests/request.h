@@ -25,6 +25,7 @@ namespace ringproxy::proxy {
 
 class ClientSession;
 class BackendServer;
+class BackendConnection;
 struct Request;
 
 struct Fragment {
@@ -90,6 +91,11 @@ struct Request {
   // Not reset by recycle(): set for every request whose `raw` is empty (an inline request's
   // is empty too), so that the hot path pays nothing for it.
   std::string_view resp3_raw;
+  // A watched transaction on a replicated shard (cmd is routing::watched_transaction_command();
+  // read only then, so not reset either): the dedicated connection holding its WATCH, on the
+  // shard's write leader, and how many times it had failed when the WATCH was sent.
+  BackendConnection* watch_connection;
+  uint64_t watch_failures;
   std::vector<std::string_view> args;
   const routing::CommandInfo* cmd = nullptr;
   std::shared_ptr<const Topology> topology;  // the snapshot it was planned with

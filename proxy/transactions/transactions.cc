@@ -8,6 +8,7 @@
 #include "routing/replication.h"
 #include "routing/resharding.h"
 #include "routing/resp/writer.h"
+#include "routing/planner.h"
 #include "routing/transaction.h"
 
 namespace ringproxy::proxy {
@@ -111,7 +112,27 @@ void Transactions::dispatch(ClientSession& client, Request& request) {
     end(client, false);
     return data_path_.carry_out_request(client, request);
   }
+  // On a replicated shard another server than the watched one may lag behind it: the client's
+  // reads of the watched shard go to the watched server (between its other requests).
+  if (replicated_shard(*state.watched_shard) && reads_watched_shard(state, request)) {
+    return on_connection(client, state, request, 1, false);
+  }
   data_path_.carry_out_request(client, request);  // the usual way (the watch sees its writes)
+}
+
+bool Transactions::replicated_shard(uint32_t shard) const {
+  const routing::RoutingTable& table = *servers_.topology()->table;
+  return shard < table.shards().size() &&
+         table.shards()[shard].replication.strategy != conf::ReplicationStrategy::none;
+}
+
+// A plain read whose keys are all on the watched shard.
+bool Transactions::reads_watched_shard(const State& state, Request& request) {
+  const routing::CommandInfo& cmd = *request.cmd;
+  if (cmd.cls != routing::CommandClass::read || cmd.proxy_flags != 0 || data_path_.keys_moving()) return false;
+  const routing::QueueDecision decision =
+      routing::decide_queued(cmd, request.args, *servers_.topology()->table, state.watched_shard, positions_);
+  return decision.what == routing::InTransaction::queue && decision.shard == state.watched_shard;
 }
 
 void Transactions::queue(State& state, Request& request) {
@@ -134,6 +155,7 @@ void Transactions::queue(State& state, Request& request) {
   if (routing::rewrite_relative_expiry(request.args, 0, rewritten_)) {  // (its arguments, for EXEC)
     queued.args.assign(request.args.begin(), request.args.end());
   }
+  state.leads = state.leads || routing::xadd_auto_id(request.args).has_value();
   for (uint32_t position : positions_) {  // (decide_queued's: this command's keys)
     if (state.keys.size() < 100000 && std::find(state.keys.end() - std::min<size_t>(state.keys.size(), 64),
                                                 state.keys.end(), request.args[position]) == state.keys.end()) {
@@ -191,9 +213,21 @@ void Transactions::exec(ClientSession& client, State& state, Request& request) {
   }
   ++stats_.transactions[kExecuted];
   const uint32_t replies = static_cast<uint32_t>(state.commands.size()) + 2;
-  if (state.server != nullptr) {
+  if (state.server != nullptr && !replicated_shard(*state.watched_shard)) {
     replace_bytes(request, transaction_bytes(state));
     return on_connection(client, state, request, replies, true);
+  }
+  if (state.server != nullptr) {
+    // A replicated shard: planned like any transaction, led by the WATCH's server on its
+    // connection, alone on the shard (which orders it after the client's earlier writes); the
+    // client's next requests wait for it, then the connection goes back.
+    const std::string block = transaction_bytes(state);
+    const std::vector<std::string> keys = std::move(state.keys);
+    state.giving_back = true;
+    data_path_.run_transaction(request, *state.watched_shard, true, block, replies, keys,
+                               DataPath::Watch{state.connection, state.connection_failures});
+    client.wait_for_replies(nullptr);
+    return;
   }
   if (state.commands.empty()) {
     answer(request, "*0\r\n");
@@ -202,9 +236,10 @@ void Transactions::exec(ClientSession& client, State& state, Request& request) {
   const std::string block = transaction_bytes(state);
   const uint32_t shard = state.shard.value_or(0);
   const bool writes = state.writes;
+  const bool leads = state.leads && replicated_shard(shard);
   const std::vector<std::string> keys = std::move(state.keys);
   end(client, true);  // (the client's next requests go to the data path, behind this one)
-  data_path_.run_transaction(request, shard, writes, block, replies, keys);
+  data_path_.run_transaction(request, shard, writes, block, replies, keys, std::nullopt, leads);
 }
 
 void Transactions::discard(ClientSession& client, State& state, Request& request) {
@@ -221,8 +256,15 @@ void Transactions::watch(ClientSession& client, State& state, Request& request) 
   routing::WatchDecision decision = routing::decide_watch(request.args, *state.topology->table, state.watched_shard);
   if (!decision.error.empty()) return data_path_.reply_error(request, decision.error);
   if (state.server == nullptr) {
+    // A replicated shard's WATCH goes to the server that leads its writes (a watched EXEC runs
+    // there first).
     const routing::ShardEntry& shard = state.topology->table->shards()[*decision.shard];
-    BackendServer* server = servers_.servers()[shard.servers.front()].get();
+    const std::optional<uint32_t> leader = routing::write_leader(shard, servers_.health_for_request());
+    if (!leader) {
+      return data_path_.reply_error(request, "ERR shard '" + shard.name + "' has no server that takes writes now: "
+                                             "nothing to WATCH on");
+    }
+    BackendServer* server = servers_.servers()[*leader].get();
     std::string error;
     BackendConnection* connection = server->take_dedicated(error, client.protocol() == 3);
     if (connection == nullptr) return data_path_.reply_error(request, error);

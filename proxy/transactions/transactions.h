@@ -57,6 +57,7 @@ class Transactions final : public RequestHandler {
     bool queuing = false;                 // after MULTI
     bool aborted = false;                 // a queuing error: EXEC answers -EXECABORT
     bool writes = false;                  // some queued command writes
+    bool leads = false;                   // an XADD '*': one server first (transaction.h)
     std::optional<uint32_t> shard;        // where the queued commands' keys are
     struct Queued {
       std::string bytes;                  // as the client sent it
@@ -89,6 +90,8 @@ class Transactions final : public RequestHandler {
   void on_connection(ClientSession& client, State& state, Request& request, uint32_t replies, bool give_back);
   void send_on_connection(ClientSession& client, State& state, Request& request);
   bool watch_lost(const State& state) const;
+  bool replicated_shard(uint32_t shard) const;
+  bool reads_watched_shard(const State& state, Request& request);
   // The transaction is over: the connection goes back (`clean`: the server holds nothing
   // for it), the client's requests go to the data path again.
   void end(ClientSession& client, bool clean);

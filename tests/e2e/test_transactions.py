@@ -390,7 +390,6 @@ class ReplicatedTransactionsTest(unittest.TestCase):
         cluster = Cluster(shards=1, servers=2, replication={"strategy": "multi-primary", "write_ack": "all"})
         try:
             c = RawClient(cluster.proxy.port)
-            self.assertIn("WATCH is not supported on replicated shard 'shard1'", str(c.call("WATCH", "k")))
             self.assertEqual(c.call("MULTI"), b"OK")
             self.assertIn("SPOP cannot be queued in a transaction on replicated shard 'shard1'",
                           str(c.call("SPOP", "s")))
@@ -398,6 +397,72 @@ class ReplicatedTransactionsTest(unittest.TestCase):
             c.close()
         finally:
             self.assertEqual(cluster.cleanup(), 0)
+
+    def test_watch_on_a_replicated_shard(self):
+        """WATCH runs on the shard's write leader; a watched EXEC runs there first, alone on the
+        shard, and the other servers get it only if it committed."""
+        for strategy in ("primary-replica", "multi-primary"):
+            with self.subTest(strategy=strategy):
+                cluster = Cluster(shards=1, servers=3, replication={"strategy": strategy, "write_ack": "all",
+                                                                    "read_from": "any" if strategy == "multi-primary"
+                                                                    else "prefer-replica"})
+                try:
+                    r, other = cluster.client(), cluster.client()
+                    r.set("k", 1)
+                    with r.pipeline() as pipe:  # the watch fires: nothing runs anywhere
+                        pipe.watch("k")
+                        pipe.get("k")
+                        other.set("k", "theirs")
+                        pipe.multi()
+                        pipe.set("k", "mine")
+                        with self.assertRaises(redis.WatchError):
+                            pipe.execute()
+                    for server in cluster.sets[0]:
+                        self.assertEqual(server.client().get("k"), b"theirs")
+
+                    def incr_with_watch():
+                        def body(pipe):
+                            value_now = int(pipe.get("n") or 0)
+                            pipe.multi()
+                            pipe.set("n", value_now + 1)
+                            pipe.xadd("log", {"v": value_now + 1})  # '*': the leader's ID everywhere
+                        cluster.client().transaction(body, "n")
+
+                    threads = [threading.Thread(target=lambda: [incr_with_watch() for _ in range(15)])
+                               for _ in range(4)]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
+                    for server in cluster.sets[0]:
+                        self.assertEqual(server.client().get("n"), b"60")
+                        self.assertEqual(server.client().xlen("log"), 60)
+                    wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, what="servers equal")
+                    self.assertEqual(sum(int(s.client().info("commandstats").get("cmdstat_watch", {}).get("calls", 0))
+                                         for s in cluster.sets[0][1:]), 0)  # only the leader is watched on
+                finally:
+                    self.assertEqual(cluster.cleanup(), 0)
+
+    def test_xadd_with_a_server_chosen_id_is_replicated_by_its_effect(self):
+        for strategy in ("primary-replica", "multi-primary"):
+            with self.subTest(strategy=strategy):
+                cluster = Cluster(shards=1, servers=3, replication={"strategy": strategy, "write_ack": "all"})
+                try:
+                    r = cluster.client()
+                    ids = [r.xadd("s", {"i": i}) for i in range(50)]
+                    ids += [r.xadd("s", {"i": i}, maxlen=40, approximate=False) for i in range(10)]
+                    pipe = r.pipeline(transaction=True)
+                    for i in range(5):
+                        pipe.xadd("s", {"tx": i})
+                    ids += pipe.execute()
+                    self.assertIsNone(r.xadd("absent", {"x": 1}, nomkstream=True))
+                    for server in cluster.sets[0]:
+                        entries = server.client().xrange("s")
+                        self.assertEqual([e[0] for e in entries], ids[-45:])
+                        self.assertEqual(server.client().exists("absent"), 0)
+                    wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, what="servers equal")
+                finally:
+                    self.assertEqual(cluster.cleanup(), 0)
 
 
 if __name__ == "__main__":

@@ -151,9 +151,27 @@ TEST_F(TransactionTest, WatchKeysMustShareAPlainShard) {
   EXPECT_NE(d.error.find("a transaction runs on one shard"), std::string::npos);
   d = watch({key_on(0), key_on(1)});
   EXPECT_FALSE(d.shard.has_value());
-  d = watch({key_on(2)});
-  EXPECT_FALSE(d.shard.has_value());
-  EXPECT_NE(d.error.find("WATCH is not supported on replicated shard 'shard3'"), std::string::npos);
+  d = watch({key_on(2)});  // a replicated shard: watched on its write leader
+  EXPECT_EQ(d.shard, 2u);
+}
+
+TEST_F(TransactionTest, AWatchedTransactionLeadsOnTheShardsWriteLeader) {
+  std::vector<uint8_t> live(5, kServerLive);
+  const ShardEntry& replicated = table_->shards()[2];
+  EXPECT_EQ(write_leader(replicated, Health{live, {}, 0}), replicated.servers[0]);
+  live[replicated.servers[0]] = kServerQueue;  // down: multi-primary's next live server leads
+  EXPECT_EQ(write_leader(replicated, Health{live, {}, 0}), replicated.servers[1]);
+  PlanScratch scratch;
+  Plan plan;
+  const std::vector<std::string> words = {"EXEC", "2", "shard3", "3"};
+  std::vector<std::string_view> args(words.begin(), words.end());
+  routing::plan(watched_transaction_command(), args, *table_, Health{live, {}, 0}, {}, scratch, plan);
+  ASSERT_EQ(plan.kind, PlanKind::transaction);
+  ASSERT_EQ(plan.groups.size(), 1u);
+  EXPECT_TRUE(plan.groups[0].rule.primary_first);
+  EXPECT_EQ(plan.fragments[0].server, replicated.servers[1]);  // the leader, first
+  EXPECT_EQ(plan.fragments[0].stage, 0);
+  for (size_t i = 1; i < plan.fragments.size(); ++i) EXPECT_EQ(plan.fragments[i].stage, 1);
 }
 
 TEST_F(TransactionTest, ExecPlansOneGroupByTheShardsReplication) {
