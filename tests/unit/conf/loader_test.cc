@@ -73,6 +73,7 @@ request_timeout_ms = 12
 failure_limit = 13
 retry_interval_ms = 14
 backend_connections = 64
+dedicated_connections = 17
 migration = "move"
 migration_keys_per_second = 15
 warm_window_ms = 16
@@ -97,6 +98,7 @@ servers = ["10.0.0.2:6379"]
   EXPECT_EQ(c.pool.hash, HashFunction::murmur3);
   EXPECT_EQ(c.pool.distribution, Distribution::jump);
   EXPECT_EQ(c.pool.hash_tag, "::");
+  EXPECT_EQ(c.pool.dedicated_connections, 17u);
   EXPECT_EQ(c.pool.connect_timeout_ms, 11u);
   EXPECT_EQ(c.pool.request_timeout_ms, 12u);
   EXPECT_EQ(c.pool.failure_limit, 13u);
@@ -271,6 +273,8 @@ const ErrorCase kErrors[] = {
      "'backend_connections' must be between 1 and 64, got 0"},
     {"TooManyBackendConnections", with_shard("[pool]\nbackend_connections = 65\n"), "2:23",
      "'backend_connections' must be between 1 and 64, got 65"},
+    {"ZeroDedicatedConnections", with_shard("[pool]\ndedicated_connections = 0\n"), "2:25",
+     "'dedicated_connections' must be between 1 and 10000, got 0"},
     {"ProxyNotATable", with_shard("proxy = 5\n"), "1:9", "'proxy' must be a table, not an integer"},
     {"PoolNotATable", "pool = \"x\"\n", "1:8", "'pool' must be a table, not a string"},
 
