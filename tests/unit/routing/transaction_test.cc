@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "routing/reducer.h"
+#include "routing/replication.h"
 #include "routing/resp/reply_scanner.h"
+#include "routing/resp/writer.h"
 
 namespace ringproxy::routing {
 namespace {
@@ -250,6 +252,46 @@ TEST(ReplyScanner, ScansSeveralRepliesAsOneWhenTold) {
   EXPECT_EQ(resp::last_reply(replies), "*2\r\n$1\r\na\r\n*1\r\n:1\r\n");
   EXPECT_EQ(resp::first_error_reply(replies), "");
   EXPECT_EQ(resp::first_error_reply("+OK\r\n-ERR x\r\n-ERR y\r\n"), "-ERR x\r\n");
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
+
+namespace ringproxy::routing {
+namespace {
+
+std::vector<std::string_view> views(const std::vector<std::string>& words) { return {words.begin(), words.end()}; }
+
+TEST(XaddAutoId, FindsTheStarPastTheOptions) {
+  using W = std::vector<std::string>;
+  EXPECT_EQ(xadd_auto_id(views(W{"XADD", "s", "*", "f", "v"})), 2u);
+  EXPECT_EQ(xadd_auto_id(views(W{"xadd", "s", "NOMKSTREAM", "MAXLEN", "~", "10", "LIMIT", "5", "*", "f", "v"})), 8u);
+  EXPECT_EQ(xadd_auto_id(views(W{"XADD", "s", "MINID", "100", "*", "f", "v"})), 4u);
+  EXPECT_EQ(xadd_auto_id(views(W{"XADD", "s", "1-1", "f", "v"})), std::nullopt);  // its own ID
+  EXPECT_EQ(xadd_auto_id(views(W{"XADD", "s", "5-*", "f", "v"})), std::nullopt);  // sequence only: deterministic
+  EXPECT_EQ(xadd_auto_id(views(W{"SET", "s", "*"})), std::nullopt);
+  EXPECT_EQ(xadd_auto_id(views(W{"XADD", "s", "MAXLEN"})), std::nullopt);  // malformed: nothing to rewrite
+}
+
+std::string command(const std::vector<std::string>& words) {
+  std::string out;
+  const std::vector<std::string_view> v(words.begin(), words.end());
+  resp::append_command(out, v);
+  return out;
+}
+
+TEST(CopyWithLeaderIds, TheCopiesGetTheIdsTheLeaderChose) {
+  const std::string block = command({"MULTI"}) + command({"XADD", "s", "*", "f", "v"}) + command({"INCR", "n"}) +
+                            command({"XADD", "s", "MAXLEN", "=", "5", "*", "g", "w"}) + command({"EXEC"});
+  const std::string replies = "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n$5\r\n100-0\r\n:1\r\n$5\r\n100-1\r\n";
+  std::string out;
+  ASSERT_TRUE(copy_with_leader_ids(block, replies, out));
+  EXPECT_EQ(out, command({"MULTI"}) + command({"XADD", "s", "100-0", "f", "v"}) + command({"INCR", "n"}) +
+                     command({"XADD", "s", "MAXLEN", "=", "5", "100-1", "g", "w"}) + command({"EXEC"}));
+  // Nothing to change: no XADD '*', or the leader did not commit.
+  EXPECT_FALSE(copy_with_leader_ids(command({"MULTI"}) + command({"INCR", "n"}) + command({"EXEC"}),
+                                    "+OK\r\n+QUEUED\r\n*1\r\n:1\r\n", out));
+  EXPECT_FALSE(copy_with_leader_ids(block, "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*-1\r\n", out));
 }
 
 }  // namespace
