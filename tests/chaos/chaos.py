@@ -241,7 +241,8 @@ def run_all(args, netns):
               f"timeout={plan.pool['request_timeout_ms']}ms queue={plan.replication['replay_queue_max_writes']} "
               f"faults={result.faults_injected} ({describe_faults(result.fault_counts)}) "
               f"ops={result.ops} (ok {oc.get('ok', 0)}, refused {oc.get('fail', 0)}, unknown "
-              f"{oc.get('info', 0) + oc.get(None, 0)}) violations={len(result.violations)} "
+              f"{oc.get('info', 0) + oc.get(None, 0)}; transactions {result.transactions[0]}, "
+              f"{result.transactions[1]} acknowledged) violations={len(result.violations)} "
               f"in {time.monotonic() - started:.0f}s (binary of {mtime}) paths: {result.paths}", flush=True)
         for note in result.notes:
             print(f"    note: {note}", flush=True)

@@ -28,6 +28,7 @@ class Result:
         self.faults_injected = 0
         self.ops = 0
         self.outcomes = {}
+        self.transactions = (0, 0)  # MULTI blocks run, acknowledged
         self.paths = ""
         self.workdir = None
         self.kept = False
@@ -392,6 +393,8 @@ def run_schedule(plan, binary, netns, keep=False, tamper=False):
         if load is not None:
             load.stop(5)
             result.ops, result.outcomes = load.counts()
+            multi = [op for op in load.ops() if op.kind == "multi"]
+            result.transactions = (len(multi), sum(op.outcome == "ok" for op in multi))
         result.paths = recovery_paths(cluster, proxy_info(cluster.proxy) if cluster.proxy.alive() else {})
         cluster.stop()
         with open(os.path.join(workdir, "events.log"), "w") as f:
