@@ -47,6 +47,7 @@ enum class Merge : uint8_t {
   any_key,            // RANDOMKEY: a shard's key, from a different shard first each time; nil if none has one
   scan_cursor,        // SCAN: the server's cursor made the proxy's (shard, server, cursor)
   transaction,        // EXEC: the last of the server's replies to MULTI ... EXEC (transaction.h)
+  config_get,         // CONFIG GET: the first server's, its secrets (passwords) hidden
 };
 
 // Redis command flags (the strings of COMMAND INFO's flags field).

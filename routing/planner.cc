@@ -217,7 +217,8 @@ void plan_split(const CommandInfo& cmd, const RoutingTable& table, Health health
   out.kind = PlanKind::broadcast;
   out.merge = cmd.merge;
   const bool remembered = cmd.has_proxy_flag(kProxyScriptBody);
-  const bool changes_servers = cmd.cls == CommandClass::write && !remembered;
+  const bool changes_servers =
+      (cmd.cls == CommandClass::write || cmd.cls == CommandClass::admin) && !remembered && cmd.merge != Merge::config_get;
   for (uint32_t shard = 0; shard < table.shards().size(); ++shard) {
     const ShardEntry& entry = table.shards()[shard];
     bool any = false;
@@ -235,6 +236,31 @@ void plan_split(const CommandInfo& cmd, const RoutingTable& table, Health health
     if (!any && !remembered) return reject_unavailable(out, table, shard);
   }
   if (out.fragments.empty()) return reject_unavailable(out, table, 0);
+}
+
+// Redis's wording: an unbalanced key/value list is a wrong number of arguments for the command.
+[[gnu::cold, gnu::noinline]] void reject_key_error(const CommandInfo& cmd, std::string_view error, Plan& out) {
+  if (error == "wrong number of arguments") {
+    return reject(out, "ERR wrong number of arguments for '" + std::string(cmd.name) + "' command");
+  }
+  reject(out, "ERR " + std::string(error));
+}
+
+// CONFIG SET of what the proxy relies on to reach and trust its servers: their address, their
+// passwords, their replication (resync and fences set it), where they keep their data.
+std::string config_set_refusal(std::span<const std::string_view> args) {
+  static constexpr std::string_view kProxysOwn[] = {
+      "requirepass", "masterauth", "masteruser", "port", "tls-port", "bind", "unixsocket", "replicaof", "slaveof",
+      "tls-replication", "dir", "dbfilename", "appenddirname", "aclfile", "rename-command", "protected-mode"};
+  for (size_t i = 2; i < args.size(); i += 2) {
+    std::string name(args[i]);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (std::find(std::begin(kProxysOwn), std::end(kProxysOwn), name) != std::end(kProxysOwn)) {
+      return "ERR CONFIG SET " + name + " is refused through ringproxy: the proxy relies on it to reach its servers; "
+             "set it on the servers and in ringproxy's config";
+    }
+  }
+  return {};
 }
 
 // (Not through the ring: one more caller of shard_of made the compiler stop inlining it into
@@ -372,7 +398,11 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
   // Fan-outs without keys (one test: they come last in the enum).
   if (cmd.fanout >= Fanout::all_shards) [[unlikely]] {
     switch (cmd.fanout) {
-      case Fanout::all_servers: return plan_all_servers(cmd, table, health, out);
+      case Fanout::all_servers:
+        if (cmd.name == "config|set") {
+          if (std::string refused = config_set_refusal(args); !refused.empty()) return reject(out, std::move(refused));
+        }
+        return plan_all_servers(cmd, table, health, out);
       case Fanout::scan: return plan_scan(args, table, health, scratch, out);
       case Fanout::transaction: return plan_transaction(cmd, args, table, health, out);
       case Fanout::random_shard:  // any shard will do: a different one each time
@@ -387,7 +417,7 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
   std::vector<uint32_t>& positions = scratch.key_positions;
   positions.clear();
   std::string_view key_error = find_key_positions(cmd, args, positions);
-  if (!key_error.empty()) return reject(out, "ERR " + std::string(key_error));
+  if (!key_error.empty()) [[unlikely]] return reject_key_error(cmd, key_error, out);
   if (positions.empty()) {
     // A script or function without keys runs on one shard, as on a Redis Cluster node: the
     // one a hash of its body, SHA or function name picks (the same call, the same shard).

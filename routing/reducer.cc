@@ -1,5 +1,6 @@
 #include "routing/reducer.h"
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 
@@ -91,6 +92,9 @@ void Reducer::finish(std::string& out) const {
     case Merge::scan_cursor:
       finish_scan(out);
       return;
+    case Merge::config_get:
+      hide_secrets(replies_.empty() ? std::string_view() : replies_.front(), out);
+      return;
     case Merge::transaction:
       exec_reply(replies_.empty() ? std::string_view() : replies_.front(), out);
       return;
@@ -131,6 +135,40 @@ void Reducer::finish(std::string& out) const {
       resp::append_array_header(out, all.size());
       for (int64_t value : all) resp::append_integer(out, value);
       return;
+    }
+  }
+}
+
+// CONFIG GET's pairs (an array, or RESP3's map), with the values of passwords replaced: they
+// are the servers' secrets, which the proxy keeps.
+void Reducer::hide_secrets(std::string_view reply, std::string& out) {
+  static constexpr std::string_view kSecrets[] = {"requirepass", "masterauth", "tls-key-file-pass",
+                                                  "tls-client-key-file-pass"};
+  std::vector<std::string_view> elements;
+  const bool map = !reply.empty() && reply[0] == '%';
+  std::string as_array(reply);
+  int64_t pairs = 0;
+  if (map) {
+    std::from_chars(reply.data() + 1, reply.data() + reply.find('\r'), pairs);
+    as_array = "*" + std::to_string(pairs * 2) + std::string(reply.substr(reply.find('\r')));
+  }
+  if (!resp::split_array_reply(as_array, elements) || elements.size() % 2 != 0) {
+    out.append(reply);
+    return;
+  }
+  if (map) {
+    out.append("%").append(std::to_string(elements.size() / 2)).append("\r\n");
+  } else {
+    resp::append_array_header(out, elements.size());
+  }
+  for (size_t i = 0; i < elements.size(); i += 2) {
+    const std::optional<std::string_view> name = resp::bulk_string_reply(elements[i]);
+    out.append(elements[i]);
+    const bool secret = name && std::find(std::begin(kSecrets), std::end(kSecrets), *name) != std::end(kSecrets);
+    if (secret && resp::bulk_string_reply(elements[i + 1]).value_or("").size() > 0) {
+      resp::append_bulk(out, "(hidden by ringproxy)");
+    } else {
+      out.append(elements[i + 1]);
     }
   }
 }

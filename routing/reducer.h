@@ -35,6 +35,7 @@ class Reducer {
 
  private:
   void finish_scan(std::string& out) const;
+  static void hide_secrets(std::string_view reply, std::string& out);
 
   Merge merge_;
   std::vector<std::vector<uint32_t>> fragment_slots_;

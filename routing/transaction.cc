@@ -59,6 +59,8 @@ QueueDecision decide_queued(const CommandInfo& cmd, std::span<const std::string_
   if (!server_runs_it) {
     switch (cmd.cls) {
       case CommandClass::unsupported:
+        // A blocking command does not block inside MULTI (redis runs it at once): queued by its keys.
+        if (cmd.has_flag(kFlagBlocking) && cmd.first_key > 0) break;
         return refuse("ERR " + display_name(name) + ": " + std::string(cmd.reason));
       case CommandClass::local:
         return refuse("ERR " + display_name(name) + " cannot be queued in a transaction through ringproxy: the proxy "

@@ -607,9 +607,24 @@ void DataPath::note_scripts(Request& request) {
 // SCRIPT FLUSH's forgetting waits for the servers' +OK (a refused flush changes nothing).
 void DataPath::note_merged(Request& request) {
   const routing::CommandInfo& cmd = *request.cmd;
+  if (cmd.name == "script|exists" && !resp::is_error_reply(request.owned_reply)) return scripts_exist(request);
   if (cmd.proxy_flags == 0 || resp::is_error_reply(request.owned_reply)) return;
   if (cmd.has_proxy_flag(routing::kProxyFlushesScripts)) scripts_.forget_all();
   if (cmd.has_proxy_flag(routing::kProxyScriptBody) && request.args.size() > 2) scripts_.remember(request.args[2]);
+}
+
+// SCRIPT EXISTS: 1 for a script the proxy has too (sent with EVAL on one shard, say): EVALSHA
+// runs it anywhere (note_scripts).
+void DataPath::scripts_exist(Request& request) {
+  std::vector<std::string_view> elements;
+  if (!resp::split_array_reply(request.owned_reply, elements) || elements.size() + 2 != request.args.size()) return;
+  std::string merged;
+  resp::append_array_header(merged, elements.size());
+  for (size_t i = 0; i < elements.size(); ++i) {
+    const bool known = scripts_.body(request.args[i + 2]) != nullptr;
+    merged.append(known ? std::string_view(":1\r\n") : elements[i]);
+  }
+  request.owned_reply = std::move(merged);
 }
 
 // The group's reply is the request's, or one part of a merged one.

@@ -148,6 +148,7 @@ class DataPath final : public RequestHandler, public ServerEvents {
   void send_watched_exec(Request& request, Fragment& leader);
   bool waits_for_writes_in_flight(const routing::Plan& plan);
   void note_merged(Request& request);
+  void scripts_exist(Request& request);
   void merge(Request& request, uint32_t group_index, std::string_view reply);
 
   Worker& worker_;

@@ -163,7 +163,7 @@ void Transactions::queue(State& state, Request& request) {
     }
   }
   state.writes = state.writes || request.cmd->cls == routing::CommandClass::write ||
-                 request.cmd->cls == routing::CommandClass::admin;
+                 request.cmd->cls == routing::CommandClass::admin || request.cmd->has_flag(routing::kFlagWrite);
   answer(request, "+QUEUED\r\n");
 }
 

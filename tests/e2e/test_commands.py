@@ -133,7 +133,8 @@ class CommandsTest(unittest.TestCase):
         cases = {
             ("BLPOP", "l", "0"): "blocking",
             ("SUBSCRIBE", "c"): "pub/sub",
-            ("CONFIG", "GET", "x"): "administration",
+            ("CONFIG", "GET", "x"): "allow_admin_commands",
+            ("DEBUG", "SLEEP", "0"): "administration",
             ("FLUSHALL",): "allow_admin_commands",
         }
         for command, reason in cases.items():

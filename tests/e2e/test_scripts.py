@@ -56,6 +56,14 @@ class ScriptsTest(unittest.TestCase):
                 self.assertEqual(self.client.evalsha_ro(sha, 1, k), f"v-{k}".encode())
         self.assertEqual(reloaded(self.cluster), 30)  # every call of a script the proxy has
 
+    def test_script_exists_knows_a_script_sent_with_eval(self):
+        # EVAL ran on one shard only, but EVALSHA of it works on every shard (the proxy has it).
+        sha = hashlib.sha1(b"return 1+1").hexdigest()
+        self.assertEqual(self.client.eval("return 1+1", 0), 2)
+        self.assertEqual(self.client.script_exists(sha, "0" * 40), [True, False])
+        for shard_keys in self.keys.values():
+            self.assertEqual(self.client.evalsha(sha, 1, shard_keys[0]), 2)
+
     def test_a_server_restarted_empty_between_script_load_and_evalsha(self):
         sha = self.client.script_load(GET_SCRIPT)
         self.restart_empty(1)

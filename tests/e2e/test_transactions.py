@@ -312,6 +312,17 @@ class TransactionsTest(unittest.TestCase):
         self.assertEqual(c.call("SET", k, "kept"), b"QUEUED")
         self.assertEqual(c.call("EXEC"), [b"OK"])
 
+    def test_a_blocking_command_in_a_transaction_does_not_block(self):
+        # Inside MULTI redis runs BLPOP at once (nil on an empty list): queued like any command.
+        k = self.keys[self.cluster.names[0]]
+        self.client.rpush(k[1], "x")
+        c = self.raw()
+        self.assertEqual(c.call("MULTI"), b"OK")
+        self.assertEqual(c.call("BLPOP", k[0], 0), b"QUEUED")
+        self.assertEqual(c.call("BLPOP", k[1], 0), b"QUEUED")
+        self.assertEqual(c.call("EXEC"), [None, [k[1].encode(), b"x"]])
+        self.assertIn("blocking", str(c.call("BLPOP", k[0], 1)))  # outside MULTI: not yet (issue 14)
+
     def test_redis_cli(self):
         k = self.keys[self.cluster.names[2]][0]
         script = f"MULTI\nSET {k} 1\nINCR {k}\nEXEC\n"

@@ -229,7 +229,7 @@ TEST(CommandTable, NamedClassifications) {
       {"flushdb", C::admin},     {"ping", C::local},         {"echo", C::local},
       {"quit", C::local},        {"select", C::local},       {"hello", C::local},
       {"info", C::local},        {"client", C::local},       {"command", C::local},
-      {"proxy", C::local},       {"time", C::unsupported},   {"keys", C::read},
+      {"proxy", C::local},       {"time", C::read},   {"keys", C::read},
       {"scan", C::read},         {"randomkey", C::read},
   };
   for (const auto& [name, cls] : want) {
@@ -251,7 +251,7 @@ TEST(CommandTable, NamedClassifications) {
       {"client", "pause", C::unsupported}, {"client", "tracking", C::unsupported},
       {"command", "count", C::local},   {"command", "info", C::local},
       {"command", "docs", C::local},    {"command", "list", C::local},
-      {"command", "getkeys", C::local}, {"config", "get", C::unsupported},
+      {"command", "getkeys", C::local}, {"config", "get", C::admin},
       {"script", "load", C::write},     {"function", "load", C::write},
       {"script", "exists", C::read},    {"script", "flush", C::write},
       {"script", "kill", C::unsupported}, {"function", "list", C::read},
@@ -270,10 +270,10 @@ TEST(CommandTable, UnsupportedFamiliesShareAReason) {
        "wait"},
       {"subscribe", "unsubscribe", "publish", "psubscribe", "punsubscribe", "ssubscribe",
        "sunsubscribe", "spublish", "pubsub"},
-      {"config", "debug", "shutdown", "save", "bgsave", "bgrewriteaof", "lastsave",
+      {"debug", "shutdown", "save", "bgsave", "bgrewriteaof", "lastsave",
        "replicaof", "slaveof", "sync", "psync", "monitor", "cluster", "readonly", "readwrite",
        "module", "slowlog", "latency", "failover", "swapdb", "move", "migrate",
-       "time", "lolwut", "role", "reset"},
+       "lolwut", "role", "reset"},
   };
   std::vector<std::string_view> seen;
   for (const auto& family : families) {
@@ -294,10 +294,12 @@ TEST(CommandTable, UnsupportedFamiliesShareAReason) {
   }
   EXPECT_EQ(cmd("auth").cls, C::local);  // the proxy's own users (issue 11)
   EXPECT_EQ(sub("acl", "whoami").cls, C::local);
-  EXPECT_EQ(sub("acl", "setuser").reason, cmd("config").reason);
-  EXPECT_EQ(sub("memory", "stats").reason, cmd("config").reason);
+  EXPECT_EQ(sub("acl", "setuser").reason, cmd("debug").reason);
+  EXPECT_EQ(sub("memory", "stats").reason, cmd("debug").reason);
   EXPECT_EQ(sub("pubsub", "channels").reason, cmd("publish").reason);
-  for (const CommandInfo& s : cmd("config").subcommands) EXPECT_EQ(s.reason, cmd("config").reason);
+  for (const CommandInfo& s : cmd("cluster").subcommands) EXPECT_EQ(s.reason, cmd("debug").reason);
+  // CONFIG: on every server, only with allow_admin_commands and an admin user (planner.cc).
+  for (std::string_view name : {"get", "set", "resetstat", "rewrite"}) EXPECT_EQ(sub("config", name).cls, C::admin);
 }
 
 TEST(CommandTable, FanoutAndMerge) {
@@ -330,6 +332,12 @@ TEST(CommandTable, FanoutAndMerge) {
       {"dbsize", Fanout::all_shards, Merge::sum_integers},
       {"flushall", Fanout::all_shards, Merge::all_ok},
       {"flushdb", Fanout::all_shards, Merge::all_ok},
+      {"config", Fanout::all_servers, Merge::all_ok},
+      {"config|get", Fanout::all_servers, Merge::config_get},
+      {"config|set", Fanout::all_servers, Merge::all_ok},
+      {"config|resetstat", Fanout::all_servers, Merge::all_ok},
+      {"config|rewrite", Fanout::all_servers, Merge::all_ok},
+      {"time", Fanout::random_shard, Merge::forward},
   };
   size_t fanned_out = 0;
   for (const CommandInfo* c : every_entry()) {

@@ -296,3 +296,53 @@ TEST(CopyWithLeaderIds, TheCopiesGetTheIdsTheLeaderChose) {
 
 }  // namespace
 }  // namespace ringproxy::routing
+
+namespace ringproxy::routing {
+namespace {
+
+TEST(ConfigGet, TheServersPasswordsAreHidden) {
+  Reducer array(Merge::config_get, std::vector<std::vector<uint32_t>>(2), 0);
+  array.add(0, "*4\r\n$11\r\nrequirepass\r\n$6\r\nsecret\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n");
+  array.add(1, "*4\r\n$11\r\nrequirepass\r\n$6\r\nsecret\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n");
+  std::string out;
+  array.finish(out);
+  EXPECT_EQ(out, "*4\r\n$11\r\nrequirepass\r\n$21\r\n(hidden by ringproxy)\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n");
+  Reducer map(Merge::config_get, std::vector<std::vector<uint32_t>>(1), 0);  // RESP3
+  map.add(0, "%2\r\n$10\r\nmasterauth\r\n$1\r\nx\r\n$3\r\ndir\r\n$4\r\n/tmp\r\n");
+  out.clear();
+  map.finish(out);
+  EXPECT_EQ(out, "%2\r\n$10\r\nmasterauth\r\n$21\r\n(hidden by ringproxy)\r\n$3\r\ndir\r\n$4\r\n/tmp\r\n");
+  Reducer empty(Merge::config_get, std::vector<std::vector<uint32_t>>(1), 0);  // no password: shown as empty
+  empty.add(0, "*2\r\n$11\r\nrequirepass\r\n$0\r\n\r\n");
+  out.clear();
+  empty.finish(out);
+  EXPECT_EQ(out, "*2\r\n$11\r\nrequirepass\r\n$0\r\n\r\n");
+}
+
+TEST(ConfigSet, WhatTheProxyReliesOnIsRefused) {
+  conf::PoolConfig pool;
+  conf::ShardConfig shard;
+  shard.name = "s";
+  shard.servers.push_back({"127.0.0.1", 7001});
+  pool.shards.push_back(shard);
+  auto table = RoutingTable::build(pool);
+  std::vector<uint8_t> live(1, kServerLive);
+  PlanScratch scratch;
+  Plan plan;
+  auto run = [&](std::vector<std::string> words, bool admin_allowed) {
+    std::vector<std::string_view> args(words.begin(), words.end());
+    const CommandInfo* cmd = find_subcommand(*find_command(args[0]), args[1]);
+    routing::plan(*cmd, args, *table, Health{live, {}, 0}, {admin_allowed}, scratch, plan);
+  };
+  run({"CONFIG", "SET", "maxmemory", "10mb"}, true);
+  EXPECT_EQ(plan.kind, PlanKind::broadcast);
+  run({"CONFIG", "SET", "maxmemory", "10mb", "RequirePass", "x"}, true);
+  ASSERT_EQ(plan.kind, PlanKind::reject);
+  EXPECT_NE(plan.error.find("CONFIG SET requirepass is refused through ringproxy"), std::string::npos) << plan.error;
+  run({"CONFIG", "GET", "maxmemory"}, false);
+  ASSERT_EQ(plan.kind, PlanKind::reject);
+  EXPECT_NE(plan.error.find("allow_admin_commands"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
