@@ -40,6 +40,8 @@ conf::Access needed(const CommandInfo& cmd, std::span<const std::string_view> ar
       }
       // Other clients' addresses and names, and closing them: redis's @admin too.
       if (cmd.name == "client|list" || cmd.name == "client|kill") return conf::Access::admin;
+      // Stopping a script someone else runs.
+      if (cmd.name == "script|kill" || cmd.name == "function|kill") return conf::Access::readwrite;
       return conf::Access::read;
     default: return conf::Access::read;
   }

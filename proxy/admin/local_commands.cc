@@ -1,5 +1,7 @@
 #include "proxy/admin/local_commands.h"
 
+#include "proxy/admin/script_kill.h"
+
 #include <spdlog/spdlog.h>
 
 #include <charconv>
@@ -70,6 +72,10 @@ bool valid_client_name(std::string_view name) {
 
 void LocalCommands::answer(ClientSession& client, Request& request) {
   if (request.cmd->has_proxy_flag(routing::kProxyTransaction)) return transactions_.start(client, request);
+  if (request.cmd->name == "script|kill" || request.cmd->name == "function|kill") {
+    return ScriptKill::start(servers_, data_path_, request,
+                             request.cmd->name == "script|kill" ? "SCRIPT KILL" : "FUNCTION KILL");
+  }
   std::string& out = request.owned_reply;
   const std::vector<std::string_view>& args = request.args;
   std::string_view name = request.cmd->name;

@@ -890,6 +890,12 @@ void DataPath::reply_error(Request& request, std::string_view message) {
   request.client->on_request_done(request);
 }
 
+void DataPath::complete_async_local(Request& request) {
+  request.fragments_pending = 0;
+  if (request.client == nullptr) return requests_.give_back(&request);
+  complete_local(request);
+}
+
 void DataPath::complete_local(Request& request) {
   request.reply = request.owned_reply;
   if (resp::is_error_reply(request.reply)) ++stats_.error_replies;

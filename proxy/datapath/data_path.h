@@ -99,6 +99,8 @@ class DataPath final : public RequestHandler, public ServerEvents {
 
   // A local command's reply (owned_reply) is complete.
   void complete_local(Request& request);
+  // ... answered later (it held a token in fragments_pending; its client may have left).
+  void complete_async_local(Request& request);
   void reply_error(Request& request, std::string_view message);
 
   // For the transactions (transactions/): dispatch()'s two steps, out of its line; a queued

@@ -56,6 +56,37 @@ class ScriptsTest(unittest.TestCase):
                 self.assertEqual(self.client.evalsha_ro(sha, 1, k), f"v-{k}".encode())
         self.assertEqual(reloaded(self.cluster), 30)  # every call of a script the proxy has
 
+    def test_script_kill_stops_a_busy_script_through_a_side_connection(self):
+        # The busy script holds its server's shared connection: the kill goes on another one.
+        name = self.cluster.names[1]
+        key = self.keys[name][0]
+        self.cluster.server_of(name).client().config_set("busy-reply-threshold", 100)
+        self.assertRaisesRegex(redis.ResponseError, "NOTBUSY", self.client.script_kill)
+        outcome = []
+
+        def busy():
+            try:
+                outcome.append(self.cluster.client(socket_timeout=60).eval(
+                    "local n = redis.call('GET', KEYS[1]) while true do end", 1, key))
+            except redis.RedisError as e:
+                outcome.append(e)
+
+        runner = threading.Thread(target=busy)
+        runner.start()
+
+        def killed():
+            try:
+                return self.cluster.client().script_kill()
+            except redis.ResponseError as e:
+                if "NOTBUSY" in str(e):
+                    return False
+                raise
+        wait_until(killed, timeout=30, what="SCRIPT KILL accepted")
+        runner.join(30)
+        self.assertEqual(len(outcome), 1)
+        self.assertIn("killed", str(outcome[0]))
+        self.assertEqual(self.client.get(key), f"v-{key}".encode())  # the server serves again
+
     def test_script_exists_knows_a_script_sent_with_eval(self):
         # EVAL ran on one shard only, but EVALSHA of it works on every shard (the proxy has it).
         sha = hashlib.sha1(b"return 1+1").hexdigest()
@@ -140,7 +171,8 @@ class ScriptsTest(unittest.TestCase):
             self.assertEqual(server.client().function_list(), [])
 
     def test_refused_forms(self):
-        for command, reason in ((("SCRIPT", "KILL"), "administration"), (("FUNCTION", "STATS"), "administration"),
+        for command, reason in ((("SCRIPT", "KILL"), "NOTBUSY"), (("FUNCTION", "KILL"), "NOTBUSY"),
+                                (("FUNCTION", "STATS"), "administration"),
                                 (("SCRIPT", "HELP"), "HELP")):
             with self.assertRaisesRegex(redis.ResponseError, reason, msg=command):
                 self.client.execute_command(*command)
