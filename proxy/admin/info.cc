@@ -1,8 +1,11 @@
 #include "proxy/admin/info.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include "proxy/backend/backend_server.h"
 #include "ringproxy_version.h"
@@ -27,6 +30,14 @@ bool wanted(std::string_view section, std::string_view name) {
   return section.size() == name.size() && strncasecmp(section.data(), name.data(), name.size()) == 0;
 }
 
+// Resident memory, from /proc/self/statm (its second field, in pages).
+uint64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
 }  // namespace
 
 std::string info_text(const InfoSources& sources, std::string_view section) {
@@ -47,6 +58,25 @@ std::string info_text(const InfoSources& sources, std::string_view section) {
     line("tcp_port", std::to_string(config.proxy.plain_listener ? config.proxy.listen.port : 0));
     if (config.proxy.tls) line("tls_port", std::to_string(config.proxy.tls->listen.port));
     line("uptime_in_seconds", std::to_string((sources.worker.now_ms() - sources.started_at_ms) / 1000));
+    out += "\r\n";
+  }
+  if (wanted(section, "memory")) {  // the proxy's own (each server's: INFO on the server)
+    out += "# Memory\r\n";
+    line("used_memory_rss", std::to_string(resident_bytes()));
+    line("mem_allocator", "libc");
+    out += "\r\n";
+  }
+  if (wanted(section, "cpu")) {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    auto seconds = [](const timeval& t) {
+      char text[32];
+      std::snprintf(text, sizeof(text), "%ld.%06ld", static_cast<long>(t.tv_sec), static_cast<long>(t.tv_usec));
+      return std::string(text);
+    };
+    out += "# CPU\r\n";
+    line("used_cpu_sys", seconds(usage.ru_stime));
+    line("used_cpu_user", seconds(usage.ru_utime));
     out += "\r\n";
   }
   if (wanted(section, "clients")) {

@@ -78,10 +78,8 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
     cmd = sub;
   }
   request.cmd = cmd;
-  if (!routing::arity_ok(*cmd, args.size())) {
-    std::string name(cmd->name);
-    std::replace(name.begin(), name.end(), '|', ' ');
-    reply_error(request, "ERR wrong number of arguments for '" + name + "' command");
+  if (!routing::arity_ok(*cmd, args.size())) {  // (redis 7.0 names a subcommand 'container|sub')
+    reply_error(request, "ERR wrong number of arguments for '" + std::string(cmd->name) + "' command");
     return false;
   }
 

@@ -1,4 +1,4 @@
-"""CONFIG through the proxy (issue 13, from redis's own test suite): only with [proxy]
+"""CONFIG and other edges redis's own test suite found (issue 13): CONFIG through the proxy: only with [proxy]
 allow_admin_commands = true and for admin users. CONFIG SET and RESETSTAT go to every server
 (refused while one is down: it would come back without the change), CONFIG GET is answered by
 one, with the servers' passwords hidden, and what the proxy relies on to reach its servers
@@ -52,6 +52,12 @@ class ConfigTest(unittest.TestCase):
         self.assertGreater(seconds, 1_700_000_000)
         with self.assertRaisesRegex(redis.ResponseError, "^wrong number of arguments for 'mset' command$"):
             self.r.execute_command("MSET", "a", "1", "b")
+        with self.assertRaisesRegex(redis.ResponseError, "^wrong number of arguments for 'xgroup|help' command$"):
+            self.r.execute_command("XGROUP", "HELP", "x")  # (redis 7.0's name for a subcommand)
+        # INFO: the version of the command set (what RQ and others check), the proxy's cpu and memory.
+        self.assertEqual(self.r.info("server")["redis_version"], "7.0.15")
+        self.assertGreater(self.r.info("memory")["used_memory_rss"], 1_000_000)
+        self.assertIn("used_cpu_user", self.r.info("cpu"))
 
 
 class ConfigOffTest(unittest.TestCase):
