@@ -1146,7 +1146,7 @@ constexpr CommandInfo kCommandTable[] = {
      .cls = C::unsupported, .reason = kReasonAdmin},
     {.name = "reset", .arity = 1,
      .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale | kFlagFast | kFlagNoAuth | kFlagAllowBusy,
-     .cls = C::unsupported, .reason = kReasonAdmin},
+     .cls = C::local},
     {.name = "restore", .arity = -4, .redis_flags = kFlagWrite | kFlagDenyoom, .first_key = 1,
      .last_key = 1, .key_step = 1, .key_specs = specs(114, 1), .cls = C::write},
     {.name = "restore-asking", .arity = -4,

@@ -50,7 +50,7 @@ QueueDecision decide_queued(const CommandInfo& cmd, std::span<const std::string_
   const std::string_view name = cmd.name;
   if (name == "exec") return {InTransaction::exec, {}, std::nullopt};
   if (name == "discard") return {InTransaction::discard, {}, std::nullopt};
-  if (name == "quit") return {InTransaction::run_now, {}, std::nullopt};
+  if (name == "quit" || name == "reset") return {InTransaction::run_now, {}, std::nullopt};
   if (name == "multi") return {InTransaction::error_only, "ERR MULTI calls can not be nested", std::nullopt};
   if (name == "watch") return {InTransaction::error_only, "ERR WATCH inside MULTI is not allowed", std::nullopt};
   if (cmd.has_flag(kFlagNoMulti)) return refuse("ERR Command not allowed inside a transaction");

@@ -35,7 +35,7 @@ enum class InTransaction : uint8_t {
   error_only,   // an error that leaves the transaction as it is (MULTI nested, WATCH inside MULTI)
   exec,
   discard,
-  run_now,      // QUIT: what it does outside a transaction
+  run_now,      // QUIT, RESET: what they do outside a transaction (RESET ends it)
 };
 
 struct QueueDecision {

@@ -160,6 +160,18 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
       resp::append_bulk(out, "modules");
       resp::append_array_header(out, 0);
     }
+  } else if (name == "reset") {
+    // As a new connection: RESP2, no name, unauthenticated where users are configured (the
+    // transaction and the watch were ended on the way here: transactions.cc). A change of
+    // protocol waits for the earlier replies, as HELLO's does.
+    if (client.protocol() != 2 && client.wait_for_replies(&request)) return;
+    client.set_protocol(2);
+    client.set_handler(&data_path_.handler_for(client));
+    client.set_name("");
+    client.lib_name.clear();
+    client.lib_ver.clear();
+    if (client.checked() || client.user() != nullptr) client.set_user(nullptr);
+    resp::append_simple(out, "RESET");
   } else if (name == "auth") {
     const std::vector<conf::UserConfig>& users = info_.worker.config().proxy.users;
     if (args.size() > 3) {

@@ -82,7 +82,7 @@ void Transactions::dispatch(ClientSession& client, Request& request) {
     switch (decision.what) {
       case routing::InTransaction::exec: return exec(client, state, request);
       case routing::InTransaction::discard: return discard(client, state, request);
-      case routing::InTransaction::run_now:  // QUIT (nothing is in flight on the connection)
+      case routing::InTransaction::run_now:  // QUIT, RESET (nothing is in flight on the connection)
         end(client, false);
         return data_path_.carry_out_request(client, request);
       case routing::InTransaction::error_only: return data_path_.reply_error(request, decision.error);
@@ -108,7 +108,7 @@ void Transactions::dispatch(ClientSession& client, Request& request) {
   }
   if (name == "exec") return data_path_.reply_error(request, "ERR EXEC without MULTI");
   if (name == "discard") return data_path_.reply_error(request, "ERR DISCARD without MULTI");
-  if (name == "quit") {
+  if (name == "quit" || name == "reset") {  // (RESET unwatches, as redis does)
     end(client, false);
     return data_path_.carry_out_request(client, request);
   }

@@ -124,6 +124,14 @@ class PasswordTest(AuthCluster):
         self.assertEqual(redis.Redis(host="127.0.0.1", port=self.port, password=PASSWORD).get("k"), b"v")
         self.assertEqual(self.as_user("default", PASSWORD).get("k"), b"v")
 
+    def test_reset_leaves_the_connection_unauthenticated(self):
+        c = redis.Redis(host="127.0.0.1", port=self.port, single_connection_client=True)
+        self.assertTrue(c.execute_command("AUTH", PASSWORD))
+        self.assertEqual(c.get("k"), None)
+        self.assertEqual(c.execute_command("RESET"), "RESET")  # (redis-py decodes its status)
+        with self.assertRaisesRegex(redis.AuthenticationError, "Authentication required"):
+            c.get("k")
+
     def test_hello_auth_authenticates_and_selects_resp2(self):
         c = self.anonymous()
         reply = c.execute_command("HELLO", "2", "AUTH", "default", PASSWORD, "SETNAME", "worker-1")

@@ -159,6 +159,13 @@ class Resp3Test(unittest.TestCase):
         self.assertEqual(c.call("GET", k[2]), ("$", None))  # RESP2's null
         self.assertEqual(c.call("HGETALL", "{h}:1")[0], "*")
 
+    def test_reset_goes_back_to_resp2(self):
+        c = self.conn()
+        k = self.keys[self.cluster.names[0]][0]
+        self.assertEqual(c.call("GET", k), ("_", None))
+        self.assertEqual(c.call("RESET"), ("+", "RESET"))
+        self.assertEqual(c.call("GET", k), ("$", None))
+
     def test_an_empty_keyspace_answers_resp3_nulls(self):
         c = self.conn()
         self.assertEqual(c.call("RANDOMKEY"), ("_", None))  # merged from every shard's null

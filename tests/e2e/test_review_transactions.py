@@ -196,27 +196,27 @@ class ReviewTransactionsTest(unittest.TestCase):
         self.assertEqual(c.call("WATCH", moved[0]), b"OK")
         self.assertEqual(c.call("GET", moved[0]), f"v{moved[0][1:]}".encode())
 
-    # 10. RESET is refused by the proxy, yet inside MULTI (or while watching) it first ends the
-    # transaction: the error says nothing happened, but the queue (or the watch) is gone, the
-    # client's next "queued" write runs at once and EXEC commits although a watched key changed.
-    def test_a_refused_reset_leaves_the_transaction_and_the_watch_as_they_were(self):
+    # 10. (Was: RESET refused, yet ending the transaction.) RESET is now carried out, as redis
+    # does: it discards the transaction, drops the watch (and its dedicated connection), and
+    # leaves the connection as new: RESP2, no name, unauthenticated where users are configured.
+    def test_reset_discards_the_transaction_and_the_watch(self):
         cluster = self.cluster(shards=1)
         c = self.raw(cluster)
+        self.assertEqual(c.call("CLIENT", "SETNAME", "worker"), b"OK")
         self.assertEqual(c.call("MULTI"), b"OK")
         self.assertEqual(c.call("SET", "a", "1"), b"QUEUED")
-        if not isinstance(c.call("RESET"), redis.ResponseError):
-            self.skipTest("RESET is carried out: ending the transaction is then right")
-        self.assertEqual(c.call("SET", "b", "2"), b"QUEUED")  # still in the transaction
-        self.assertIsNone(cluster.client().get("b"))
-        c.call("DISCARD")
+        self.assertEqual(c.call("RESET"), b"RESET")
+        self.assertEqual(c.call("SET", "b", "2"), b"OK")  # no longer in a transaction
+        self.assertIsNone(cluster.client().get("a"))  # the queued SET never ran
+        self.assertIsNone(c.call("CLIENT", "GETNAME"))
         w = self.raw(cluster)
         self.assertEqual(w.call("WATCH", "w"), b"OK")
-        self.assertIsInstance(w.call("RESET"), redis.ResponseError)
+        self.assertEqual(w.call("RESET"), b"RESET")
         self.assertEqual(w.call("MULTI"), b"OK")
         self.assertEqual(w.call("SET", "w", "mine"), b"QUEUED")
         cluster.client().set("w", "changed by another client")
-        self.assertIsNone(w.call("EXEC"))  # the watched key changed: nothing may run
-        self.assertEqual(cluster.client().get("w"), b"changed by another client")
+        self.assertEqual(w.call("EXEC"), [b"OK"])  # the watch went with RESET
+        self.assertEqual(cluster.client().get("w"), b"mine")
 
 
 if __name__ == "__main__":

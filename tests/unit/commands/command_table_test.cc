@@ -273,7 +273,7 @@ TEST(CommandTable, UnsupportedFamiliesShareAReason) {
       {"debug", "shutdown", "save", "bgsave", "bgrewriteaof", "lastsave",
        "replicaof", "slaveof", "sync", "psync", "monitor", "cluster", "readonly", "readwrite",
        "module", "slowlog", "latency", "failover", "swapdb", "move", "migrate",
-       "lolwut", "role", "reset"},
+       "lolwut", "role"},
   };
   std::vector<std::string_view> seen;
   for (const auto& family : families) {

@@ -133,7 +133,7 @@ TEST_F(TransactionTest, TheTransactionsOwnCommands) {
   EXPECT_EQ(queue({"EXEC"}).what, InTransaction::exec);
   EXPECT_EQ(queue({"DISCARD"}).what, InTransaction::discard);
   EXPECT_EQ(queue({"QUIT"}).what, InTransaction::run_now);
-  EXPECT_EQ(queue({"RESET"}).what, InTransaction::refuse);  // (refused by the proxy, in a transaction too)
+  EXPECT_EQ(queue({"RESET"}).what, InTransaction::run_now);  // (it ends the transaction, as in redis)
   QueueDecision d = queue({"MULTI"});
   EXPECT_EQ(d.what, InTransaction::error_only);
   EXPECT_EQ(d.error, "ERR MULTI calls can not be nested");
