@@ -1,6 +1,7 @@
 #include "routing/reducer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <optional>
 
@@ -164,7 +165,13 @@ void Reducer::hide_secrets(std::string_view reply, std::string& out) {
   for (size_t i = 0; i < elements.size(); i += 2) {
     const std::optional<std::string_view> name = resp::bulk_string_reply(elements[i]);
     out.append(elements[i]);
-    const bool secret = name && std::find(std::begin(kSecrets), std::end(kSecrets), *name) != std::end(kSecrets);
+    // (redis echoes a name asked for without a pattern in the client's casing)
+    const bool secret = name && std::any_of(std::begin(kSecrets), std::end(kSecrets), [&](std::string_view secret) {
+                          return secret.size() == name->size() &&
+                                 std::equal(secret.begin(), secret.end(), name->begin(), [](char a, char b) {
+                                   return a == std::tolower(static_cast<unsigned char>(b));
+                                 });
+                        });
     if (secret && resp::bulk_string_reply(elements[i + 1]).value_or("").size() > 0) {
       resp::append_bulk(out, "(hidden by ringproxy)");
     } else {

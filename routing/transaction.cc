@@ -60,7 +60,7 @@ QueueDecision decide_queued(const CommandInfo& cmd, std::span<const std::string_
     switch (cmd.cls) {
       case CommandClass::unsupported:
         // A blocking command does not block inside MULTI (redis runs it at once): queued by its keys.
-        if (cmd.has_flag(kFlagBlocking) && cmd.first_key > 0) break;
+        if (cmd.has_flag(kFlagBlocking) && !cmd.key_specs.empty()) break;
         return refuse("ERR " + display_name(name) + ": " + std::string(cmd.reason));
       case CommandClass::local:
         return refuse("ERR " + display_name(name) + " cannot be queued in a transaction through ringproxy: the proxy "
@@ -70,7 +70,7 @@ QueueDecision decide_queued(const CommandInfo& cmd, std::span<const std::string_
       case CommandClass::write:
         break;
     }
-    if (cmd.fanout >= Fanout::all_shards) {
+    if (cmd.fanout >= Fanout::all_shards && cmd.fanout != Fanout::random_shard) {  // (one server's: TIME)
       return refuse("ERR " + display_name(name) + " cannot be queued in a transaction through ringproxy: it runs on every "
                     "shard, a transaction on one");
     }

@@ -16,12 +16,13 @@ void ScriptKill::start(Servers& servers, DataPath& data_path, Request& request, 
   job->timer_.data = job;
   const conf::PoolConfig& pool = worker.config().pool;
   uv_timer_start(&job->timer_, on_timeout, pool.connect_timeout_ms + pool.request_timeout_ms, 0);
+  // Every server, down ones too: a script that runs long enough makes its server look down (it
+  // answers -BUSY), and the kill is what brings it back.
   for (const auto& server : servers.servers()) {
-    if (server->state() != ServerState::up && server->state() != ServerState::recovering) continue;
     std::string why;
     SideLink* link = SideLink::open(server->login(), worker, job, on_connect, on_disconnect, &why);
     if (link == nullptr) {
-      if (job->first_error_.empty()) job->first_error_ = why;
+      job->unreachable_ = why;
       continue;
     }
     job->links_.push_back(link);
@@ -31,17 +32,27 @@ void ScriptKill::start(Servers& servers, DataPath& data_path, Request& request, 
   if (job->outstanding_ == 0) job->finish();
 }
 
+// (A server that cannot be reached runs no script the kill could stop: only if none answered
+// is that the reply.)
 void ScriptKill::on_connect(SideLink* link, bool ok) {
-  if (!ok) static_cast<ScriptKill*>(link->data())->link_done(link, link->error_or("cannot connect"));
+  auto* self = static_cast<ScriptKill*>(link->data());
+  if (!ok && !self->finished_) {
+    self->unreachable_ = link->error_or("cannot connect");
+    self->link_done(link, "");
+  }
 }
 
 void ScriptKill::on_disconnect(SideLink* link) {
-  static_cast<ScriptKill*>(link->data())->link_done(link, link->error_or("connection closed"));
+  auto* self = static_cast<ScriptKill*>(link->data());
+  if (self->finished_) return;
+  self->unreachable_ = link->error_or("connection closed");
+  self->link_done(link, "");
 }
 
 void ScriptKill::on_reply(SideLink* link, redisReply* reply, void*) {
   auto* self = static_cast<ScriptKill*>(link->data());
   if (reply == nullptr || self->finished_) return;
+  self->answered_ = true;
   if (reply->type == REDIS_REPLY_STATUS) {
     self->killed_ = true;
     return self->link_done(link, "");
@@ -74,6 +85,10 @@ void ScriptKill::finish() {
     if (link != nullptr) std::exchange(link, nullptr)->close();
   }
   Request& request = *request_;
+  if (!killed_ && first_error_.empty() && !answered_) {
+    first_error_ = "ERR no server could be reached: " + (unreachable_.empty() ? std::string("none is configured")
+                                                                             : unreachable_);
+  }
   if (killed_) {
     request.owned_reply = "+OK\r\n";
   } else if (first_error_.empty()) {

@@ -41,6 +41,8 @@ class ScriptKill {
   bool killed_ = false;
   bool finished_ = false;
   std::string first_error_;       // other than NOTBUSY
+  bool answered_ = false;         // some server replied
+  std::string unreachable_;       // why the last server that could not be reached could not
 };
 
 }  // namespace ringproxy::proxy

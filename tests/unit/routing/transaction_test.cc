@@ -125,8 +125,13 @@ TEST_F(TransactionTest, WhatCannotBeQueued) {
     EXPECT_EQ(d.what, InTransaction::refuse) << c.words[0];
     EXPECT_NE(d.error.find(c.error), std::string::npos) << d.error;
   }
-  // SPOP on a plain shard is fine.
+  // SPOP on a plain shard is fine; so are one server's keyless commands (TIME) and blocking
+  // commands, which do not block inside MULTI (BLMPOP names its keys by a count).
   EXPECT_EQ(queue({"SPOP", key_on(0)}).what, InTransaction::queue);
+  EXPECT_EQ(queue({"TIME"}, 0).what, InTransaction::queue);
+  QueueDecision blocking = queue({"BLMPOP", "0", "1", key_on(1), "LEFT"});
+  EXPECT_EQ(blocking.what, InTransaction::queue);
+  EXPECT_EQ(blocking.shard, 1u);
 }
 
 TEST_F(TransactionTest, TheTransactionsOwnCommands) {
