@@ -332,6 +332,17 @@ def digests(servers):
     return [s.client().execute_command("DEBUG", "DIGEST") for s in servers]
 
 
+def config_digest(cluster):
+    """INFO proxy's config_digest as the text it is (redis-py's INFO parser makes a digest of
+    decimal digits an int, and drops its leading zeros)."""
+    client = cluster.client()
+    client.set_response_callback("INFO", lambda response, **_: response)
+    for line in client.execute_command("INFO", "proxy").decode().splitlines():
+        if line.startswith("config_digest:"):
+            return line.split(":", 1)[1]
+    return None
+
+
 def server_states(cluster):
     """The proxy's view of each server's state (up, down, recovering, stale), in order."""
     info = cluster.client().info("proxy")

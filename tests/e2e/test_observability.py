@@ -18,7 +18,8 @@ import urllib.request
 import redis
 import yaml
 
-from harness import Cluster, Proxy, RedisServer, free_port, scrape, server_states, toml_config, value, wait_until
+from harness import (Cluster, Proxy, RedisServer, config_digest, free_port, scrape, server_states, toml_config, value,
+                     wait_until)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 DASHBOARD = os.path.join(ROOT, "metrics", "grafana-dashboard.json")
@@ -101,7 +102,7 @@ class MetricsContent(unittest.TestCase):
         self.assertAlmostEqual(value(text, "process_start_time_seconds"), time.time(), delta=120)
         self.assertIsNotNone(value(text, "process_cpu_seconds_total"))
         self.assertEqual(value(text, "ringproxy_shards"), 2)
-        digest = self.cluster.client().info("proxy")["config_digest"]
+        digest = config_digest(self.cluster)
         self.assertEqual(value(text, "ringproxy_config_info", f'{{digest="{digest}"}}'), 1)
         # Bounded label sets: one series per command seen, never per key or argument.
         commands = set(re.findall(r'^ringproxy_requests_total\{command="([^"]+)"', text, re.M))
