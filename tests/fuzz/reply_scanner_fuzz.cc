@@ -3,7 +3,7 @@
 //
 // Input: 2 control bytes (where each reply is split, a fraction of its length), then the
 // bytes. Each reply is scanned whole, in two pieces and in three; the three must agree, and
-// agree with a plain recursive scanner written from the RESP2 grammar (the oracle: the
+// agree with a plain recursive scanner written from the RESP2 and RESP3 grammar (the oracle: the
 // real scanner counts the values still expected instead of recursing).
 #include <charconv>
 #include <cstdint>
@@ -86,6 +86,40 @@ class Reference {
         }
         return at;
       }
+      // RESP3 (a HELLO 3 client's servers): one-line scalars, blobs, and aggregates (a map
+      // holds 2n values; an attribute's 2n are followed by the value it describes).
+      case '_':
+      case ',':
+      case '(':
+      case '#':
+        return leaf(next);
+      case '=':
+      case '!': {
+        int64_t n;
+        if (!length(line, &n) || n < 0) return stop(ParseStatus::error);
+        if (in_.size() - next < static_cast<uint64_t>(n) + 2) return stop(ParseStatus::incomplete);
+        if (in_.substr(next + n, 2) != "\r\n") return stop(ParseStatus::error);
+        return leaf(next + n + 2);
+      }
+      case '~':
+      case '>':
+      case '%':
+      case '|': {
+        int64_t n;
+        if (!length(line, &n) || n < 0) return stop(ParseStatus::error);
+        const bool pairs = in_[pos] == '%' || in_[pos] == '|';
+        const unsigned __int128 count =
+            static_cast<unsigned __int128>(n) * (pairs ? 2 : 1) + (in_[pos] == '|' ? 1 : 0);
+        expected_ += count;
+        if (expected_ - 1 > UINT64_MAX) return stop(ParseStatus::error);
+        expected_ -= 1;
+        size_t at = next;
+        for (unsigned __int128 i = 0; i < count; ++i) {
+          at = value(at);
+          if (status_ != ParseStatus::complete) return 0;
+        }
+        return at;
+      }
       default:
         return stop(ParseStatus::error);
     }
@@ -125,7 +159,7 @@ class Reference {
 void check_helpers(std::string_view reply) {
   std::vector<std::string_view> elements;
   if (ringproxy::resp::split_array_reply(reply, elements)) {
-    CHECK(reply[0] == '*');
+    CHECK(reply[0] == '*' || reply[0] == '~');  // (a RESP3 set splits as an array does)
     // The elements are consecutive complete replies that end where the reply ends.
     size_t total = 0;
     for (std::string_view e : elements) {
