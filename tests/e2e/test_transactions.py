@@ -23,14 +23,6 @@ def stats(cluster):
     return {k[len("transactions_"):]: int(v) for k, v in info.items() if k.startswith("transactions_")}
 
 
-def resp(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
 class RawClient:
     """One connection, replies read one by one (redis-py's pipeline hides the +QUEUED replies)."""
 
