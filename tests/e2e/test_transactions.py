@@ -14,7 +14,7 @@ import unittest
 
 import redis
 
-from harness import (Cluster, count_incrs, digests, keys_by_shard, scrape, server_infos, server_states, value,
+from harness import (Cluster, digests, keys_by_shard, scrape, server_infos, server_states, value,
                      wait_until)
 
 
