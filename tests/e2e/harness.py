@@ -364,6 +364,15 @@ def shard_infos(cluster):
     return [v for _, v in sorted(shards)]
 
 
+def resp(*args):
+    """One command in RESP's request form, for tests that write the wire themselves."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
 def raw_exchange(port, payload, expect_bytes=None, timeout=5.0, read_until_close=False):
     """Sends raw bytes, returns what came back (until expect_bytes arrived, or close)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

@@ -15,17 +15,9 @@ import unittest
 
 import redis
 
-from harness import (RINGPROXY_BIN, SANITIZED, Cluster, Proxy, RedisServer, free_port, rss_kb, scrape, toml_config,
-                     value, wait_until)
+from harness import (RINGPROXY_BIN, SANITIZED, Cluster, Proxy, RedisServer, free_port, resp, rss_kb, scrape,
+                     toml_config, value, wait_until)
 from test_tls import Certs, tls_client, tls_table
-
-
-def resp(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
 
 
 class MemoryTls:

@@ -11,9 +11,9 @@ import unittest
 
 import redis
 
-from harness import (Cluster, RedisServer, digests, keys_by_shard, raw_exchange, server_infos, server_states,
+from harness import (Cluster, RedisServer, digests, keys_by_shard, raw_exchange, resp, server_infos, server_states,
                      toml_config, wait_until)
-from test_transactions import RawClient, resp
+from test_transactions import RawClient
 
 
 def write_config(cluster, shards, pool=None, replication=None):
