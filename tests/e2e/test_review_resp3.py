@@ -6,18 +6,10 @@ Resp3Connection; nothing sleeps a fixed time to wait for a state.
 """
 import unittest
 
-from harness import Cluster, wait_until
+from harness import Cluster, resp, wait_until
 from test_resp3 import Resp3Connection
 
 PASSWORD = "Review-Secret-42"
-
-
-def command(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
 
 
 class Resp3ReviewTest(unittest.TestCase):
@@ -69,7 +61,7 @@ class Resp3ReviewTest(unittest.TestCase):
         # Writes on the server wait 1 s (reads do not): a read sent on another connection
         # would run before the client's earlier write.
         cluster.redis[0].client().execute_command("CLIENT", "PAUSE", "1000", "WRITE")
-        c.sock.sendall(command("SET", "k", "v") + command("HELLO", "3") + command("GET", "k"))
+        c.sock.sendall(resp("SET", "k", "v") + resp("HELLO", "3") + resp("GET", "k"))
         self.assertEqual(c.read(), ("+", "OK"))
         self.assertEqual(c.read()[0], "%")
         # One redis-server runs a connection's commands in order: GET sees the SET before it.
