@@ -109,7 +109,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                          .Register(*registry_);
   server_dedicated_ = &BuildGauge()
                            .Name("ringproxy_server_dedicated_connections")
-                           .Help("Dedicated connections to the server held by clients (WATCH), of [pool] "
+                           .Help("Dedicated connections to the server held by clients (WATCH, blocking commands, subscriptions), of [pool] "
                                  "dedicated_connections.")
                            .Register(*registry_);
   server_dedicated_exhausted_ = &BuildCounter()
@@ -122,6 +122,36 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                  "discard, watch_lost (the WATCH's connection failed: EXEC answered nil).")
                            .Register(*registry_);
   for (size_t i = 0; i < 4; ++i) transactions[i] = &transaction_family.Add({{"outcome", kTransactionOutcomes[i]}});
+  auto& blocked_family = BuildGauge()
+                             .Name("ringproxy_blocked_clients")
+                             .Help("Clients in a blocking command: where=server (on a dedicated connection), "
+                                   "where=proxy (a pop on a replicated shard, waiting in the proxy).")
+                             .Register(*registry_);
+  blocked_on_servers = &blocked_family.Add({{"where", "server"}});
+  blocked_in_proxy = &blocked_family.Add({{"where", "proxy"}});
+  auto& pops_family = BuildCounter()
+                          .Name("ringproxy_proxy_pops_total")
+                          .Help("Pops the proxy ran for clients waiting on a replicated shard: outcome=run, "
+                                "or undone (its client had left: the element was put back).")
+                          .Register(*registry_);
+  proxy_pops = &pops_family.Add({{"outcome", "run"}});
+  proxy_pops_undone = &pops_family.Add({{"outcome", "undone"}});
+  pubsub_subscribers = &BuildGauge()
+                            .Name("ringproxy_pubsub_subscribers")
+                            .Help("Clients with at least one subscription (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE).")
+                            .Register(*registry_)
+                            .Add({});
+  pubsub_messages = &BuildCounter()
+                         .Name("ringproxy_pubsub_messages_total")
+                         .Help("Pub/sub messages forwarded to subscribed clients.")
+                         .Register(*registry_)
+                         .Add({});
+  pubsub_dropped = &BuildCounter()
+                        .Name("ringproxy_pubsub_subscribers_dropped_total")
+                        .Help("Subscribed clients closed because a server they listened on failed (they "
+                              "resubscribe).")
+                        .Register(*registry_)
+                        .Add({});
   server_requests_ = &BuildCounter()
                           .Name("ringproxy_server_requests_total")
                           .Help("Requests sent to a server.")

@@ -104,6 +104,13 @@ class Metrics {
   prometheus::Gauge* resp3_client_connections;   // clients that switched to RESP3 (HELLO 3)
   prometheus::Gauge* resp3_server_connections;   // connections to servers that speak RESP3 for them
   prometheus::Counter* transactions[4];     // by kTransactionOutcomes
+  prometheus::Gauge* blocked_on_servers;    // blocking commands on dedicated connections
+  prometheus::Gauge* blocked_in_proxy;      // replicated pops waiting in the proxy
+  prometheus::Counter* proxy_pops;          // pops the proxy ran for waiting clients
+  prometheus::Counter* proxy_pops_undone;   // ... put back: their client had left
+  prometheus::Gauge* pubsub_subscribers;    // clients in subscribed mode
+  prometheus::Counter* pubsub_messages;     // messages forwarded to subscribers
+  prometheus::Counter* pubsub_dropped;      // subscribers closed: a server they listened on failed
   prometheus::Counter* protocol_errors;
   prometheus::Counter* auth_failures;       // AUTH / HELLO AUTH with a wrong user or password
   prometheus::Counter* clients_disconnected_by_reload;  // their user was removed or its password changed

@@ -15,11 +15,13 @@ Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics, st
       clients_(worker_, requests_, stats_, accounting_),
       reloader_(worker_, config_, servers_, data_path_, clients_, std::move(config_path), std::move(digest)),
       transactions_(worker_, servers_, data_path_, stats_),
+      blocking_(worker_, servers_, data_path_, stats_),
       local_commands_(data_path_, transactions_, servers_, reloader_, clients_,
                       InfoSources{worker_, started_at_ms_, stats_, clients_, servers_, reloader_}),
       publisher_(worker_, stats_, accounting_, servers_, reloader_) {
   clients_.set_handler(&data_path_);
   data_path_.set_local_commands(&local_commands_);
+  data_path_.set_blocking(&blocking_);
 }
 
 bool Proxy::start(std::string* error) {
@@ -55,6 +57,7 @@ bool Proxy::start(std::string* error) {
 
   worker_.start();
   data_path_.start();
+  blocking_.start_timer();
   // Timeouts are checked by a sweep rather than a timer per request: no timer work on
   // the hot path, at the cost of up to one sweep period of extra delay.
   const conf::PoolConfig& pool = config_.pool;
@@ -91,6 +94,7 @@ void Proxy::stop() {
   spdlog::info("ringproxy stopping");
   worker_.stop();
   data_path_.stop();
+  blocking_.stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);

@@ -7,6 +7,7 @@
 //   backend/    the servers: connections, health, replay, resync, repair, probes, fences
 //   datapath/   classify -> plan -> send -> reduce -> reply (see data_path.h)
 //   transactions/  MULTI ... EXEC queued by the proxy; WATCH on a dedicated connection
+//   blocking/   BLPOP ... on a dedicated connection, or waiting in the proxy (replicated pops)
 //   reconfig/   reload, the config file watch, the migration of moved keys
 //   admin/      local commands, INFO, the metrics endpoint and publisher
 //
@@ -36,6 +37,7 @@
 #include "proxy/net/worker.h"
 #include "proxy/reconfig/reloader.h"
 #include "proxy/transactions/transactions.h"
+#include "proxy/blocking/blocking.h"
 #include "proxy/requests/request.h"
 #include "proxy/requests/stats.h"
 
@@ -77,6 +79,7 @@ class Proxy {
   Clients clients_;
   Reloader reloader_;
   Transactions transactions_;
+  Blocking blocking_;
   LocalCommands local_commands_;
   MetricsPublisher publisher_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;

@@ -77,10 +77,9 @@ enum RedisFlag : uint32_t {
 
 // ringproxy's own notes on a command, for what neither the class nor the key specs say.
 enum ProxyFlag : uint8_t {
-  // XREAD, XREADGROUP: supported, but the planner must reject a request that carries the
-  // BLOCK option (has_block_option in keys.h): a blocked reply would stall every client
-  // sharing the backend connection.
-  kProxyRejectBlockOption = 1u << 0,
+  // XREAD, XREADGROUP: they block when they carry the BLOCK option (has_block_option in
+  // keys.h): then the blocking commands' way (routing/blocking.h), not a shared connection.
+  kProxyBlockOption = 1u << 0,
   // EVAL, EVAL_RO, SCRIPT LOAD: the argument after the name is a script body, which the proxy
   // remembers (routing/scripts.h; SCRIPT LOAD's once every server took it).
   kProxyScriptBody = 1u << 1,
@@ -95,6 +94,8 @@ enum ProxyFlag : uint8_t {
   // XADD (and the proxy's EXEC of a transaction that holds one): on a replicated shard one
   // server runs it first, and the others get what it did: the stream ID it chose for '*'.
   kProxyLeads = 1u << 6,
+  // BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN BZPOPMAX BZMPOP: they block (routing/blocking.h).
+  kProxyBlocking = 1u << 7,
 };
 
 // Where the key specs fall short, find_key_positions parses the command's options by hand,

@@ -132,6 +132,7 @@ int64_t sort_store_position(Args args) {
 struct XreadOptions {
   size_t streams = 0;  // index of the first key
   bool block = false;
+  size_t block_at = 0;  // BLOCK's index
   std::string_view error;
 };
 
@@ -143,6 +144,7 @@ XreadOptions parse_xread(Args args) {
     const std::string_view a = args[i];
     if (iequals(a, "BLOCK") && more >= 1) {
       o.block = true;
+      o.block_at = i;
       ++i;
     } else if (iequals(a, "COUNT") && more >= 1) {
       ++i;
@@ -218,7 +220,14 @@ std::string_view find_key_positions(const CommandInfo& cmd, Args args,
 }
 
 bool has_block_option(const CommandInfo& cmd, Args args) {
-  return cmd.has_proxy_flag(kProxyRejectBlockOption) && parse_xread(args).block;
+  return cmd.has_proxy_flag(kProxyBlockOption) && parse_xread(args).block;
+}
+
+std::optional<size_t> block_option_position(const CommandInfo& cmd, Args args) {
+  if (!cmd.has_proxy_flag(kProxyBlockOption)) return std::nullopt;
+  const XreadOptions o = parse_xread(args);
+  if (!o.block || !o.error.empty()) return std::nullopt;
+  return o.block_at;
 }
 
 }  // namespace ringproxy::routing

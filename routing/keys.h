@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -35,9 +36,11 @@ std::string_view find_key_positions(const CommandInfo& cmd,
                                     std::span<const std::string_view> args,
                                     std::vector<uint32_t>& positions);
 
-// True when a command flagged kProxyRejectBlockOption (XREAD, XREADGROUP) carries a BLOCK
+// True when a command flagged kProxyBlockOption (XREAD, XREADGROUP) carries a BLOCK
 // option, which the planner must reject; false for every other command. Options are parsed
 // like redis does, so a group or consumer named "block" is not mistaken for the option.
 bool has_block_option(const CommandInfo& cmd, std::span<const std::string_view> args);
+// Where that BLOCK is (its value follows it); none without one, or when the options are wrong.
+std::optional<size_t> block_option_position(const CommandInfo& cmd, std::span<const std::string_view> args);
 
 }  // namespace ringproxy::routing

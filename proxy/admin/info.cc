@@ -83,6 +83,10 @@ std::string info_text(const InfoSources& sources, std::string_view section) {
     out += "# Clients\r\n";
     line("connected_clients", std::to_string(sources.clients.sessions().size()));
     line("maxclients", std::to_string(config.proxy.max_clients));
+    line("blocked_clients", std::to_string(stats.blocked_on_servers + stats.blocked_in_proxy));
+    line("blocked_on_servers", std::to_string(stats.blocked_on_servers));
+    line("blocked_in_proxy", std::to_string(stats.blocked_in_proxy));
+    line("pubsub_clients", std::to_string(stats.subscribers));
     out += "\r\n";
   }
   if (wanted(section, "persistence")) {
@@ -101,6 +105,10 @@ std::string info_text(const InfoSources& sources, std::string_view section) {
     for (size_t i = 0; i < stats.transactions.size(); ++i) {
       line(std::string("transactions_") + metrics::kTransactionOutcomes[i], std::to_string(stats.transactions[i]));
     }
+    line("proxy_pops", std::to_string(stats.proxy_pops));
+    line("proxy_pops_undone", std::to_string(stats.proxy_pops_undone));
+    line("pubsub_messages_forwarded", std::to_string(stats.messages_forwarded));
+    line("pubsub_subscribers_dropped", std::to_string(stats.subscribers_dropped));
     out += "\r\n";
   }
   if (wanted(section, "proxy")) {

@@ -243,6 +243,17 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
     resp::append_bulk(out, info_text(info_, args.size() > 1 ? args[1] : std::string_view()));
   } else if (name == "proxy") {
     answer_proxy_command(request);
+  } else if (name == "wait") {
+    // The servers behind the proxy are not redis replicas of each other: the proxy copies
+    // writes itself and answers a write once its shard's write_ack is met. No redis replica
+    // acknowledges anything, as on a redis-server without replicas.
+    if (!to_int(args[1]) || !to_int(args[2])) {
+      resp::append_error(out, "ERR value is out of range, must be positive");
+    } else if (*to_int(args[2]) < 0) {
+      resp::append_error(out, "ERR timeout is negative");
+    } else {
+      resp::append_integer(out, 0);
+    }
   } else {
     resp::append_error(out, "ERR " + std::string(name) + " is not answered by this version of ringproxy");
   }

@@ -15,6 +15,21 @@ void MetricsPublisher::publish() {
       metrics.transactions[i]->Increment(static_cast<double>(delta));
     }
   }
+  if (uint64_t delta = stats_.proxy_pops - published_.proxy_pops; delta > 0) {
+    metrics.proxy_pops->Increment(static_cast<double>(delta));
+  }
+  if (uint64_t delta = stats_.proxy_pops_undone - published_.proxy_pops_undone; delta > 0) {
+    metrics.proxy_pops_undone->Increment(static_cast<double>(delta));
+  }
+  if (uint64_t delta = stats_.messages_forwarded - published_.messages_forwarded; delta > 0) {
+    metrics.pubsub_messages->Increment(static_cast<double>(delta));
+  }
+  if (uint64_t delta = stats_.subscribers_dropped - published_.subscribers_dropped; delta > 0) {
+    metrics.pubsub_dropped->Increment(static_cast<double>(delta));
+  }
+  metrics.blocked_on_servers->Set(static_cast<double>(stats_.blocked_on_servers));
+  metrics.blocked_in_proxy->Set(static_cast<double>(stats_.blocked_in_proxy));
+  metrics.pubsub_subscribers->Set(static_cast<double>(stats_.subscribers));
   if (uint64_t delta = stats_.bytes_received - published_.bytes_received; delta > 0) {
     metrics.client_bytes_received->Increment(static_cast<double>(delta));
   }

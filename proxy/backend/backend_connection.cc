@@ -467,7 +467,7 @@ void BackendConnection::check_timeouts(uint64_t now_ms) {
   // Timed from the later of the oldest request's send and the last bytes the server sent:
   // a server still streaming a large reply (or the replies before it) is not hung.
   if (state_ == State::connected && queue_.size() > unsent_ &&
-      now_ms - std::max(queue_.front()->sent_at_ms, last_read_ms_) >= pool.request_timeout_ms) {
+      now_ms - std::max(queue_.front()->sent_at_ms, last_read_ms_) >= pool.request_timeout_ms + block_allowance_ms_) {
     if (server_.replicated()) return lag(now_ms);
     fail("timed out after " + std::to_string(pool.request_timeout_ms) + " ms", Failure::timeout);
   }

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,6 +74,11 @@ class BackendConnection final : public Flushable {
   // Bumped whenever it fails: state the server kept for it (a WATCH) is gone.
   uint64_t failures() const { return failures_; }
   BackendServer& server() const { return server_; }
+  // A dedicated connection's blocking command: its request timeout is lengthened by the
+  // command's own (none: it may block for ever); 0 again when it goes back to the pool.
+  void allow_blocking(std::optional<uint64_t> timeout_ms) {
+    block_allowance_ms_ = timeout_ms ? *timeout_ms : UINT64_MAX / 4;
+  }
   // Sends CLIENT KILL for `target`, an abandoned connection (see fence.h).
   void send_fence(const std::string& target);
 
@@ -139,6 +145,7 @@ class BackendConnection final : public Flushable {
   bool used_ = false;                // (RESP3: a request came for it)
   bool resp3_counted_ = false;       // in ringproxy_resp3_connections
   uint64_t failures_ = 0;            // how many times it failed (a lease's check, below)
+  uint64_t block_allowance_ms_ = 0;  // allow_blocking()
 };
 
 }  // namespace ringproxy::proxy

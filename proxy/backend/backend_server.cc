@@ -172,7 +172,7 @@ BackendConnection* BackendServer::take_dedicated(std::string& error, bool resp3)
     ++dedicated_exhausted_;
     metrics_.dedicated_exhausted->Increment();
     error = "ERR no dedicated connection free to server " + name_ + " (shard '" + shard_name_ + "'): all " +
-            std::to_string(limit) + " are held by watching clients ([pool] dedicated_connections); retry later";
+            std::to_string(limit) + " are held by clients (WATCH, blocking commands, subscriptions; [pool] dedicated_connections); retry later";
     return nullptr;
   }
   const auto index = static_cast<uint32_t>(connections_.size() + dedicated_.size());
@@ -187,6 +187,7 @@ void BackendServer::give_back_dedicated(BackendConnection* connection, bool clea
                          [&](const Dedicated& slot) { return slot.connection.get() == connection; });
   if (it == dedicated_.end() || !it->in_use) return;
   it->in_use = false;
+  connection->allow_blocking(0);
   --dedicated_in_use_;
   metrics_.dedicated->Set(static_cast<double>(dedicated_in_use_));
   // Closed, the server forgets what it held; the slot reconnects for its next client. (Not

@@ -143,6 +143,27 @@ void ClientSession::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*)
   self->parse_requests();
 }
 
+void ClientSession::keep_reading_while_waiting() {
+  if (reading_ || closing_ || (stop_parsing_ & kStopForGood) != 0) return;
+  reading_ = true;
+  reading_while_waiting_ = true;
+  if (tls_ != nullptr) {  // (its parse does nothing while it waits)
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&handle_), on_tls_alloc, on_tls_read);
+  } else {
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&handle_), on_alloc, on_read_while_waiting);
+  }
+}
+
+void ClientSession::on_read_while_waiting(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+  auto* self = static_cast<ClientSession*>(stream->data);
+  if (nread == 0) return;
+  if (nread < 0) return self->close();
+  self->input_.commit(static_cast<size_t>(nread));
+  self->last_active_ms_ = self->worker_.now_ms();
+  self->clients_.stats().bytes_received += static_cast<uint64_t>(nread);
+  if (self->input_.unconsumed_size() > (1u << 20)) self->pause_reading();
+}
+
 // TLS reads: ciphertext lands in the Clients' shared buffer, goes into the session, and its
 // plaintext into the parser's buffer (as a plain read would have put it there).
 void ClientSession::on_tls_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
@@ -392,6 +413,7 @@ void ClientSession::check_wait() {
   if (head_ != waited_ || closing_) return;
   Request* waited = std::exchange(waited_, nullptr);
   stop_parsing_ &= static_cast<uint8_t>(~kStopWaiting);
+  if (std::exchange(reading_while_waiting_, false)) pause_reading();  // (reads again as usual below)
   handler_->on_replies_written(*this, waited);
   if (closing_ || stop_parsing_ != 0) return;
   parse_requests();

@@ -65,6 +65,10 @@ class ClientSession final : public Flushable {
   // request so far) has been answered and written; then calls the handler's
   // on_replies_written(). False: there is nothing to wait for.
   bool wait_for_replies(Request* waited);
+  // While it waits (a blocking command): reads on, without parsing, so that a client that
+  // leaves is noticed at once (what it sends meanwhile is kept, up to 1 MiB, then reading
+  // pauses).
+  void keep_reading_while_waiting();
   // Writes the completed prefix of the queue (called by the Worker's flush).
   void flush() override;
 
@@ -105,6 +109,7 @@ class ClientSession final : public Flushable {
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_read_while_waiting(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_tls_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
   static void on_tls_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_write(uv_write_t* req, int status);
@@ -155,6 +160,7 @@ class ClientSession final : public Flushable {
   Request* waited_ = nullptr;
   uint32_t backend_slot_ = 0;
   int protocol_ = 2;
+  bool reading_while_waiting_ = false;
 };
 
 }  // namespace ringproxy::proxy

@@ -12,6 +12,7 @@
 #include "routing/keys.h"
 #include "routing/resp/reply_scanner.h"
 #include "routing/resp/writer.h"
+#include "routing/blocking.h"
 #include "routing/planner.h"
 #include "routing/transaction.h"
 
@@ -100,12 +101,8 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
   const routing::CommandInfo* cmd = request.cmd;
   std::span<const std::string_view> args = request.args;
   if (cmd->cls == routing::CommandClass::local) return local_->answer(client, request);
-  if (cmd->proxy_flags != 0) [[unlikely]] {  // XREAD's BLOCK; scripts the proxy remembers
-    if (routing::has_block_option(*cmd, args)) {
-      return reply_error(request, "ERR blocking " + std::string(args[0]) +
-                                      " is not supported by ringproxy: a blocked server connection would stall "
-                                      "every client sharing it; call it without BLOCK");
-    }
+  if (cmd->proxy_flags != 0) [[unlikely]] {  // blocking commands; scripts the proxy remembers
+    if (routing::blocks(*cmd, args)) return blocking_->start(client, request);
     // A key moving from a shard not scanned yet to one scanned already would be missed.
     if (cmd->has_proxy_flag(routing::kProxyWholeKeyspace) && key_moves_ != nullptr && key_moves_->keys_moving()) {
       return reply_error(request, "ERR " + std::string(args[0].substr(0, 16)) +
@@ -117,6 +114,31 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
   }
 
   route(request);
+}
+
+Request* DataPath::internal_request(std::span<const std::string> args, const routing::CommandInfo* marker) {
+  const routing::CommandInfo* cmd = args.empty() ? nullptr : routing::find_command(args[0]);
+  if (cmd == nullptr) return nullptr;
+  rewritten_views_.assign(args.begin(), args.end());
+  scratch_.clear();
+  resp::append_command(scratch_, rewritten_views_);
+  const size_t command_size = scratch_.size();
+  for (const std::string& arg : args) scratch_.append(arg);
+  Request* request = requests_.take();
+  request->client = nullptr;
+  std::string_view all;
+  request->request_block = bytes_block(scratch_, &all);
+  request->raw = all.substr(0, command_size);
+  request->resp3_raw = {};
+  request->args.clear();
+  size_t at = command_size;
+  for (const std::string& arg : args) {
+    request->args.push_back(all.substr(at, arg.size()));
+    at += arg.size();
+  }
+  request->cmd = cmd;
+  request->top_cmd = marker;
+  return request;
 }
 
 void DataPath::on_replies_written(ClientSession& client, Request* waited) {
@@ -279,7 +301,7 @@ void DataPath::on_release(uv_timer_t* handle) { static_cast<DataPath*>(handle->d
 
 void DataPath::resume_parked(Request& request, std::string_view error) {
   request.fragments_pending = 0;
-  if (request.client == nullptr) return requests_.give_back(&request);
+  if (request.client == nullptr && request.top_cmd != &routing::proxy_pop_marker()) return requests_.give_back(&request);
   if (!error.empty()) return reply_error(request, error);
   route(request, true);
 }
@@ -290,7 +312,7 @@ void DataPath::release_held_requests() {
   for (size_t i = 0; i < held.size(); ++i) {
     Request* request = held[i];
     request->fragments_pending = 0;
-    if (request->client == nullptr) {
+    if (request->client == nullptr && request->top_cmd != &routing::proxy_pop_marker()) {
       requests_.give_back(request);  // its client left while it waited
       continue;
     }
@@ -822,6 +844,12 @@ void DataPath::answer_group(Request& request, uint32_t group_index, int reply_fr
     const auto level = request.topology->table->shards()[group.shard].replication.write_ack;
     worker_.metrics()->acks(static_cast<size_t>(level), group.tracker.acks() >= group.tracker.needed())->Increment();
   }
+  // (Blocking commands: a pop the proxy ran for a waiting client, or a write that may feed one.)
+  if (request.client == nullptr && request.top_cmd == &routing::proxy_pop_marker()) [[unlikely]] {
+    blocking_->on_pop_answered(request, group.reply);
+  } else if (blocking_->waiting > 0 && request.replicated_write) [[unlikely]] {
+    blocking_->on_write_acknowledged(request, group.shard);
+  }
   merge(request, group_index, group.reply);
 }
 
@@ -885,6 +913,10 @@ void DataPath::reply_error(Request& request, std::string_view message) {
   request.reply = request.owned_reply;
   ++stats_.error_replies;
   request.done = true;
+  if (request.client == nullptr) [[unlikely]] {  // a write of the proxy's own, refused by the planner
+    if (request.top_cmd == &routing::proxy_pop_marker()) blocking_->on_pop_answered(request, request.reply);
+    return release_if_finished(request);
+  }
   request.client->on_request_done(request);
 }
 

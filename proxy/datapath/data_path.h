@@ -63,6 +63,21 @@ class KeyMoves {
   ~KeyMoves() = default;
 };
 
+// Blocking commands (blocking/): the data path hands them over, and tells it about the pops it
+// runs for clients waiting in the proxy (routing/blocking.h) and the writes that may feed them.
+class BlockingCommands {
+ public:
+  virtual void start(ClientSession& client, Request& request) = 0;
+  // A pop the proxy ran (internal_request, marked routing::proxy_pop_marker()) was answered.
+  virtual void on_pop_answered(Request& pop, std::string_view reply) = 0;
+  // A replicated write to `shard` was acknowledged (called only while `waiting` > 0).
+  virtual void on_write_acknowledged(const Request& write, uint32_t shard) = 0;
+  uint32_t waiting = 0;  // clients waiting in the proxy
+
+ protected:
+  ~BlockingCommands() = default;
+};
+
 class DataPath final : public RequestHandler, public ServerEvents {
  public:
   // Where a client's requests go when it is in no transaction: here, or for a RESP3 client
@@ -83,6 +98,7 @@ class DataPath final : public RequestHandler, public ServerEvents {
 
   void set_local_commands(LocalCommandHandler* handler) { local_ = handler; }
   void set_key_moves(KeyMoves* moves) { key_moves_ = moves; }  // null: no migration running
+  void set_blocking(BlockingCommands* blocking) { blocking_ = blocking; }
   void start();
   void stop();  // closes its timer
 
@@ -117,6 +133,10 @@ class DataPath final : public RequestHandler, public ServerEvents {
                        std::span<const std::string> keys, std::optional<Watch> watch = std::nullopt,
                        bool leads = false);
   void send_dedicated(Request& request, BackendConnection& connection, uint32_t replies);
+  // A command the proxy runs on its own (no client): `args` in a block of its own, marked
+  // with `marker` (its top_cmd). Null: an unknown command. run_internal() routes it.
+  Request* internal_request(std::span<const std::string> args, const routing::CommandInfo* marker);
+  void run_internal(Request& request) { route(request); }
   // EVALSHA of a known script becomes EVAL (queued commands too); EVAL bodies are remembered.
   void prepare_scripts(Request& request) { note_scripts(request); }
   bool keys_moving() const { return key_moves_ != nullptr && key_moves_->keys_moving(); }
@@ -159,6 +179,7 @@ class DataPath final : public RequestHandler, public ServerEvents {
   ProxyStats& stats_;
   LocalCommandHandler* local_ = nullptr;
   KeyMoves* key_moves_ = nullptr;
+  BlockingCommands* blocking_ = nullptr;
 
   std::vector<Request*> held_requests_;  // waiting for a cutover, in arrival order
   uv_timer_t releaser_{};                // release_held_soon()

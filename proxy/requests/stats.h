@@ -19,6 +19,13 @@ struct ProxyStats {
   uint64_t protocol_errors = 0;
   uint64_t evalsha_as_eval = 0;  // EVALSHA of a script the proxy has, sent as EVAL with its body
   std::array<uint64_t, 4> transactions{};  // by metrics::kTransactionOutcomes
+  // Blocking commands (blocking/): clients blocked now, on a server or waiting in the proxy;
+  // the pops the proxy ran for waiting clients, and those undone (their client had left).
+  uint64_t blocked_on_servers = 0, blocked_in_proxy = 0;
+  uint64_t proxy_pops = 0, proxy_pops_undone = 0;
+  // Pub/sub (pubsub/): subscribed clients now, messages forwarded to them, subscribers closed
+  // because a server they listened on failed.
+  uint64_t subscribers = 0, messages_forwarded = 0, subscribers_dropped = 0;
   uint64_t bytes_received = 0, bytes_sent = 0;  // from and to clients
 };
 

@@ -18,6 +18,7 @@ import redis
 RINGPROXY_BIN = os.environ.get("RINGPROXY_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "proxy", "ringproxy")
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 _used_ports = set()
 

@@ -26,6 +26,8 @@ ROOMS = [
     (5, "proxy/backend/"),      # servers, connections, health, replay, resync, repair
     (6, "proxy/datapath/"),     # classify -> plan -> send -> reduce -> reply
     (6.5, "proxy/transactions/"),  # MULTI ... EXEC queued by the proxy, WATCH's connections
+    (6.5, "proxy/blocking/"),   # blocking commands: dedicated connections, or waiting in the proxy
+    (6.5, "proxy/pubsub/"),     # subscribers' connections, channels placed like keys
     (7, "proxy/reconfig/"),     # reload, file watch, migration
     (8, "proxy/admin/"),        # local commands, INFO, metrics endpoint and publisher
     (9, "proxy/proxy."),        # the process and its wiring

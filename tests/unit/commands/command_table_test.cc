@@ -266,10 +266,6 @@ TEST(CommandTable, NamedClassifications) {
 // One reason per family: every member of a family carries the same text.
 TEST(CommandTable, UnsupportedFamiliesShareAReason) {
   const std::vector<std::vector<std::string_view>> families = {
-      {"blpop", "brpop", "blmove", "bzpopmin", "bzpopmax", "blmpop", "bzmpop", "brpoplpush",
-       "wait"},
-      {"subscribe", "unsubscribe", "publish", "psubscribe", "punsubscribe", "ssubscribe",
-       "sunsubscribe", "spublish", "pubsub"},
       {"debug", "shutdown", "save", "bgsave", "bgrewriteaof", "lastsave",
        "replicaof", "slaveof", "sync", "psync", "monitor", "cluster", "readonly", "readwrite",
        "module", "slowlog", "latency", "failover", "swapdb", "move", "migrate",
@@ -286,8 +282,18 @@ TEST(CommandTable, UnsupportedFamiliesShareAReason) {
     for (std::string_view other : seen) EXPECT_NE(reason, other);
     seen.push_back(reason);
   }
-  EXPECT_NE(cmd("blpop").reason.find("blocking"), std::string_view::npos);
-  EXPECT_NE(cmd("publish").reason.find("pub/sub"), std::string_view::npos);
+  // Blocking commands (routing/blocking.h) and pub/sub (proxy/pubsub/).
+  for (std::string_view name : {"blpop", "brpop", "blmove", "bzpopmin", "bzpopmax", "blmpop", "bzmpop", "brpoplpush"}) {
+    EXPECT_EQ(cmd(name).cls, C::write) << name;
+    EXPECT_TRUE(cmd(name).has_proxy_flag(routing::kProxyBlocking)) << name;
+  }
+  for (std::string_view name : {"subscribe", "unsubscribe", "publish", "psubscribe", "punsubscribe", "ssubscribe",
+                                "sunsubscribe", "spublish", "wait"}) {
+    EXPECT_EQ(cmd(name).cls, C::local) << name;
+  }
+  for (std::string_view name : {"channels", "numsub", "numpat", "shardchannels", "shardnumsub"}) {
+    EXPECT_EQ(sub("pubsub", name).cls, C::local) << name;
+  }
   for (std::string_view name : {"multi", "exec", "discard", "watch", "unwatch"}) {
     EXPECT_EQ(cmd(name).cls, C::local) << name;
     EXPECT_TRUE(cmd(name).has_proxy_flag(routing::kProxyTransaction)) << name;
@@ -296,7 +302,6 @@ TEST(CommandTable, UnsupportedFamiliesShareAReason) {
   EXPECT_EQ(sub("acl", "whoami").cls, C::local);
   EXPECT_EQ(sub("acl", "setuser").reason, cmd("debug").reason);
   EXPECT_EQ(sub("memory", "stats").reason, cmd("debug").reason);
-  EXPECT_EQ(sub("pubsub", "channels").reason, cmd("publish").reason);
   for (const CommandInfo& s : cmd("cluster").subcommands) EXPECT_EQ(s.reason, cmd("debug").reason);
   // CONFIG: on every server, only with allow_admin_commands and an admin user (planner.cc).
   for (std::string_view name : {"get", "set", "resetstat", "rewrite"}) EXPECT_EQ(sub("config", name).cls, C::admin);
@@ -420,7 +425,7 @@ TEST(CommandTable, RedisMetadata) {
 TEST(CommandTable, ProxyNotes) {
   for (const CommandInfo* c : every_entry()) {
     const bool xread = c->name == "xread" || c->name == "xreadgroup";
-    EXPECT_EQ(c->has_proxy_flag(kProxyRejectBlockOption), xread) << c->name;
+    EXPECT_EQ(c->has_proxy_flag(kProxyBlockOption), xread) << c->name;
     const KeysProc want = xread ? KeysProc::xread
                           : c->name == "sort" ? KeysProc::sort : KeysProc::specs;
     EXPECT_EQ(c->keys_proc, want) << c->name;
