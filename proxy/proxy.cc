@@ -16,7 +16,8 @@ Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics, st
       reloader_(worker_, config_, servers_, data_path_, clients_, std::move(config_path), std::move(digest)),
       transactions_(worker_, servers_, data_path_, stats_),
       blocking_(worker_, servers_, data_path_, stats_),
-      local_commands_(data_path_, transactions_, servers_, reloader_, clients_,
+      pubsub_(worker_, servers_, data_path_, stats_),
+      local_commands_(data_path_, transactions_, pubsub_, servers_, reloader_, clients_,
                       InfoSources{worker_, started_at_ms_, stats_, clients_, servers_, reloader_}),
       publisher_(worker_, stats_, accounting_, servers_, reloader_) {
   clients_.set_handler(&data_path_);
@@ -95,6 +96,7 @@ void Proxy::stop() {
   worker_.stop();
   data_path_.stop();
   blocking_.stop();
+  pubsub_.stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&sweeper_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);

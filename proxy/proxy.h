@@ -8,6 +8,7 @@
 //   datapath/   classify -> plan -> send -> reduce -> reply (see data_path.h)
 //   transactions/  MULTI ... EXEC queued by the proxy; WATCH on a dedicated connection
 //   blocking/   BLPOP ... on a dedicated connection, or waiting in the proxy (replicated pops)
+//   pubsub/     channels on shards like keys; subscribers' links; PUBSUB merged
 //   reconfig/   reload, the config file watch, the migration of moved keys
 //   admin/      local commands, INFO, the metrics endpoint and publisher
 //
@@ -38,6 +39,7 @@
 #include "proxy/reconfig/reloader.h"
 #include "proxy/transactions/transactions.h"
 #include "proxy/blocking/blocking.h"
+#include "proxy/pubsub/pubsub.h"
 #include "proxy/requests/request.h"
 #include "proxy/requests/stats.h"
 
@@ -80,6 +82,7 @@ class Proxy {
   Reloader reloader_;
   Transactions transactions_;
   Blocking blocking_;
+  PubSub pubsub_;
   LocalCommands local_commands_;
   MetricsPublisher publisher_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;

@@ -72,6 +72,9 @@ bool valid_client_name(std::string_view name) {
 
 void LocalCommands::answer(ClientSession& client, Request& request) {
   if (request.cmd->has_proxy_flag(routing::kProxyTransaction)) return transactions_.start(client, request);
+  if (request.cmd->has_flag(routing::kFlagPubsub) && request.cmd->name != "ping" && request.cmd->name != "reset") {
+    return pubsub_.command(client, request);
+  }
   if (request.cmd->name == "script|kill" || request.cmd->name == "function|kill") {
     return ScriptKill::start(servers_, data_path_, request,
                              request.cmd->name == "script|kill" ? "SCRIPT KILL" : "FUNCTION KILL");

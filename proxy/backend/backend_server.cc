@@ -158,7 +158,7 @@ BackendConnection* BackendServer::take_dedicated(std::string& error, bool resp3)
     return slot.connection.get();
   }
   const uint32_t limit = worker_.config().pool.dedicated_connections;
-  if (dedicated_.size() >= limit) {  // an idle one of the other protocol makes room
+  if (dedicated_.size() + subscriber_slots_ >= limit) {  // an idle one of the other protocol makes room
     for (Dedicated& slot : dedicated_) {
       if (slot.in_use || slot.connection->pending() > 0) continue;
       slot.connection = std::make_unique<BackendConnection>(*this, slot.connection->index(), resp3);
@@ -168,7 +168,7 @@ BackendConnection* BackendServer::take_dedicated(std::string& error, bool resp3)
       return slot.connection.get();
     }
   }
-  if (dedicated_.size() >= limit) {
+  if (dedicated_.size() + subscriber_slots_ >= limit) {
     ++dedicated_exhausted_;
     metrics_.dedicated_exhausted->Increment();
     error = "ERR no dedicated connection free to server " + name_ + " (shard '" + shard_name_ + "'): all " +
@@ -180,6 +180,43 @@ BackendConnection* BackendServer::take_dedicated(std::string& error, bool resp3)
   ++dedicated_in_use_;
   metrics_.dedicated->Set(static_cast<double>(dedicated_in_use_));
   return dedicated_.back().connection.get();
+}
+
+bool BackendServer::take_subscriber_slot(std::string& error) {
+  if (detached() || stopped_ || state_ != ServerState::up) {
+    error = "ERR server " + name_ + " (shard '" + shard_name_ + "') takes no subscribers now (" +
+            std::string(server_state_name(state_)) + ")";
+    return false;
+  }
+  const uint32_t limit = worker_.config().pool.dedicated_connections;
+  size_t idle = 0;  // idle dedicated data connections make room
+  for (const Dedicated& slot : dedicated_) idle += !slot.in_use && slot.connection->pending() == 0;
+  if (dedicated_.size() - idle + subscriber_slots_ >= limit) {
+    ++dedicated_exhausted_;
+    metrics_.dedicated_exhausted->Increment();
+    error = "ERR no dedicated connection free to server " + name_ + " (shard '" + shard_name_ + "'): all " +
+            std::to_string(limit) + " are held by clients (WATCH, blocking commands, subscriptions; [pool] "
+            "dedicated_connections); retry later";
+    return false;
+  }
+  if (dedicated_.size() + subscriber_slots_ >= limit) {  // an idle data connection gives its place
+    for (auto it = dedicated_.begin(); it != dedicated_.end(); ++it) {
+      if (it->in_use || it->connection->pending() > 0) continue;
+      dedicated_.erase(it);  // (as the sweep trims idle ones: not inside one of its callbacks)
+      break;
+    }
+  }
+  ++subscriber_slots_;
+  ++dedicated_in_use_;
+  metrics_.dedicated->Set(static_cast<double>(dedicated_in_use_));
+  return true;
+}
+
+void BackendServer::give_back_subscriber_slot() {
+  if (subscriber_slots_ == 0) return;
+  --subscriber_slots_;
+  --dedicated_in_use_;
+  metrics_.dedicated->Set(static_cast<double>(dedicated_in_use_));
 }
 
 void BackendServer::give_back_dedicated(BackendConnection* connection, bool clean) {

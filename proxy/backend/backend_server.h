@@ -93,6 +93,10 @@ class BackendServer {
   // is closed (the server forgets what it held).
   void give_back_dedicated(BackendConnection* connection, bool clean);
   void send_dedicated(Fragment& fragment, BackendConnection& connection);
+  // A subscriber's link to this server (pubsub/: a side link, not a data connection) counts
+  // among the dedicated connections and their limit.
+  bool take_subscriber_slot(std::string& error);
+  void give_back_subscriber_slot();
   size_t dedicated_in_use() const { return dedicated_in_use_; }
   uint64_t dedicated_exhausted() const { return dedicated_exhausted_; }
   void sweep(uint64_t now_ms);                    // timeouts, reconnects, probes
@@ -236,6 +240,7 @@ class BackendServer {
   std::vector<Dedicated> dedicated_;
   size_t dedicated_in_use_ = 0;
   uint64_t dedicated_exhausted_ = 0;
+  size_t subscriber_slots_ = 0;
   bool replicated_ = false;
   conf::ReplicationConfig replication_;
   std::string run_id_;                           // redis's run_id: changes when it restarts

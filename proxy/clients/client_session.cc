@@ -315,6 +315,20 @@ void ClientSession::enqueue_protocol_error(std::string_view why) {
   on_request_done(*request);
 }
 
+void ClientSession::push(std::string_view bytes, const routing::CommandInfo* marker) {
+  if (closing_) return;
+  Request* request = clients_.requests().take();
+  request->client = this;
+  request->cmd = marker;
+  request->owned_reply.assign(bytes);
+  request->reply = request->owned_reply;
+  request->done = true;
+  if (tail_ != nullptr) tail_->next = request; else head_ = request;
+  tail_ = request;
+  ++pending_;
+  on_request_done(*request);
+}
+
 void ClientSession::on_request_done(Request& request) {
   if (request.close_after_reply) stop_parsing_ |= kStopForGood;
   if (&request == head_ && !dirty && !closing_) worker_.flush_to_client(this);

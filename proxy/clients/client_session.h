@@ -55,6 +55,9 @@ class ClientSession final : public Flushable {
   // request's handling, where close() would free that request.
   void close_after_replies();
 
+  // Something the proxy sends on its own (a pub/sub message): written after the replies
+  // before it. `marker` is its Request::cmd (routing::push_marker(): not a command, not counted).
+  void push(std::string_view bytes, const routing::CommandInfo* marker);
   // A request of this client completed (its reply is set).
   void on_request_done(Request& request);
 

@@ -207,6 +207,25 @@ void DataPath::send_dedicated(Request& request, BackendConnection& connection, u
   connection.server().send_dedicated(fragment, connection);
 }
 
+void DataPath::send_to_server(Request& request, uint32_t server) {
+  request.topology = servers_.topology();
+  if (request.raw.empty() && request.resp3_raw.empty()) {  // inline
+    scratch_.clear();
+    resp::append_command(scratch_, request.args);
+    request.request_block = bytes_block(scratch_, &request.raw);
+  }
+  request.fragments.clear();
+  request.fragments.emplace_back();
+  request.fragments_pending = 1;
+  Fragment& fragment = request.fragments.front();
+  fragment.request = &request;
+  fragment.server = servers_.servers()[server].get();
+  fragment.bytes = request.raw.empty() ? request.resp3_raw : request.raw;
+  fragment.bytes_block = request.request_block;
+  fragment.state = Fragment::State::sent;
+  send_fragment(request, fragment);
+}
+
 // plan -> send, or hold the request while a shard it writes to is being cut over.
 void DataPath::route(Request& request, bool keys_moved) {
   request.topology = servers_.topology();  // a held or parked request takes the snapshot of its turn

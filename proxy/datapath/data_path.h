@@ -133,6 +133,8 @@ class DataPath final : public RequestHandler, public ServerEvents {
                        std::span<const std::string> keys, std::optional<Watch> watch = std::nullopt,
                        bool leads = false);
   void send_dedicated(Request& request, BackendConnection& connection, uint32_t replies);
+  // A request for one server, on its shared connections (PUBLISH: the channel's server).
+  void send_to_server(Request& request, uint32_t server);
   // A command the proxy runs on its own (no client): `args` in a block of its own, marked
   // with `marker` (its top_cmd). Null: an unknown command. run_internal() routes it.
   Request* internal_request(std::span<const std::string> args, const routing::CommandInfo* marker);

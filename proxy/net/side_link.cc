@@ -117,6 +117,27 @@ bool SideLink::vcommand(ReplyCallback* callback, void* privdata, const char* for
   return true;
 }
 
+bool SideLink::send_args(ReplyCallback* callback, void* privdata, std::span<const std::string> args,
+                         bool wait_for_reply) {
+  if (ending_) return false;
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  for (const std::string& arg : args) {
+    argv.push_back(arg.data());
+    lengths.push_back(arg.size());
+  }
+  char* formatted = nullptr;
+  const int size = redisFormatCommandArgv(&formatted, static_cast<int>(argv.size()), argv.data(), lengths.data());
+  if (size < 0) return false;
+  if (wait_for_reply) pending_.push_back({callback, privdata});
+  ++in_callback_;
+  send(std::string(formatted, static_cast<size_t>(size)));
+  --in_callback_;
+  redisFreeCommand(formatted);
+  if (ending_ && in_callback_ == 0) end_later();
+  return true;
+}
+
 void SideLink::close() {
   // Its owner is done with it: nothing may call it back later (a failure already waiting for
   // the next loop turn ends now, as hiredis's free does).
@@ -137,7 +158,7 @@ void SideLink::on_tcp_connect(uv_connect_t* req, int status) {
   self->input_.resize(kReadSize);
   uv_read_start(reinterpret_cast<uv_stream_t*>(self->handle_), on_alloc, on_read);
   if (self->login_.tls != nullptr) return self->start_tls();
-  self->connected();
+  self->on_connected();
 }
 
 void SideLink::start_tls() {
@@ -149,7 +170,7 @@ void SideLink::start_tls() {
 
 // Ready: what was sent meanwhile (AUTH first) goes out, then the owner hears it (what it
 // sends from its callback goes after, as with hiredis).
-void SideLink::connected() {
+void SideLink::on_connected() {
   ready_ = true;
   ++in_callback_;
   if (!unsent_.empty()) send(std::exchange(unsent_, {}));
@@ -222,7 +243,7 @@ void SideLink::read(const char* data, ssize_t nread) {
     metrics.tls_server_handshakes_ok->Increment();
     metrics.tls_server_connections->Increment();
     tls_counted_ = true;
-    connected();
+    on_connected();
   }
   while (!ending_) {
     const long n = tls_->read(plain_.data(), plain_.size());
@@ -240,6 +261,13 @@ void SideLink::received(const char* data, size_t size) {
     void* reply = nullptr;
     if (redisReaderGetReply(reader_, &reply) != REDIS_OK) return fail(std::string("protocol error: ") + reader_->errstr);
     if (reply == nullptr) return;
+    if (pending_.empty() && on_push_ != nullptr) {
+      ++in_callback_;
+      on_push_(this, static_cast<redisReply*>(reply), nullptr);
+      --in_callback_;
+      freeReplyObject(reply);
+      continue;
+    }
     if (pending_.empty()) {
       freeReplyObject(reply);
       return fail("reply without a request");

@@ -21,6 +21,7 @@
 #include <cstdarg>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,6 +71,16 @@ class SideLink {
   bool command(ReplyCallback* callback, void* privdata, const char* format, ...);
   bool vcommand(ReplyCallback* callback, void* privdata, const char* format, va_list args);
   void close();
+  // A subscriber's link: replies that no command waits for (the confirmations and messages
+  // of pub/sub) go to `on_push`; send_only() sends a command that waits for none.
+  void set_push_handler(ReplyCallback* on_push) { on_push_ = on_push; }
+  bool send_only(std::span<const std::string> args) { return send_args(nullptr, nullptr, args, false); }
+  // A command given as its arguments (binary-safe).
+  bool command_args(ReplyCallback* callback, void* privdata, std::span<const std::string> args) {
+    return send_args(callback, privdata, args, true);
+  }
+  // Connected (and logged in): its owner's close() will be reported to on_disconnect.
+  bool connected() const { return ready_; }
 
   void* data() const { return data_; }
   bool failed() const { return !error_.empty(); }
@@ -95,8 +106,9 @@ class SideLink {
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_auth_reply(SideLink* link, redisReply* reply, void*);
 
+  bool send_args(ReplyCallback* callback, void* privdata, std::span<const std::string> args, bool wait_for_reply);
   void start_tls();
-  void connected();
+  void on_connected();
   void send(std::string plaintext);
   void send_tls_output();
   void write_raw(std::string bytes);
@@ -112,6 +124,7 @@ class SideLink {
   void* data_;
   ConnectCallback* on_connect_;
   DisconnectCallback* on_disconnect_;
+  ReplyCallback* on_push_ = nullptr;
   uv_tcp_t* handle_ = nullptr;  // heap: it outlives us until its close callback
   uv_timer_t* later_ = nullptr; // end_later()'s
   std::unique_ptr<TlsStream> tls_;

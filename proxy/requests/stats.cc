@@ -1,5 +1,6 @@
 #include "proxy/requests/stats.h"
 
+#include "routing/pubsub.h"
 #include "routing/resp/reply_scanner.h"
 
 namespace ringproxy::proxy {
@@ -13,7 +14,12 @@ RequestAccounting::RequestAccounting() {
 
 void RequestAccounting::account(const Request& request, uint64_t now_ns) {
   const std::span<const routing::CommandInfo> table = routing::all_commands();
-  const size_t slot = request.top_cmd != nullptr ? static_cast<size_t>(request.top_cmd - table.data()) : table.size();
+  size_t slot = table.size();  // (unknown)
+  if (request.top_cmd != nullptr) {
+    slot = static_cast<size_t>(request.top_cmd - table.data());
+  } else if (request.cmd == &routing::push_marker()) [[unlikely]] {
+    return;  // a pub/sub message: not a request
+  }
   const metrics::Outcome outcome = request.rejected                      ? metrics::kRejected
                                    : resp::is_error_reply(request.reply) ? metrics::kError
                                                                          : metrics::kOk;
