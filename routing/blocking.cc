@@ -96,9 +96,9 @@ BlockingDecision decide_blocking(const CommandInfo& cmd, std::span<const std::st
     d.error = "ERR " + display_name(cmd.name) + " needs a key";
     return d;
   }
-  d.shard = table.shard_of(d.keys.front());
+  d.shard = table.shard_of_cold(d.keys.front());
   for (const std::string& key : d.keys) {
-    if (const uint32_t shard = table.shard_of(key); shard != d.shard) {
+    if (const uint32_t shard = table.shard_of_cold(key); shard != d.shard) {
       const std::string hint = table.hash_tag().empty()
                                    ? "set [pool] hash_tag = \"{}\" and use keys like {q}:a, {q}:b"
                                    : "keep them together with a hash tag, e.g. {q}:a and {q}:b";

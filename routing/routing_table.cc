@@ -22,4 +22,6 @@ std::shared_ptr<const RoutingTable> RoutingTable::build(const conf::PoolConfig& 
   return table;
 }
 
+[[gnu::cold, gnu::noinline]] uint32_t RoutingTable::shard_of_cold(std::string_view key) const { return shard_of(key); }
+
 }  // namespace ringproxy::routing

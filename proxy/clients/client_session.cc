@@ -143,7 +143,7 @@ void ClientSession::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*)
   self->parse_requests();
 }
 
-void ClientSession::keep_reading_while_waiting() {
+[[gnu::cold, gnu::noinline]] void ClientSession::keep_reading_while_waiting() {
   if (reading_ || closing_ || (stop_parsing_ & kStopForGood) != 0) return;
   reading_ = true;
   reading_while_waiting_ = true;
@@ -315,7 +315,7 @@ void ClientSession::enqueue_protocol_error(std::string_view why) {
   on_request_done(*request);
 }
 
-void ClientSession::push(std::string_view bytes, const routing::CommandInfo* marker) {
+[[gnu::cold, gnu::noinline]] void ClientSession::push(std::string_view bytes, const routing::CommandInfo* marker) {
   if (closing_) return;
   Request* request = clients_.requests().take();
   request->client = this;

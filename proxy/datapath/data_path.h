@@ -151,6 +151,7 @@ class DataPath final : public RequestHandler, public ServerEvents {
   // says) is not looked at again.
   bool classify(ClientSession& client, Request& request);
   void carry_out(ClientSession& client, Request& request);
+  bool carry_out_noted(ClientSession& client, Request& request);
   void route(Request& request, bool keys_moved = false);
   bool send_plan(Request& request, const routing::Plan& plan);
   void fragment_finished(Request& request, bool leaves_flight = true);
@@ -169,6 +170,7 @@ class DataPath final : public RequestHandler, public ServerEvents {
   BlockRef bytes_block(std::string_view bytes, std::string_view* view);
   void note_scripts(Request& request);
   void send_fragment(Request& request, Fragment& fragment);
+  Fragment& single_fragment(Request& request, bool rebuild_resp3);
   void send_watched_exec(Request& request, Fragment& leader);
   bool waits_for_writes_in_flight(const routing::Plan& plan);
   void note_merged(Request& request);

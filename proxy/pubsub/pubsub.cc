@@ -170,7 +170,7 @@ void PubSub::command(ClientSession& client, Request& request) {
 
 void PubSub::publish(Request& request) {
   const routing::RoutingTable& table = *servers_.topology()->table;
-  const uint32_t shard = table.shard_of(request.args[1]);
+  const uint32_t shard = table.shard_of_cold(request.args[1]);
   const std::optional<uint32_t> server = server_of_shard(shard);
   if (!server) {
     return data_path_.reply_error(request, "ERR shard '" + table.shards()[shard].name +
@@ -248,7 +248,7 @@ void PubSub::subscription(ClientSession& client, Request& request, const routing
     if (what.family == routing::PubSubFamily::pattern) {
       for (uint32_t s = 0; s < table.shards().size(); ++s) shards.push_back(s);
     } else {
-      shards.push_back(table.shard_of(names[i]));
+      shards.push_back(table.shard_of_cold(names[i]));
     }
     for (uint32_t shard : shards) {
       const std::optional<uint32_t> server = server_of_shard(shard);
