@@ -22,6 +22,8 @@ std::shared_ptr<const RoutingTable> RoutingTable::build(const conf::PoolConfig& 
   return table;
 }
 
-[[gnu::cold, gnu::noinline]] uint32_t RoutingTable::shard_of_cold(std::string_view key) const { return shard_of(key); }
+[[gnu::cold, gnu::noinline]] uint32_t RoutingTable::shard_of_cold(std::string_view key) const {
+  return ring_.locate(shard_hash(hash_, hash_tag_, key));
+}
 
 }  // namespace ringproxy::routing

@@ -296,7 +296,9 @@ void ClientSession::parse_requests() {
   if (pending_ >= max_pending) pause_reading();
 }
 
-void ClientSession::enqueue_protocol_error(std::string_view why) {
+// (Cold and out of line: inlined into parse_requests, its logging call cost every request a
+// frame pointer and spills, +15 instructions per GET.)
+[[gnu::cold, gnu::noinline]] void ClientSession::enqueue_protocol_error(std::string_view why) {
   ++clients_.stats().protocol_errors;
   worker_.metrics()->protocol_errors->Increment();
   spdlog::info("client {} ({}): protocol error: {}; closing", id_, peer(), why);
