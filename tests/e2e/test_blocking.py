@@ -97,9 +97,12 @@ class PlainShardTest(unittest.TestCase):
         producer.xgroup_create("s", "g", id="$", mkstream=True)
         errors = self.later(lambda: blocked_here(self.cluster) == 1, lambda: producer.xadd("s", {"f": "1"}, id="1-1"))
         self.assertEqual(c.xread({"s": "$"}, block=5000), [[b"s", [(b"1-1", {b"f": b"1"})]]])
-        errors += self.later(lambda: blocked_here(self.cluster) == 1, lambda: producer.xadd("s", {"f": "2"}, id="2-1"))
-        reply = c.xreadgroup("g", "consumer", {"s": ">"}, block=5000)
-        self.assertEqual(reply, [[b"s", [(b"1-1", {b"f": b"1"})]]])  # the group had not seen 1-1 yet
+        self.assertEqual(errors, [])
+        # The group had not seen 1-1 yet: XREADGROUP answers at once (it does not block, so a
+        # producer waiting for it to block would wait in vain); then it blocks until 2-1 comes.
+        self.assertEqual(c.xreadgroup("g", "consumer", {"s": ">"}, block=5000), [[b"s", [(b"1-1", {b"f": b"1"})]]])
+        errors = self.later(lambda: blocked_here(self.cluster) == 1, lambda: producer.xadd("s", {"f": "2"}, id="2-1"))
+        self.assertEqual(c.xreadgroup("g", "consumer", {"s": ">"}, block=5000), [[b"s", [(b"2-1", {b"f": b"2"})]]])
         self.assertEqual(errors, [])
 
     def test_requests_after_a_blocking_command_wait_for_it(self):
@@ -287,6 +290,7 @@ class ReplicatedShardTest(unittest.TestCase):
         producer.rpush("{j}todo", *[f"item{i}" for i in range(n)])
         moved = []
         failures = []
+        killed = threading.Event()
 
         def mover():
             c = cluster.client()
@@ -299,11 +303,16 @@ class ReplicatedShardTest(unittest.TestCase):
                 if item is None:
                     break
                 moved.append(item)
+                # Half the moves come after the kill: on an idle machine the mover could otherwise
+                # finish before it, and with no write after it nothing would notice the kill.
+                if len(moved) == n // 2:
+                    killed.wait(30)
 
         t = threading.Thread(target=mover)
         t.start()
         wait_until(lambda: len(moved) >= n // 4, what="some moves")
         cluster.sets[0][0].kill()
+        killed.set()
         t.join(60)
         live = cluster.sets[0][1:]
         wait_until(lambda: len(set(digests(live))) == 1, what="the live servers equal")
