@@ -1,8 +1,11 @@
 """Blocking commands through the proxy (issue 14): BLPOP & co. on a dedicated connection to a plain
-shard's server, and waiting in the proxy for a pop on a replicated shard (routing/blocking.h).
+shard's server, and waiting in the proxy for a pop on a replicated shard (routing/blocking.h);
+IoredisTest: a real ioredis client blocking (tests/e2e/node/ioredis_blocking_check.js). BullMQ, an
+application built on BZPOPMIN, is in test_bullmq.py.
 
 Run: RINGPROXY_BIN=... /usr/bin/python3 -m unittest test_blocking
 """
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +16,10 @@ import unittest
 import redis
 
 from harness import REDIS_CLI, Cluster, digests, shard_infos, wait_until
+from test_bullmq import command_calls, node_problem
 from test_resp3 import Resp3Connection
+
+IOREDIS_BLOCKING = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node", "ioredis_blocking_check.js")
 
 
 def info(cluster, section):
@@ -325,6 +331,52 @@ class ReplicatedShardTest(unittest.TestCase):
             self.assertIn(item, done)
         # The path: the replica took the lead.
         self.assertGreaterEqual(sum(int(s.get("leader_changes", 0)) for s in shard_infos(cluster)), 1)
+
+
+class IoredisTest(unittest.TestCase):
+    """ioredis (Node.js) blocking through the proxy: tests/e2e/node/ioredis_blocking_check.js runs a
+    consumer that blocks and a producer that pushes once the proxy counts the consumer as blocked."""
+
+    def setUp(self):
+        problem = node_problem(("ioredis",))
+        if problem:
+            self.skipTest(f"{problem}: run scripts/bootstrap (it installs Node.js, npm and tests/e2e/node's modules)")
+        self.cluster = Cluster(shards=2, pool={"hash_tag": "{}"})
+        self.addCleanup(self.cluster.cleanup)
+
+    def test_blpop_brpoplpush_and_blmove(self):
+        tag = "{io}"
+        spec = json.dumps({"port": self.cluster.proxy.port, "tag": tag})
+        result = subprocess.run(["node", IOREDIS_BLOCKING], input=spec, capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, f"ioredis_blocking_check.js failed: {result.stdout}{result.stderr}")
+        output = json.loads(result.stdout)
+        self.assertTrue(output["ioredis"].startswith("5."), output)
+        self.assertEqual(output["errors"], [])
+        cases = output["cases"]
+        replies = {name: {k: v for k, v in case.items() if k != "ms"} for name, case in cases.items()}
+        self.assertEqual(replies, {
+            "blpop_woken": {"blocked_seen": True, "ok": [f"{tag}:jobs", "job1"]},
+            "blpop_timeout": {"ok": None},
+            "brpoplpush_woken": {"blocked_seen": True, "ok": "b"},
+            "brpoplpush_timeout": {"ok": None},
+            "blmove_ready": {"ok": "a"},
+            "blmove_woken": {"blocked_seen": True, "ok": "m"},
+            "blmove_timeout": {"ok": None},
+            "after": {"ok": ["m", "b", "a"]},
+        })
+        # The timeouts waited (the clock's milliseconds may round a little down).
+        self.assertGreaterEqual(cases["blpop_timeout"]["ms"], 190)
+        self.assertGreaterEqual(cases["brpoplpush_timeout"]["ms"], 90)
+        self.assertGreaterEqual(cases["blmove_timeout"]["ms"], 90)
+        self.assertEqual(output["blocked_at_end"], 0)
+        # Everything on the tag's shard: the pushes and moves reached its server.
+        server = self.cluster.server_of(self.cluster.route(tag))
+        self.assertEqual(server.client().lrange(f"{tag}:dst", 0, -1), [b"m", b"b", b"a"])
+        self.assertEqual(server.client().llen(f"{tag}:jobs"), 0)
+        self.assertEqual(server.client().llen(f"{tag}:src"), 0)
+        # On a plain shard the blocking commands themselves ran on the server (dedicated connections).
+        for command in ("blpop", "brpoplpush", "blmove"):
+            self.assertGreater(command_calls(server, command), 0, command)
 
 
 if __name__ == "__main__":
