@@ -144,6 +144,7 @@ class PlainShardTest(unittest.TestCase):
     def test_the_dedicated_pool_is_bounded(self):
         self.cluster.cleanup()
         self.cluster = Cluster(shards=1, pool={"dedicated_connections": 1})
+        self.addCleanup(self.cluster.cleanup)  # setUp's cleanup stops the first cluster only
         first = self.cluster.client()
         errors = []
         t = threading.Thread(target=lambda: errors.append(first.blpop(["q"], timeout=0)))
