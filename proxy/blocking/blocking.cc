@@ -214,6 +214,8 @@ void Blocking::on_client_closed(ClientSession& client) {
     --stats_.blocked_in_proxy;
     data_path_.complete_async_local(*blocked.request);
   }
+  // Its request is not answered now (no error reply counted for a client that left).
+  if (blocked.connection != nullptr) blocked.request->done = true;
   end(client, false);  // closes a dedicated connection: the server cancels the block
 }
 

@@ -140,6 +140,8 @@ class PlainShardTest(unittest.TestCase):
                    what="the block cancelled")
         self.cluster.client().rpush("jobs", "precious")
         self.assertEqual(self.cluster.client().lrange("jobs", 0, -1), [b"precious"])
+        # No reply went to anyone: no error counted.
+        self.assertEqual(int(info(self.cluster, "stats")["total_error_replies"]), 0)
 
     def test_the_dedicated_pool_is_bounded(self):
         self.cluster.cleanup()
