@@ -4,13 +4,18 @@ closed (proxy/pubsub/).
 
 Run: RINGPROXY_BIN=... /usr/bin/python3 -m unittest test_pubsub
 """
+import json
+import os
 import subprocess
 import unittest
 
 import redis
 
 from harness import REDIS_CLI, Cluster, Proxy, free_port, toml_config, wait_until
+from test_bullmq import node_problem
 from test_resp3 import Resp3Connection
+
+IOREDIS_PUBSUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node", "ioredis_pubsub_check.js")
 
 
 def next_message(pubsub, timeout=10):
@@ -182,6 +187,31 @@ class PubSubTest(unittest.TestCase):
         self.assertEqual(self.cluster.client().publish("cli-ch", "hi-cli"), 1)
         lines = []
         wait_until(lambda: lines.append(cli.stdout.readline().strip()) or "hi-cli" in lines, what="the message")
+
+
+class IoredisPubSubTest(unittest.TestCase):
+    """ioredis (Node.js): SUBSCRIBE to a channel on every shard and PSUBSCRIBE a pattern, messages
+    from a publisher through the proxy, then out of subscribed mode (ioredis_pubsub_check.js)."""
+
+    def test_subscribe_psubscribe_and_messages(self):
+        problem = node_problem(("ioredis",))
+        if problem:
+            self.skipTest(f"{problem}: run scripts/bootstrap (it installs Node.js, npm and tests/e2e/node's modules)")
+        cluster = Cluster(shards=3)
+        self.addCleanup(cluster.cleanup)
+        channels = channels_on_each_shard(cluster)
+        cluster.client().set("after-pubsub", "yes")
+        spec = json.dumps({"port": cluster.proxy.port, "channels": channels})
+        result = subprocess.run(["node", IOREDIS_PUBSUB], input=spec, capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, f"ioredis_pubsub_check.js failed: {result.stdout}{result.stderr}")
+        out = json.loads(result.stdout)
+        self.assertEqual(out["errors"], [])
+        self.assertEqual((out["subscribed"], out["psubscribed"]), (3, 4))  # the client's own counts
+        self.assertEqual(out["published"], [2] * 3)  # the channel's subscriber and the pattern's
+        self.assertEqual(sorted(out["messages"]), sorted([ch, f"to-{ch}"] for ch in channels))
+        self.assertEqual(sorted(out["pmessages"]), sorted(["ch*", ch, f"to-{ch}"] for ch in channels))
+        self.assertEqual((out["unsubscribed"], out["punsubscribed"]), (1, 0))
+        self.assertEqual(out["after"], "yes")
 
 
 class ReplicatedPubSubTest(unittest.TestCase):
