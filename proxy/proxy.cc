@@ -23,6 +23,10 @@ Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics, st
   clients_.set_handler(&data_path_);
   data_path_.set_local_commands(&local_commands_);
   data_path_.set_blocking(&blocking_);
+  // (Told of every client that closes, whatever handler its requests go to then.)
+  clients_.add_state_owner(&blocking_);
+  clients_.add_state_owner(&transactions_);
+  clients_.add_state_owner(&pubsub_);
 }
 
 bool Proxy::start(std::string* error) {
@@ -134,6 +138,7 @@ void Proxy::sweep() {
   skipped_stalled_sweep_ = false;
   servers_.sweep(now);
   reloader_.sweep(now);
+  pubsub_.sweep();
   clients_.close_idle(now);
 }
 

@@ -217,8 +217,11 @@ std::optional<std::vector<std::string>> undo_pop(std::span<const std::string> no
   const std::optional<std::string_view> key = bulk(top[0]);
   if (!key) return std::nullopt;
   if (iequals(name, "LMPOP")) {
-    bool left = false;
-    for (const std::string& word : nonblocking) left = left || iequals(word, "LEFT");
+    // LMPOP numkeys key... LEFT|RIGHT [COUNT n]: the direction follows the keys (a key may be
+    // named "left").
+    const size_t numkeys = nonblocking.size() > 1 ? std::strtoull(nonblocking[1].c_str(), nullptr, 10) : 0;
+    if (2 + numkeys >= nonblocking.size()) return std::nullopt;
+    const bool left = iequals(nonblocking[2 + numkeys], "LEFT");
     undo = {left ? "LPUSH" : "RPUSH", std::string(*key)};
     for (auto it = items.rbegin(); it != items.rend(); ++it) {  // the first popped ends where it was
       const std::optional<std::string_view> element = bulk(*it);

@@ -107,7 +107,7 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
       resp::append_error(out, "ERR Protocol version is not an integer or out of range");
     } else if (*version != 2 && *version != 3) {
       resp::append_error(out, "NOPROTO unsupported protocol version");
-    } else if (*version != client.protocol() && &client.handler() != &data_path_.handler_for(client)) {
+    } else if (*version != client.protocol() && client.handler().holds_transaction(client)) {
       resp::append_error(out, "ERR HELLO cannot change the protocol inside a transaction or a WATCH");
     } else if (*version != client.protocol() && client.wait_for_replies(&request)) {
       // A change of protocol changes the client's server connections: its earlier requests are
@@ -145,7 +145,7 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
       // RESP3: its requests go over the servers' RESP3 connections, and replies are RESP3's.
       if (*version != client.protocol()) {
         client.set_protocol(static_cast<int>(*version));
-        client.set_handler(&data_path_.handler_for(client));
+        if (data_path_.is_entry(client.handler())) client.set_handler(&data_path_.handler_for(client));
       }
       resp::append_map_header(out, 7, client.protocol());
       resp::append_bulk(out, "server");
@@ -168,6 +168,7 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
     // transaction and the watch were ended on the way here: transactions.cc). A change of
     // protocol waits for the earlier replies, as HELLO's does.
     if (client.protocol() != 2 && client.wait_for_replies(&request)) return;
+    pubsub_.reset(client);  // (its subscriptions end, as redis's RESET ends them)
     client.set_protocol(2);
     client.set_handler(&data_path_.handler_for(client));
     client.set_name("");

@@ -28,7 +28,7 @@ void Blocking::start_timer() {
 void Blocking::stop() { uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr); }
 
 void Blocking::start(ClientSession& client, Request& request) {
-  if (&client.handler() != &data_path_.handler_for(client)) {
+  if (client.handler().holds_transaction(client)) {
     return data_path_.reply_error(request, "ERR " + routing::display_name(request.cmd->name) +
                                                " cannot block while a WATCH holds the client's connection; UNWATCH "
                                                "first, or call it inside MULTI");
@@ -69,6 +69,7 @@ void Blocking::on_server(ClientSession& client, Request& request, const routing:
   blocked.server = server;
   blocked.connection = connection;
   blocked.connection_failures = connection->failures();
+  blocked.previous = &client.handler();
   ++stats_.blocked_on_servers;
   client.set_handler(this);
   data_path_.send_dedicated(request, *connection, 1);
@@ -94,6 +95,7 @@ void Blocking::in_proxy(ClientSession& client, Request& request, routing::Blocki
   request.fragments_pending = 1;  // (a token: the request lives until it is answered, client or not)
   ++waiting;
   ++stats_.blocked_in_proxy;
+  blocked.previous = &client.handler();
   client.set_handler(this);
   client.wait_for_replies(nullptr);
   client.keep_reading_while_waiting();
@@ -196,7 +198,8 @@ void Blocking::answer(Blocked& blocked, std::string_view reply) {
 }
 
 void Blocking::dispatch(ClientSession& client, Request& request) {  // (its requests wait: not expected)
-  data_path_.handler_for(client).dispatch(client, request);
+  client.set_handler(&data_path_.handler_for(client));
+  client.handler().dispatch(client, request);
 }
 
 void Blocking::on_replies_written(ClientSession& client, Request* waited) {
@@ -232,8 +235,10 @@ void Blocking::end(ClientSession& client, bool clean) {
     --waiting;
     --stats_.blocked_in_proxy;
   }
+  RequestHandler* previous = blocked.previous;
   blocked_.erase(it);
-  client.set_handler(&data_path_.handler_for(client));
+  if (&client.handler() != this) return;
+  client.set_handler(previous != nullptr && !data_path_.is_entry(*previous) ? previous : &data_path_.handler_for(client));
 }
 
 }  // namespace ringproxy::proxy

@@ -461,7 +461,7 @@ void ClientSession::close() {
   }
   reading_ = false;
   worker_.forget(this);
-  handler_->on_client_closed(*this);
+  for (RequestHandler* owner : clients_.state_owners()) owner->on_client_closed(*this);
   if (protocol_ == 3) worker_.metrics()->resp3_client_connections->Decrement();
   // Requests still waiting for servers are orphaned; the others are freed now.
   for (Request* request = head_; request != nullptr;) {

@@ -39,6 +39,8 @@ class RequestHandler {
   // A wait_for_replies() is over: `waited` (null: none) is the oldest request not written yet.
   virtual void on_replies_written(ClientSession&, Request* /*waited*/) {}
   virtual void on_client_closed(ClientSession&) {}
+  // A transaction or a WATCH holds the client's server state (no blocking, no protocol change).
+  virtual bool holds_transaction(const ClientSession&) const { return false; }
 
  protected:
   ~RequestHandler() = default;
@@ -105,6 +107,8 @@ class ClientSession final : public Flushable {
   uint64_t accepted_ms() const { return accepted_ms_; }
   void fail_tls(std::string_view why);  // counted, logged, closed
   size_t pending() const { return pending_; }
+  // Bytes handed to the socket that it has not taken yet (a client that stopped reading).
+  size_t unwritten_bytes() const { return handle_.write_queue_size; }
 
  private:
   ~ClientSession();  // only from on_close

@@ -34,6 +34,11 @@ class Clients {
   Clients& operator=(const Clients&) = delete;
 
   void set_handler(RequestHandler* handler) { handler_ = handler; }
+  // Owners of per-client state (transactions, blocked clients, subscribers): each is told when
+  // any session closes, whichever handler its requests go to then (a client may be in more than
+  // one: a RESP3 subscriber that blocks, or runs a transaction).
+  void add_state_owner(RequestHandler* owner) { state_owners_.push_back(owner); }
+  const std::vector<RequestHandler*>& state_owners() const { return state_owners_; }
   // Binds the listener; false with `error` set (the handle is closed then).
   bool listen(const conf::Address& address, std::string* error);
   // The TLS listener ([proxy.tls]), whose sessions use `context`; likewise.
@@ -68,6 +73,7 @@ class Clients {
   ProxyStats& stats_;
   RequestAccounting& accounting_;
   RequestHandler* handler_ = nullptr;
+  std::vector<RequestHandler*> state_owners_;
   uv_tcp_t listener_{};
   bool listening_ = false;
   uv_tcp_t tls_listener_{};

@@ -85,6 +85,8 @@ class DataPath final : public RequestHandler, public ServerEvents {
   RequestHandler& handler_for(const ClientSession& client) {
     return client.protocol() == 3 ? static_cast<RequestHandler&>(resp3_entry_) : *this;
   }
+  // One of the data path's own entries (a client in no transaction, block or subscription).
+  bool is_entry(const RequestHandler& handler) const { return &handler == this || &handler == &resp3_entry_; }
   // A RESP3 client's request: its bytes move to resp3_raw (see Request).
   static void take_resp3_bytes(Request& request) {
     request.resp3_raw = request.raw;

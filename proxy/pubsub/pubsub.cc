@@ -12,7 +12,9 @@
 namespace ringproxy::proxy {
 namespace {
 
-constexpr size_t kMaxQueuedMessages = 100000;  // a subscriber that stopped reading is closed past this
+// A subscriber that stopped reading is closed past either (redis's pub/sub hard limit: 32 MiB).
+constexpr size_t kMaxQueuedMessages = 100000;
+constexpr size_t kMaxUnwrittenBytes = 32u << 20;
 
 std::string_view text_of(const redisReply& reply) { return std::string_view(reply.str, reply.len); }
 
@@ -20,9 +22,8 @@ std::string_view text_of(const redisReply& reply) { return std::string_view(repl
 // its own, the replies merged (a channel lives on one shard; a pattern on all of them).
 class PubsubQuery {
  public:
-  static void start(Servers& servers, DataPath& data_path, Request& request, std::vector<uint32_t> targets,
-                    int protocol) {
-    auto* job = new PubsubQuery(data_path, request, protocol);
+  static void start(Servers& servers, DataPath& data_path, Request& request, std::vector<uint32_t> targets) {
+    auto* job = new PubsubQuery(data_path, request);
     request.fragments_pending = 1;  // (a token: the request lives until answered, client or not)
     Worker& worker = servers.worker();
     uv_timer_init(worker.loop(), &job->timer_);
@@ -46,8 +47,7 @@ class PubsubQuery {
   }
 
  private:
-  PubsubQuery(DataPath& data_path, Request& request, int protocol)
-      : data_path_(data_path), request_(&request), protocol_(protocol) {}
+  PubsubQuery(DataPath& data_path, Request& request) : data_path_(data_path), request_(&request) {}
 
   static void on_connect(SideLink* link, bool ok) {
     auto* self = static_cast<PubsubQuery*>(link->data());
@@ -109,13 +109,13 @@ class PubsubQuery {
       resp::append_integer(out, numpat_);
     } else if (sub_ == "numsub" || sub_ == "shardnumsub") {
       const size_t channels = request.args.size() - 2;
-      resp::append_map_header(out, channels, protocol_);
+      resp::append_array_header(out, channels * 2);  // (a flat array in RESP3 too, as redis's)
       for (size_t i = 0; i < channels; ++i) {
         resp::append_bulk(out, request.args[2 + i]);
         resp::append_integer(out, i < sums_.size() ? sums_[i] : 0);
       }
     } else {
-      out += (protocol_ == 3 ? "~" : "*") + std::to_string(names_.size()) + "\r\n";  // (RESP3: a set)
+      resp::append_array_header(out, names_.size());
       for (const std::string& name : names_) resp::append_bulk(out, name);
     }
     data_path_.complete_async_local(request);
@@ -125,7 +125,6 @@ class PubsubQuery {
 
   DataPath& data_path_;
   Request* request_;
-  int protocol_;
   std::string sub_;
   uv_timer_t timer_{};
   std::vector<SideLink*> links_;
@@ -156,7 +155,14 @@ bool PubSub::subscribed(const Subscriber& subscriber) const {
   for (const auto& set : subscriber.subscribed) {
     if (!set.empty()) return true;
   }
-  return !subscriber.awaited.empty();
+  return false;
+}
+
+// What a confirmation counts: channels and patterns together, shard channels apart (as redis).
+int64_t PubSub::count(const Subscriber& subscriber, routing::PubSubFamily family) const {
+  return static_cast<int64_t>(family == routing::PubSubFamily::shard_channel
+                                  ? subscriber.subscribed[2].size()
+                                  : subscriber.subscribed[0].size() + subscriber.subscribed[1].size());
 }
 
 void PubSub::command(ClientSession& client, Request& request) {
@@ -179,7 +185,7 @@ void PubSub::publish(Request& request) {
   data_path_.send_to_server(request, *server);
 }
 
-void PubSub::query(ClientSession& client, Request& request) {
+void PubSub::query(ClientSession&, Request& request) {
   const routing::RoutingTable& table = *servers_.topology()->table;
   std::vector<uint32_t> targets;
   for (uint32_t shard = 0; shard < table.shards().size(); ++shard) {
@@ -190,7 +196,7 @@ void PubSub::query(ClientSession& client, Request& request) {
     }
     targets.push_back(*server);
   }
-  PubsubQuery::start(servers_, data_path_, request, std::move(targets), client.protocol());
+  PubsubQuery::start(servers_, data_path_, request, std::move(targets));
 }
 
 PubSub::Link* PubSub::link_to(ClientSession& client, Subscriber& subscriber, uint32_t index, std::string& error) {
@@ -229,7 +235,6 @@ void PubSub::subscription(ClientSession& client, Request& request, const routing
   }
   const bool entering = found == subscribers_.end();
   Subscriber& subscriber = subscribers_[&client];
-  subscriber.protocol = client.protocol();
 
   // Where each name goes: its shard's server (a pattern: every shard's).
   std::vector<std::string> names(request.args.begin() + 1, request.args.end());
@@ -265,7 +270,11 @@ void PubSub::subscription(ClientSession& client, Request& request, const routing
   }
   if (entering) {
     ++stats_.subscribers;
-    client.set_handler(this);
+    // Its requests come here (unless a WATCH holds them: its transaction's, until it ends).
+    if (data_path_.is_entry(client.handler())) {
+      subscriber.handles = true;
+      client.set_handler(this);
+    }
   }
 
   // The sets change now; the counts are those after each name, as redis counts them.
@@ -273,7 +282,7 @@ void PubSub::subscription(ClientSession& client, Request& request, const routing
   awaited.request = &request;
   std::string& out = request.owned_reply;
   out.clear();
-  if (names.empty()) out = routing::confirmation(what.kind, std::nullopt, 0, client.protocol());
+  if (names.empty()) out = routing::confirmation(what.kind, std::nullopt, count(subscriber, what.family), client.protocol());
   std::map<Link*, std::vector<std::string>> per_link;
   for (size_t i = 0; i < names.size(); ++i) {
     auto& set = subscriber.subscribed[family];
@@ -282,10 +291,7 @@ void PubSub::subscription(ClientSession& client, Request& request, const routing
     } else {
       set.erase(names[i]);
     }
-    const size_t count = what.family == routing::PubSubFamily::shard_channel
-                             ? subscriber.subscribed[2].size()
-                             : subscriber.subscribed[0].size() + subscriber.subscribed[1].size();
-    out += routing::confirmation(what.kind, names[i], static_cast<int64_t>(count), client.protocol());
+    out += routing::confirmation(what.kind, names[i], count(subscriber, what.family), client.protocol());
     awaited.items.push_back({what, names[i], static_cast<uint32_t>(targets[i].size())});
     for (Link* link : targets[i]) per_link[link].push_back(names[i]);
   }
@@ -343,9 +349,10 @@ void PubSub::forward(Link& link, const redisReply& reply) {
   ClientSession& client = *link.client;
   auto found = subscribers_.find(&client);
   if (found == subscribers_.end()) return;
-  if (client.pending() > kMaxQueuedMessages) {
-    spdlog::warn("client {} ({}): more than {} pub/sub messages wait for it to read them: closing it", client.id(),
-                 client.peer(), kMaxQueuedMessages);
+  if (client.pending() > kMaxQueuedMessages || client.unwritten_bytes() > kMaxUnwrittenBytes) {
+    spdlog::warn("client {} ({}): {} pub/sub messages ({} bytes) wait for it to read them: closing it, as redis "
+                 "closes a subscriber past its output limit", client.id(), client.peer(), client.pending(),
+                 client.unwritten_bytes());
     return client.close();
   }
   std::vector<std::string_view> parts;
@@ -354,7 +361,7 @@ void PubSub::forward(Link& link, const redisReply& reply) {
     parts.push_back(e.type == REDIS_REPLY_STRING ? text_of(e) : std::string_view());
   }
   ++stats_.messages_forwarded;
-  client.push(routing::push_of(parts, found->second.protocol), &routing::push_marker());
+  client.push(routing::push_of(parts, client.protocol()), &routing::push_marker());
 }
 
 void PubSub::on_connect(SideLink* side, bool ok) {
@@ -386,11 +393,11 @@ void PubSub::close_link(Link* link) {
 }
 
 // A server the client listens on is gone: it is told, and closed, so that it subscribes again.
-void PubSub::link_failed(Link& link, std::string_view why) {
+void PubSub::link_failed(Link& link, std::string_view why, bool gone) {
   ClientSession& client = *link.client;
   auto found = subscribers_.find(&client);
   if (found == subscribers_.end()) return;
-  link.link = nullptr;  // (gone: not closed again)
+  if (gone) link.link = nullptr;  // (not closed again)
   const std::string error = "ERR server " + link.server->name() + " (shard '" + link.server->shard_name() +
                             "') that this client's subscriptions listen on is gone (" + std::string(why) +
                             "): subscribe again";
@@ -411,19 +418,17 @@ void PubSub::link_failed(Link& link, std::string_view why) {
 }
 
 void PubSub::dispatch(ClientSession& client, Request& request) {
+  auto found = subscribers_.find(&client);
+  if (found == subscribers_.end()) {  // (not ours any more: back to the data path)
+    client.set_handler(&data_path_.handler_for(client));
+    return client.handler().dispatch(client, request);
+  }
   if (client.protocol() == 3) DataPath::take_resp3_bytes(request);  // as the data path's RESP3 entry does
   if (!data_path_.classify_request(client, request)) return;
   const std::string_view name = request.cmd->name;
-  auto found = subscribers_.find(&client);
-  if (routing::subscription_command(name) || name == "publish" || name == "spublish" ||
-      name.starts_with("pubsub|")) {
-    return command(client, request);
-  }
-  if (name == "reset") {  // ends every subscription, as redis's RESET does
-    drop(client);
-    return data_path_.carry_out_request(client, request);
-  }
-  if (found != subscribers_.end() && found->second.protocol == 2) {
+  if (routing::subscription_command(name)) return command(client, request);
+  // RESP2's subscribed mode: only (un)subscribing, PING, QUIT and RESET.
+  if (client.protocol() == 2 && subscribed(found->second)) {
     if (name == "ping") {
       request.owned_reply = routing::subscribed_pong(
           request.args.size() > 1 ? std::optional<std::string_view>(request.args[1]) : std::nullopt);
@@ -433,7 +438,47 @@ void PubSub::dispatch(ClientSession& client, Request& request) {
       return data_path_.reply_error(request, routing::subscribed_mode_error(name));
     }
   }
-  data_path_.carry_out_request(client, request);
+  data_path_.carry_out_request(client, request);  // (PUBLISH, PUBSUB, RESET: LocalCommands)
+}
+
+void PubSub::on_replies_written(ClientSession& client, Request* waited) {
+  data_path_.on_replies_written(client, waited);
+}
+
+void PubSub::sweep() {
+  const std::shared_ptr<const Topology>& topology = servers_.topology();
+  if (topology.get() == checked_topology_ || subscribers_.empty()) {
+    checked_topology_ = topology.get();
+    return;
+  }
+  checked_topology_ = topology.get();
+  // Which links are wrong now: their server was removed, or a name they carry belongs to
+  // another server.
+  std::vector<Link*> failed;
+  for (auto& [client, subscriber] : subscribers_) {
+    for (Link* link : subscriber.links) {
+      if (!servers_.current(link->server) || link->server->detached()) failed.push_back(link);
+    }
+    for (size_t family = 0; family < kFamilies; ++family) {
+      for (const auto& [name, links] : subscriber.subscribed[family]) {
+        for (Link* link : links) {
+          if (std::find(failed.begin(), failed.end(), link) != failed.end()) continue;
+          std::optional<uint32_t> server;
+          if (family != static_cast<size_t>(routing::PubSubFamily::pattern)) {
+            server = server_of_shard(topology->table->shard_of_cold(name));
+          } else {
+            continue;  // (a pattern's links: checked by their servers above)
+          }
+          if (!server || servers_.servers()[*server].get() != link->server) failed.push_back(link);
+        }
+      }
+    }
+  }
+  for (Link* link : failed) {
+    if (link->client != nullptr && subscribers_.contains(link->client)) {
+      link_failed(*link, "a reload moved its channels to another server, or removed it", false);
+    }
+  }
 }
 
 void PubSub::on_client_closed(ClientSession& client) {
@@ -456,15 +501,12 @@ void PubSub::drop(ClientSession& client) {
   Subscriber& subscriber = found->second;
   for (Awaited& awaited : subscriber.awaited) data_path_.complete_async_local(*awaited.request);
   for (Link* link : subscriber.links) {
-    if (servers_.current(link->server)) link->server->give_back_subscriber_slot();
+    link->server->give_back_subscriber_slot();  // (a removed server drains until it has them all back)
     close_link(link);
   }
-  const bool counted = &client.handler() == this;
   subscribers_.erase(found);
-  if (counted) {
-    --stats_.subscribers;
-    client.set_handler(&data_path_.handler_for(client));
-  }
+  --stats_.subscribers;
+  if (&client.handler() == this) client.set_handler(&data_path_.handler_for(client));
 }
 
 }  // namespace ringproxy::proxy

@@ -13,9 +13,10 @@
 //
 // When a link fails (its server died, a reload removed it, its shard's leader changed and the
 // old one went down), the client is told with an error and closed, so that its library
-// reconnects and subscribes again (on the shard's server now). A subscriber that stops reading
-// while messages pile up (more than 100,000 queued) is closed as well, as redis closes one past
-// its pub/sub output limit.
+// reconnects and subscribes again (on the shard's server now); so is one whose channels a reload
+// moved to another server. A subscriber that stops reading while messages pile up (32 MiB not
+// written, or 100,000 messages queued) is closed as well, as redis closes one past its pub/sub
+// output limit.
 //
 // Ownership: owned by the Proxy. A subscriber's state and links live until it has no
 // subscription left, or closes.
@@ -50,9 +51,15 @@ class PubSub final : public RequestHandler {
 
   // A pub/sub command (LocalCommands, or a subscribed client's).
   void command(ClientSession& client, Request& request);
+  // RESET: every subscription of the client ends.
+  void reset(ClientSession& client) { drop(client); }
+  // Links whose server a reload removed, or whose channels another server now carries (the
+  // ring changed), fail: their subscribers are told and closed, and subscribe again.
+  void sweep();
 
   // RequestHandler: a subscribed client's requests.
   void dispatch(ClientSession& client, Request& request) override;
+  void on_replies_written(ClientSession& client, Request* waited) override;  // (a HELLO's wait)
   void on_client_closed(ClientSession& client) override;
 
  private:
@@ -74,7 +81,7 @@ class PubSub final : public RequestHandler {
     std::vector<Item> items;
   };
   struct Subscriber {
-    int protocol = 2;
+    bool handles = false;  // its requests come here (RESP2's subscribed-mode rules)
     std::map<std::string, std::vector<Link*>> subscribed[kFamilies];  // name -> the links it is on
     std::vector<Link*> links;  // (owned: close_link() frees them)
     std::deque<Awaited> awaited;
@@ -91,7 +98,8 @@ class PubSub final : public RequestHandler {
   Link* link_to(ClientSession& client, Subscriber& subscriber, uint32_t index, std::string& error);
   void confirmed(Link& link, std::string_view kind, std::string_view name);
   void answer_confirmed(Subscriber& subscriber);
-  void link_failed(Link& link, std::string_view why);
+  // `gone`: its side link ended (this runs in its last callback); else it is closed here.
+  void link_failed(Link& link, std::string_view why, bool gone = true);
   void forward(Link& link, const redisReply& reply);
   // No subscription left and nothing awaited: the client leaves subscribed mode.
   void leave_if_done(ClientSession& client);
@@ -99,13 +107,15 @@ class PubSub final : public RequestHandler {
   // Closes a link and frees it, now or (a link that will report its end) in on_disconnect.
   static void close_link(Link* link);
   std::optional<uint32_t> server_of_shard(uint32_t shard) const;
-  bool subscribed(const Subscriber& subscriber) const;
+  bool subscribed(const Subscriber& subscriber) const;  // any subscription (RESP2's subscribed mode)
+  int64_t count(const Subscriber& subscriber, routing::PubSubFamily family) const;
 
   Worker& worker_;
   Servers& servers_;
   DataPath& data_path_;
   ProxyStats& stats_;
   std::unordered_map<ClientSession*, Subscriber> subscribers_;
+  const Topology* checked_topology_ = nullptr;  // sweep(): the snapshot links were checked against
 };
 
 }  // namespace ringproxy::proxy

@@ -47,6 +47,7 @@ void Transactions::start(ClientSession& client, Request& request) {
     State& state = states_[&client];
     state = State{};
     state.topology = servers_.topology();
+    state.previous = &client.handler();
     client.set_handler(this);
     if (name == "watch") {
       watch(client, state, request);
@@ -310,8 +311,12 @@ void Transactions::end(ClientSession& client, bool clean) {
   if (it == states_.end()) return;
   State& state = it->second;
   if (state.server != nullptr) state.server->give_back_dedicated(state.connection, clean && !watch_lost(state));
+  RequestHandler* previous = state.previous;
   states_.erase(it);
-  client.set_handler(&data_path_.handler_for(client));
+  if (&client.handler() != this) return;
+  // Back where it was: the data path, or a RESP3 subscriber's pub/sub (which passes a client
+  // it no longer knows on to the data path).
+  client.set_handler(previous != nullptr && !data_path_.is_entry(*previous) ? previous : &data_path_.handler_for(client));
 }
 
 }  // namespace ringproxy::proxy

@@ -51,6 +51,7 @@ class Transactions final : public RequestHandler {
   void dispatch(ClientSession& client, Request& request) override;
   void on_replies_written(ClientSession& client, Request* waited) override;
   void on_client_closed(ClientSession& client) override;
+  bool holds_transaction(const ClientSession& client) const override { return states_.contains(&client); }
 
  private:
   struct State {
@@ -75,6 +76,7 @@ class Transactions final : public RequestHandler {
     uint64_t connection_failures = 0;
     uint32_t lease_replies = 1;           // what the request waiting to go on it expects
     bool giving_back = false;             // EXEC, DISCARD or UNWATCH sent on it
+    RequestHandler* previous = nullptr;   // the client's handler before (a RESP3 subscriber's)
   };
 
   void queue(State& state, Request& request);

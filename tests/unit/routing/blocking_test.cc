@@ -132,6 +132,9 @@ TEST_F(BlockingTest, UndoPutsBackWhatWasPopped) {
             (std::vector<std::string>{"LPUSH", "q", "b", "a"}));
   const std::vector<std::string> right = {"LMPOP", "1", "q", "RIGHT"};
   EXPECT_EQ(undo_pop(right, "*2\r\n$1\r\nq\r\n*1\r\n$1\r\na\r\n"), (std::vector<std::string>{"RPUSH", "q", "a"}));
+  const std::vector<std::string> named_left = {"LMPOP", "1", "left", "RIGHT"};  // (a key named "left")
+  EXPECT_EQ(undo_pop(named_left, "*2\r\n$4\r\nleft\r\n*1\r\n$1\r\nc\r\n"),
+            (std::vector<std::string>{"RPUSH", "left", "c"}));
   const std::vector<std::string> zset = {"ZMPOP", "1", "z", "MIN"};
   EXPECT_EQ(undo_pop(zset, "*2\r\n$1\r\nz\r\n*1\r\n*2\r\n$1\r\nm\r\n$1\r\n2\r\n"),
             (std::vector<std::string>{"ZADD", "z", "2", "m"}));
