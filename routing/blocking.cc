@@ -89,6 +89,7 @@ BlockingDecision decide_blocking(const CommandInfo& cmd, std::span<const std::st
   positions.clear();
   if (const std::string_view error = find_key_positions(cmd, args, positions); !error.empty()) {
     d.error = "ERR " + std::string(error);
+    d.key_count_error = is_key_count_error(error);
     return d;
   }
   for (uint32_t position : positions) d.keys.emplace_back(args[position]);

@@ -45,6 +45,8 @@ enum class PopShape : uint8_t {
 
 struct BlockingDecision {
   std::string error;                    // refused: the error line (without "-" and CRLF)
+  bool key_count_error = false;         // ... a key count redis refuses too (keys.h): a server
+                                        // refuses it at once in its own words
   uint32_t shard = 0;                   // where its keys are
   std::optional<uint64_t> timeout_ms;   // none: it waits until served (a timeout of 0)
   bool pops = false;                    // a write: on a replicated shard the proxy waits itself

@@ -219,6 +219,10 @@ std::string_view find_key_positions(const CommandInfo& cmd, Args args,
   return {};
 }
 
+bool is_key_count_error(std::string_view error) {
+  return error == kNotInteger || error == kNegativeKeys || error == kTooManyKeys || error == kZeroKeys;
+}
+
 bool has_block_option(const CommandInfo& cmd, Args args) {
   return cmd.has_proxy_flag(kProxyBlockOption) && parse_xread(args).block;
 }

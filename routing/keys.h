@@ -36,6 +36,10 @@ std::string_view find_key_positions(const CommandInfo& cmd,
                                     std::span<const std::string_view> args,
                                     std::vector<uint32_t>& positions);
 
+// An error of find_key_positions about a key count (not a number, negative, 0 where keys are
+// mandatory, more than the arguments): redis refuses such a command too, in its own words.
+bool is_key_count_error(std::string_view error);
+
 // True when a command flagged kProxyBlockOption (XREAD, XREADGROUP) carries a BLOCK
 // option, which the planner must reject; false for every other command. Options are parsed
 // like redis does, so a group or consumer named "block" is not mistaken for the option.

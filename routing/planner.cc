@@ -239,9 +239,27 @@ void plan_split(const CommandInfo& cmd, const RoutingTable& table, Health health
 }
 
 // Redis's wording: an unbalanced key/value list is a wrong number of arguments for the command.
-[[gnu::cold, gnu::noinline]] void reject_key_error(const CommandInfo& cmd, std::string_view error, Plan& out) {
+[[gnu::cold, gnu::noinline]] void reject_key_error(const CommandInfo& cmd, std::string_view error,
+                                                    const RoutingTable& table, Health health, Plan& out) {
   if (error == "wrong number of arguments") {
     return reject(out, "ERR wrong number of arguments for '" + std::string(cmd.name) + "' command");
+  }
+  // A key count redis refuses too (0, negative, not a number, more than the arguments): the
+  // command goes to one live server, which refuses it in its own words (each command has its
+  // own: "numkeys should be greater than 0", "at least 1 input key is needed for 'zunion'
+  // command", "Bad number of keys provided"). It runs nowhere.
+  if (is_key_count_error(error)) {
+    for (uint32_t shard = 0; shard < table.shards().size(); ++shard) {
+      for (uint32_t server : table.shards()[shard].servers) {
+        if (!health.is_usable(server)) continue;
+        out.kind = PlanKind::forward;
+        out.groups.push_back({shard, 0, 1, AckRule{}});
+        PlannedFragment& f = out.fragments.emplace_back();
+        f.shard = shard;
+        f.server = server;
+        return;
+      }
+    }
   }
   reject(out, "ERR " + std::string(error));
 }
@@ -417,7 +435,7 @@ void plan(const CommandInfo& cmd, std::span<const std::string_view> args, const 
   std::vector<uint32_t>& positions = scratch.key_positions;
   positions.clear();
   std::string_view key_error = find_key_positions(cmd, args, positions);
-  if (!key_error.empty()) [[unlikely]] return reject_key_error(cmd, key_error, out);
+  if (!key_error.empty()) [[unlikely]] return reject_key_error(cmd, key_error, table, health, out);
   if (positions.empty()) {
     // A script or function without keys runs on one shard, as on a Redis Cluster node: the
     // one a hash of its body, SHA or function name picks (the same call, the same shard).

@@ -39,6 +39,7 @@ void Blocking::start(ClientSession& client, Request& request) {
   }
   const routing::RoutingTable& table = *servers_.topology()->table;
   routing::BlockingDecision decision = routing::decide_blocking(*request.cmd, request.args, table, positions_);
+  if (decision.key_count_error) return data_path_.run_internal(request);  // refused by a server at once, in its words
   if (!decision.error.empty()) return data_path_.reply_error(request, decision.error);
   const routing::ShardEntry& shard = table.shards()[decision.shard];
   if (decision.pops && shard.replication.strategy != conf::ReplicationStrategy::none) {

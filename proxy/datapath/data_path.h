@@ -140,7 +140,7 @@ class DataPath final : public RequestHandler, public ServerEvents {
   // A command the proxy runs on its own (no client): `args` in a block of its own, marked
   // with `marker` (its top_cmd). Null: an unknown command. run_internal() routes it.
   Request* internal_request(std::span<const std::string> args, const routing::CommandInfo* marker);
-  void run_internal(Request& request) { route(request); }
+  void run_internal(Request& request) { route(request); }  // (a client's too: planned, sent)
   // EVALSHA of a known script becomes EVAL (queued commands too); EVAL bodies are remembered.
   void prepare_scripts(Request& request) { note_scripts(request); }
   bool keys_moving() const { return key_moves_ != nullptr && key_moves_->keys_moving(); }

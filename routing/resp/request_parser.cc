@@ -133,7 +133,10 @@ ParseStatus RequestParser::parse_multibulk(const char* data, size_t len) {
     if (bulk_len_ < 0) {
       if (pos_ >= len) return ParseStatus::incomplete;
       if (data[pos_] != '$') {
-        error_ = "expected '$', got something else";
+        // Redis's words, the byte it got included (the error is read before the next parse).
+        static char expected[] = "expected '$', got ' '";
+        expected[sizeof(expected) - 3] = data[pos_];
+        error_ = expected;
         return ParseStatus::error;
       }
       int64_t bulk;
@@ -142,7 +145,7 @@ ParseStatus RequestParser::parse_multibulk(const char* data, size_t len) {
       if (next < 0) return fail("invalid bulk length");
       if (static_cast<uint64_t>(next) + static_cast<uint64_t>(bulk) + 2 >
           std::min(limits_.max_request_bytes, kMaxRepresentableRequest)) {
-        return fail("request too large (max_request_bytes)");
+        return fail("invalid bulk length (max_request_bytes)");
       }
       bulk_len_ = bulk;
       pos_ = static_cast<size_t>(next);

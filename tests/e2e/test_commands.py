@@ -141,6 +141,21 @@ class CommandsTest(unittest.TestCase):
                 self.r.execute_command(*command)
         self.assertEqual(self.r.xread({"nostream": "0"}), [])
 
+    def test_bad_key_counts_get_the_servers_own_errors(self):
+        """A key count redis refuses (0, negative, not a number, more than the arguments) goes to
+        one server, which refuses it in its own words (each command has its own)."""
+        direct = self.cluster.redis[0].client()
+        for command in (("LMPOP", 0, "l", "LEFT"), ("LMPOP", "a", "l", "LEFT"), ("ZMPOP", -1, "z", "MAX"),
+                        ("SINTERCARD", 2, "s"), ("ZUNION", 0, "k"), ("ZUNIONSTORE", "d", 0, "k"),
+                        ("ZINTERCARD", 0, "k"), ("EVAL", "return 1", -1), ("EVAL", "return 1", 3, "a"),
+                        ("FCALL", "f", "bad_arg"), ("BLMPOP", 0, 0, "l", "LEFT"), ("BZMPOP", 0, "x", "z", "MIN")):
+            with self.subTest(command=command):
+                with self.assertRaises(redis.ResponseError) as expected:
+                    direct.execute_command(*command)
+                with self.assertRaises(redis.ResponseError) as got:
+                    self.r.execute_command(*command)
+                self.assertEqual(str(got.exception), str(expected.exception))
+
     def test_unknown_command_and_wrong_arity_look_like_redis(self):
         with self.assertRaisesRegex(redis.ResponseError, "unknown command 'NOSUCH'"):
             self.r.execute_command("NOSUCH", "a")

@@ -142,8 +142,11 @@ TEST_F(PlannerTest, UnsupportedAndKeylessCommands) {
   EXPECT_EQ(shards, std::vector<bool>(3, true));  // spread over the shards
   const Plan& no_key = run({"GET"});  // (no key where one is due: still refused)
   EXPECT_EQ(no_key.kind, PlanKind::reject);
+  // A key count redis refuses too: one live server refuses it in redis's own words.
   const Plan& bad_numkeys = run({"EVAL", "return 1", "5", "a"});
-  EXPECT_EQ(bad_numkeys.kind, PlanKind::reject);
+  EXPECT_EQ(bad_numkeys.kind, PlanKind::forward);
+  EXPECT_EQ(bad_numkeys.fragments.size(), 1u);
+  EXPECT_EQ(run({"ZUNIONSTORE", "d", "0", "k"}).kind, PlanKind::forward);
   const Plan& eval_keys = run({"EVAL", "return 1", "2", "{t}a", "{t}b"});
   EXPECT_EQ(eval_keys.kind, PlanKind::forward);
 }
