@@ -17,7 +17,7 @@ Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics, st
       transactions_(worker_, servers_, data_path_, stats_),
       blocking_(worker_, servers_, data_path_, stats_),
       pubsub_(worker_, servers_, data_path_, stats_),
-      local_commands_(data_path_, transactions_, pubsub_, servers_, reloader_, clients_,
+      local_commands_(data_path_, transactions_, pubsub_, blocking_, servers_, reloader_, clients_,
                       InfoSources{worker_, started_at_ms_, stats_, clients_, servers_, reloader_}),
       publisher_(worker_, stats_, accounting_, servers_, reloader_) {
   clients_.set_handler(&data_path_);

@@ -15,8 +15,8 @@ constexpr std::string_view kReasonAdmin =
     "server administration commands are not supported through ringproxy";
 constexpr std::string_view kReasonClient =
     "this CLIENT subcommand is about a server connection, and ringproxy's are shared by many "
-    "clients (SETNAME, GETNAME, ID, INFO, LIST, KILL, SETINFO and NO-EVICT are answered for the "
-    "proxy's own clients)";
+    "clients (SETNAME, GETNAME, ID, INFO, LIST, KILL, SETINFO, NO-EVICT and UNBLOCK are "
+    "answered for the proxy's own clients)";
 constexpr std::string_view kReasonHelp =
     "HELP subcommands are not supported through ringproxy; see the Redis documentation";
 
@@ -541,8 +541,7 @@ constexpr CommandInfo kClientSubcommands[] = {
      .redis_flags = kFlagNoscript | kFlagLoading | kFlagStale, .cls = C::unsupported,
      .reason = kReasonClient},
     {.name = "client|unblock", .arity = -3,
-     .redis_flags = kFlagAdmin | kFlagNoscript | kFlagLoading | kFlagStale,
-     .cls = C::unsupported, .reason = kReasonClient},
+     .redis_flags = kFlagAdmin | kFlagNoscript | kFlagLoading | kFlagStale, .cls = C::local},
     {.name = "client|unpause", .arity = 2,
      .redis_flags = kFlagAdmin | kFlagNoscript | kFlagLoading | kFlagStale,
      .cls = C::unsupported, .reason = kReasonClient},

@@ -247,6 +247,15 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
     resp::append_bulk(out, info_text(info_, args.size() > 1 ? args[1] : std::string_view()));
   } else if (name == "proxy") {
     answer_proxy_command(request);
+  } else if (name == "client|unblock") {
+    const std::optional<int64_t> id = to_int(args[2]);
+    if (!id) {
+      resp::append_error(out, "ERR value is not an integer or out of range");
+    } else if (args.size() > 4 || (args.size() == 4 && !iequals(args[3], "timeout") && !iequals(args[3], "error"))) {
+      resp::append_error(out, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+    } else {
+      resp::append_integer(out, blocking_.unblock(static_cast<uint64_t>(*id), args.size() == 4 && iequals(args[3], "error")));
+    }
   } else if (name == "wait") {
     // The servers behind the proxy are not redis replicas of each other: the proxy copies
     // writes itself and answers a write once its shard's write_ack is met. No redis replica

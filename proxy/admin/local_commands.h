@@ -11,6 +11,7 @@
 
 #include "proxy/admin/info.h"
 #include "proxy/datapath/data_path.h"
+#include "proxy/blocking/blocking.h"
 #include "proxy/pubsub/pubsub.h"
 #include "proxy/transactions/transactions.h"
 
@@ -18,11 +19,12 @@ namespace ringproxy::proxy {
 
 class LocalCommands final : public LocalCommandHandler {
  public:
-  LocalCommands(DataPath& data_path, Transactions& transactions, PubSub& pubsub, Servers& servers,
-                Reloader& reloader, Clients& clients, InfoSources info)
+  LocalCommands(DataPath& data_path, Transactions& transactions, PubSub& pubsub, Blocking& blocking,
+                Servers& servers, Reloader& reloader, Clients& clients, InfoSources info)
       : data_path_(data_path),
         transactions_(transactions),
         pubsub_(pubsub),
+        blocking_(blocking),
         servers_(servers),
         reloader_(reloader),
         clients_(clients),
@@ -39,6 +41,7 @@ class LocalCommands final : public LocalCommandHandler {
   DataPath& data_path_;
   Transactions& transactions_;  // MULTI, WATCH ... of a client not in a transaction
   PubSub& pubsub_;              // SUBSCRIBE, PUBLISH, PUBSUB ... of a client not subscribed
+  Blocking& blocking_;          // CLIENT UNBLOCK
   Servers& servers_;
   Reloader& reloader_;
   Clients& clients_;  // CLIENT LIST and KILL

@@ -198,6 +198,29 @@ void Blocking::answer(Blocked& blocked, std::string_view reply) {
   data_path_.complete_async_local(*blocked.request);  // written, then on_replies_written() ends it
 }
 
+bool Blocking::unblock(uint64_t id, bool error) {
+  for (auto& [client, blocked] : blocked_) {
+    if (client->id() != id || blocked.answered || blocked.request->done) continue;
+    const std::string_view reply = error ? "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+                                         : routing::timed_out_reply(client->protocol());
+    if (blocked.in_proxy) {
+      answer(blocked, reply);  // (a pop in flight: undone when it comes back, its client no longer waiting)
+      blocked.attempt = nullptr;
+      return true;
+    }
+    // On a server: answered now, and its connection closed (the server cancels the block).
+    Request& request = *blocked.request;
+    request.owned_reply.assign(reply);
+    request.reply = request.owned_reply;
+    request.done = true;
+    request.client->on_request_done(request);
+    blocked.server->give_back_dedicated(std::exchange(blocked.connection, nullptr), false);
+    --stats_.blocked_on_servers;
+    return true;
+  }
+  return false;
+}
+
 void Blocking::dispatch(ClientSession& client, Request& request) {  // (its requests wait: not expected)
   client.set_handler(&data_path_.handler_for(client));
   client.handler().dispatch(client, request);

@@ -47,6 +47,10 @@ class Blocking final : public RequestHandler, public BlockingCommands {
   void on_pop_answered(Request& attempt, std::string_view reply) override;
   void on_write_acknowledged(const Request& write, uint32_t shard) override;
 
+  // CLIENT UNBLOCK: the client `id`'s blocking command ends now, with nil (`error`: redis's
+  // -UNBLOCKED error). False: it is not blocked.
+  bool unblock(uint64_t id, bool error);
+
   // RequestHandler: a blocked client's (its requests wait; its reply written; it closed).
   void dispatch(ClientSession& client, Request& request) override;
   void on_replies_written(ClientSession& client, Request* waited) override;

@@ -15,7 +15,7 @@ import unittest
 
 import redis
 
-from harness import REDIS_CLI, Cluster, digests, shard_infos, wait_until
+from harness import REDIS_CLI, Cluster, digests, resp, shard_infos, wait_until
 from test_bullmq import command_calls, node_problem
 from test_resp3 import Resp3Connection
 
@@ -32,6 +32,33 @@ def blocked_here(cluster):
 
 def server_blocked(server):
     return int(server.client().info("clients")["blocked_clients"])
+
+
+def unblock_cases(test, cluster):
+    """CLIENT UNBLOCK id [TIMEOUT|ERROR], as redis answers it, for a client blocked on a server or
+    waiting in the proxy; the client and its list go on as usual after it."""
+    c = Resp3Connection(cluster.proxy.port)  # (RESP2: no HELLO)
+    test.addCleanup(c.close)
+    (_, client_id) = c.call("CLIENT", "ID")
+    admin = cluster.client()
+    for how, expected in ((None, ("*", None)), ("TIMEOUT", ("*", None)),
+                          ("ERROR", ("-", "UNBLOCKED client unblocked via CLIENT UNBLOCK"))):
+        c.sock.sendall(resp("BLPOP", "{u}l", "0"))
+        wait_until(lambda: blocked_here(cluster) == 1, what="blocked")
+        test.assertEqual(admin.execute_command("CLIENT", "UNBLOCK", client_id, *([how] if how else [])), 1)
+        test.assertEqual(c.read(), expected)
+        wait_until(lambda: blocked_here(cluster) == 0, what="unblocked")
+    test.assertEqual(admin.execute_command("CLIENT", "UNBLOCK", client_id), 0)  # not blocked
+    with test.assertRaisesRegex(redis.ResponseError, "value is not an integer or out of range"):
+        admin.execute_command("CLIENT", "UNBLOCK", "asd")
+    with test.assertRaisesRegex(redis.ResponseError, "reason should be TIMEOUT or ERROR"):
+        admin.execute_command("CLIENT", "UNBLOCK", client_id, "LATER")
+    c.sock.sendall(resp("BLPOP", "{u}l", "0"))
+    wait_until(lambda: blocked_here(cluster) == 1, what="blocked again")
+    admin.lpush("{u}l", "foo")
+    test.assertEqual(c.read(), ("*", [("$", b"{u}l"), ("$", b"foo")]))
+    if len(cluster.sets[0]) > 1:  # a replicated shard's servers end equal
+        wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, what="servers equal")
 
 
 class PlainShardTest(unittest.TestCase):
@@ -182,6 +209,9 @@ class PlainShardTest(unittest.TestCase):
         self.assertIsInstance(result[0], redis.ResponseError)
         self.assertEqual(blocked_here(self.cluster), 0)
 
+    def test_client_unblock_ends_a_block_with_nil_or_an_error(self):
+        unblock_cases(self, self.cluster)
+
     def test_wait_and_the_redis_cli(self):
         c = self.cluster.client()
         self.assertEqual(c.execute_command("WAIT", 1, 10), 0)
@@ -227,6 +257,9 @@ class ReplicatedShardTest(unittest.TestCase):
         # Never blocked on a server.
         for server in cluster.sets[0]:
             self.assertEqual(server_blocked(server), 0)
+
+    def test_client_unblock_ends_a_wait_in_the_proxy(self):
+        unblock_cases(self, self.cluster())
 
     def test_timeouts_and_shapes(self):
         cluster = self.cluster("multi-primary")
