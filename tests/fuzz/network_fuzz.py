@@ -39,11 +39,14 @@ REPLY_TIMEOUT = 15.0  # the proxy's request timeout is 2 s: every request settle
 
 # Commands the fuzzer never sends: MIGRATE would connect to random addresses (it is a
 # supported write, so the proxy forwards it); MULTI would make the ECHO markers behind it answer
-# +QUEUED instead of themselves (transactions have their e2e suites and reviews).
-NEVER = {b"migrate", b"multi"}
+# +QUEUED instead of themselves (transactions have their e2e suites and reviews); a blocking
+# command with a timeout of 0 would hold the markers behind it for ever, and SUBSCRIBE would make
+# them refused (blocking commands and pub/sub have theirs; XREAD's BLOCK is left out of WORDS).
+NEVER = {b"migrate", b"multi", b"blpop", b"brpop", b"brpoplpush", b"blmove", b"blmpop", b"bzpopmin", b"bzpopmax",
+         b"bzmpop", b"subscribe", b"psubscribe", b"ssubscribe"}
 KEYS = [b"k1", b"k2", b"k3", b"{a}1", b"{a}2", b"{b}1", b"{b}2", b"s", b"l", b"h", b"z", b"x:1", b""]
 WORDS = [b"EX", b"PX", b"EXAT", b"PXAT", b"KEEPTTL", b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR", b"GET",
-         b"WITHSCORES", b"LIMIT", b"COUNT", b"MATCH", b"TYPE", b"STREAMS", b"BLOCK", b"GROUP", b"NOACK",
+         b"WITHSCORES", b"LIMIT", b"COUNT", b"MATCH", b"TYPE", b"STREAMS", b"GROUP", b"NOACK",
          b"STORE", b"BY", b"ASC", b"DESC", b"ALPHA", b"LEFT", b"RIGHT", b"BEFORE", b"AFTER", b"MAXLEN",
          b"MINID", b"REPLACE", b"ABSTTL", b"FIELDS", b"$", b"*", b">", b"-", b"+", b"~", b"=", b"0-0",
          b"(1", b"[a", b"-inf", b"+inf", b"1.5", b"nosort", b"SETNAME", b"ENCODING", b"FREQ", b"USAGE"]
