@@ -254,9 +254,10 @@ void plan_split(const CommandInfo& cmd, const RoutingTable& table, Health health
         if (!health.is_usable(server)) continue;
         out.kind = PlanKind::forward;
         out.groups.push_back({shard, 0, 1, AckRule{}});
-        PlannedFragment& f = out.fragments.emplace_back();
+        PlannedFragment f;
         f.shard = shard;
         f.server = server;
+        out.fragments.push_back(f);  // (not emplace_back: one more caller and plan() stops inlining it)
         return;
       }
     }
