@@ -15,7 +15,7 @@ import unittest
 
 import redis
 
-from harness import REDIS_CLI, Cluster, digests, resp, shard_infos, wait_until
+from harness import REDIS_CLI, Cluster, digests, resp, scrape, shard_infos, value, wait_until
 from test_bullmq import command_calls, node_problem
 from test_resp3 import Resp3Connection
 
@@ -231,12 +231,35 @@ class PlainShardTest(unittest.TestCase):
         self.assertEqual(c.call("BLPOP", "none", "0.1"), ("_", None))
 
 
+class BlockingMetricsTest(unittest.TestCase):
+    def test_blocked_clients_and_the_dedicated_pool_are_exported(self):
+        cluster = Cluster(shards=1, metrics=True, pool={"dedicated_connections": 1})
+        self.addCleanup(cluster.cleanup)
+        server = cluster.redis[0]
+        labels = f'{{server="{server.address}",shard="{cluster.names[0]}"}}'
+        c = Resp3Connection(cluster.proxy.port)
+        self.addCleanup(c.close)
+        c.sock.sendall(resp("BLPOP", "q", "0"))
+        wait_until(lambda: value(scrape(cluster.metrics_port), "ringproxy_blocked_clients", '{where="server"}') == 1,
+                   what="the blocked client in the metrics")
+        self.assertEqual(value(scrape(cluster.metrics_port), "ringproxy_server_dedicated_connections", labels), 1)
+        with self.assertRaisesRegex(redis.ResponseError, "no dedicated connection free"):
+            cluster.client().blpop(["q"], timeout=0.1)
+        cluster.client().rpush("q", "x")
+        self.assertEqual(c.read(), ("*", [("$", b"q"), ("$", b"x")]))
+        wait_until(lambda: value(scrape(cluster.metrics_port), "ringproxy_blocked_clients", '{where="server"}') == 0,
+                   what="no blocked client in the metrics")
+        text = scrape(cluster.metrics_port)
+        self.assertEqual(value(text, "ringproxy_server_dedicated_connections", labels), 0)
+        self.assertEqual(value(text, "ringproxy_server_dedicated_exhausted_total", labels), 1)
+
+
 class ReplicatedShardTest(unittest.TestCase):
     """A pop on a replicated shard waits in the proxy and runs as an ordered replicated write."""
 
     def cluster(self, strategy="primary-replica"):
         cluster = Cluster(shards=1, servers=3, replication={"strategy": strategy, "write_ack": "quorum"},
-                          pool={"hash_tag": "{}"})
+                          pool={"hash_tag": "{}"}, metrics=True)
         self.addCleanup(cluster.cleanup)
         return cluster
 
@@ -254,6 +277,8 @@ class ReplicatedShardTest(unittest.TestCase):
         for server in cluster.sets[0]:
             self.assertEqual(server.client().lrange("q", 0, -1), [b"b"])
         self.assertGreater(int(info(cluster, "stats")["proxy_pops"]), 0)
+        wait_until(lambda: value(scrape(cluster.metrics_port), "ringproxy_proxy_pops_total", '{outcome="run"}') > 0,
+                   what="the pops in the metrics")
         # Never blocked on a server.
         for server in cluster.sets[0]:
             self.assertEqual(server_blocked(server), 0)

@@ -11,7 +11,7 @@ import unittest
 
 import redis
 
-from harness import REDIS_CLI, Cluster, Proxy, free_port, toml_config, wait_until
+from harness import REDIS_CLI, Cluster, Proxy, free_port, scrape, toml_config, value, wait_until
 from test_bullmq import node_problem
 from test_resp3 import Resp3Connection
 
@@ -61,7 +61,7 @@ def channels_on_each_shard(cluster):
 
 class PubSubTest(unittest.TestCase):
     def setUp(self):
-        self.cluster = Cluster(shards=3)
+        self.cluster = Cluster(shards=3, metrics=True)
         self.addCleanup(self.cluster.cleanup)
 
     def subscriber(self, client=None):
@@ -90,6 +90,9 @@ class PubSubTest(unittest.TestCase):
         self.assertEqual(pub.publish(channels[0], "nobody"), 0)
         self.assertEqual(int(self.cluster.client().info("clients")["pubsub_clients"]), 1)
         self.assertGreaterEqual(int(self.cluster.client().info("stats")["pubsub_messages_forwarded"]), 3)
+        wait_until(lambda: value(scrape(self.cluster.metrics_port), "ringproxy_pubsub_messages_total") >= 3,
+                   what="the messages in the metrics")
+        self.assertEqual(value(scrape(self.cluster.metrics_port), "ringproxy_pubsub_subscribers"), 1)
 
     def test_patterns_listen_on_every_shard(self):
         channels = channels_on_each_shard(self.cluster)
