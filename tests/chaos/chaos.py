@@ -183,7 +183,8 @@ def self_test(args, netns):
     plan.second = ""  # one shard: every key on r1, the shard the self-test corrupts
     result = runner.run_schedule(plan, args.bin, netns, keep=args.keep, tamper=True)
     fired = {v.check.split("+")[0] for v in result.violations}
-    wanted = {"servers-differ", "counter-bounds", "set-contents", "list-contents", "string-value", "counter-read"}
+    wanted = {"servers-differ", "counter-bounds", "set-contents", "list-contents", "string-value", "counter-read",
+              "queue-exactly-once"}
     shown = set()
     for v in result.violations:
         if v.check not in shown:
@@ -242,7 +243,8 @@ def run_all(args, netns):
               f"faults={result.faults_injected} ({describe_faults(result.fault_counts)}) "
               f"ops={result.ops} (ok {oc.get('ok', 0)}, refused {oc.get('fail', 0)}, unknown "
               f"{oc.get('info', 0) + oc.get(None, 0)}; transactions {result.transactions[0]}, "
-              f"{result.transactions[1]} acknowledged) violations={len(result.violations)} "
+              f"{result.transactions[1]} acknowledged; pops {result.pops[0]}, {result.pops[1]} took one) "
+              f"violations={len(result.violations)} "
               f"in {time.monotonic() - started:.0f}s (binary of {mtime}) paths: {result.paths}", flush=True)
         for note in result.notes:
             print(f"    note: {note}", flush=True)

@@ -7,7 +7,7 @@ written ("fail") must never show; an acknowledged one ("ok") must show.
 import time
 from collections import Counter, defaultdict
 
-from workload import COUNTERS, LISTS, SETS, STRINGS_PER_CLIENT, TRANSACTION_PAIRS
+from workload import COUNTERS, LISTS, QUEUES, SETS, STRINGS_PER_CLIENT, TRANSACTION_PAIRS
 
 
 class Violation:
@@ -26,6 +26,7 @@ class Violation:
 def key_space(clients):
     keys = [f"c:{i}" for i in range(COUNTERS)] + [f"s:{i}" for i in range(SETS)] + [f"l:{i}" for i in range(LISTS)]
     keys += [f"{kind}:{{t{i}}}" for i in range(TRANSACTION_PAIRS) for kind in ("c", "l")]
+    keys += [f"q:{i}" for i in range(QUEUES)]
     keys += [f"k:{c}:{j}" for c in range(clients) for j in range(STRINGS_PER_CLIENT)]
     return keys
 
@@ -39,6 +40,8 @@ class History:
         self.element_time = {}                              # element -> wall-clock time it was sent
         self.strings = defaultdict(list)                    # key -> [(seq, value|None, outcome, error, sent)]
         self.transactions = defaultdict(dict)               # list key -> {element: its transaction's increment}
+        self.queue_pushes = defaultdict(dict)               # queue key -> {element: outcome}
+        self.queue_pops = defaultdict(list)                 # queue key -> [(outcome, element popped or None)]
         for op in ops:
             outcome = op.outcome or "info"
             if op.kind in ("incrby", "multi"):
@@ -56,6 +59,11 @@ class History:
             elif op.kind in ("sadd", "rpush"):
                 self.elements[op.keys[0]][op.args[0]] = outcome
                 self.element_time[op.args[0]] = op.t0
+            elif op.kind == "qpush":
+                self.queue_pushes[op.keys[0]][op.args[0]] = outcome
+                self.element_time[op.args[0]] = op.t0
+            elif op.kind == "qpop":
+                self.queue_pops[op.keys[0]].append((outcome, op.result))
             elif op.kind == "set":
                 self.strings[op.keys[0]].append((op.seq, op.args[0], outcome, op.error, op.t0))
             elif op.kind == "mset":
@@ -116,7 +124,7 @@ def read_values(client, keys):
     for k in keys:
         if k.startswith("s:"):
             pipe.smembers(k)
-        elif k.startswith("l:"):
+        elif k.startswith(("l:", "q:")):
             pipe.lrange(k, 0, -1)
         else:
             pipe.get(k)
@@ -126,7 +134,7 @@ def read_values(client, keys):
             out[k] = f"<error {v}>"
         elif k.startswith("s:"):
             out[k] = sorted(decode(x) for x in v)
-        elif k.startswith("l:"):
+        elif k.startswith(("l:", "q:")):
             out[k] = [decode(x) for x in v]
         elif k.startswith("c:"):
             out[k] = int(v) if v is not None else 0
@@ -140,9 +148,54 @@ def short(items, n=6):
     return ", ".join(map(str, items[:n])) + (f" … (+{len(items) - n})" if len(items) > n else "")
 
 
+def check_queue(history, key, views):
+    """A work queue (q:<i>): pushes of unique elements and pops. No element is popped twice, or
+    both popped and still queued; none is there that was never pushed or whose push was refused;
+    and the acknowledged pushes neither popped nor queued are no more than the pops whose outcome
+    is unknown (each may have taken one)."""
+    out = []
+    pushes = history.queue_pushes.get(key, {})
+    pops = history.queue_pops.get(key, [])
+    popped = Counter(e for outcome, e in pops if outcome == "ok" and e is not None)
+    unknown_pops = sum(1 for outcome, _ in pops if outcome == "info")
+    twice = [e for e, n in popped.items() if n > 1]
+    if twice:
+        out.append(Violation("queue-popped-twice", key, "each element popped at most once",
+                             {"pops": f"{len(twice)} popped twice: {short(twice, 4)}"}))
+    problems = {}
+    for who, v in views.items():
+        if not isinstance(v, list):
+            problems[who] = f"unreadable: {v}"
+            continue
+        queued = Counter(v)
+        msgs = []
+        again = [e for e in queued if e in popped]
+        if again:
+            msgs.append(f"{len(again)} popped and still queued: {short(again, 4)}")
+        doubled = [e for e, n in queued.items() if n > 1]
+        if doubled:
+            msgs.append(f"{len(doubled)} queued twice: {short(doubled, 4)}")
+        foreign = [e for e in list(queued) + list(popped) if pushes.get(e) in (None, "fail")]
+        if foreign:
+            msgs.append(f"{len(foreign)} never pushed or refused: {short(foreign, 4)}")
+        lost = [e for e, o in pushes.items() if o == "ok" and e not in queued and e not in popped]
+        if len(lost) > unknown_pops:
+            msgs.append(f"{len(lost)} acknowledged pushes neither popped nor queued, more than the {unknown_pops} "
+                        f"pops of unknown outcome: {short(sorted(lost, key=elem_order), 4)}")
+        if msgs:
+            problems[who] = "; ".join(msgs)
+    if problems:
+        out.append(Violation("queue-exactly-once", key, "every acknowledged push popped once or still queued",
+                             problems, f"{len(pushes)} pushes, {len(pops)} pops ({sum(popped.values())} took one, "
+                                       f"{unknown_pops} unknown)"))
+    return out
+
+
 def check_key(history, key, views):
     """views: {who: value}. Returns the violations for this key."""
     out = []
+    if key.startswith("q:"):
+        return check_queue(history, key, views)
     if key.startswith("c:"):
         acked, attempted, unknown = history.counter.get(key, [0, 0, 0])
         bad = {w: v for w, v in views.items() if not (isinstance(v, int) and acked <= v <= attempted)}

@@ -29,6 +29,7 @@ class Result:
         self.ops = 0
         self.outcomes = {}
         self.transactions = (0, 0)  # MULTI blocks run, acknowledged
+        self.pops = (0, 0)          # BLPOPs run, those that took an element
         self.paths = ""
         self.workdir = None
         self.kept = False
@@ -303,7 +304,7 @@ def proxy_info(proxy):
 def tamper_with(cluster, load):
     """--self-test: corrupt one replica behind the proxy's back, one way per check, so that the
     checks can be seen to fire (an acknowledged element lost, one pushed twice, a counter
-    incremented by nobody, a value nobody wrote)."""
+    incremented by nobody, a value nobody wrote, a popped element queued again)."""
     ops = load.ops()
     acked_set = next(op for op in ops if op.kind == "sadd" and op.outcome == "ok")
     acked_push = next(op for op in ops if op.kind == "rpush" and op.outcome == "ok")
@@ -315,6 +316,10 @@ def tamper_with(cluster, load):
             raise RuntimeError(f"self-test: {op.keys[0]} is not on r1")
     victim.srem(acked_set.keys[0], acked_set.args[0])
     victim.rpush(acked_push.keys[0], acked_push.args[0])
+    # A popped element back in its queue (as a pop applied on one server only would leave it).
+    acked_pop = next((op for op in ops if op.kind == "qpop" and op.outcome == "ok" and op.result), None)
+    if acked_pop is not None:
+        victim.rpush(acked_pop.keys[0], acked_pop.result)
     for k in checks.key_space(cluster.plan.clients):
         reply = key_owner.execute_command("PROXY", "ROUTE", k)
         if dict(zip(reply[0::2], reply[1::2]))[b"shard"] == b"r1":
@@ -395,6 +400,8 @@ def run_schedule(plan, binary, netns, keep=False, tamper=False):
             result.ops, result.outcomes = load.counts()
             multi = [op for op in load.ops() if op.kind == "multi"]
             result.transactions = (len(multi), sum(op.outcome == "ok" for op in multi))
+            pops = [op for op in load.ops() if op.kind == "qpop"]
+            result.pops = (len(pops), sum(op.outcome == "ok" and op.result is not None for op in pops))
         result.paths = recovery_paths(cluster, proxy_info(cluster.proxy) if cluster.proxy.alive() else {})
         cluster.stop()
         with open(os.path.join(workdir, "events.log"), "w") as f:

@@ -8,6 +8,9 @@ Key families, one operation type each so every check stays sound:
                   key written by one client only, with unique values "<client>:<seq>"
   c:{t<i>}, l:{t<i>}  MULTI / INCRBY / RPUSH / EXEC: one transaction on the pair's shard (a hash
                   tag), in the middle of the pipeline; all or nothing of it must be applied
+  q:<i>           a work queue: RPUSH of unique elements, and BLPOP with a 20 ms timeout (on a
+                  replicated shard the pop waits in the proxy): no element popped twice, none
+                  both popped and still queued, none lost beyond what pops of unknown outcome took
 Every operation is recorded with its outcome: "ok" (acknowledged), "fail" (an error the README
 says wrote nothing), or "info" (anything else: an error that may have applied, a broken
 connection, a timeout).
@@ -23,13 +26,14 @@ SETS = 8
 LISTS = 8
 STRINGS_PER_CLIENT = 12
 TRANSACTION_PAIRS = 4
+QUEUES = 4
 
 # Errors after which nothing was written (README, Replication / Failures): the planner refused
 # the whole request before sending anything.
 NOTHING_WRITTEN = ("nothing was written", "writes fail until it is back", "is unavailable: no usable server")
 
 OP_WEIGHTS = [("incrby", 3), ("sadd", 2), ("rpush", 3), ("set", 3), ("mset", 1), ("del", 1), ("expire", 1),
-              ("get", 1.5), ("multi", 1.5)]
+              ("get", 1.5), ("multi", 1.5), ("qpush", 1.3), ("qpop", 1.3)]
 
 
 def classify_error(e):
@@ -78,6 +82,10 @@ class Client(threading.Thread):
         if kind == "multi":
             pair = rng.randrange(TRANSACTION_PAIRS)
             return Op(cid, seq, kind, [f"c:{{t{pair}}}", f"l:{{t{pair}}}"], [rng.randint(1, 9), elem])
+        if kind == "qpush":
+            return Op(cid, seq, kind, [f"q:{rng.randrange(QUEUES)}"], [elem])
+        if kind == "qpop":
+            return Op(cid, seq, kind, [f"q:{rng.randrange(QUEUES)}"], [])
         if kind == "sadd":
             return Op(cid, seq, kind, [f"s:{rng.randrange(SETS)}"], [elem])
         if kind == "rpush":
@@ -103,6 +111,10 @@ class Client(threading.Thread):
             pipe.incrby(k[0], a[0])
         elif op.kind in ("sadd", "rpush"):
             getattr(pipe, op.kind)(k[0], a[0])
+        elif op.kind == "qpush":
+            pipe.rpush(k[0], a[0])
+        elif op.kind == "qpop":
+            pipe.blpop([k[0]], timeout=0.02)
         elif op.kind == "set":
             pipe.set(k[0], a[0])
         elif op.kind == "get":
@@ -167,6 +179,8 @@ class Client(threading.Thread):
                     op.outcome = "ok"
                     if op.kind == "get":
                         op.result = int(reply) if reply is not None else 0
+                    elif op.kind == "qpop":
+                        op.result = reply[1].decode() if reply else None
             self.batches += 1
             if any(op.outcome != "ok" for op in batch):
                 time.sleep(0.01)  # a refused shard answers at once: do not spin on it
