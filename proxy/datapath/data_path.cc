@@ -866,10 +866,8 @@ void DataPath::answer_group(Request& request, uint32_t group_index, int reply_fr
     const auto level = request.topology->table->shards()[group.shard].replication.write_ack;
     worker_.metrics()->acks(static_cast<size_t>(level), group.tracker.acks() >= group.tracker.needed())->Increment();
   }
-  // (Blocking commands: a pop the proxy ran for a waiting client, or a write that may feed one.)
-  if (request.client == nullptr && request.top_cmd == &routing::proxy_pop_marker()) [[unlikely]] {
-    blocking_->on_pop_answered(request, group.reply);
-  } else if (blocking_->waiting > 0 && request.replicated_write) [[unlikely]] {
+  // (Blocking commands: a write that may feed a client waiting in the proxy.)
+  if (blocking_->waiting > 0 && request.replicated_write) [[unlikely]] {
     blocking_->on_write_acknowledged(request, group.shard);
   }
   merge(request, group_index, group.reply);
@@ -920,7 +918,11 @@ void DataPath::finish_request(Request& request, std::string_view reply) {
   request.reply = reply;
   if (resp::is_error_reply(request.reply)) ++stats_.error_replies;
   request.done = true;
-  if (request.client != nullptr) request.client->on_request_done(request);
+  if (request.client != nullptr) {
+    request.client->on_request_done(request);
+  } else if (request.top_cmd == &routing::proxy_pop_marker()) [[unlikely]] {
+    blocking_->on_pop_answered(request, reply);  // a pop the proxy ran for a waiting client
+  }
 }
 
 // A request is freed when its client no longer needs it (reply written, or client gone)

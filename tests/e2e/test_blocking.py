@@ -15,7 +15,7 @@ import unittest
 
 import redis
 
-from harness import REDIS_CLI, Cluster, digests, resp, scrape, shard_infos, value, wait_until
+from harness import REDIS_CLI, Cluster, digests, resp, scrape, shard_infos, toml_config, value, wait_until
 from test_bullmq import command_calls, node_problem
 from test_resp3 import Resp3Connection
 
@@ -282,6 +282,24 @@ class ReplicatedShardTest(unittest.TestCase):
         # Never blocked on a server.
         for server in cluster.sets[0]:
             self.assertEqual(server_blocked(server), 0)
+
+    def test_a_wait_goes_on_after_a_reload_ends_the_shards_replication(self):
+        """The pop the proxy runs is planned on the shards of its turn: on a shard that is no
+        longer replicated it is an ordinary write, answered all the same."""
+        cluster = Cluster(shards=1, servers=2, replication={"strategy": "primary-replica"}, pool={"hash_tag": "{}"},
+                          proxy_args=("--no-watch",))
+        self.addCleanup(cluster.cleanup)
+        c = Resp3Connection(cluster.proxy.port)
+        self.addCleanup(c.close)
+        c.sock.sendall(resp("BLPOP", "q", "0"))
+        wait_until(lambda: int(info(cluster, "clients")["blocked_in_proxy"]) == 1, what="waiting in the proxy")
+        with open(cluster.proxy.config_path, "w") as f:
+            f.write(toml_config(cluster.proxy.port, [(cluster.names[0], [cluster.sets[0][0].address])],
+                                pool={"hash_tag": "{}"}))
+        self.assertIn("ring unchanged", cluster.client().execute_command("PROXY", "RELOAD").decode())
+        cluster.client().rpush("q", "x")
+        self.assertEqual(c.read(), ("*", [("$", b"q"), ("$", b"x")]))
+        self.assertEqual(cluster.sets[0][0].client().llen("q"), 0)
 
     def test_client_unblock_ends_a_wait_in_the_proxy(self):
         unblock_cases(self, self.cluster())
