@@ -866,8 +866,11 @@ void DataPath::answer_group(Request& request, uint32_t group_index, int reply_fr
     const auto level = request.topology->table->shards()[group.shard].replication.write_ack;
     worker_.metrics()->acks(static_cast<size_t>(level), group.tracker.acks() >= group.tracker.needed())->Increment();
   }
-  // (Blocking commands: a write that may feed a client waiting in the proxy.)
-  if (blocking_->waiting > 0 && request.replicated_write) [[unlikely]] {
+  // (Blocking commands: a pop the proxy ran for a waiting client, answered at its ack level; or
+  // a write that may feed one.)
+  if (request.client == nullptr && request.top_cmd == &routing::proxy_pop_marker()) [[unlikely]] {
+    blocking_->on_pop_answered(request, group.reply);
+  } else if (blocking_->waiting > 0 && request.replicated_write) [[unlikely]] {
     blocking_->on_write_acknowledged(request, group.shard);
   }
   merge(request, group_index, group.reply);
@@ -918,17 +921,18 @@ void DataPath::finish_request(Request& request, std::string_view reply) {
   request.reply = reply;
   if (resp::is_error_reply(request.reply)) ++stats_.error_replies;
   request.done = true;
-  if (request.client != nullptr) {
-    request.client->on_request_done(request);
-  } else if (request.top_cmd == &routing::proxy_pop_marker()) [[unlikely]] {
-    blocking_->on_pop_answered(request, reply);  // a pop the proxy ran for a waiting client
-  }
+  if (request.client != nullptr) request.client->on_request_done(request);
 }
 
 // A request is freed when its client no longer needs it (reply written, or client gone)
 // and no server still holds one of its fragments.
 void DataPath::release_if_finished(Request& request) {
-  if (request.client == nullptr && request.fragments_pending == 0) requests_.give_back(&request);
+  if (request.client == nullptr && request.fragments_pending == 0) {
+    // A pop the proxy ran, answered without groups (a shard a reload made plain) or refused:
+    // its client hears of it now (one answered at its ack level already is not told twice).
+    if (request.top_cmd == &routing::proxy_pop_marker()) [[unlikely]] blocking_->on_pop_answered(request, request.reply);
+    requests_.give_back(&request);
+  }
 }
 
 void DataPath::reply_error(Request& request, std::string_view message) {
@@ -937,10 +941,7 @@ void DataPath::reply_error(Request& request, std::string_view message) {
   request.reply = request.owned_reply;
   ++stats_.error_replies;
   request.done = true;
-  if (request.client == nullptr) [[unlikely]] {  // a write of the proxy's own, refused by the planner
-    if (request.top_cmd == &routing::proxy_pop_marker()) blocking_->on_pop_answered(request, request.reply);
-    return release_if_finished(request);
-  }
+  if (request.client == nullptr) [[unlikely]] return release_if_finished(request);  // a write of the proxy's own
   request.client->on_request_done(request);
 }
 
