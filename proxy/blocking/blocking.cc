@@ -155,7 +155,8 @@ void Blocking::on_pop_answered(Request& pop, std::string_view reply) {
 // A write to one of a waiting client's keys was acknowledged: its pop runs again at once.
 void Blocking::on_write_acknowledged(const Request& write, uint32_t shard) {
   if (attempts_.contains(&write)) return;  // (a pop of ours: it fed nobody)
-  for (auto& [client, blocked] : blocked_) {
+  for (auto& entry : blocked_) {
+    Blocked& blocked = entry.second;  // (not a structured binding: clang 14 cannot capture one)
     if (!blocked.in_proxy || blocked.answered || blocked.shard != shard) continue;
     const bool touches = std::any_of(write.args.begin() + 1, write.args.end(), [&](std::string_view arg) {
       return std::find(blocked.keys.begin(), blocked.keys.end(), arg) != blocked.keys.end();

@@ -99,7 +99,6 @@ void DataPath::dispatch(ClientSession& client, Request& request) {
 // A classified request: answered here, or planned and sent.
 [[gnu::always_inline]] inline void DataPath::carry_out(ClientSession& client, Request& request) {
   const routing::CommandInfo* cmd = request.cmd;
-  std::span<const std::string_view> args = request.args;
   if (cmd->cls == routing::CommandClass::local) return local_->answer(client, request);
   if (cmd->proxy_flags != 0) [[unlikely]] {  // blocking commands; scripts the proxy remembers
     if (!carry_out_noted(client, request)) return;

@@ -40,10 +40,11 @@ REPLY_TIMEOUT = 15.0  # the proxy's request timeout is 2 s: every request settle
 # Commands the fuzzer never sends: MIGRATE would connect to random addresses (it is a
 # supported write, so the proxy forwards it); MULTI would make the ECHO markers behind it answer
 # +QUEUED instead of themselves (transactions have their e2e suites and reviews); a blocking
-# command with a timeout of 0 would hold the markers behind it for ever, and SUBSCRIBE would make
-# them refused (blocking commands and pub/sub have theirs; XREAD's BLOCK is left out of WORDS).
+# command with a timeout of 0 would hold the markers behind it for ever, SUBSCRIBE would make
+# them refused, and an UNSUBSCRIBE answers once per name (blocking commands and pub/sub have
+# their suites; XREAD's BLOCK is left out of WORDS).
 NEVER = {b"migrate", b"multi", b"blpop", b"brpop", b"brpoplpush", b"blmove", b"blmpop", b"bzpopmin", b"bzpopmax",
-         b"bzmpop", b"subscribe", b"psubscribe", b"ssubscribe"}
+         b"bzmpop", b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe", b"punsubscribe", b"sunsubscribe"}
 KEYS = [b"k1", b"k2", b"k3", b"{a}1", b"{a}2", b"{b}1", b"{b}2", b"s", b"l", b"h", b"z", b"x:1", b""]
 WORDS = [b"EX", b"PX", b"EXAT", b"PXAT", b"KEEPTTL", b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR", b"GET",
          b"WITHSCORES", b"LIMIT", b"COUNT", b"MATCH", b"TYPE", b"STREAMS", b"GROUP", b"NOACK",

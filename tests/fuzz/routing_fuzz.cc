@@ -242,6 +242,10 @@ void check_plan(const CommandInfo& cmd, std::span<const std::string_view> args, 
   CHECK(plan.error.empty());
   CHECK(!plan.groups.empty());
   const bool write = cmd.cls == CommandClass::write || cmd.cls == CommandClass::admin;
+  // A key count redis refuses too goes to one live server, which refuses it (planner.cc).
+  std::vector<uint32_t> positions;
+  const bool refused_count = is_key_count_error(find_key_positions(cmd, args, positions));
+  if (refused_count) CHECK(plan.kind == PlanKind::forward && plan.groups.size() == 1 && plan.fragments.size() == 1);
   uint32_t next = 0;
   bool any_replicated = false;
   for (uint32_t g = 0; g < plan.groups.size(); ++g) {
@@ -254,7 +258,8 @@ void check_plan(const CommandInfo& cmd, std::span<const std::string_view> args, 
     any_replicated = any_replicated || group.count > 1;
     const ShardEntry& shard = table.shards()[group.shard];
     // (SCRIPT LOAD and the like go to each server on its own: not replicated writes.)
-    if (write && shard.replication.strategy != conf::ReplicationStrategy::none && cmd.fanout != Fanout::all_servers) {
+    if (write && shard.replication.strategy != conf::ReplicationStrategy::none && cmd.fanout != Fanout::all_servers &&
+        !refused_count) {
       CHECK(group.count == shard.servers.size());
     } else if (!group.read_quorum) {
       CHECK(group.count == 1);
