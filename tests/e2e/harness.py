@@ -4,6 +4,7 @@ Everything started here is stopped by PID in stop()/cleanup(); nothing is left b
 Run with /usr/bin/python3 (it has redis-py); ctest sets RINGPROXY_BIN.
 """
 import os
+import random
 import shutil
 import signal
 import socket
@@ -36,14 +37,21 @@ SANITIZED = _sanitized(RINGPROXY_BIN)
 
 
 def free_port():
-    """A port the kernel says is free now, never handed out twice by this process."""
+    """A port free now, never handed out twice by this process. Drawn at random below the
+    kernel's ephemeral range (32768-60999), which outgoing connections and bind(0) use: suites
+    running side by side (ctest -j2) got the same port from bind(0), and one server's bind failed."""
+    rng = random.SystemRandom()
     while True:
+        port = rng.randrange(20000, 32768)
+        if port in _used_ports:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _used_ports:
-            _used_ports.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _used_ports.add(port)
+        return port
 
 
 def started(proc, log_path, ping):
@@ -89,8 +97,10 @@ class RedisServer:
     def __init__(self, workdir, port=None, host="127.0.0.1"):
         self.host = host
         self.port = port or free_port()
+        self._fixed_port = port is not None
         self.workdir = workdir
         self.proc = None
+        self._started = False    # it ran once: its address is fixed
         self.client_kwargs = {}  # e.g. password= for a server started with --requirepass
         self.default_args = ()   # options of every start (and restart), e.g. ("--requirepass", pw)
 
@@ -100,6 +110,17 @@ class RedisServer:
 
     def start(self, *extra_args):
         """extra_args: more redis-server options, e.g. ("--dbfilename", "x.rdb") to start with data."""
+        for attempt in range(3):
+            try:
+                return self._start(extra_args)
+            except GaveUp as e:
+                # A first start whose port another process took between free_port's probe and
+                # redis's bind: another port. A restart keeps its address (tests expect it).
+                if self._started or self._fixed_port or "Address already in use" not in str(e) or attempt == 2:
+                    raise
+                self.port = free_port()
+
+    def _start(self, extra_args):
         # The child keeps its own copy of the log descriptor; ours closes at once.
         with open(os.path.join(self.workdir, f"redis-{self.port}.log"), "ab") as log:
             self.proc = subprocess.Popen(
@@ -110,6 +131,7 @@ class RedisServer:
                  "--repl-diskless-sync-delay", "0", "--rdb-del-sync-files", "yes", *self.default_args, *extra_args],
                 stdout=log, stderr=log)
         wait_until(started(self.proc, log.name, lambda: self.client().ping()), what=f"redis-server on {self.port}")
+        self._started = True
         return self
 
     def client(self, **kw):
