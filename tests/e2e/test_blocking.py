@@ -128,7 +128,11 @@ class PlainShardTest(unittest.TestCase):
         c = self.cluster.client()
         producer = self.cluster.client()
         producer.xgroup_create("s", "g", id="$", mkstream=True)
-        errors = self.later(lambda: blocked_here(self.cluster) == 1, lambda: producer.xadd("s", {"f": "1"}, id="1-1"))
+        # `$` means "after the last entry when the server reads the command": the entry is added
+        # only once the server itself has blocked the reader (the proxy counting the client as
+        # blocked is earlier, while the command may still be on its way).
+        on_servers = lambda: sum(server_blocked(s) for s in self.cluster.redis) == 1
+        errors = self.later(on_servers, lambda: producer.xadd("s", {"f": "1"}, id="1-1"))
         self.assertEqual(c.xread({"s": "$"}, block=5000), [[b"s", [(b"1-1", {b"f": b"1"})]]])
         self.assertEqual(errors, [])
         # The group had not seen 1-1 yet: XREADGROUP answers at once (it does not block, so a
