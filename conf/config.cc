@@ -225,6 +225,14 @@ bool is_loopback(const Address& address) {
   return inet_pton(AF_INET6, address.host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
+std::string_view ping_answer_name(PingAnswer p) {
+  switch (p) {
+    case PingAnswer::proxy: return "proxy";
+    case PingAnswer::servers: return "servers";
+  }
+  return "?";
+}
+
 std::string_view read_from_name(ReadFrom r) {
   switch (r) {
     case ReadFrom::primary: return "primary";

@@ -74,6 +74,11 @@ struct ServerTlsConfig {
   bool operator==(const ServerTlsConfig&) const = default;
 };
 
+// Who answers PING (README "Commands"): the proxy itself (it is alive), or every server on a
+// side connection of its own (the client learns what its commands would meet: a server that
+// is down, BUSY with a script, LOADING ...), at a connection to each server per PING.
+enum class PingAnswer : uint8_t { proxy, servers };
+
 struct ProxyConfig {
   Address listen{"127.0.0.1", 7000};
   bool plain_listener = true;                     // listen = "" turns it off (TLS only)
@@ -84,6 +89,7 @@ struct ProxyConfig {
   uint32_t max_pending_per_client = 1024;         // pipelined requests in flight; then reads pause
   uint32_t client_idle_timeout_ms = 0;            // 0: never close idle clients
   bool allow_admin_commands = false;              // FLUSHALL / FLUSHDB
+  PingAnswer ping = PingAnswer::proxy;
   // Who may connect: [proxy] password becomes the user "default" (admin access); every
   // [[proxy.users]] entry follows it. Empty: no authentication.
   std::vector<UserConfig> users;
@@ -157,6 +163,7 @@ struct Config {
 std::string_view strategy_name(ReplicationStrategy s);
 std::string_view write_ack_name(WriteAck a);
 std::string_view read_from_name(ReadFrom r);
+std::string_view ping_answer_name(PingAnswer p);
 std::string_view primary_down_name(PrimaryDown p);
 std::string_view migration_name(Migration m);
 std::string_view access_name(Access a);

@@ -314,6 +314,13 @@ std::optional<Migration> parse_migration(std::string_view name) {
   }
   return std::nullopt;
 }
+std::optional<PingAnswer> parse_ping_answer(std::string_view name) {
+  for (auto p : {PingAnswer::proxy, PingAnswer::servers}) {
+    if (ping_answer_name(p) == name) return p;
+  }
+  return std::nullopt;
+}
+constexpr PingAnswer kPingAnswers[] = {PingAnswer::proxy, PingAnswer::servers};
 constexpr Migration kMigrations[] = {Migration::none, Migration::warm, Migration::move};
 constexpr PrimaryDown kPrimaryDowns[] = {PrimaryDown::fail, PrimaryDown::promote};
 constexpr ReplicationStrategy kStrategies[] = {ReplicationStrategy::none, ReplicationStrategy::primary_replica,
@@ -715,6 +722,10 @@ constexpr Field<ProxyConfig> kProxyFields[] = {
      [](const Value& v, ProxyConfig& c) { c.client_idle_timeout_ms = v.u32(0); }},
     {"allow_admin_commands",
      [](const Value& v, ProxyConfig& c) { c.allow_admin_commands = v.boolean(); }},
+    {"ping",
+     [](const Value& v, ProxyConfig& c) {
+       c.ping = read_name<PingAnswer>(v, parse_ping_answer, kPingAnswers, ping_answer_name);
+     }},
     // Redis's requirepass: the password of the user "default", who may run everything.
     {"password",
      [](const Value& v, ProxyConfig& c) {

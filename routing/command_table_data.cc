@@ -672,7 +672,7 @@ constexpr CommandInfo kFunctionSubcommands[] = {
      .redis_flags = kFlagWrite | kFlagDenyoom | kFlagNoscript, .cls = C::write,
      .fanout = Fanout::all_servers, .merge = Merge::all_ok},
     {.name = "function|stats", .arity = 2, .redis_flags = kFlagNoscript | kFlagAllowBusy,
-     .cls = C::unsupported, .reason = kReasonAdmin},
+     .cls = C::local},
 };
 
 constexpr CommandInfo kLatencySubcommands[] = {

@@ -1,6 +1,6 @@
 #include "proxy/admin/local_commands.h"
 
-#include "proxy/admin/script_kill.h"
+#include "proxy/admin/every_server.h"
 
 #include <spdlog/spdlog.h>
 
@@ -76,14 +76,32 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
     return pubsub_.command(client, request);
   }
   if (request.cmd->name == "script|kill" || request.cmd->name == "function|kill") {
-    return ScriptKill::start(servers_, data_path_, request,
-                             request.cmd->name == "script|kill" ? "SCRIPT KILL" : "FUNCTION KILL");
+    return EveryServer::ask(servers_, data_path_, request,
+                            {request.cmd->name == "script|kill" ? "SCRIPT" : "FUNCTION", "KILL"},
+                            [](std::span<const routing::ServerAnswer> answers, const Request&) {
+                              return routing::script_kill_reply(answers);
+                            });
+  }
+  if (request.cmd->name == "function|stats") {
+    return EveryServer::ask(servers_, data_path_, request, {"FUNCTION", "STATS"},
+                            [](std::span<const routing::ServerAnswer> answers, const Request& r) {
+                              return routing::function_stats_reply(answers, r.client ? r.client->protocol() : 2);
+                            });
   }
   std::string& out = request.owned_reply;
   const std::vector<std::string_view>& args = request.args;
   std::string_view name = request.cmd->name;
 
   if (name == "ping") {
+    if (args.size() <= 2 && info_.worker.config().proxy.ping == conf::PingAnswer::servers) {
+      std::vector<std::string> ping(args.begin(), args.end());
+      return EveryServer::ask(servers_, data_path_, request, std::move(ping),
+                              [](std::span<const routing::ServerAnswer> answers, const Request& r) {
+                                return routing::ping_reply(answers, r.args.size() > 1
+                                                                        ? std::optional<std::string_view>(r.args[1])
+                                                                        : std::nullopt);
+                              });
+    }
     if (args.size() > 2) {
       resp::append_error(out, "ERR wrong number of arguments for 'ping' command");
     } else if (args.size() == 1) {

@@ -12,7 +12,9 @@ import unittest
 
 import redis
 
-from harness import Cluster, cluster_with_app_user, count_incrs, digests, keys_by_shard, scrape, server_infos, server_states, value, wait_until
+from test_resp3 import Resp3Connection
+from harness import (Cluster, cluster_with_app_user, count_incrs, digests, keys_by_shard, raw_exchange, resp, scrape,
+                     server_infos, server_states, value, wait_until)
 
 GET_SCRIPT = "return redis.call('GET', KEYS[1])"
 INCR_SCRIPT = "return redis.call('INCR', KEYS[1])"
@@ -86,6 +88,82 @@ class ScriptsTest(unittest.TestCase):
         self.assertEqual(len(outcome), 1)
         self.assertIn("killed", str(outcome[0]))
         self.assertEqual(self.client.get(key), f"v-{key}".encode())  # the server serves again
+
+    def test_ping_answered_by_the_servers_says_busy_while_a_script_runs(self):
+        """[proxy] ping = "servers": every server answers the client's PING on a connection of its
+        own, so a script that keeps one busy shows (redis's own BUSY); the proxy's default PONG
+        says only that the proxy is alive."""
+        cluster = Cluster(shards=3, proxy={"ping": "servers"}, pool={"failure_limit": 100})
+        self.addCleanup(cluster.cleanup)
+        c = cluster.client()
+        self.assertTrue(c.ping())
+        self.assertEqual(raw_exchange(cluster.proxy.port, resp("PING", "hello"), expect_bytes=11), b"$5\r\nhello\r\n")
+        cluster.redis[2].client().config_set("busy-reply-threshold", 50)
+        runner = threading.Thread(target=self.run_forever, args=(cluster.redis[2],))
+        runner.start()
+        self.addCleanup(runner.join, 30)
+
+        def busy():
+            try:
+                c.ping()
+                return False
+            except redis.ResponseError as e:
+                self.assertIn("BUSY", str(e))
+                return True
+        wait_until(busy, what="PING answered BUSY")
+        self.assertEqual(c.script_kill(), True)
+        wait_until(lambda: c.ping(), what="PONG again")
+        c.set("k", "v")
+        self.assertEqual(c.get("k"), b"v")
+        cluster.redis[1].kill()
+        with self.assertRaisesRegex(redis.ResponseError, "server 127.0.0.1:[0-9]+ of shard 'shard2' cannot be reached"):
+            c.ping()
+        self.cluster.redis[1].kill()
+        self.assertTrue(self.client.ping())  # by default the proxy answers: it is alive
+
+    def test_function_stats_shows_the_running_function_and_function_kill_stops_it(self):
+        cluster = Cluster(shards=3, pool={"failure_limit": 100, "request_timeout_ms": 30000})
+        self.addCleanup(cluster.cleanup)
+        c = cluster.client()
+        c.function_load("#!lua name=spin\nredis.register_function('spin', function() while true do end end)")
+        idle = c.function_stats()
+        self.assertIsNone(idle[1])  # running_script
+        self.assertEqual(idle[3][1], [b"libraries_count", 1, b"functions_count", 1])
+        for server in cluster.redis:
+            server.client().config_set("busy-reply-threshold", 50)
+        outcome = []
+        runner = threading.Thread(target=lambda: outcome.append(self.call(cluster.client(socket_timeout=60), "FCALL", "spin", 0)))
+        runner.start()
+        self.addCleanup(runner.join, 30)
+        wait_until(lambda: c.function_stats()[1] is not None, what="FUNCTION STATS shows the function")
+        running = c.function_stats()[1]
+        self.assertEqual(running[:4], [b"name", b"spin", b"command", [b"FCALL", b"spin", b"0"]])
+        resp3 = Resp3Connection(cluster.proxy.port)
+        self.addCleanup(resp3.close)
+        resp3.call("HELLO", "3")
+        kind, fields = resp3.call("FUNCTION", "STATS")
+        self.assertEqual(kind, "%")
+        self.assertEqual(fields[0][0], ("$", b"running_script"))
+        self.assertEqual(fields[0][1][0], "%")
+        self.assertEqual(fields[0][1][1][0], (("$", b"name"), ("$", b"spin")))
+        self.assertTrue(c.function_kill())
+        runner.join(30)
+        self.assertIn("killed", str(outcome[0]))
+        self.assertIsNone(c.function_stats()[1])
+
+    @staticmethod
+    def call(client, *args):
+        try:
+            return client.execute_command(*args)
+        except redis.RedisError as e:
+            return e
+
+    @staticmethod
+    def run_forever(server):
+        try:
+            server.client(socket_timeout=60).eval("while true do end", 0)
+        except redis.RedisError:
+            pass  # killed
 
     def test_script_exists_knows_a_script_sent_with_eval(self):
         # EVAL ran on one shard only, but EVALSHA of it works on every shard (the proxy has it).

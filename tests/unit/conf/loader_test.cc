@@ -34,6 +34,7 @@ TEST(Loader, DefaultsForEveryOptionalKey) {
   EXPECT_EQ(c.proxy.max_pending_per_client, 1024u);
   EXPECT_EQ(c.proxy.client_idle_timeout_ms, 0u);
   EXPECT_FALSE(c.proxy.allow_admin_commands);
+  EXPECT_EQ(c.proxy.ping, PingAnswer::proxy);
   EXPECT_EQ(c.metrics.listen, (Address{"127.0.0.1", 9121}));
   EXPECT_EQ(c.pool.hash, HashFunction::fnv1a_64);
   EXPECT_EQ(c.pool.distribution, Distribution::ketama);
@@ -60,6 +61,7 @@ max_arguments = 7
 max_pending_per_client = 8
 client_idle_timeout_ms = 9
 allow_admin_commands = true
+ping = "servers"
 
 [metrics]
 listen = "0.0.0.0:9999"
@@ -94,6 +96,7 @@ servers = ["10.0.0.2:6379"]
   EXPECT_EQ(c.proxy.max_pending_per_client, 8u);
   EXPECT_EQ(c.proxy.client_idle_timeout_ms, 9u);
   EXPECT_TRUE(c.proxy.allow_admin_commands);
+  EXPECT_EQ(c.proxy.ping, PingAnswer::servers);
   EXPECT_EQ(c.metrics.listen, (Address{"0.0.0.0", 9999}));
   EXPECT_EQ(c.pool.hash, HashFunction::murmur3);
   EXPECT_EQ(c.pool.distribution, Distribution::jump);
@@ -200,6 +203,8 @@ const ErrorCase kErrors[] = {
      "'migration_keys_per_second' must be"},
     {"ReplicationBadStrategy", with_shard("[pool.replication]\nstrategy = \"master-slave\"\n"), "2:12",
      "'strategy' must be one of none, primary-replica, multi-primary"},
+    {"BadPing", with_shard("[proxy]\nping = \"backend\"\n"), "2:8",
+     "'ping' must be one of proxy, servers, got \"backend\""},
     {"ReplicationBadReadFrom", with_shard("[pool.replication]\nread_from = \"nearest\"\n"), "2:13",
      "'read_from' must be one of primary, prefer-replica, replica, any, quorum"},
     {"ReplicaSetNeedsTwoServers",
