@@ -1,5 +1,6 @@
 #include "routing/every_server.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "routing/resp/reply_scanner.h"
@@ -59,9 +60,9 @@ std::string script_kill_reply(std::span<const ServerAnswer> answers) {
     }
   }
   if (!first_error.empty()) {
-    // redis's own errors start with a code (UNKILLABLE ...): others get one.
-    const bool coded = first_error.find(' ') == std::string_view::npos || first_error.starts_with("UNKILLABLE") ||
-                       first_error.starts_with("ERR");
+    // redis's own errors start with a code (UNKILLABLE, BUSY while a function runs ...).
+    const std::string_view code = first_error.substr(0, first_error.find(' '));
+    const bool coded = std::all_of(code.begin(), code.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
     return error_line(coded ? std::string(first_error) : "ERR " + std::string(first_error));
   }
   if (timed_out) return error_line("ERR no reply from every server in time");

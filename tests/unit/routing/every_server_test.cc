@@ -30,6 +30,10 @@ TEST(ScriptKillReply, TheFirstOtherErrorKeepsItsCode) {
   std::vector<ServerAnswer> answers{answer(Kind::error, "NOTBUSY No scripts in execution right now."),
                                     answer(Kind::error, "UNKILLABLE Sorry the script already executed a write")};
   EXPECT_EQ(script_kill_reply(answers), "-UNKILLABLE Sorry the script already executed a write\r\n");
+  std::vector<ServerAnswer> function_runs{answer(Kind::error, "BUSY Redis is busy running a script. You can only "
+                                                             "call FUNCTION KILL or SHUTDOWN NOSAVE.")};
+  EXPECT_EQ(script_kill_reply(function_runs),
+            "-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n");
   std::vector<ServerAnswer> uncoded{answer(Kind::error, "something odd happened")};
   EXPECT_EQ(script_kill_reply(uncoded), "-ERR something odd happened\r\n");
 }
