@@ -30,8 +30,22 @@ void encode(const redisReply* r, std::string& out) {
 
 }  // namespace
 
-void EveryServer::ask(Servers& servers, DataPath& data_path, Request& request, std::vector<std::string> command,
-                      Reduce reduce) {
+void EveryServer::ask_shared(std::shared_ptr<EveryServer*> round, Servers& servers, DataPath& data_path,
+                             Request& request, std::vector<std::string> command, Reduce reduce) {
+  if (EveryServer* running = *round; running != nullptr && !running->finished_) {
+    request.fragments_pending = 1;  // (a token: see the header)
+    running->requests_.push_back(&request);
+    return;
+  }
+  EveryServer* job = ask(servers, data_path, request, std::move(command), reduce);
+  if (job != nullptr) {  // (null: answered already)
+    job->round_ = round;
+    *round = job;
+  }
+}
+
+EveryServer* EveryServer::ask(Servers& servers, DataPath& data_path, Request& request,
+                              std::vector<std::string> command, Reduce reduce) {
   auto* job = new EveryServer(data_path, request, reduce);
   request.fragments_pending = 1;  // (a token: see the header)
   Worker& worker = servers.worker();
@@ -55,7 +69,11 @@ void EveryServer::ask(Servers& servers, DataPath& data_path, Request& request, s
     ++job->outstanding_;
     link->command_args(on_reply, reinterpret_cast<void*>(job->links_.size() - 1), command);
   }
-  if (job->outstanding_ == 0) job->finish();
+  if (job->outstanding_ == 0) {
+    job->finish();
+    return nullptr;
+  }
+  return job;
 }
 
 size_t EveryServer::index_of(SideLink* link) const {
@@ -116,9 +134,11 @@ void EveryServer::finish() {
   for (SideLink*& link : links_) {
     if (link != nullptr) std::exchange(link, nullptr)->close();
   }
-  Request& request = *request_;
-  request.owned_reply = reduce_(answers_, request);
-  data_path_.complete_async_local(request);
+  if (round_ != nullptr && *round_ == this) *round_ = nullptr;
+  for (Request* request : requests_) {
+    request->owned_reply = reduce_(answers_, *request);
+    data_path_.complete_async_local(*request);
+  }
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_timer_closed);
 }

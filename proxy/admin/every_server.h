@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,12 +24,18 @@ class EveryServer {
   using Reduce = std::string (*)(std::span<const routing::ServerAnswer> answers, const Request& request);
   // Every server, down ones too: a script that runs long enough makes its server look down
   // (it answers -BUSY), and a kill is what brings it back.
-  static void ask(Servers& servers, DataPath& data_path, Request& request, std::vector<std::string> command,
-                  Reduce reduce);
+  static EveryServer* ask(Servers& servers, DataPath& data_path, Request& request,
+                          std::vector<std::string> command, Reduce reduce);
+
+  // Requests that take the same answers (PINGs while one is out): one round of connections
+  // answers them all, so a client pipelining PINGs opens no more connections than one PING.
+  // `round` points to the job while it runs and is cleared when it answers.
+  static void ask_shared(std::shared_ptr<EveryServer*> round, Servers& servers, DataPath& data_path,
+                         Request& request, std::vector<std::string> command, Reduce reduce);
 
  private:
   EveryServer(DataPath& data_path, Request& request, Reduce reduce)
-      : data_path_(data_path), request_(&request), reduce_(reduce) {}
+      : data_path_(data_path), requests_{&request}, reduce_(reduce) {}
   static void on_connect(SideLink* link, bool ok);
   static void on_disconnect(SideLink* link);
   static void on_reply(SideLink* link, redisReply* reply, void* privdata);
@@ -40,8 +47,9 @@ class EveryServer {
   void finish();
 
   DataPath& data_path_;
-  Request* request_;
+  std::vector<Request*> requests_;  // answered together, in order
   Reduce reduce_;
+  std::shared_ptr<EveryServer*> round_;  // (ask_shared)
   uv_timer_t timer_{};
   std::vector<SideLink*> links_;                 // by server (null once done)
   std::vector<routing::ServerAnswer> answers_;   // by server

@@ -76,17 +76,19 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
     return pubsub_.command(client, request);
   }
   if (request.cmd->name == "script|kill" || request.cmd->name == "function|kill") {
-    return EveryServer::ask(servers_, data_path_, request,
-                            {request.cmd->name == "script|kill" ? "SCRIPT" : "FUNCTION", "KILL"},
-                            [](std::span<const routing::ServerAnswer> answers, const Request&) {
-                              return routing::script_kill_reply(answers);
-                            });
+    EveryServer::ask(servers_, data_path_, request,
+                     {request.cmd->name == "script|kill" ? "SCRIPT" : "FUNCTION", "KILL"},
+                     [](std::span<const routing::ServerAnswer> answers, const Request&) {
+                       return routing::script_kill_reply(answers);
+                     });
+    return;
   }
   if (request.cmd->name == "function|stats") {
-    return EveryServer::ask(servers_, data_path_, request, {"FUNCTION", "STATS"},
-                            [](std::span<const routing::ServerAnswer> answers, const Request& r) {
-                              return routing::function_stats_reply(answers, r.client ? r.client->protocol() : 2);
-                            });
+    EveryServer::ask(servers_, data_path_, request, {"FUNCTION", "STATS"},
+                     [](std::span<const routing::ServerAnswer> answers, const Request& r) {
+                       return routing::function_stats_reply(answers, r.client ? r.client->protocol() : 2);
+                     });
+    return;
   }
   std::string& out = request.owned_reply;
   const std::vector<std::string_view>& args = request.args;
@@ -94,8 +96,8 @@ void LocalCommands::answer(ClientSession& client, Request& request) {
 
   if (name == "ping") {
     if (args.size() <= 2 && info_.worker.config().proxy.ping == conf::PingAnswer::servers) {
-      std::vector<std::string> ping(args.begin(), args.end());
-      return EveryServer::ask(servers_, data_path_, request, std::move(ping),
+      // (PINGs meanwhile share the round; each echoes its own message.)
+      return EveryServer::ask_shared(ping_round_, servers_, data_path_, request, {"PING"},
                               [](std::span<const routing::ServerAnswer> answers, const Request& r) {
                                 return routing::ping_reply(answers, r.args.size() > 1
                                                                         ? std::optional<std::string_view>(r.args[1])

@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "proxy/admin/every_server.h"
 #include "proxy/admin/info.h"
 #include "proxy/datapath/data_path.h"
 #include "proxy/blocking/blocking.h"
@@ -46,6 +48,7 @@ class LocalCommands final : public LocalCommandHandler {
   Reloader& reloader_;
   Clients& clients_;  // CLIENT LIST and KILL
   InfoSources info_;
+  std::shared_ptr<EveryServer*> ping_round_ = std::make_shared<EveryServer*>(nullptr);  // ping = "servers"
   uint64_t auth_failure_logged_ms_ = 0;   // failures are logged at most once a second
   uint64_t auth_failures_unlogged_ = 0;
 };

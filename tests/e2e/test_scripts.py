@@ -98,6 +98,16 @@ class ScriptsTest(unittest.TestCase):
         c = cluster.client()
         self.assertTrue(c.ping())
         self.assertEqual(raw_exchange(cluster.proxy.port, resp("PING", "hello"), expect_bytes=11), b"$5\r\nhello\r\n")
+        # Pipelined PINGs share rounds of connections, and each echoes its own message.
+        connections = lambda: int(cluster.redis[0].client().info("stats")["total_connections_received"])
+        before = connections()
+        pings = b"".join(resp("PING", f"m{i}") for i in range(200))
+        expected = b"".join(b"$%d\r\nm%d\r\n" % (len(f"m{i}"), i) for i in range(200))
+        self.assertEqual(raw_exchange(cluster.proxy.port, pings, expect_bytes=len(expected)), expected)
+        self.assertLess(connections() - before, 100)  # (one per PING: 200)
+        echoed = raw_exchange(cluster.proxy.port, resp("PING", "a") + resp("PING") + resp("PING", "bb"),
+                              expect_bytes=18)
+        self.assertEqual(echoed, b"$1\r\na\r\n+PONG\r\n$2\r\nbb\r\n")
         cluster.redis[2].client().config_set("busy-reply-threshold", 50)
         runner = threading.Thread(target=self.run_forever, args=(cluster.redis[2],))
         runner.start()
