@@ -90,6 +90,13 @@ struct ProxyConfig {
   uint32_t client_idle_timeout_ms = 0;            // 0: never close idle clients
   bool allow_admin_commands = false;              // FLUSHALL / FLUSHDB
   PingAnswer ping = PingAnswer::proxy;
+  // SIGTERM drains (README "Operating ringproxy"): no new connections, every request already
+  // read answered and its copies settled, replay queues flushed where they can be; at most this
+  // long, then the proxy exits whatever is left (logged).
+  uint32_t shutdown_timeout_ms = 10000;
+  // SO_REUSEPORT on the client listeners: a new ringproxy binds the same address while the old
+  // one drains (a zero-downtime restart). Listen-time: a reload does not change it.
+  bool reuse_port = false;
   // Who may connect: [proxy] password becomes the user "default" (admin access); every
   // [[proxy.users]] entry follows it. Empty: no authentication.
   std::vector<UserConfig> users;

@@ -722,6 +722,8 @@ constexpr Field<ProxyConfig> kProxyFields[] = {
      [](const Value& v, ProxyConfig& c) { c.client_idle_timeout_ms = v.u32(0); }},
     {"allow_admin_commands",
      [](const Value& v, ProxyConfig& c) { c.allow_admin_commands = v.boolean(); }},
+    {"shutdown_timeout_ms", [](const Value& v, ProxyConfig& c) { c.shutdown_timeout_ms = v.u32(0); }},
+    {"reuse_port", [](const Value& v, ProxyConfig& c) { c.reuse_port = v.boolean(); }},
     {"ping",
      [](const Value& v, ProxyConfig& c) {
        c.ping = read_name<PingAnswer>(v, parse_ping_answer, kPingAnswers, ping_answer_name);

@@ -31,6 +31,7 @@ int run(const ringproxy::conf::Config& config, const std::string& path, const st
       status = 1;
     }
     uv_run(&loop, UV_RUN_DEFAULT);
+    if (status == 0) status = proxy.exit_status();
   }
   uv_run(&loop, UV_RUN_DEFAULT);  // close callbacks of what the proxy's destructor closed
   uv_loop_close(&loop);

@@ -19,7 +19,8 @@ Proxy::Proxy(uv_loop_t* loop, conf::Config config, metrics::Metrics* metrics, st
       pubsub_(worker_, servers_, data_path_, stats_),
       local_commands_(data_path_, transactions_, pubsub_, blocking_, servers_, reloader_, clients_,
                       InfoSources{worker_, started_at_ms_, stats_, clients_, servers_, reloader_}),
-      publisher_(worker_, stats_, accounting_, servers_, reloader_) {
+      publisher_(worker_, stats_, accounting_, servers_, reloader_),
+      drain_(worker_, clients_, servers_, blocking_, pubsub_, notifier_) {
   clients_.set_handler(&data_path_);
   data_path_.set_local_commands(&local_commands_);
   data_path_.set_blocking(&blocking_);
@@ -90,6 +91,8 @@ bool Proxy::start(std::string* error) {
                table.shards().size(), table.servers().size(), routing::hash_function_name(pool.hash),
                routing::distribution_name(pool.distribution),
                reloader_.config_digest().empty() ? "none" : reloader_.config_digest());
+  notifier_.ready("serving on " + (config_.proxy.plain_listener ? listen.to_string() : std::string("TLS only")) +
+                  ", " + std::to_string(table.shards().size()) + " shards");
   return true;
 }
 
@@ -97,6 +100,7 @@ void Proxy::stop() {
   if (stopping_) return;
   stopping_ = true;
   spdlog::info("ringproxy stopping");
+  drain_.stop();
   worker_.stop();
   data_path_.stop();
   blocking_.stop();
@@ -114,9 +118,17 @@ void Proxy::stop() {
 void Proxy::on_signal(uv_signal_t* handle, int signum) {
   auto* self = static_cast<Proxy*>(handle->data);
   if (signum == SIGHUP) {
+    if (self->drain_.running()) return;  // (it is going away)
+    self->notifier_.reloading();
     self->reloader_.reload("SIGHUP");
-  } else {
+    self->notifier_.ready(self->reloader_.last_reload_error().empty() ? "serving; config reloaded"
+                                                                      : "serving; the last reload was rejected");
+  } else if (self->drain_.running()) {
+    spdlog::warn("second {}: stopping now, without waiting for the drain", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    self->exit_status_ = 1;
     self->stop();
+  } else {
+    self->drain_.start([self] { self->stop(); });
   }
 }
 

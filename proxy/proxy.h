@@ -11,6 +11,7 @@
 //   pubsub/     channels on shards like keys; subscribers' links; PUBSUB merged
 //   reconfig/   reload, the config file watch, the migration of moved keys
 //   admin/      local commands, INFO, the metrics endpoint and publisher
+//   service/    the process as a service: SIGTERM's drain, systemd's readiness notices
 //
 // Includes point one way: a room includes only the rooms listed before it (and routing/,
 // conf/, metrics/, which include nothing of proxy/). The ways back up are four interfaces,
@@ -37,6 +38,8 @@
 #include "proxy/datapath/data_path.h"
 #include "proxy/net/worker.h"
 #include "proxy/reconfig/reloader.h"
+#include "proxy/service/drain.h"
+#include "proxy/service/service_notifier.h"
 #include "proxy/transactions/transactions.h"
 #include "proxy/blocking/blocking.h"
 #include "proxy/pubsub/pubsub.h"
@@ -62,6 +65,8 @@ class Proxy {
   bool start(std::string* error);
   // Stops accepting, closes every connection; the loop then runs out.
   void stop();
+  // What the process exits with: 0, or 1 when a second SIGTERM cut its drain short.
+  int exit_status() const { return exit_status_; }
 
  private:
   static void on_sweep(uv_timer_t* handle);
@@ -85,10 +90,13 @@ class Proxy {
   PubSub pubsub_;
   LocalCommands local_commands_;
   MetricsPublisher publisher_;
+  ServiceNotifier notifier_;
+  Drain drain_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
 
   bool watch_config_ = true;
   bool stopping_ = false;
+  int exit_status_ = 0;
   uint64_t started_at_ms_ = 0;
   uv_timer_t sweeper_{};
   uint64_t sweep_period_ms_ = 100;

@@ -223,6 +223,14 @@ bool Blocking::unblock(uint64_t id, bool error) {
   return false;
 }
 
+void Blocking::end_waits_in_proxy() {
+  std::vector<uint64_t> ids;  // (answering one may end it: blocked_ changes)
+  for (const auto& [client, blocked] : blocked_) {
+    if (blocked.in_proxy && !blocked.answered) ids.push_back(client->id());
+  }
+  for (uint64_t id : ids) unblock(id, false);
+}
+
 void Blocking::dispatch(ClientSession& client, Request& request) {  // (its requests wait: not expected)
   client.set_handler(&data_path_.handler_for(client));
   client.handler().dispatch(client, request);

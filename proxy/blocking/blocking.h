@@ -50,6 +50,9 @@ class Blocking final : public RequestHandler, public BlockingCommands {
   // CLIENT UNBLOCK: the client `id`'s blocking command ends now, with nil (`error`: redis's
   // -UNBLOCKED error). False: it is not blocked.
   bool unblock(uint64_t id, bool error);
+  // SIGTERM's drain: clients waiting in the proxy get their timeout reply now (a pop in flight
+  // is undone when it comes back). Those blocked on a server keep waiting for its reply.
+  void end_waits_in_proxy();
 
   // RequestHandler: a blocked client's (its requests wait; its reply written; it closed).
   void dispatch(ClientSession& client, Request& request) override;

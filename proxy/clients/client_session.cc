@@ -1,5 +1,7 @@
 #include "proxy/clients/client_session.h"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <spdlog/spdlog.h>
 
 #include "proxy/clients/clients.h"
@@ -111,7 +113,7 @@ std::string ClientSession::peer() const {
 }
 
 [[gnu::always_inline]] inline void ClientSession::resume_reading() {
-  if (reading_ || closing_ || stop_parsing_) return;
+  if (reading_ || closing_ || stop_parsing_ || draining_) return;
   reading_ = true;
   if (tls_ != nullptr) {
     uv_read_start(reinterpret_cast<uv_stream_t*>(&handle_), on_tls_alloc, on_tls_read);
@@ -144,7 +146,7 @@ void ClientSession::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*)
 }
 
 [[gnu::cold, gnu::noinline]] void ClientSession::keep_reading_while_waiting() {
-  if (reading_ || closing_ || (stop_parsing_ & kStopForGood) != 0) return;
+  if (reading_ || closing_ || (stop_parsing_ & kStopForGood) != 0 || draining_) return;
   reading_ = true;
   reading_while_waiting_ = true;
   if (tls_ != nullptr) {  // (its parse does nothing while it waits)
@@ -449,11 +451,60 @@ void ClientSession::close_after_replies() {
   if (head_ != nullptr && head_->done && !dirty) worker_.flush_to_client(this);
 }
 
+void ClientSession::drain() {
+  draining_ = true;
+  pause_reading();
+  reading_while_waiting_ = false;
+}
+
+void ClientSession::linger() {
+  if (closing_ || lingering_ || !drained()) return;
+  lingering_ = true;
+  auto* stream = reinterpret_cast<uv_stream_t*>(&handle_);
+  if (tls_counted_) {
+    std::string bye;
+    tls_->close_notify(bye);
+    uv_buf_t buf = uv_buf_init(bye.data(), static_cast<unsigned>(bye.size()));
+    if (!bye.empty()) uv_try_write(stream, &buf, 1);
+    bye_sent_ = true;
+  }
+  shutdown_req_.data = this;
+  if (uv_shutdown(&shutdown_req_, stream, on_shutdown) != 0) return close();
+  if (reading_) uv_read_stop(stream);
+  reading_ = true;
+  uv_read_start(stream, on_linger_alloc, on_linger_read);
+}
+
+bool ClientSession::lingering_quietly() const {
+  uv_os_fd_t fd = -1;
+  if (!lingering_ || closing_ || uv_fileno(reinterpret_cast<const uv_handle_t*>(&handle_), &fd) != 0) return false;
+  int unread = 0, unacknowledged = 0;
+  if (ioctl(fd, SIOCINQ, &unread) != 0 || ioctl(fd, SIOCOUTQ, &unacknowledged) != 0) return false;
+  return unread == 0 && unacknowledged <= 1;  // (1: its FIN, not acknowledged yet)
+}
+
+void ClientSession::on_shutdown(uv_shutdown_t* req, int status) {
+  auto* self = static_cast<ClientSession*>(req->data);
+  if (status < 0 && status != UV_ECANCELED && !self->closing_) self->close();
+}
+
+void ClientSession::on_linger_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+  static char discard[64 * 1024];  // (single-threaded: one buffer for every lingering session)
+  *buf = uv_buf_init(discard, sizeof(discard));
+}
+
+void ClientSession::on_linger_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+  auto* self = static_cast<ClientSession*>(stream->data);
+  if (nread < 0) self->close();  // the client closed (or reset) its side: done
+}
+
 void ClientSession::close() {
   if (closing_) return;
   closing_ = true;
   if (tls_counted_) {
     worker_.metrics()->tls_client_connections->Decrement();
+  }
+  if (tls_counted_ && !bye_sent_) {
     std::string bye;  // a close_notify, best effort: the client sees a clean end, not a cut
     tls_->close_notify(bye);
     uv_buf_t buf = uv_buf_init(bye.data(), static_cast<unsigned>(bye.size()));

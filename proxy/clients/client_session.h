@@ -56,6 +56,19 @@ class ClientSession final : public Flushable {
   // Answers what it has already read, then closes (like QUIT): safe from inside its own
   // request's handling, where close() would free that request.
   void close_after_replies();
+  // SIGTERM's drain: reads no more from its socket, but answers every request it has read
+  // (those buffered behind max_pending_per_client too).
+  void drain();
+  // Drained: nothing read is left unanswered or unwritten.
+  bool drained() const { return pending_ == 0 && writes_in_flight_ == 0; }
+  // The drain's end for a drained session: its side of the connection ends (FIN, after a TLS
+  // close_notify) and what the client still sends is read and dropped until it closes too.
+  // (Closing with unread input would send a reset, which can cost the client replies it has
+  // not read yet.) Clients closes what is left when the drain stops.
+  void linger();
+  // Lingering, with nothing unread on its socket and everything it sent acknowledged: a close
+  // now is a clean one.
+  bool lingering_quietly() const;
 
   // Something the proxy sends on its own (a pub/sub message): written after the replies
   // before it. `marker` is its Request::cmd (routing::push_marker(): not a command, not counted).
@@ -121,6 +134,9 @@ class ClientSession final : public Flushable {
   static void on_tls_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
   static void on_write(uv_write_t* req, int status);
   static void on_close(uv_handle_t* handle);
+  static void on_linger_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void on_linger_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void on_shutdown(uv_shutdown_t* req, int status);
 
   void parse_requests();
   void apply_limits();  // the parser's limits: tighter before it authenticates
@@ -168,6 +184,10 @@ class ClientSession final : public Flushable {
   uint32_t backend_slot_ = 0;
   int protocol_ = 2;
   bool reading_while_waiting_ = false;
+  bool draining_ = false;  // drain(): the socket is not read again
+  bool lingering_ = false;  // linger(): its FIN is sent, input is dropped
+  bool bye_sent_ = false;   // TLS: its close_notify went out
+  uv_shutdown_t shutdown_req_{};
 };
 
 }  // namespace ringproxy::proxy

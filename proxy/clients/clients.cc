@@ -10,7 +10,8 @@ namespace ringproxy::proxy {
 
 bool Clients::listen(const conf::Address& address, std::string* error) {
   listener_.data = this;
-  if (int rc = listen_on(worker_.loop(), &listener_, address, 511, on_connection); rc != 0) {
+  if (int rc = listen_on(worker_.loop(), &listener_, address, 511, on_connection,
+                                worker_.config().proxy.reuse_port); rc != 0) {
     *error = "cannot listen on " + address.to_string() + ": " + uv_strerror(rc);
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     return false;
@@ -23,7 +24,8 @@ bool Clients::listen_tls(const conf::Address& address, std::shared_ptr<const Tls
   tls_listener_.data = this;
   tls_context_ = std::move(context);
   tls_read_buffer_.resize(64 * 1024);
-  if (int rc = listen_on(worker_.loop(), &tls_listener_, address, 511, on_tls_connection); rc != 0) {
+  if (int rc = listen_on(worker_.loop(), &tls_listener_, address, 511, on_tls_connection,
+                                worker_.config().proxy.reuse_port); rc != 0) {
     *error = "cannot listen for TLS on " + address.to_string() + ": " + uv_strerror(rc);
     uv_close(reinterpret_cast<uv_handle_t*>(&tls_listener_), nullptr);
     return false;
@@ -33,12 +35,37 @@ bool Clients::listen_tls(const conf::Address& address, std::shared_ptr<const Tls
 }
 
 void Clients::stop() {
+  stop_listening();
+  std::vector<ClientSession*> sessions = sessions_;
+  for (ClientSession* session : sessions) session->close();
+}
+
+void Clients::stop_listening() {
   if (listening_) uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   listening_ = false;
   if (tls_listening_) uv_close(reinterpret_cast<uv_handle_t*>(&tls_listener_), nullptr);
   tls_listening_ = false;
+}
+
+void Clients::drain() {
+  for (ClientSession* session : sessions_) session->drain();
+}
+
+void Clients::linger() {
+  std::vector<ClientSession*> sessions = sessions_;  // (a failed shutdown closes at once)
+  for (ClientSession* session : sessions) session->linger();
+}
+
+void Clients::close_quiet_lingerers() {
   std::vector<ClientSession*> sessions = sessions_;
-  for (ClientSession* session : sessions) session->close();
+  for (ClientSession* session : sessions) {
+    if (session->lingering_quietly()) session->close();
+  }
+}
+
+size_t Clients::unanswered() const {
+  return static_cast<size_t>(
+      std::count_if(sessions_.begin(), sessions_.end(), [](const ClientSession* s) { return !s->drained(); }));
 }
 
 void Clients::on_connection(uv_stream_t* server, int status) {

@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -47,6 +48,13 @@ class Clients {
   void set_tls_context(std::shared_ptr<const TlsContext> context) { tls_context_ = std::move(context); }
   std::vector<char>& tls_read_buffer() { return tls_read_buffer_; }  // ciphertext, read and fed at once
   void stop();                              // closes the listener and every session
+  // SIGTERM's drain (proxy/service/drain.h): the listeners close; every session reads no more
+  // and answers what it has read; unanswered() counts those not done yet.
+  void stop_listening();
+  void drain();
+  size_t unanswered() const;
+  void linger();  // every drained session (ClientSession::linger)
+  void close_quiet_lingerers();  // closes those whose close is clean now
   // [proxy] client_idle_timeout_ms; and TLS handshakes that did not finish in time.
   void close_idle(uint64_t now_ms);
   // A reload replaced the config's users: sessions whose user was removed or whose password

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <string>
 
 #include "conf/config.h"
@@ -20,12 +21,21 @@ inline int to_sockaddr(const conf::Address& address, sockaddr_storage* out) {
 }
 
 // Initializes `handle` and listens on `address`; 0 or a libuv error code. On an error the
-// handle is initialized: the caller closes it.
+// handle is initialized: the caller closes it. `reuse_port`: SO_REUSEPORT, so that another
+// process (a new ringproxy taking over) may listen on the same address meanwhile; the kernel
+// then spreads new connections over both. (libuv 1.44 has no flag for it: the socket is made
+// first, set, then bound.)
 inline int listen_on(uv_loop_t* loop, uv_tcp_t* handle, const conf::Address& address, int backlog,
-                     uv_connection_cb on_connection) {
+                     uv_connection_cb on_connection, bool reuse_port = false) {
   sockaddr_storage addr;
   int rc = to_sockaddr(address, &addr);
-  uv_tcp_init(loop, handle);
+  uv_tcp_init_ex(loop, handle, rc == 0 ? addr.ss_family : AF_UNSPEC);
+  if (rc == 0 && reuse_port) {
+    uv_os_fd_t fd = -1;
+    int on = 1;
+    rc = uv_fileno(reinterpret_cast<const uv_handle_t*>(handle), &fd);
+    if (rc == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) rc = uv_translate_sys_error(errno);
+  }
   if (rc == 0) rc = uv_tcp_bind(handle, reinterpret_cast<const sockaddr*>(&addr), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(handle), backlog, on_connection);
   return rc;

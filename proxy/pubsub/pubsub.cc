@@ -445,6 +445,12 @@ void PubSub::on_replies_written(ClientSession& client, Request* waited) {
   data_path_.on_replies_written(client, waited);
 }
 
+void PubSub::close_subscribers() {
+  std::vector<ClientSession*> sessions;  // (a close changes subscribers_)
+  for (const auto& [session, subscriber] : subscribers_) sessions.push_back(session);
+  for (ClientSession* session : sessions) session->close_after_replies();
+}
+
 void PubSub::sweep() {
   const std::shared_ptr<const Topology>& topology = servers_.topology();
   if (topology.get() == checked_topology_ || subscribers_.empty()) {

@@ -56,6 +56,9 @@ class PubSub final : public RequestHandler {
   // Links whose server a reload removed, or whose channels another server now carries (the
   // ring changed), fail: their subscribers are told and closed, and subscribe again.
   void sweep();
+  // SIGTERM's drain: every subscriber is closed once its queued output is written (its
+  // library subscribes again, to the proxy that took over).
+  void close_subscribers();
 
   // RequestHandler: a subscribed client's requests.
   void dispatch(ClientSession& client, Request& request) override;

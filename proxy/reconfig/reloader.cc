@@ -106,6 +106,11 @@ ReloadReport Reloader::reload(std::string_view trigger) {
                       describe(next.metrics.listen) + ")");
     next.metrics.listen = config_.metrics.listen;
   }
+  if (next.proxy.reuse_port != config_.proxy.reuse_port) {
+    restart.push_back(std::string("[proxy] reuse_port (running ") + (config_.proxy.reuse_port ? "with" : "without") +
+                      " it, the file says " + (next.proxy.reuse_port ? "true" : "false") + ")");
+    next.proxy.reuse_port = config_.proxy.reuse_port;
+  }
   if (next.proxy.plain_listener != config_.proxy.plain_listener) {
     restart.push_back(std::string("[proxy] listen (the plain listener is ") + (config_.proxy.plain_listener ? "on" : "off") +
                       ", the file turns it " + (next.proxy.plain_listener ? "on" : "off") + ")");

@@ -211,10 +211,11 @@ class Proxy:
         self.proc = None
         self.client_kwargs = {}  # e.g. username/password when the proxy has users
 
-    def start(self, extra_args=()):
+    def start(self, extra_args=(), env=None):
+        """env: more environment variables (NOTIFY_SOCKET ...)."""
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([RINGPROXY_BIN, "--config", self.config_path, *extra_args],
-                                         stdout=log, stderr=log)
+                                         stdout=log, stderr=log, env={**os.environ, **(env or {})})
         wait_until(started(self.proc, self.log_path, lambda: self.client().ping()), what=f"ringproxy on {self.port}")
         return self
 
@@ -305,6 +306,11 @@ def stop_everything(proxy, sets, workdir):
     """Stops the proxy (its exit status is returned) and every server, then removes the workdir."""
     status = None
     try:
+        # A server a test left stopped (SIGSTOP) would hold the proxy's drain until its timeout.
+        for rs in sets:
+            for r in rs:
+                if r.proc and r.proc.poll() is None:
+                    r.proc.send_signal(signal.SIGCONT)
         status = proxy.stop()
     finally:
         for rs in sets:

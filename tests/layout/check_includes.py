@@ -30,6 +30,7 @@ ROOMS = [
     (6.5, "proxy/pubsub/"),     # subscribers' connections, channels placed like keys
     (7, "proxy/reconfig/"),     # reload, file watch, migration
     (8, "proxy/admin/"),        # local commands, INFO, metrics endpoint and publisher
+    (8.5, "proxy/service/"),    # SIGTERM's drain, systemd's readiness notices
     (9, "proxy/proxy."),        # the process and its wiring
     (10, "proxy/main."),        # the command line
 ]

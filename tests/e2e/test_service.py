@@ -1,0 +1,156 @@
+"""ringproxy as a service (issue 15): SIGTERM's drain, systemd's readiness notices, and a
+restart without downtime (reuse_port), against real redis-servers.
+
+The drain: no new connections; every request already read is answered and every copy of its
+writes settled; then exit 0. A second SIGTERM exits at once (1); [proxy] shutdown_timeout_ms
+bounds it, and what is left is logged.
+"""
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+import unittest
+
+import redis
+
+from harness import Cluster, Proxy, resp, toml_config, wait_until
+
+
+def pending_on_servers(cluster):
+    """Requests in flight to the servers, as INFO proxy tells."""
+    info = cluster.client().info("proxy")
+    return sum(int(v["pending"]) for k, v in info.items() if k.startswith("server") and isinstance(v, dict))
+
+
+def read_until_closed(sock, timeout=20):
+    """Everything the proxy sends until it closes; a reset (instead of a clean end) raises."""
+    sock.settimeout(timeout)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data.split(b"\r\n")[:-1]
+
+
+class DrainTest(unittest.TestCase):
+    def cluster(self, **kw):
+        cluster = Cluster(**kw)
+        self.addCleanup(cluster.cleanup)
+        return cluster
+
+    def test_every_request_read_is_answered_then_the_proxy_exits_0(self):
+        cluster = self.cluster(shards=1, pool={"request_timeout_ms": 10000})
+        server = cluster.redis[0]
+        server.signal(signal.SIGSTOP)  # requests reach the proxy and wait for the server
+        self.addCleanup(server.signal, signal.SIGCONT)
+        sock = socket.create_connection(("127.0.0.1", cluster.proxy.port))
+        self.addCleanup(sock.close)
+        sock.sendall(b"".join(resp("INCR", "counter") for _ in range(2000)))
+        admin = cluster.client()
+        # (1,024 in flight: max_pending_per_client; what the proxy read beyond waits in its buffer)
+        wait_until(lambda: pending_on_servers(cluster) == 1024, what="the pipeline read and sent")
+        cluster.proxy.proc.send_signal(signal.SIGTERM)
+        # New connections are refused from now on.
+        wait_until(lambda: connection_refused(cluster.proxy.port), what="the listener closed")
+        server.signal(signal.SIGCONT)
+        # Everything it read is answered, in order, and nothing it did not answer ran; then the
+        # connection ends cleanly (a FIN: what the client sent and the proxy did not read is
+        # read and dropped, not left to make the close a reset).
+        replies = read_until_closed(sock)
+        self.assertGreater(len(replies), 1024)
+        self.assertEqual(replies, [b":%d" % i for i in range(1, len(replies) + 1)])
+        self.assertEqual(cluster.proxy.proc.wait(10), 0)
+        self.assertEqual(int(server.client().get("counter")), len(replies))
+        self.assertIn("drained in", cluster.proxy.log())
+
+    def test_a_second_sigterm_stops_at_once_and_the_timeout_bounds_the_drain(self):
+        for second_signal in (True, False):
+            cluster = self.cluster(shards=1, proxy={"shutdown_timeout_ms": 300 if not second_signal else 60000},
+                                   pool={"request_timeout_ms": 60000})
+            server = cluster.redis[0]
+            server.signal(signal.SIGSTOP)
+            self.addCleanup(server.signal, signal.SIGCONT)
+            sock = socket.create_connection(("127.0.0.1", cluster.proxy.port))
+            self.addCleanup(sock.close)
+            sock.sendall(resp("INCR", "counter"))
+            wait_until(lambda: pending_on_servers(cluster) == 1, what="a request in flight")
+            cluster.proxy.proc.send_signal(signal.SIGTERM)
+            if second_signal:
+                wait_until(lambda: "draining" in cluster.proxy.log(), what="the drain started")
+                cluster.proxy.proc.send_signal(signal.SIGTERM)
+                self.assertEqual(cluster.proxy.proc.wait(10), 1)
+                self.assertIn("second SIGTERM: stopping now", cluster.proxy.log())
+            else:
+                self.assertEqual(cluster.proxy.proc.wait(10), 0)
+                self.assertRegex(cluster.proxy.log(), r"shutdown_timeout_ms \(\d+ ms\) reached; stopping with 1 "
+                                                      r"clients with requests unanswered.*1 requests in flight")
+            server.signal(signal.SIGCONT)
+
+    def test_subscribers_and_clients_waiting_in_the_proxy_are_let_go(self):
+        cluster = self.cluster(shards=1, servers=2, replication={"strategy": "multi-primary", "write_ack": "all"})
+        subscriber = cluster.client().pubsub()
+        subscriber.subscribe("news")
+        self.assertEqual(subscriber.get_message(timeout=5)["type"], "subscribe")
+        waiting = []
+        blpop = threading.Thread(target=lambda: waiting.append(cluster.client(socket_timeout=30).blpop(["q"], 0)))
+        blpop.start()
+        self.addCleanup(blpop.join, 30)
+        wait_until(lambda: int(cluster.client().info("clients")["blocked_in_proxy"]) == 1, what="BLPOP waiting")
+        cluster.proxy.proc.send_signal(signal.SIGTERM)
+        blpop.join(10)
+        self.assertEqual(waiting, [None])  # its timeout reply
+        self.assertEqual(cluster.proxy.proc.wait(10), 0)
+        with self.assertRaises(redis.ConnectionError):
+            subscriber.get_message(timeout=5)
+
+
+def connection_refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+class NotifyTest(unittest.TestCase):
+    def test_ready_reloading_and_stopping_reach_the_notify_socket(self):
+        workdir = tempfile.mkdtemp(prefix="ringproxy-e2e-notify-")
+        path = os.path.join(workdir, "notify.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        listener.bind(path)
+        listener.settimeout(10)
+        self.addCleanup(listener.close)
+        cluster = Cluster(shards=1)
+        self.addCleanup(cluster.cleanup)
+        # A second proxy of the same servers, started as systemd would start it.
+        proxy = Proxy(cluster.workdir, toml_config(free_port_for(cluster), [("s", [cluster.redis[0].address])]),
+                      None)
+        proxy.port = port_of(proxy)
+        proxy.start(env={"NOTIFY_SOCKET": path})
+        self.addCleanup(proxy.stop)
+        ready = listener.recv(4096).decode()
+        self.assertTrue(ready.startswith("READY=1\nSTATUS=serving on 127.0.0.1:"), ready)
+        proxy.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(listener.recv(4096).decode().startswith("RELOADING=1"))
+        self.assertTrue(listener.recv(4096).decode().startswith("READY=1\nSTATUS=serving; config reloaded"))
+        proxy.proc.send_signal(signal.SIGTERM)
+        self.assertTrue(listener.recv(4096).decode().startswith("STOPPING=1\nSTATUS=draining"))
+        self.assertEqual(proxy.proc.wait(10), 0)
+
+
+def free_port_for(cluster):
+    from harness import free_port
+    return free_port()
+
+
+def port_of(proxy):
+    with open(proxy.config_path) as f:
+        for line in f:
+            if line.startswith("listen"):
+                return int(line.split(":")[-1].strip().strip('"'))
+    raise AssertionError("no listen line")
+
+
+if __name__ == "__main__":
+    unittest.main()
