@@ -255,7 +255,7 @@ TEST(CommandTable, NamedClassifications) {
       {"script", "load", C::write},     {"function", "load", C::write},
       {"script", "exists", C::read},    {"script", "flush", C::write},
       {"script", "kill", C::local}, {"function", "list", C::read},
-      {"function", "dump", C::read},    {"function", "stats", C::unsupported},
+      {"function", "dump", C::read},    {"function", "stats", C::local},
   };
   for (const auto& [container, name, cls] : subs) {
     EXPECT_EQ(command_class_name(sub(container, name).cls), command_class_name(cls))

@@ -56,6 +56,9 @@ TEST(Examples, FullShowsTheDefaults) {
   EXPECT_EQ(c.proxy.max_pending_per_client, d.proxy.max_pending_per_client);
   EXPECT_EQ(c.proxy.client_idle_timeout_ms, d.proxy.client_idle_timeout_ms);
   EXPECT_EQ(c.proxy.allow_admin_commands, d.proxy.allow_admin_commands);
+  EXPECT_EQ(c.proxy.ping, d.proxy.ping);
+  EXPECT_EQ(c.proxy.shutdown_timeout_ms, d.proxy.shutdown_timeout_ms);
+  EXPECT_EQ(c.proxy.reuse_port, d.proxy.reuse_port);
   EXPECT_EQ(c.metrics.listen, d.metrics.listen);
   EXPECT_EQ(c.pool.hash, d.pool.hash);
   EXPECT_EQ(c.pool.distribution, d.pool.distribution);

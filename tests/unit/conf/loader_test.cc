@@ -35,6 +35,8 @@ TEST(Loader, DefaultsForEveryOptionalKey) {
   EXPECT_EQ(c.proxy.client_idle_timeout_ms, 0u);
   EXPECT_FALSE(c.proxy.allow_admin_commands);
   EXPECT_EQ(c.proxy.ping, PingAnswer::proxy);
+  EXPECT_EQ(c.proxy.shutdown_timeout_ms, 10000u);
+  EXPECT_FALSE(c.proxy.reuse_port);
   EXPECT_EQ(c.metrics.listen, (Address{"127.0.0.1", 9121}));
   EXPECT_EQ(c.pool.hash, HashFunction::fnv1a_64);
   EXPECT_EQ(c.pool.distribution, Distribution::ketama);
@@ -62,6 +64,8 @@ max_pending_per_client = 8
 client_idle_timeout_ms = 9
 allow_admin_commands = true
 ping = "servers"
+shutdown_timeout_ms = 2500
+reuse_port = true
 
 [metrics]
 listen = "0.0.0.0:9999"
@@ -97,6 +101,8 @@ servers = ["10.0.0.2:6379"]
   EXPECT_EQ(c.proxy.client_idle_timeout_ms, 9u);
   EXPECT_TRUE(c.proxy.allow_admin_commands);
   EXPECT_EQ(c.proxy.ping, PingAnswer::servers);
+  EXPECT_EQ(c.proxy.shutdown_timeout_ms, 2500u);
+  EXPECT_TRUE(c.proxy.reuse_port);
   EXPECT_EQ(c.metrics.listen, (Address{"0.0.0.0", 9999}));
   EXPECT_EQ(c.pool.hash, HashFunction::murmur3);
   EXPECT_EQ(c.pool.distribution, Distribution::jump);
