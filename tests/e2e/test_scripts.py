@@ -260,7 +260,6 @@ class ScriptsTest(unittest.TestCase):
 
     def test_refused_forms(self):
         for command, reason in ((("SCRIPT", "KILL"), "NOTBUSY"), (("FUNCTION", "KILL"), "NOTBUSY"),
-                                (("FUNCTION", "STATS"), "administration"),
                                 (("SCRIPT", "HELP"), "HELP")):
             with self.assertRaisesRegex(redis.ResponseError, reason, msg=command):
                 self.client.execute_command(*command)

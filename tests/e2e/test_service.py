@@ -15,7 +15,7 @@ import unittest
 
 import redis
 
-from harness import Cluster, Proxy, resp, toml_config, wait_until
+from harness import Cluster, Proxy, digests, resp, toml_config, wait_until
 
 
 def pending_on_servers(cluster):
@@ -111,6 +111,97 @@ def connection_refused(port):
         return False
     except ConnectionRefusedError:
         return True
+
+
+class PipelinedCounter(threading.Thread):
+    """A client that INCRs its own key in pipelines of `depth` on a raw connection, and reconnects
+    whenever the connection ends. Every reply it reads is an acknowledged INCR; the requests of
+    a pipeline left without a reply when the connection ended are counted as not run (the
+    drain's promise: what the old proxy read, it answered)."""
+
+    def __init__(self, port, key, depth=20):
+        super().__init__(daemon=True)
+        self.port, self.key, self.depth = port, key, depth
+        self.acked = 0            # INCRs answered (the key's value must end equal to this)
+        self.connections = 0
+        self.cut_pipelines = 0    # pipelines whose connection ended before every reply
+        self.errors = []          # error replies, or a reply that is not the next count
+        self.running = True
+
+    def run(self):
+        while self.running:
+            try:
+                sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            except OSError:
+                continue  # (no listener for a moment: none expected, and counted below)
+            self.connections += 1
+            try:
+                self.pipelines(sock)
+            except OSError:
+                pass
+            finally:
+                sock.close()
+
+    def pipelines(self, sock):
+        request = resp("INCR", self.key) * self.depth
+        reader = sock.makefile("rb")
+        while self.running:
+            sock.sendall(request)
+            for i in range(self.depth):
+                line = reader.readline()
+                if not line.endswith(b"\r\n"):
+                    self.cut_pipelines += 1
+                    return
+                if line != b":%d\r\n" % (self.acked + 1):
+                    self.errors.append(line)
+                    self.running = False
+                    return
+                self.acked += 1
+
+
+class RestartTest(unittest.TestCase):
+    def test_a_new_proxy_takes_over_while_the_old_one_drains(self):
+        """reuse_port: start the new ringproxy on the same address, SIGTERM the old one. Under a
+        pipelined load on a replicated shard: no error, every acknowledged INCR exactly once
+        (nothing the old proxy read was left unanswered), and the servers equal afterwards."""
+        cluster = Cluster(shards=1, servers=3, proxy={"reuse_port": True},
+                          replication={"strategy": "multi-primary", "write_ack": "quorum"})
+        self.addCleanup(cluster.cleanup)
+        old = cluster.proxy
+        clients = [PipelinedCounter(old.port, f"counter:{i}") for i in range(4)]
+        for c in clients:
+            c.start()
+        self.addCleanup(lambda: [c.join(10) for c in clients])
+        wait_until(lambda: all(c.acked > 200 for c in clients), what="load through the old proxy")
+
+        notify = os.path.join(cluster.workdir, "notify.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        listener.bind(notify)
+        listener.settimeout(10)
+        self.addCleanup(listener.close)
+        with open(old.config_path) as f:
+            new = Proxy(cluster.workdir, f.read(), old.port)  # (the same file, rewritten as it was)
+        new.log_path = os.path.join(cluster.workdir, "ringproxy-new.log")
+        self.addCleanup(new.stop)
+        new.start(env={"NOTIFY_SOCKET": notify})
+        self.assertTrue(listener.recv(4096).startswith(b"READY=1"))  # listening (beside the old one)
+
+        before = [c.acked for c in clients]
+        old.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(old.proc.wait(20), 0)
+        self.assertIn("drained in", old.log())
+        # Every client goes on through the new proxy.
+        wait_until(lambda: all(c.acked > b + 200 for c, b in zip(clients, before)), what="load through the new proxy")
+        for c in clients:
+            c.running = False
+        for c in clients:
+            c.join(10)
+        self.assertEqual([c.errors for c in clients], [[]] * len(clients))
+        self.assertTrue(all(c.connections >= 2 for c in clients))  # each was moved over
+        wait_until(lambda: len(set(digests(cluster.sets[0]))) == 1, what="the servers equal")
+        direct = cluster.sets[0][0].client()
+        for c in clients:
+            self.assertEqual(int(direct.get(c.key)), c.acked, c.key)
 
 
 class NotifyTest(unittest.TestCase):
