@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "conf/loader.h"
+#include "conf/twemproxy_import.h"
 #include "routing/ring_analysis.h"
 #include "metrics/metrics.h"
 #include "proxy/net/tls.h"
@@ -72,6 +73,25 @@ int ring_analysis(const std::string& config_path, const std::string& against_pat
   return 0;
 }
 
+// ringproxy import-twemproxy: the TOML on stdout, notes and errors on stderr.
+int import_twemproxy(const std::string& path, const std::string& pool) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "ringproxy: cannot read %s\n", path.c_str());
+    return 1;
+  }
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ringproxy::conf::TwemproxyImport result =
+      ringproxy::conf::import_twemproxy(text, pool.empty() ? std::nullopt : std::optional<std::string>(pool));
+  if (!result.error.empty()) {
+    std::fprintf(stderr, "ringproxy: %s: %s\n", path.c_str(), result.error.c_str());
+    return 1;
+  }
+  for (const std::string& note : result.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
+  std::fputs(result.toml.c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -96,8 +116,14 @@ int main(int argc, char** argv) {
   ring->add_option("--keys", ring_keys, "a file of keys, one per line")->check(CLI::ExistingFile);
   ring->add_option("--sample", ring_sample, "without --keys: this many keys key:0, key:1, ...")
       ->check(CLI::Range(size_t{1}, size_t{100000000}));
+  CLI::App* import = app.add_subcommand("import-twemproxy",
+                                        "print a nutcracker.yml pool as ringproxy's TOML (keys stay on their servers)");
+  std::string import_path, import_pool;
+  import->add_option("file", import_path, "twemproxy's YAML config")->required()->check(CLI::ExistingFile);
+  import->add_option("--pool", import_pool, "which pool of the file (needed when it has several)");
   CLI11_PARSE(app, argc, argv);
   if (*ring) return ring_analysis(ring_config, ring_against, ring_keys, ring_sample);
+  if (*import) return import_twemproxy(import_path, import_pool);
 
   if (config_path.empty()) {
     std::fprintf(stderr, "ringproxy: --config FILE is required (see --help)\n");
