@@ -54,7 +54,7 @@ bool Proxy::start(std::string* error) {
   }
   if (config_.metrics.listen) {
     metrics_endpoint_ = std::make_unique<MetricsEndpoint>(loop, *worker_.metrics());
-    if (!metrics_endpoint_->listen(*config_.metrics.listen, error)) {
+    if (!metrics_endpoint_->listen(*config_.metrics.listen, error, config_.proxy.reuse_port)) {
       clients_.stop();
       return false;
     }

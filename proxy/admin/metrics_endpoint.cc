@@ -25,9 +25,9 @@ struct MetricsEndpoint::Exchange {
   bool closing = false;
 };
 
-bool MetricsEndpoint::listen(const conf::Address& address, std::string* error) {
+bool MetricsEndpoint::listen(const conf::Address& address, std::string* error, bool reuse_port) {
   listener_.data = this;
-  if (int rc = listen_on(loop_, &listener_, address, 64, on_connection); rc != 0) {
+  if (int rc = listen_on(loop_, &listener_, address, 64, on_connection, reuse_port); rc != 0) {
     *error = "cannot serve metrics on " + address.to_string() + ": " + uv_strerror(rc);
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     return false;

@@ -29,7 +29,8 @@ class MetricsEndpoint {
   MetricsEndpoint(const MetricsEndpoint&) = delete;
   MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
 
-  bool listen(const conf::Address& address, std::string* error);
+  // `reuse_port`: [proxy] reuse_port's SO_REUSEPORT here too (two proxies overlap on a restart).
+  bool listen(const conf::Address& address, std::string* error, bool reuse_port = false);
   void close();  // the listener, the timer, every connection (the loop runs their close callbacks)
 
  private:

@@ -164,7 +164,7 @@ class RestartTest(unittest.TestCase):
         """reuse_port: start the new ringproxy on the same address, SIGTERM the old one. Under a
         pipelined load on a replicated shard: no error, every acknowledged INCR exactly once
         (nothing the old proxy read was left unanswered), and the servers equal afterwards."""
-        cluster = Cluster(shards=1, servers=3, proxy={"reuse_port": True},
+        cluster = Cluster(shards=1, servers=3, proxy={"reuse_port": True}, metrics=True,
                           replication={"strategy": "multi-primary", "write_ack": "quorum"})
         self.addCleanup(cluster.cleanup)
         old = cluster.proxy
