@@ -146,7 +146,7 @@ void ClientSession::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*)
 }
 
 [[gnu::cold, gnu::noinline]] void ClientSession::keep_reading_while_waiting() {
-  if (reading_ || closing_ || (stop_parsing_ & kStopForGood) != 0 || draining_) return;
+  if (reading_ || closing_ || (stop_parsing_ & kStopForGood) != 0) return;  // (draining too: see drain())
   reading_ = true;
   reading_while_waiting_ = true;
   if (tls_ != nullptr) {  // (its parse does nothing while it waits)
@@ -453,8 +453,10 @@ void ClientSession::close_after_replies() {
 
 void ClientSession::drain() {
   draining_ = true;
+  // A client blocked on a server is still read (without parsing): if it leaves, its connection
+  // to the server must close at once, or the server pops an element for nobody.
+  if (reading_while_waiting_) return;
   pause_reading();
-  reading_while_waiting_ = false;
 }
 
 void ClientSession::linger() {

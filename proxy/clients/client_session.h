@@ -57,7 +57,8 @@ class ClientSession final : public Flushable {
   // request's handling, where close() would free that request.
   void close_after_replies();
   // SIGTERM's drain: reads no more from its socket, but answers every request it has read
-  // (those buffered behind max_pending_per_client too).
+  // (those buffered behind max_pending_per_client too). A client blocked on a server is still
+  // read, unparsed, until its block ends (so that its leaving is noticed).
   void drain();
   // Drained: nothing read is left unanswered or unwritten.
   bool drained() const { return pending_ == 0 && writes_in_flight_ == 0; }

@@ -105,6 +105,41 @@ class DrainTest(unittest.TestCase):
             subscriber.get_message(timeout=5)
 
 
+class DrainBlockedTest(unittest.TestCase):
+    def test_a_client_blocked_on_a_server_that_leaves_during_the_drain_loses_no_element(self):
+        """While the proxy drains, a client blocked on a server (BLPOP on a plain shard) is still
+        read: when it leaves, its server connection closes and the server cancels the block, so
+        an element pushed afterwards stays in the list (not popped for nobody); the drain then
+        ends at once."""
+        cluster = Cluster(shards=1, proxy={"shutdown_timeout_ms": 60000})
+        self.addCleanup(cluster.cleanup)
+        server = cluster.redis[0].client()
+        blocked = socket.create_connection(("127.0.0.1", cluster.proxy.port))
+        blocked.sendall(resp("BLPOP", "jobs", "0"))
+        wait_until(lambda: int(server.info("clients")["blocked_clients"]) == 1, what="BLPOP blocked on the server")
+        cluster.proxy.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "draining" in cluster.proxy.log(), what="the drain started")
+        blocked.close()
+        wait_until(lambda: int(server.info("clients")["blocked_clients"]) == 0, what="the server cancelled the block")
+        server.rpush("jobs", "job-1")
+        self.assertEqual(cluster.proxy.proc.wait(10), 0)
+        self.assertEqual(server.lrange("jobs", 0, -1), [b"job-1"])
+
+    def test_a_blocked_client_gets_its_reply_before_the_proxy_exits(self):
+        cluster = Cluster(shards=1, proxy={"shutdown_timeout_ms": 60000})
+        self.addCleanup(cluster.cleanup)
+        server = cluster.redis[0].client()
+        blocked = socket.create_connection(("127.0.0.1", cluster.proxy.port))
+        self.addCleanup(blocked.close)
+        blocked.sendall(resp("BLPOP", "jobs", "0"))
+        wait_until(lambda: int(server.info("clients")["blocked_clients"]) == 1, what="BLPOP blocked on the server")
+        cluster.proxy.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "draining" in cluster.proxy.log(), what="the drain started")
+        server.rpush("jobs", "job-1")
+        self.assertEqual(read_until_closed(blocked), [b"*2", b"$4", b"jobs", b"$5", b"job-1"])
+        self.assertEqual(cluster.proxy.proc.wait(10), 0)
+
+
 def connection_refused(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
