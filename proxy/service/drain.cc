@@ -92,6 +92,14 @@ void Drain::finish(bool in_time) {
   const uint64_t took = worker_.now_ms() - started_ms_;
   if (in_time) {
     spdlog::info("drained in {} ms: every request read was answered and every copy settled", took);
+    // Servers that are down (or stale) keep their replay queues to the end: those writes die here.
+    for (const auto& server : servers_.servers()) {
+      if (server->replay_queue_length() == 0) continue;
+      spdlog::warn("drain: server {} of shard '{}' ({}) has {} writes queued for replay, lost with this process "
+                   "(it misses them: run PROXY REPAIR {} once it is back)",
+                   server->address().to_string(), server->shard_name(), server_state_name(server->state()),
+                   server->replay_queue_length(), server->shard_name());
+    }
   } else {
     spdlog::warn("drain: shutdown_timeout_ms ({} ms) reached; stopping with {}", took, leftovers());
   }

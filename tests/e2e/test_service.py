@@ -87,6 +87,24 @@ class DrainTest(unittest.TestCase):
                                                       r"clients with requests unanswered.*1 requests in flight")
             server.signal(signal.SIGCONT)
 
+    def test_a_replay_queue_that_dies_with_the_process_is_logged_with_its_size(self):
+        cluster = self.cluster(shards=1, servers=2, pool={"failure_limit": 1, "retry_interval_ms": 60000},
+                               replication={"strategy": "multi-primary", "write_ack": "one"})
+        down = cluster.sets[0][1]
+        down.kill()
+        c = cluster.client()
+        # (writes find the failure: a write_ack = one write succeeds on the live server)
+        wait_until(lambda: c.set("probe", 1) and cluster.client().info("proxy")["server1"]["state"] == "down",
+                   what="the killed server marked down")
+        for i in range(5):
+            c.set(f"k{i}", i)
+        wait_until(lambda: int(cluster.client().info("proxy")["server1"]["replay_queue"]) >= 5, what="writes queued")
+        queued = int(cluster.client().info("proxy")["server1"]["replay_queue"])
+        cluster.proxy.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(cluster.proxy.proc.wait(10), 0)
+        self.assertRegex(cluster.proxy.log(), rf"server {down.address} of shard 'shard1' \(down\) has {queued} writes "
+                                              r"queued for replay, lost with this process")
+
     def test_subscribers_and_clients_waiting_in_the_proxy_are_let_go(self):
         cluster = self.cluster(shards=1, servers=2, replication={"strategy": "multi-primary", "write_ack": "all"})
         subscriber = cluster.client().pubsub()
