@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <set>
@@ -30,7 +31,7 @@ std::string quoted(std::string_view text) {
       case '\n': out += "\\n"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {  // (TOML forbids them raw)
           char hex[8];
           std::snprintf(hex, sizeof(hex), "\\u%04x", c);
           out += hex;
@@ -40,6 +41,15 @@ std::string quoted(std::string_view text) {
     }
   }
   return out + "\"";
+}
+
+// Text for a TOML comment: one line (a YAML value may hold a newline, which would end it).
+std::string comment_text(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return out;
 }
 
 std::optional<int64_t> to_int(std::string_view text) {
@@ -78,33 +88,40 @@ struct Server {
   std::string line;
 };
 
+// As twemproxy reads it, from the end: the name after the last space, then the weight and the
+// port after the last two colons. Its ketama hashes the name, else "host:port" as written in
+// the file ("01" stays "01"), or the host alone on port 11211.
 Server parse_server(const std::string& line) {
   Server s;
   s.line = line;
   std::string spec = line;
-  if (size_t space = line.find(' '); space != std::string::npos) {
+  if (size_t space = line.rfind(' '); space != std::string::npos) {
     spec = line.substr(0, space);
-    s.name = line.substr(line.find_first_not_of(' ', space));
+    s.name = line.substr(space + 1);
+    if (s.name.empty() || spec.find(' ') != std::string::npos) {
+      throw ImportError{"server '" + comment_text(line) + "' is not host:port:weight [name] (one name, after one "
+                        "space)"};
+    }
   }
   if (spec.starts_with('/')) {
-    throw ImportError{"server '" + line + "' is a Unix socket: ringproxy connects to servers over TCP"};
+    throw ImportError{"server '" + comment_text(line) + "' is a Unix socket: ringproxy connects to servers over TCP"};
   }
   const size_t weight_at = spec.rfind(':');
   const size_t port_at = weight_at == std::string::npos ? std::string::npos : spec.rfind(':', weight_at - 1);
-  if (port_at == std::string::npos) throw ImportError{"server '" + line + "' is not host:port:weight [name]"};
+  if (port_at == std::string::npos) throw ImportError{"server '" + comment_text(line) + "' is not host:port:weight [name]"};
   std::optional<int64_t> weight = to_int(spec.substr(weight_at + 1));
   std::optional<int64_t> port = to_int(spec.substr(port_at + 1, weight_at - port_at - 1));
   if (!weight || *weight < 1 || !port || *port < 1 || *port > 65535) {
-    throw ImportError{"server '" + line + "' is not host:port:weight [name]"};
+    throw ImportError{"server '" + comment_text(line) + "' is not host:port:weight [name]"};
   }
   if (*weight > 65535) {
-    throw ImportError{"server '" + line + "' has weight " + std::to_string(*weight) +
+    throw ImportError{"server '" + comment_text(line) + "' has weight " + std::to_string(*weight) +
                       ": ringproxy's weights go up to 65535 (ketama's points per server grow with the weight)"};
   }
   const std::string host = spec.substr(0, port_at);
   s.address = host + ":" + std::to_string(*port);
   s.weight = static_cast<uint32_t>(*weight);
-  if (s.name.empty()) s.name = *port == 11211 ? host : s.address;  // (twemproxy's rule)
+  if (s.name.empty()) s.name = *port == 11211 ? host : spec.substr(0, weight_at);  // (twemproxy's rule)
   return s;
 }
 
@@ -177,7 +194,8 @@ std::string convert(const std::string& pool_name, const YAML::Node& pool, std::v
   if (!routing::parse_distribution(distribution) || distribution == "jump") {
     throw ImportError{"distribution '" + distribution + "' is not twemproxy's (ketama, modula, random)"};
   }
-  pool_out << "distribution = " << quoted(distribution) << "  # twemproxy: distribution\n";
+  pool_out << "distribution = " << quoted(distribution)
+           << (pool["distribution"] ? "  # twemproxy: distribution\n" : "  # twemproxy's default\n");
   if (pool["hash_tag"]) {
     const std::string tag = scalar(pool["hash_tag"], "hash_tag");
     if (tag.size() != 2) throw ImportError{"hash_tag '" + tag + "' must be two characters, as in twemproxy"};
@@ -222,18 +240,27 @@ std::string convert(const std::string& pool_name, const YAML::Node& pool, std::v
   if (!pool["servers"] || !pool["servers"].IsSequence() || pool["servers"].size() == 0) {
     throw ImportError{"pool '" + pool_name + "' has no 'servers' list"};
   }
-  std::set<std::string> names;
+  std::set<std::string> names, addresses;
   for (const auto& node : pool["servers"]) {
     const Server s = parse_server(scalar(node, "servers"));
+    if (std::any_of(s.name.begin(), s.name.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; })) {
+      throw ImportError{"server '" + comment_text(s.line) + "': its name has whitespace or control characters, "
+                        "which ringproxy's shard names cannot have (and ketama hashes the name)"};
+    }
     if (!names.insert(s.name).second) {
       throw ImportError{"two servers are named '" + s.name + "': ringproxy's shard names are unique"};
     }
     std::string why_not;
-    if (!parse_address(s.address, &why_not, true)) throw ImportError{"server '" + s.line + "': " + why_not};
-    shards << "\n[[pool.shards]]  # - " << s.line << "\nname = " << quoted(s.name) << "\nweight = " << s.weight
+    std::optional<Address> address = parse_address(s.address, &why_not, true);
+    if (!address) throw ImportError{"server '" + comment_text(s.line) + "': " + why_not};
+    if (!addresses.insert(address->to_string()).second) {
+      throw ImportError{"two servers are at " + address->to_string() + ": in ringproxy a server belongs to one "
+                        "shard (twemproxy allows it under two names, which splits that server's keys in two)"};
+    }
+    shards << "\n[[pool.shards]]  # - " << comment_text(s.line) << "\nname = " << quoted(s.name) << "\nweight = " << s.weight
            << "\nservers = [" << quoted(s.address) << "]\n";
   }
-  return "# From twemproxy's pool '" + pool_name + "' (ringproxy import-twemproxy): every key stays on its server.\n" +
+  return "# From twemproxy's pool '" + comment_text(pool_name) + "' (ringproxy import-twemproxy): every key stays on its server.\n" +
          proxy.str() + pool_out.str() + shards.str();
 }
 

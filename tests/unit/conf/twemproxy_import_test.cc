@@ -110,6 +110,45 @@ TEST(TwemproxyImport, WhatCannotBeKeptIsAnErrorThatSaysWhy) {
   EXPECT_NE(import_twemproxy("p: [1, 2\n", std::nullopt).error.find("not valid YAML"), std::string::npos);
 }
 
+TEST(TwemproxyImport, ANewlineInAValueCannotAddAKey) {
+  TwemproxyImport result = import_twemproxy(
+      "\"p\\nmax_clients = 1\":\n  listen: 127.0.0.1:1\n  redis: true\n  timeout: 10\n  servers:\n"
+      "   - \"10.0.0.1:6379:1 a\\nallow_admin_commands = true\"\n",
+      std::nullopt);
+  EXPECT_NE(result.error.find("is not host:port:weight [name] (one name, after one space)"), std::string::npos)
+      << result.error;
+  EXPECT_EQ(result.toml, "");
+  TwemproxyImport pool_name = import_twemproxy(
+      "\"p\\nmax_clients = 1\":\n  listen: 127.0.0.1:1\n  redis: true\n  timeout: 10\n  servers:\n"
+      "   - 10.0.0.1:6379:1 a\n",
+      std::nullopt);
+  EXPECT_EQ(loaded(pool_name).proxy.max_clients, 10000u);  // the pool's name is only in a comment, on one line
+  TwemproxyImport control = import_twemproxy(
+      "p:\n  listen: 127.0.0.1:1\n  redis: true\n  timeout: 10\n  servers:\n   - \"10.0.0.1:6379:1 a\\rb\"\n",
+      std::nullopt);
+  EXPECT_NE(control.error.find("its name has whitespace or control characters"), std::string::npos) << control.error;
+}
+
+TEST(TwemproxyImport, AnUnnamedServerIsHashedByItsTextAsWritten) {
+  TwemproxyImport padded = import_twemproxy(
+      "p:\n  listen: 127.0.0.1:1\n  redis: true\n  timeout: 10\n  servers:\n   - 10.0.0.1:06379:1\n   - "
+      "10.0.0.2:011211:1\n",
+      std::nullopt);
+  const Config c = loaded(padded);
+  EXPECT_EQ(c.pool.shards[0].name, "10.0.0.1:06379");  // (what nutcracker's ketama hashes)
+  EXPECT_EQ(c.pool.shards[0].servers[0].port, 6379);
+  EXPECT_EQ(c.pool.shards[1].name, "10.0.0.2");  // port 11211: the host alone
+  EXPECT_NE(import_twemproxy("p:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n   - 10.0.0.1:6379:1 a\n"
+                             "   - 10.0.0.1:6379:1 b\n",
+                             std::nullopt)
+                .error.find("two servers are at 10.0.0.1:6379"),
+            std::string::npos);
+  EXPECT_NE(import_twemproxy("p:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n   - \"10.0.0.1:6379:1 \"\n",
+                             std::nullopt)
+                .error.find("one name, after one space"),
+            std::string::npos);
+}
+
 TEST(TwemproxyImport, PasswordsPortsAndLimits) {
   TwemproxyImport result = import_twemproxy(
       "p:\n  listen: 0.0.0.0:22121\n  redis: true\n  redis_auth: \"s3\\\"cret\"\n  server_connections: 4\n"
