@@ -138,6 +138,7 @@ void Blocking::on_pop_answered(Request& pop, std::string_view reply) {
   if (std::optional<std::string> answer = routing::blocked_reply(blocked.shape, reply, blocked.protocol)) {
     return this->answer(blocked, *answer);
   }
+  if (draining_) return this->answer(blocked, routing::timed_out_reply(blocked.protocol));  // (no waiting now)
   // Nothing yet. Tried again by the timer (not from inside this reply's handling).
   const uint64_t now = worker_.now_ms();
   if (std::exchange(blocked.again, false)) {
@@ -224,6 +225,7 @@ bool Blocking::unblock(uint64_t id, bool error) {
 }
 
 void Blocking::end_waits_in_proxy() {
+  draining_ = true;
   std::vector<uint64_t> ids;  // (answering one may end it: blocked_ changes)
   for (const auto& [client, blocked] : blocked_) {
     if (blocked.in_proxy && !blocked.answered) ids.push_back(client->id());

@@ -51,7 +51,8 @@ class Blocking final : public RequestHandler, public BlockingCommands {
   // -UNBLOCKED error). False: it is not blocked.
   bool unblock(uint64_t id, bool error);
   // SIGTERM's drain: clients waiting in the proxy get their timeout reply now (a pop in flight
-  // is undone when it comes back). Those blocked on a server keep waiting for its reply.
+  // is undone when it comes back), and so does a pop that starts during the drain (read before
+  // it) and finds nothing. Those blocked on a server keep waiting for its reply.
   void end_waits_in_proxy();
 
   // RequestHandler: a blocked client's (its requests wait; its reply written; it closed).
@@ -102,6 +103,7 @@ class Blocking final : public RequestHandler, public BlockingCommands {
   std::vector<uint32_t> positions_;  // scratch
   uv_timer_t timer_{};
   bool timer_running_ = false;
+  bool draining_ = false;  // end_waits_in_proxy(): SIGTERM's drain, no client waits here any more
 };
 
 }  // namespace ringproxy::proxy

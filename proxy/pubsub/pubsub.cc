@@ -446,9 +446,9 @@ void PubSub::on_replies_written(ClientSession& client, Request* waited) {
 }
 
 void PubSub::close_subscribers() {
-  std::vector<ClientSession*> sessions;  // (a close changes subscribers_)
+  std::vector<ClientSession*> sessions;  // (drop() changes subscribers_)
   for (const auto& [session, subscriber] : subscribers_) sessions.push_back(session);
-  for (ClientSession* session : sessions) session->close_after_replies();
+  for (ClientSession* session : sessions) drop(*session);
 }
 
 void PubSub::sweep() {

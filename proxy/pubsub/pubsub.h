@@ -56,8 +56,9 @@ class PubSub final : public RequestHandler {
   // Links whose server a reload removed, or whose channels another server now carries (the
   // ring changed), fail: their subscribers are told and closed, and subscribe again.
   void sweep();
-  // SIGTERM's drain: every subscriber is closed once its queued output is written (its
-  // library subscribes again, to the proxy that took over).
+  // SIGTERM's drain: every subscription ends (its links close, no message comes after); the
+  // drain then ends the session like any other, once its queued output is written, with a FIN
+  // (its library subscribes again, to the proxy that took over).
   void close_subscribers();
 
   // RequestHandler: a subscribed client's requests.
