@@ -1,6 +1,7 @@
 #include "routing/blocking.h"
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 
@@ -241,6 +242,21 @@ std::optional<std::vector<std::string>> undo_pop(std::span<const std::string> no
       undo.emplace_back(*member);
     }
     return undo;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> client_id_at(std::string_view client_list, std::string_view addr) {
+  const std::string wanted = " addr=" + std::string(addr) + " ";
+  while (!client_list.empty()) {
+    const size_t end = client_list.find('\n');
+    const std::string_view line = client_list.substr(0, end);
+    client_list = end == std::string_view::npos ? std::string_view() : client_list.substr(end + 1);
+    if (!line.starts_with("id=") || line.find(wanted) == std::string_view::npos) continue;
+    uint64_t id = 0;
+    const std::string_view digits = line.substr(3, line.find(' ') - 3);
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+    if (ec == std::errc() && ptr == digits.data() + digits.size()) return id;
   }
   return std::nullopt;
 }

@@ -81,4 +81,8 @@ std::string_view timed_out_reply(int protocol);
 // nothing was popped, or there is no undo (an XREADGROUP's delivery stays pending, as on redis).
 std::optional<std::vector<std::string>> undo_pop(std::span<const std::string> nonblocking, std::string_view reply);
 
+// The id of the client at `addr` ("ip:port", as redis prints a client's addr) in a CLIENT LIST
+// reply's text: what CLIENT UNBLOCK takes. nullopt: not listed.
+std::optional<uint64_t> client_id_at(std::string_view client_list, std::string_view addr);
+
 }  // namespace ringproxy::routing

@@ -94,7 +94,7 @@ void BackendConnection::on_connect(uv_connect_t* req, int status) {
     self->server_.try_next_address();  // (a name with several addresses: the next, next time)
     return self->fail(std::string("connect: ") + uv_strerror(status), Failure::counted);
   }
-  self->local_address_ = local_address(self->handle_);
+  self->local_address_ = proxy::local_address(self->handle_);
   if (self->server_.tls() != nullptr) return self->start_tls();
   self->after_connect();
 }

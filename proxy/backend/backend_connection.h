@@ -79,6 +79,8 @@ class BackendConnection final : public Flushable {
   void allow_blocking(std::optional<uint64_t> timeout_ms) {
     block_allowance_ms_ = timeout_ms ? *timeout_ms : UINT64_MAX / 4;
   }
+  // Its address as the server lists it among its clients (CLIENT LIST's addr); "" unconnected.
+  const std::string& local_address() const { return local_address_; }
   // Sends CLIENT KILL for `target`, an abandoned connection (see fence.h).
   void send_fence(const std::string& target);
 

@@ -4,7 +4,11 @@
 
 #include <algorithm>
 
+#include <hiredis/hiredis.h>
+
+#include "proxy/backend/backend_connection.h"
 #include "proxy/backend/backend_server.h"
+#include "proxy/net/side_link.h"
 #include "routing/planner.h"
 
 namespace ringproxy::proxy {
@@ -231,6 +235,62 @@ void Blocking::end_waits_in_proxy() {
     if (blocked.in_proxy && !blocked.answered) ids.push_back(client->id());
   }
   for (uint64_t id : ids) unblock(id, false);
+}
+
+namespace {
+
+// CLIENT LIST, then CLIENT UNBLOCK <id> TIMEOUT for the client at `addr`, on a side link of its
+// own; deletes itself when the link ends.
+class UnblockOnServer {
+ public:
+  static void start(BackendServer& server, std::string addr) {
+    auto* job = new UnblockOnServer(std::move(addr));
+    std::string why;
+    job->link_ = SideLink::open(server.login(), server.worker(), job, on_connect, on_disconnect, &why);
+    if (job->link_ == nullptr) {
+      spdlog::warn("drain: cannot reach {} to unblock a client blocked there: {}", server.address().to_string(), why);
+      delete job;
+      return;
+    }
+    const std::vector<std::string> list{"CLIENT", "LIST", "TYPE", "normal"};
+    job->link_->command_args(on_list, nullptr, list);
+  }
+
+ private:
+  explicit UnblockOnServer(std::string addr) : addr_(std::move(addr)) {}
+  static void on_connect(SideLink* link, bool ok) {
+    if (!ok) delete static_cast<UnblockOnServer*>(link->data());  // (the link is gone)
+  }
+  static void on_disconnect(SideLink* link) { delete static_cast<UnblockOnServer*>(link->data()); }
+  static void on_list(SideLink* link, redisReply* reply, void*) {
+    if (reply == nullptr) return;
+    auto* self = static_cast<UnblockOnServer*>(link->data());
+    std::optional<uint64_t> id;
+    if (reply->type == REDIS_REPLY_STRING) id = routing::client_id_at(std::string_view(reply->str, reply->len), self->addr_);
+    if (!id) {
+      if (reply->type == REDIS_REPLY_ERROR) {
+        spdlog::warn("drain: cannot unblock a client blocked on a server (CLIENT LIST: {}); it waits for its timeout",
+                     std::string_view(reply->str, reply->len));
+      }
+      return link->close();
+    }
+    const std::vector<std::string> unblock{"CLIENT", "UNBLOCK", std::to_string(*id), "TIMEOUT"};
+    link->command_args(on_unblocked, nullptr, unblock);
+  }
+  static void on_unblocked(SideLink* link, redisReply*, void*) { link->close(); }
+
+  std::string addr_;
+  SideLink* link_ = nullptr;
+};
+
+}  // namespace
+
+void Blocking::end_blocks_on_servers() {
+  for (const auto& [client, blocked] : blocked_) {
+    if (blocked.in_proxy || blocked.answered || blocked.connection == nullptr) continue;
+    if (blocked.connection->local_address().empty()) continue;  // (not connected: nothing blocks there yet)
+    UnblockOnServer::start(*blocked.server, blocked.connection->local_address());
+  }
 }
 
 void Blocking::dispatch(ClientSession& client, Request& request) {  // (its requests wait: not expected)

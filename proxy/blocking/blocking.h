@@ -54,6 +54,11 @@ class Blocking final : public RequestHandler, public BlockingCommands {
   // is undone when it comes back), and so does a pop that starts during the drain (read before
   // it) and finds nothing. Those blocked on a server keep waiting for its reply.
   void end_waits_in_proxy();
+  // ... and clients blocked on a server are unblocked there (CLIENT UNBLOCK ... TIMEOUT, its id
+  // found in CLIENT LIST by the dedicated connection's address, on a side connection): the
+  // server answers their command as its timeout would, so nothing it pops is lost. A server
+  // that refuses (its user may not run CLIENT) leaves them to their own timeout.
+  void end_blocks_on_servers();
 
   // RequestHandler: a blocked client's (its requests wait; its reply written; it closed).
   void dispatch(ClientSession& client, Request& request) override;

@@ -27,6 +27,7 @@ void Drain::start(std::function<void()> done) {
   clients_.stop_listening();
   pubsub_.close_subscribers();
   blocking_.end_waits_in_proxy();
+  blocking_.end_blocks_on_servers();
   clients_.drain();
   uv_timer_init(worker_.loop(), &timer_);
   timer_.data = this;

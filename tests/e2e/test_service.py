@@ -124,26 +124,10 @@ class DrainTest(unittest.TestCase):
 
 
 class DrainBlockedTest(unittest.TestCase):
-    def test_a_client_blocked_on_a_server_that_leaves_during_the_drain_loses_no_element(self):
-        """While the proxy drains, a client blocked on a server (BLPOP on a plain shard) is still
-        read: when it leaves, its server connection closes and the server cancels the block, so
-        an element pushed afterwards stays in the list (not popped for nobody); the drain then
-        ends at once."""
-        cluster = Cluster(shards=1, proxy={"shutdown_timeout_ms": 60000})
-        self.addCleanup(cluster.cleanup)
-        server = cluster.redis[0].client()
-        blocked = socket.create_connection(("127.0.0.1", cluster.proxy.port))
-        blocked.sendall(resp("BLPOP", "jobs", "0"))
-        wait_until(lambda: int(server.info("clients")["blocked_clients"]) == 1, what="BLPOP blocked on the server")
-        cluster.proxy.proc.send_signal(signal.SIGTERM)
-        wait_until(lambda: "draining" in cluster.proxy.log(), what="the drain started")
-        blocked.close()
-        wait_until(lambda: int(server.info("clients")["blocked_clients"]) == 0, what="the server cancelled the block")
-        server.rpush("jobs", "job-1")
-        self.assertEqual(cluster.proxy.proc.wait(10), 0)
-        self.assertEqual(server.lrange("jobs", 0, -1), [b"job-1"])
-
-    def test_a_blocked_client_gets_its_reply_before_the_proxy_exits(self):
+    def test_a_client_blocked_on_a_server_is_unblocked_there_and_answered(self):
+        """BLPOP ... 0 on a plain shard blocks on the server: the drain unblocks it there (CLIENT
+        UNBLOCK ... TIMEOUT, found by its connection's address), so the server answers nil as a
+        timeout would, pops nothing for it, and the drain ends at once, not at its timeout."""
         cluster = Cluster(shards=1, proxy={"shutdown_timeout_ms": 60000})
         self.addCleanup(cluster.cleanup)
         server = cluster.redis[0].client()
@@ -152,10 +136,29 @@ class DrainBlockedTest(unittest.TestCase):
         blocked.sendall(resp("BLPOP", "jobs", "0"))
         wait_until(lambda: int(server.info("clients")["blocked_clients"]) == 1, what="BLPOP blocked on the server")
         cluster.proxy.proc.send_signal(signal.SIGTERM)
-        wait_until(lambda: "draining" in cluster.proxy.log(), what="the drain started")
-        server.rpush("jobs", "job-1")
-        self.assertEqual(read_until_closed(blocked), [b"*2", b"$4", b"jobs", b"$5", b"job-1"])
+        self.assertEqual(read_until_closed(blocked), [b"*-1"])
         self.assertEqual(cluster.proxy.proc.wait(10), 0)
+        server.rpush("jobs", "job-1")
+        self.assertEqual(server.lrange("jobs", 0, -1), [b"job-1"])
+
+    def test_a_client_blocked_on_a_server_that_leaves_during_the_drain_loses_no_element(self):
+        """Where the server will not unblock it (its CLIENT command renamed away here), a client
+        blocked on a server is still read during the drain: when it leaves, its server connection
+        closes and the server cancels the block, so an element pushed afterwards stays in the list
+        (not popped for nobody); the drain then ends at once."""
+        cluster = Cluster(shards=1, proxy={"shutdown_timeout_ms": 60000}, server_args=("--rename-command", "CLIENT", ""))
+        self.addCleanup(cluster.cleanup)
+        server = cluster.redis[0].client()
+        blocked = socket.create_connection(("127.0.0.1", cluster.proxy.port))
+        blocked.sendall(resp("BLPOP", "jobs", "0"))
+        wait_until(lambda: int(server.info("clients")["blocked_clients"]) == 1, what="BLPOP blocked on the server")
+        cluster.proxy.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "cannot unblock a client blocked on a server" in cluster.proxy.log(), what="the unblock refused")
+        blocked.close()
+        wait_until(lambda: int(server.info("clients")["blocked_clients"]) == 0, what="the server cancelled the block")
+        server.rpush("jobs", "job-1")
+        self.assertEqual(cluster.proxy.proc.wait(10), 0)
+        self.assertEqual(server.lrange("jobs", 0, -1), [b"job-1"])
 
 
 def connection_refused(port):

@@ -149,3 +149,21 @@ TEST_F(BlockingTest, UndoPutsBackWhatWasPopped) {
 
 }  // namespace
 }  // namespace ringproxy::routing
+
+namespace ringproxy::routing {
+namespace {
+
+TEST(ClientIdAt, FindsTheClientByItsAddress) {
+  constexpr std::string_view list =
+      "id=3 addr=127.0.0.1:51000 laddr=127.0.0.1:6379 fd=8 name= age=9 idle=0 flags=N db=0 cmd=client|list\n"
+      "id=17 addr=127.0.0.1:51012 laddr=127.0.0.1:6379 fd=9 name= age=2 idle=2 flags=b db=0 cmd=blpop\n"
+      "id=21 addr=[::1]:40000 laddr=[::1]:6379 fd=10 name= age=1 idle=1 flags=N db=0 cmd=get\n";
+  EXPECT_EQ(client_id_at(list, "127.0.0.1:51012"), 17u);
+  EXPECT_EQ(client_id_at(list, "[::1]:40000"), 21u);
+  EXPECT_EQ(client_id_at(list, "127.0.0.1:5101"), std::nullopt);  // (a prefix is not the address)
+  EXPECT_EQ(client_id_at(list, "127.0.0.1:6379"), std::nullopt);   // (laddr is the server's side)
+  EXPECT_EQ(client_id_at("", "127.0.0.1:51012"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace ringproxy::routing
