@@ -234,6 +234,8 @@ std::string convert(const std::string& pool_name, const YAML::Node& pool, std::v
                     "(give the shard more servers and [pool.replication])");
   }
   if (pool["preconnect"]) notes.push_back("preconnect: ringproxy always connects to every server at start");
+  notes.push_back("twemproxy's stats port (nutcracker -s, 22222 by default) has no equivalent: ringproxy's metrics "
+                  "are Prometheus text on 127.0.0.1:9121 ([metrics] listen), and INFO answers on the proxy's port");
   if (pool["backlog"]) notes.push_back("backlog: ringproxy's listen backlog is 511");
   if (pool["tcpkeepalive"]) notes.push_back("tcpkeepalive: ringproxy leaves TCP keepalive to the system's defaults");
   // [[pool.shards]]

@@ -73,7 +73,8 @@ class TwemproxyCompatTest(unittest.TestCase):
         imported = subprocess.run([RINGPROXY_BIN, "import-twemproxy", conf, *(["--pool", pool] if pool else [])],
                                   capture_output=True, text=True, timeout=30)
         self.assertEqual(imported.returncode, 0, imported.stderr)
-        proxy = Proxy(self.dir, imported.stdout, port).start()
+        # (its metrics endpoint off: the default port would collide with suites running beside)
+        proxy = Proxy(self.dir, imported.stdout + '\n[metrics]\nlisten = ""\n', port).start()
         try:
             return self.placement_after_writing(port)
         finally:

@@ -69,7 +69,8 @@ TEST(TwemproxyImport, APoolBecomesAConfigThatKeepsEveryKeyInPlace) {
   EXPECT_EQ(c.pool.shards[1].name, "server2");  // ketama hashes the name
   EXPECT_EQ(c.pool.shards[1].weight, 2u);
   EXPECT_EQ(c.pool.shards[1].servers[0], (Address{"127.0.0.1", 6381}));
-  EXPECT_TRUE(result.notes.empty());
+  ASSERT_EQ(result.notes.size(), 1u);  // (only the stats port's, which every pool gets)
+  EXPECT_NE(result.notes[0].find("stats port"), std::string::npos);
 }
 
 TEST(TwemproxyImport, AServerWithoutANameIsHashedAsTwemproxyDoesAndAutoEjectIsExplained) {
@@ -79,7 +80,7 @@ TEST(TwemproxyImport, AServerWithoutANameIsHashedAsTwemproxyDoesAndAutoEjectIsEx
   EXPECT_EQ(c.pool.shards[0].name, "127.0.0.1:6379");
   EXPECT_EQ(c.pool.failure_limit, 1u);
   EXPECT_EQ(c.pool.retry_interval_ms, 2000u);
-  ASSERT_EQ(result.notes.size(), 2u);
+  ASSERT_EQ(result.notes.size(), 3u);
   EXPECT_NE(result.notes[0].find("no timeout"), std::string::npos);
   EXPECT_NE(result.notes[1].find("auto_eject_hosts: true has no equivalent"), std::string::npos);
   const TwemproxyImport memcached_port = import_twemproxy(
@@ -163,7 +164,7 @@ TEST(TwemproxyImport, PasswordsPortsAndLimits) {
   const TwemproxyImport open = import_twemproxy(
       "p:\n  listen: 0.0.0.0:22121\n  redis: true\n  timeout: 100\n  servers:\n   - 10.0.0.1:6379:1\n", std::nullopt);
   EXPECT_FALSE(loaded(open).proxy.protected_mode);  // open, as twemproxy was; and said so
-  ASSERT_EQ(open.notes.size(), 1u);
+  ASSERT_EQ(open.notes.size(), 2u);
   EXPECT_NE(open.notes[0].find("protected_mode = false"), std::string::npos);
 }
 
