@@ -393,6 +393,25 @@ def shard_infos(cluster):
     return [v for _, v in sorted(shards)]
 
 
+def pending_on_servers(cluster):
+    """Requests in flight to the servers, as INFO proxy tells (each server's `pending`)."""
+    info = cluster.client().info("proxy")
+    return sum(int(v["pending"]) for k, v in info.items() if k.startswith("server") and isinstance(v, dict))
+
+
+def placement_after_writing(port, servers, keys):
+    """Flushes `servers`, SETs every key through the proxy on `port` (ringproxy or nutcracker),
+    and returns which keys each server then holds, as sets."""
+    for s in servers:
+        s.client().flushall()
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+    pipe = client.pipeline(transaction=False)
+    for k in keys:
+        pipe.set(k, 1)
+    pipe.execute()
+    return [set(s.client().keys("*")) for s in servers]
+
+
 def resp(*args):
     """One command in RESP's request form, for tests that write the wire themselves."""
     out = b"*%d\r\n" % len(args)

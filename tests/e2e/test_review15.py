@@ -10,14 +10,10 @@ import unittest
 
 import redis
 
-from harness import RINGPROXY_BIN, Cluster, Proxy, RedisServer, free_port, resp, wait_until
+from harness import (RINGPROXY_BIN, Cluster, Proxy, RedisServer, free_port, pending_on_servers, placement_after_writing,
+                     resp, wait_until)
 
 NUTCRACKER = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
-
-
-def pending_on_servers(cluster):
-    info = cluster.client().info("proxy")
-    return sum(int(v["pending"]) for k, v in info.items() if k.startswith("server") and isinstance(v, dict))
 
 
 class DrainReviewTest(unittest.TestCase):
@@ -191,14 +187,7 @@ class ImportPlacementReviewTest(unittest.TestCase):
         keys = [f"user:{i}" for i in range(500)]
 
         def placement():
-            for s in servers:
-                s.client().flushall()
-            client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
-            pipe = client.pipeline(transaction=False)
-            for k in keys:
-                pipe.set(k, 1)
-            pipe.execute()
-            return [sorted(s.client().keys("*")) for s in servers]
+            return placement_after_writing(port, servers, keys)
 
         proc = subprocess.Popen([NUTCRACKER, "-c", yml, "-s", str(free_port()), "-o",
                                  os.path.join(workdir, "nc.log")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -211,7 +200,7 @@ class ImportPlacementReviewTest(unittest.TestCase):
         imported = subprocess.run([RINGPROXY_BIN, "import-twemproxy", yml], capture_output=True, text=True,
                                   timeout=30)
         self.assertEqual(imported.returncode, 0, imported.stderr)
-        proxy = Proxy(workdir, imported.stdout, port).start()
+        proxy = Proxy(workdir, imported.stdout + '\n[metrics]\nlisten = ""\n', port).start()  # (metrics off: no port clash)
         self.addCleanup(proxy.stop)
         actual = placement()
         self.assertEqual(sum(len(k) for k in expected), len(keys))

@@ -10,18 +10,11 @@ import signal
 import socket
 import tempfile
 import threading
-import time
 import unittest
 
 import redis
 
-from harness import Cluster, Proxy, digests, resp, toml_config, wait_until
-
-
-def pending_on_servers(cluster):
-    """Requests in flight to the servers, as INFO proxy tells."""
-    info = cluster.client().info("proxy")
-    return sum(int(v["pending"]) for k, v in info.items() if k.startswith("server") and isinstance(v, dict))
+from harness import Cluster, Proxy, digests, pending_on_servers, resp, toml_config, wait_until
 
 
 def read_until_closed(sock, timeout=20):
@@ -47,7 +40,6 @@ class DrainTest(unittest.TestCase):
         sock = socket.create_connection(("127.0.0.1", cluster.proxy.port))
         self.addCleanup(sock.close)
         sock.sendall(b"".join(resp("INCR", "counter") for _ in range(2000)))
-        admin = cluster.client()
         # (1,024 in flight: max_pending_per_client; what the proxy read beyond waits in its buffer)
         wait_until(lambda: pending_on_servers(cluster) == 1024, what="the pipeline read and sent")
         cluster.proxy.proc.send_signal(signal.SIGTERM)

@@ -13,7 +13,7 @@ import unittest
 
 import redis
 
-from harness import RINGPROXY_BIN, Proxy, RedisServer, free_port, wait_until
+from harness import RINGPROXY_BIN, Proxy, RedisServer, free_port, placement_after_writing, wait_until
 
 NUTCRACKER = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
 EXAMPLE = "/usr/share/doc/nutcracker/examples/nutcracker.yml"  # (Debian's nutcracker package)
@@ -36,14 +36,7 @@ class TwemproxyCompatTest(unittest.TestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def placement_after_writing(self, port):
-        for s in self.servers:
-            s.client().flushall()
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
-        pipe = client.pipeline(transaction=False)
-        for k in KEYS:
-            pipe.set(k, 1)
-        pipe.execute()
-        return [set(s.client().keys("*")) for s in self.servers]
+        return placement_after_writing(port, self.servers, KEYS)
 
     def nutcracker_yml(self, hash_name, distribution, weights, names):
         port = free_port()

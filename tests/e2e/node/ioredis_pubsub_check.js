@@ -11,22 +11,12 @@
 // Exits 2, with what it has, when it has not finished in 30 s.
 "use strict";
 
-const Redis = require("ioredis");
-
 const output = { ioredis: require("ioredis/package.json").version, messages: [], pmessages: [], errors: [] };
 
-setTimeout(() => {
-  output.timeout = "ioredis_pubsub_check.js: not finished after 30 s";
-  console.log(JSON.stringify(output));
-  process.exit(2);
-}, 30000).unref();
+const common = require("./check_common");
+common.watchdog("ioredis_pubsub_check.js", output);
 
-function client(port, name) {
-  const redis = new Redis({ host: "127.0.0.1", port, connectTimeout: 5000, maxRetriesPerRequest: 0,
-    retryStrategy: () => null });
-  redis.on("error", (e) => output.errors.push(`${name}: ${e.message}`));
-  return redis;
-}
+const client = (port, name) => common.client(output, port, name);
 
 async function main() {
   const spec = JSON.parse(require("fs").readFileSync(0, "utf8"));
