@@ -54,6 +54,13 @@ Config loaded(const TwemproxyImport& result) {
   return config.config.value_or(Config{});
 }
 
+// The import of `yaml` (its only pool) is refused, and says `why`.
+void expect_refused(const std::string& yaml, std::string_view why) {
+  const TwemproxyImport result = import_twemproxy(yaml, std::nullopt);
+  EXPECT_NE(result.error.find(why), std::string::npos) << "expected \"" << why << "\", got: " << result.error;
+  EXPECT_EQ(result.toml, "");
+}
+
 TEST(TwemproxyImport, APoolBecomesAConfigThatKeepsEveryKeyInPlace) {
   TwemproxyImport result = import_twemproxy(kExample, "beta");
   const Config c = loaded(result);
@@ -89,45 +96,30 @@ TEST(TwemproxyImport, AServerWithoutANameIsHashedAsTwemproxyDoesAndAutoEjectIsEx
 }
 
 TEST(TwemproxyImport, WhatCannotBeKeptIsAnErrorThatSaysWhy) {
-  EXPECT_NE(import_twemproxy(kExample, std::nullopt).error.find("has 4 pools (alpha, beta, gamma, omega)"),
-            std::string::npos);
+  expect_refused(std::string(kExample), "has 4 pools (alpha, beta, gamma, omega)");
   EXPECT_NE(import_twemproxy(kExample, "nope").error.find("no pool 'nope'"), std::string::npos);
   EXPECT_NE(import_twemproxy(kExample, "gamma").error.find("memcached pool"), std::string::npos);
   EXPECT_NE(import_twemproxy(kExample, "omega").error.find("Unix socket"), std::string::npos);
   const std::string base = "p:\n  listen: 127.0.0.1:1\n  redis: true\n";
-  EXPECT_NE(import_twemproxy(base + "  hash: hsieh\n  servers:\n   - 10.0.0.1:6379:1\n", std::nullopt)
-                .error.find("hash 'hsieh' has no equivalent"),
-            std::string::npos);
-  EXPECT_NE(import_twemproxy(base + "  distribution: random\n  servers:\n   - 10.0.0.1:6379:1\n", std::nullopt)
-                .error.find("'random' has no equivalent"),
-            std::string::npos);
-  EXPECT_NE(import_twemproxy(base + "  redis_db: 3\n  servers:\n   - 10.0.0.1:6379:1\n", std::nullopt)
-                .error.find("database 0 only"),
-            std::string::npos);
-  EXPECT_NE(import_twemproxy(base + "  servers:\n   - 10.0.0.1:6379:100000\n", std::nullopt).error.find("65535"),
-            std::string::npos);
-  EXPECT_NE(import_twemproxy(base + "  servers:\n   - 10.0.0.1:6379\n", std::nullopt).error.find("host:port:weight"),
-            std::string::npos);
-  EXPECT_NE(import_twemproxy("p: [1, 2\n", std::nullopt).error.find("not valid YAML"), std::string::npos);
+  expect_refused(base + "  hash: hsieh\n  servers:\n   - 10.0.0.1:6379:1\n", "hash 'hsieh' has no equivalent");
+  expect_refused(base + "  distribution: random\n  servers:\n   - 10.0.0.1:6379:1\n", "'random' has no equivalent");
+  expect_refused(base + "  redis_db: 3\n  servers:\n   - 10.0.0.1:6379:1\n", "database 0 only");
+  expect_refused(base + "  servers:\n   - 10.0.0.1:6379:100000\n", "65535");
+  expect_refused(base + "  servers:\n   - 10.0.0.1:6379\n", "host:port:weight");
+  expect_refused("p: [1, 2\n", "not valid YAML");
 }
 
 TEST(TwemproxyImport, ANewlineInAValueCannotAddAKey) {
-  TwemproxyImport result = import_twemproxy(
-      "\"p\\nmax_clients = 1\":\n  listen: 127.0.0.1:1\n  redis: true\n  timeout: 10\n  servers:\n"
-      "   - \"10.0.0.1:6379:1 a\\nallow_admin_commands = true\"\n",
-      std::nullopt);
-  EXPECT_NE(result.error.find("is not host:port:weight [name] (one name, after one space)"), std::string::npos)
-      << result.error;
-  EXPECT_EQ(result.toml, "");
+  expect_refused("p:\n  listen: 127.0.0.1:1\n  redis: true\n  timeout: 10\n  servers:\n"
+                 "   - \"10.0.0.1:6379:1 a\\nallow_admin_commands = true\"\n",
+                 "is not host:port:weight [name] (one name, after one space)");
   TwemproxyImport pool_name = import_twemproxy(
       "\"p\\nmax_clients = 1\":\n  listen: 127.0.0.1:1\n  redis: true\n  timeout: 10\n  servers:\n"
       "   - 10.0.0.1:6379:1 a\n",
       std::nullopt);
   EXPECT_EQ(loaded(pool_name).proxy.max_clients, 10000u);  // the pool's name is only in a comment, on one line
-  TwemproxyImport control = import_twemproxy(
-      "p:\n  listen: 127.0.0.1:1\n  redis: true\n  timeout: 10\n  servers:\n   - \"10.0.0.1:6379:1 a\\rb\"\n",
-      std::nullopt);
-  EXPECT_NE(control.error.find("its name has whitespace or control characters"), std::string::npos) << control.error;
+  expect_refused("p:\n  listen: 127.0.0.1:1\n  redis: true\n  timeout: 10\n  servers:\n   - \"10.0.0.1:6379:1 a\\rb\"\n",
+                 "its name has whitespace or control characters");
 }
 
 TEST(TwemproxyImport, AnUnnamedServerIsHashedByItsTextAsWritten) {
@@ -139,15 +131,9 @@ TEST(TwemproxyImport, AnUnnamedServerIsHashedByItsTextAsWritten) {
   EXPECT_EQ(c.pool.shards[0].name, "10.0.0.1:06379");  // (what nutcracker's ketama hashes)
   EXPECT_EQ(c.pool.shards[0].servers[0].port, 6379);
   EXPECT_EQ(c.pool.shards[1].name, "10.0.0.2");  // port 11211: the host alone
-  EXPECT_NE(import_twemproxy("p:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n   - 10.0.0.1:6379:1 a\n"
-                             "   - 10.0.0.1:6379:1 b\n",
-                             std::nullopt)
-                .error.find("two servers are at 10.0.0.1:6379"),
-            std::string::npos);
-  EXPECT_NE(import_twemproxy("p:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n   - \"10.0.0.1:6379:1 \"\n",
-                             std::nullopt)
-                .error.find("one name, after one space"),
-            std::string::npos);
+  const std::string base = "p:\n  listen: 127.0.0.1:1\n  redis: true\n  servers:\n";
+  expect_refused(base + "   - 10.0.0.1:6379:1 a\n   - 10.0.0.1:6379:1 b\n", "two servers are at 10.0.0.1:6379");
+  expect_refused(base + "   - \"10.0.0.1:6379:1 \"\n", "one name, after one space");
 }
 
 TEST(TwemproxyImport, PasswordsPortsAndLimits) {
